@@ -1,0 +1,177 @@
+//! The model of a handler function, read from the attribute and the signature, and checked.
+
+use proc_macro2::{Span, TokenStream};
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericParam, ItemFn, LitStr, ReturnType, Type, TypeReference};
+
+use crate::ctxt::Ctxt;
+use crate::options::{integer, set_once, skip_value, string, unknown};
+
+pub struct HandlerFn<'a> {
+    pub function: &'a ItemFn,
+    pub name: Option<LitStr>,
+    pub order: i32,
+    pub publishes: Vec<Type>,
+    pub event: &'a Type,
+    pub extractors: Vec<&'a Type>,
+    pub is_async: bool,
+    /// The span of the return type (or of the name when there is none).
+    pub return_span: Span,
+}
+
+const OPTIONS: &[&str] = &["name", "order", "publishes"];
+
+impl<'a> HandlerFn<'a> {
+    pub fn from_ast(args: TokenStream, function: &'a ItemFn) -> syn::Result<Self> {
+        let cx = Ctxt::new();
+        let options = parse_options(&cx, args);
+        check_signature(&cx, function);
+        let event = event_type(&cx, function);
+        let extractors = function
+            .sig
+            .inputs
+            .iter()
+            .skip(1)
+            .filter_map(|arg| match arg {
+                FnArg::Typed(pat) => Some(&*pat.ty),
+                FnArg::Receiver(_) => None,
+            });
+        let extractors = extractors.collect();
+        cx.check()?;
+        let (name, order, publishes) = options;
+        Ok(HandlerFn {
+            function,
+            name: name,
+            order: order.map_or(0, |o| o as i32),
+            publishes: publishes.unwrap_or_default(),
+            event: event.expect("checked above"),
+            extractors,
+            is_async: function.sig.asyncness.is_some(),
+            return_span: match &function.sig.output {
+                ReturnType::Type(_, ty) => ty.span(),
+                ReturnType::Default => function.sig.ident.span(),
+            },
+        })
+    }
+}
+
+type Options = (Option<LitStr>, Option<i64>, Option<Vec<Type>>);
+
+fn parse_options(cx: &Ctxt, args: TokenStream) -> Options {
+    let (mut name, mut order, mut publishes) = (None, None, None);
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            let v = string(cx, &meta)?;
+            set_once(cx, &mut name, &meta, v);
+        } else if meta.path.is_ident("order") {
+            let v = integer(cx, &meta, i64::from(i32::MIN), i64::from(i32::MAX))?;
+            set_once(cx, &mut order, &meta, v);
+        } else if meta.path.is_ident("publishes") {
+            let v = event_list(cx, &meta)?;
+            set_once(cx, &mut publishes, &meta, v);
+        } else {
+            unknown(cx, "event_handler", &meta, OPTIONS)?;
+        }
+        Ok(())
+    });
+    if let Err(err) = syn::parse::Parser::parse2(parser, args) {
+        cx.syn_error(err);
+    }
+    (name, order, publishes)
+}
+
+/// `publishes(EventA, EventB)`.
+fn event_list(cx: &Ctxt, meta: &syn::meta::ParseNestedMeta) -> syn::Result<Option<Vec<Type>>> {
+    if !meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(
+            &meta.path,
+            "`publishes` lists event types: `publishes(OrderShipped, InvoiceSent)`",
+        );
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let types = content.parse_terminated(Type::parse, syn::Token![,])?;
+    Ok(Some(types.into_iter().collect()))
+}
+
+use syn::parse::Parse;
+
+fn check_signature(cx: &Ctxt, function: &ItemFn) {
+    let sig = &function.sig;
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, GenericParam::Lifetime(_)));
+    if let Some(param) = generic {
+        cx.error_spanned_by(
+            param,
+            "an event handler cannot be generic: each handler handles one concrete event type",
+        );
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        cx.error_spanned_by(
+            where_clause,
+            "an event handler cannot have a `where` clause",
+        );
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        cx.error_spanned_by(unsafety, "an event handler cannot be `unsafe fn`");
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, "an event handler cannot have an `extern` ABI");
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, "an event handler cannot be variadic");
+    }
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => cx.error_spanned_by(
+                receiver,
+                "an event handler is a free function, not a method: remove `self` and move it out of the `impl` block",
+            ),
+            FnArg::Typed(pat) => {
+                if let Type::ImplTrait(impl_trait) = &*pat.ty {
+                    cx.error_spanned_by(impl_trait, "an event handler parameter cannot be `impl Trait`: name a concrete type");
+                }
+            }
+        }
+    }
+}
+
+/// The event type `E` of the first parameter `&E`.
+fn event_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
+    let sig = &function.sig;
+    let Some(first) = sig.inputs.first() else {
+        cx.syn_error(syn::Error::new(
+            sig.paren_token.span.join(),
+            "an event handler takes the event as its first parameter: `fn handle(event: &MyEvent)`",
+        ));
+        return None;
+    };
+    let FnArg::Typed(first) = first else {
+        return None;
+    };
+    match &*first.ty {
+        Type::Reference(TypeReference {
+            mutability: Some(mutability),
+            ..
+        }) => {
+            cx.error_spanned_by(mutability, "handlers receive the event as a shared reference `&E`, not `&mut E`: an event is a fact, handlers cannot change it");
+            None
+        }
+        Type::Reference(TypeReference { elem, .. }) => match &**elem {
+            Type::ImplTrait(_) => None, // reported by `check_signature`
+            elem => Some(elem),
+        },
+        other => {
+            cx.error_spanned_by(
+                other,
+                "the first parameter of an event handler must be a reference to the event: `&E`",
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Support for generated code. Not public API: names and shapes change without notice.
+
+pub use inventory;
+
+pub use crate::catalog::Location;
+pub use crate::event::AggregateId;
+pub use crate::extract::{Context, FromContext, Requirement};
+pub use crate::handler::{BoxFuture, Call, Handler, Outcome};
+pub use crate::registry::{EventEntry, EventRegistry, Slot};
+pub use crate::report::FailureCause;
+
+use crate::error::BoxError;
+
+/// Draws one handler parameter; a failure becomes the handler's failure.
+#[inline]
+pub fn extract<T: FromContext>(cx: &Context<'_>) -> Result<T, FailureCause> {
+    T::from_context(cx).map_err(FailureCause::Extract)
+}
+
+/// What a handler function may return: `()` or `Result<(), E>` with `E: Into<BoxError>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid event handler return type",
+    label = "return `()` or `Result<(), E>` where `E: Into<Box<dyn std::error::Error + Send + Sync>>`"
+)]
+pub trait IntoOutcome {
+    /// Converts the return value.
+    fn into_outcome(self) -> Outcome;
+}
+
+impl IntoOutcome for () {
+    #[inline]
+    fn into_outcome(self) -> Outcome {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> IntoOutcome for Result<(), E> {
+    #[inline]
+    fn into_outcome(self) -> Outcome {
+        self.map_err(|e| FailureCause::Error(e.into()))
+    }
+}
+
+/// The aggregate id of a field, for the derive.
+#[inline]
+pub fn aggregate_id<T: AggregateId + ?Sized>(value: &T) -> Option<String> {
+    Some(value.to_aggregate_id())
+}
+
+/// Converts a handler's return value; the bound is checked on the user's return type.
+#[inline]
+pub fn into_outcome<R: IntoOutcome>(ret: R) -> Outcome {
+    ret.into_outcome()
+}
+
+/// Boxes an async handler's future. The future must be `Send`, because a bus can be shared by
+/// threads and `Bus::spawn` runs dispatches on a multi-threaded runtime.
+#[inline]
+pub fn boxed<'a, F>(future: F) -> BoxFuture<'a, Outcome>
+where
+    F: core::future::Future<Output = Outcome> + Send + 'a,
+{
+    Box::pin(future)
+}

@@ -1,0 +1,441 @@
+//! The bus: built once at start-up from the link-time catalog, then dispatches events to their
+//! own handler lists.
+
+use std::any::{type_name, Any, TypeId};
+use std::collections::BTreeMap;
+use std::future::poll_fn;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use metrics::{Counter, Histogram};
+use tracing::Instrument;
+
+use crate::__private::Slot;
+use crate::catalog::{catalog, Catalog};
+use crate::error::{BuildError, Problem};
+use crate::extract::{AnyResource, Context};
+use crate::handler::{Call, Handler, Outcome};
+use crate::meta::{LazyMeta, Meta};
+use crate::report::{FailureCause, Report};
+use crate::DomainEvent;
+
+/// How deep follow-up events may nest before the chain is cut and reported as a failure.
+pub const MAX_DEPTH: u32 = 64;
+
+/// The event bus. Cheap to clone: clones share one set of resources.
+///
+/// ```
+/// use events::{Bus, DomainEvent, Res, event_handler};
+///
+/// struct Mailer;
+/// impl Mailer { fn send(&self, to: &str) -> Result<(), std::io::Error> { Ok(()) } }
+///
+/// #[derive(DomainEvent)]
+/// struct UserRegistered { email: String }
+///
+/// #[event_handler]
+/// async fn welcome(e: &UserRegistered, mailer: Res<Mailer>) -> Result<(), std::io::Error> {
+///     mailer.send(&e.email)
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let bus = Bus::builder().resource(Mailer).build()?;
+/// let report = bus.dispatch(&UserRegistered { email: "ada@example.com".into() }).await;
+/// assert!(report.is_ok());
+/// # Ok::<(), events::BuildError>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    resources: Vec<Resource>,
+    /// Per catalog event: the `events_dispatched_total` counter.
+    events: Box<[Counter]>,
+    /// Per catalog handler (by global index).
+    handlers: Box<[HandlerMetrics]>,
+    record_durations: bool,
+}
+
+struct Resource {
+    type_id: TypeId,
+    type_name: &'static str,
+    value: AnyResource,
+}
+
+struct HandlerMetrics {
+    failures: Counter,
+    duration: Histogram,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field(
+                "resources",
+                &self
+                    .inner
+                    .resources
+                    .iter()
+                    .map(|r| r.type_name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("handlers", &self.inner.handlers.len())
+            .finish()
+    }
+}
+
+/// Configures a [`Bus`]: the resources handlers ask for. Handlers need no registration.
+#[must_use]
+pub struct BusBuilder {
+    resources: Vec<Resource>,
+    record_durations: bool,
+}
+
+impl Bus {
+    /// Starts building a bus.
+    pub fn builder() -> BusBuilder {
+        BusBuilder {
+            resources: Vec::new(),
+            record_durations: true,
+        }
+    }
+
+    /// Runs the sync handlers of `event` inline, in order, and reports what happened.
+    ///
+    /// Needs no async runtime. Async handlers are not run here: they are listed in
+    /// [`Report::skipped`] (so [`Report::is_ok`] is `false`) and logged at warn level. Use
+    /// [`dispatch`](Self::dispatch) or [`spawn`](Self::spawn) for events that have async handlers.
+    pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
+        self.publish_in(event, &LazyMeta::new::<E>(None), 0)
+    }
+
+    /// Like [`publish`](Self::publish), with the event's metadata given (an id and time of
+    /// the caller's, for example one read from a store).
+    pub fn publish_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
+        self.publish_in(event, &LazyMeta::given(meta), 0)
+    }
+
+    /// Runs every sync and async handler of `event`, one after the other in order, and reports
+    /// what happened.
+    pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
+        self.dispatch_in(event, LazyMeta::new::<E>(None), 0).await
+    }
+
+    /// Like [`dispatch`](Self::dispatch), with the event's metadata given.
+    pub async fn dispatch_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
+        self.dispatch_in(event, LazyMeta::given(meta), 0).await
+    }
+
+    /// Dispatches an owned event on the current tokio runtime and returns at once.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    #[cfg(feature = "tokio")]
+    pub fn spawn<E: DomainEvent>(&self, event: E) -> tokio::task::JoinHandle<Report> {
+        let bus = self.clone();
+        tokio::spawn(async move { bus.dispatch(&event).await })
+    }
+
+    /// The resource of type `T`, if it was provided.
+    pub fn resource<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let wanted = TypeId::of::<T>();
+        let found = self.inner.resources.iter().find(|r| r.type_id == wanted)?;
+        Arc::clone(&found.value).downcast::<T>().ok()
+    }
+
+    /// The catalog this bus was built from.
+    pub fn catalog(&self) -> &'static Catalog {
+        catalog()
+    }
+
+    pub(crate) fn publish_caused<E: DomainEvent>(
+        &self,
+        event: &E,
+        cause: Meta,
+        depth: u32,
+    ) -> Report {
+        if depth > MAX_DEPTH {
+            return too_deep::<E>(depth);
+        }
+        self.publish_in(event, &LazyMeta::new::<E>(Some(cause)), depth)
+    }
+
+    pub(crate) async fn dispatch_caused<E: DomainEvent>(
+        &self,
+        event: &E,
+        cause: Meta,
+        depth: u32,
+    ) -> Report {
+        if depth > MAX_DEPTH {
+            return too_deep::<E>(depth);
+        }
+        self.dispatch_in(event, LazyMeta::new::<E>(Some(cause)), depth)
+            .await
+    }
+
+    fn publish_in<E: DomainEvent>(&self, event: &E, meta: &LazyMeta, depth: u32) -> Report {
+        let state = E::Slot::registry().state();
+        self.inner.events[state.index].increment(1);
+        let cx = Context {
+            bus: self,
+            meta,
+            depth,
+        };
+        let mut report = Report::new(E::NAME);
+        for (i, handler) in state.handlers.iter().enumerate() {
+            match handler.call {
+                Call::Sync(call) => {
+                    let outcome = self.run_sync(handler, state.base + i, &cx, || call(event, &cx));
+                    report.record(handler.name, outcome);
+                }
+                Call::Async(_) => {
+                    tracing::warn!(
+                        event = E::NAME,
+                        handler = handler.name,
+                        "async handler skipped by `publish`; use `dispatch(..).await` or `spawn`"
+                    );
+                    report.skip(handler.name);
+                }
+            }
+        }
+        report
+    }
+
+    async fn dispatch_in<E: DomainEvent>(&self, event: &E, meta: LazyMeta, depth: u32) -> Report {
+        let state = E::Slot::registry().state();
+        self.inner.events[state.index].increment(1);
+        let cx = Context {
+            bus: self,
+            meta: &meta,
+            depth,
+        };
+        let mut report = Report::new(E::NAME);
+        for (i, handler) in state.handlers.iter().enumerate() {
+            let index = state.base + i;
+            let outcome = match handler.call {
+                Call::Sync(call) => self.run_sync(handler, index, &cx, || call(event, &cx)),
+                Call::Async(call) => self.run_async(handler, index, &cx, call(event, &cx)).await,
+            };
+            report.record(handler.name, outcome);
+        }
+        report
+    }
+
+    /// Calls a sync handler inside its span, catching a panic, timing it.
+    #[inline]
+    fn run_sync<E: DomainEvent>(
+        &self,
+        handler: &Handler<E>,
+        index: usize,
+        cx: &Context<'_>,
+        call: impl FnOnce() -> Outcome,
+    ) -> Outcome {
+        let span = handler_span::<E>(handler, cx);
+        let _entered = span.enter();
+        let start = self.inner.record_durations.then(Instant::now);
+        let outcome = catch_unwind(AssertUnwindSafe(call))
+            .unwrap_or_else(|p| Err(FailureCause::from_panic(p)));
+        self.finish(handler, index, start, outcome)
+    }
+
+    /// Awaits an async handler's future inside its span, catching a panic, timing it.
+    async fn run_async<E: DomainEvent>(
+        &self,
+        handler: &Handler<E>,
+        index: usize,
+        cx: &Context<'_>,
+        mut future: crate::handler::BoxFuture<'_, Outcome>,
+    ) -> Outcome {
+        let span = handler_span::<E>(handler, cx);
+        let start = self.inner.record_durations.then(Instant::now);
+        let guarded =
+            poll_fn(
+                |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+                    Ok(poll) => poll,
+                    Err(panic) => Poll::Ready(Err(FailureCause::from_panic(panic))),
+                },
+            );
+        let outcome = guarded.instrument(span.clone()).await;
+        let _entered = span.enter();
+        self.finish(handler, index, start, outcome)
+    }
+
+    fn finish<E: DomainEvent>(
+        &self,
+        handler: &Handler<E>,
+        index: usize,
+        start: Option<Instant>,
+        outcome: Outcome,
+    ) -> Outcome {
+        let metrics = &self.inner.handlers[index];
+        if let Some(start) = start {
+            metrics.duration.record(start.elapsed());
+        }
+        if let Err(cause) = &outcome {
+            metrics.failures.increment(1);
+            match cause {
+                FailureCause::Panic(_) => tracing::error!(
+                    event = E::NAME,
+                    handler = handler.name,
+                    "handler panicked: {cause}"
+                ),
+                _ => tracing::warn!(
+                    event = E::NAME,
+                    handler = handler.name,
+                    "handler failed: {cause}"
+                ),
+            }
+        }
+        outcome
+    }
+}
+
+fn handler_span<E: DomainEvent>(handler: &Handler<E>, cx: &Context<'_>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "event_handler",
+        event = E::NAME,
+        handler = handler.name,
+        event_id = tracing::field::Empty
+    );
+    if !span.is_disabled() {
+        span.record("event_id", tracing::field::display(cx.meta().event_id()));
+    }
+    span
+}
+
+fn too_deep<E: DomainEvent>(depth: u32) -> Report {
+    tracing::error!(
+        event = E::NAME,
+        depth,
+        "follow-up event chain too deep; not dispatched"
+    );
+    let mut report = Report::new(E::NAME);
+    report.record("*", Err(FailureCause::TooDeep(depth)));
+    report
+}
+
+impl BusBuilder {
+    /// Provides a resource that handlers take as `Res<T>`.
+    pub fn resource<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.shared_resource(Arc::new(value))
+    }
+
+    /// Provides a resource that is already shared.
+    pub fn shared_resource<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        let value: Arc<dyn Any + Send + Sync> = value;
+        self.resources.push(Resource {
+            type_id: TypeId::of::<T>(),
+            type_name: type_name::<T>(),
+            value,
+        });
+        self
+    }
+
+    /// Whether to time every handler call for the `events_handler_duration_seconds`
+    /// histogram (default: on). Timing costs two clock reads per handler call.
+    pub fn record_durations(mut self, on: bool) -> Self {
+        self.record_durations = on;
+        self
+    }
+
+    /// Checks the whole program once and builds the bus, or lists every problem found:
+    /// duplicate handler or event names, resources that handlers need but were not provided,
+    /// resources provided twice.
+    pub fn build(self) -> Result<Bus, BuildError> {
+        let catalog = catalog();
+        let problems = self.problems(catalog);
+        if !problems.is_empty() {
+            return Err(BuildError::new(problems));
+        }
+        let events = catalog
+            .events()
+            .iter()
+            .map(|e| metrics::counter!("events_dispatched_total", "event" => e.name()))
+            .collect();
+        let handlers = catalog
+            .handlers()
+            .iter()
+            .map(|h| HandlerMetrics {
+                failures: metrics::counter!("events_handler_failures_total", "handler" => h.name()),
+                duration: metrics::histogram!("events_handler_duration_seconds", "handler" => h.name()),
+            })
+            .collect();
+        tracing::debug!(
+            events = catalog.events().len(),
+            handlers = catalog.handlers().len(),
+            resources = self.resources.len(),
+            "event bus built"
+        );
+        Ok(Bus {
+            inner: Arc::new(Inner {
+                resources: self.resources,
+                events,
+                handlers,
+                record_durations: self.record_durations,
+            }),
+        })
+    }
+
+    fn problems(&self, catalog: &Catalog) -> Vec<Problem> {
+        let mut problems = Vec::new();
+
+        let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for h in catalog.handlers() {
+            by_name
+                .entry(h.name())
+                .or_default()
+                .push(h.location().to_string());
+        }
+        for (name, locations) in by_name {
+            if locations.len() > 1 {
+                problems.push(Problem::DuplicateHandlerName {
+                    name: name.to_owned(),
+                    locations,
+                });
+            }
+        }
+
+        let mut events: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for e in catalog.events() {
+            events.entry(e.name()).or_default().push(e.type_name());
+        }
+        for (name, types) in events {
+            if types.len() > 1 {
+                problems.push(Problem::DuplicateEventName {
+                    name: name.to_owned(),
+                    types: types.join(", "),
+                });
+            }
+        }
+
+        let mut provided: BTreeMap<TypeId, (&str, usize)> = BTreeMap::new();
+        for r in &self.resources {
+            provided.entry(r.type_id).or_insert((r.type_name, 0)).1 += 1;
+        }
+        let mut twice: Vec<_> = provided.values().filter(|(_, n)| *n > 1).collect();
+        twice.sort();
+        for (name, count) in twice {
+            problems.push(Problem::DuplicateResource {
+                resource: (*name).to_owned(),
+                count: *count,
+            });
+        }
+
+        for h in catalog.handlers() {
+            for req in h.requirements() {
+                if !provided.contains_key(&(req.type_id)()) {
+                    problems.push(Problem::MissingResource {
+                        handler: h.name().to_owned(),
+                        location: h.location().to_string(),
+                        resource: req.type_name().to_owned(),
+                    });
+                }
+            }
+        }
+        problems
+    }
+}

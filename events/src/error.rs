@@ -1,0 +1,84 @@
+//! Errors of start-up; handler errors live in `report.rs`.
+
+use std::fmt;
+
+/// The error type handlers may return, boxed: any `E: Into<BoxError>` works in
+/// `Result<(), E>`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Building a [`Bus`](crate::Bus) found problems; every one of them is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render(.problems))]
+pub struct BuildError {
+    problems: Vec<Problem>,
+}
+
+impl BuildError {
+    pub(crate) fn new(problems: Vec<Problem>) -> Self {
+        Self { problems }
+    }
+
+    /// Every problem found, in a stable order.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+}
+
+fn render(problems: &[Problem]) -> String {
+    let mut out = format!(
+        "the event bus cannot start: {} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str("\n  - ");
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+/// One problem found while building a [`Bus`](crate::Bus).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// Two handlers share a name; names identify handlers in logs, metrics and the store.
+    #[error("handler name `{name}` is used {} times ({}); give each a unique `#[event_handler(name = \"..\")]`", .locations.len(), .locations.join(", "))]
+    DuplicateHandlerName {
+        /// The name in question.
+        name: String,
+        /// Where each handler with that name is defined.
+        locations: Vec<String>,
+    },
+    /// Two event types share a name; the name identifies the event in the store.
+    #[error("event name `{name}` is used by several types ({types}); give each a unique `#[event(name = \"..\")]`")]
+    DuplicateEventName {
+        /// The name in question.
+        name: String,
+        /// The Rust types using it.
+        types: String,
+    },
+    /// A handler asks for a resource that was not provided to the builder.
+    #[error("handler `{handler}` ({location}) needs resource `{resource}`; provide it with `Bus::builder().resource(..)`")]
+    MissingResource {
+        /// The handler's name.
+        handler: String,
+        /// Where the handler is defined.
+        location: String,
+        /// The resource's type name.
+        resource: String,
+    },
+    /// The same resource type was provided twice; the second would silently win.
+    #[error("resource `{resource}` is provided {count} times; provide each resource type once")]
+    DuplicateResource {
+        /// The resource's type name.
+        resource: String,
+        /// How many times it was provided.
+        count: usize,
+    },
+}
+
+impl fmt::Display for crate::catalog::Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}

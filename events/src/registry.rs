@@ -1,0 +1,107 @@
+//! The link-time mechanism: each event type's own handler list, and the global list of event
+//! types. `inventory` is used here and nowhere else, so switching (for example to `linkme`) would
+//! touch this module and `__private` only.
+
+use std::sync::OnceLock;
+
+use crate::catalog::{catalog, EventInfo, HandlerInfo};
+use crate::handler::Handler;
+use crate::DomainEvent;
+
+/// Gives access to an event type's handler list; implemented by the hidden slot type that
+/// `#[derive(DomainEvent)]` generates.
+pub trait Slot<E: 'static>: 'static {
+    /// The event type's registry.
+    fn registry() -> &'static EventRegistry<E>;
+}
+
+/// One event type's handlers, gathered from its slot at first use and sorted once.
+pub struct EventRegistry<E: 'static> {
+    collect: fn() -> Vec<&'static Handler<E>>,
+    state: OnceLock<EventState<E>>,
+}
+
+pub(crate) struct EventState<E: 'static> {
+    /// This event's position in the catalog.
+    pub(crate) index: usize,
+    /// Global index of the first handler: handler `i` of this event is `base + i`.
+    pub(crate) base: usize,
+    pub(crate) handlers: Box<[&'static Handler<E>]>,
+}
+
+impl<E: 'static> EventRegistry<E> {
+    /// A registry reading its handlers through `collect` (which walks the slot).
+    pub const fn new(collect: fn() -> Vec<&'static Handler<E>>) -> Self {
+        Self {
+            collect,
+            state: OnceLock::new(),
+        }
+    }
+
+    /// Sorted handlers with their global indices; made by the catalog, once.
+    #[inline]
+    pub(crate) fn state(&self) -> &EventState<E> {
+        match self.state.get() {
+            Some(state) => state,
+            None => {
+                catalog();
+                self.state
+                    .get()
+                    .expect("every derived event is in the catalog")
+            }
+        }
+    }
+}
+
+/// The type-erased face of an [`EventRegistry`], for the catalog.
+pub(crate) trait ErasedRegistry: Sync {
+    /// `(name, Rust type name)`: the catalog's order.
+    fn sort_key(&self) -> (&'static str, &'static str);
+    fn event_info(&self, first_handler: usize) -> EventInfo;
+    /// Sorts this event's handlers, records their global indices, and describes them.
+    fn init(&self, index: usize, base: usize) -> Vec<HandlerInfo>;
+}
+
+impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
+    fn sort_key(&self) -> (&'static str, &'static str) {
+        (E::NAME, std::any::type_name::<E>())
+    }
+
+    fn event_info(&self, first_handler: usize) -> EventInfo {
+        let count = self.state.get().map_or(0, |s| s.handlers.len());
+        EventInfo::of::<E>(first_handler..first_handler + count)
+    }
+
+    fn init(&self, index: usize, base: usize) -> Vec<HandlerInfo> {
+        let state = self.state.get_or_init(|| {
+            let mut handlers = (self.collect)();
+            handlers.sort_by_key(|h| h.sort_key());
+            EventState {
+                index,
+                base,
+                handlers: handlers.into_boxed_slice(),
+            }
+        });
+        state
+            .handlers
+            .iter()
+            .map(|h| HandlerInfo::of::<E>(h))
+            .collect()
+    }
+}
+
+/// An event type in the global list; `#[derive(DomainEvent)]` submits one per type.
+pub struct EventEntry(pub(crate) &'static dyn ErasedRegistry);
+
+impl EventEntry {
+    /// The entry of the event type whose registry this is.
+    pub const fn new<E: DomainEvent>(registry: &'static EventRegistry<E>) -> Self {
+        Self(registry)
+    }
+}
+
+inventory::collect!(EventEntry);
+
+pub(crate) fn event_entries() -> impl Iterator<Item = &'static dyn ErasedRegistry> {
+    inventory::iter::<EventEntry>.into_iter().map(|e| e.0)
+}
