@@ -77,8 +77,14 @@ impl<E: 'static> Handler<E> {
         }
     }
 
-    /// Deterministic order among one event's handlers: by `order`, then by name.
-    pub(crate) fn sort_key(&self) -> (i32, &'static str) {
-        (self.order, self.name)
+    /// Deterministic order among one event's handlers: by `order`, then by name (then by
+    /// place, so even invalid duplicate names sort the same way in every build).
+    pub(crate) fn sort_key(&self) -> (i32, &'static str, &'static str, u32) {
+        (
+            self.order,
+            self.name,
+            self.location.file,
+            self.location.line,
+        )
     }
 }

@@ -48,7 +48,7 @@ mod report;
 #[doc(hidden)]
 pub mod __private;
 
-pub use bus::{Bus, BusBuilder};
+pub use bus::{Bus, BusBuilder, MAX_DEPTH};
 pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
 pub use error::{BoxError, BuildError, Problem};
 pub use event::{AggregateId, DomainEvent};

@@ -1,0 +1,309 @@
+//! Dispatch: order, isolation of errors and panics, sync/async, resources, metadata, chains.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use events::{event_handler, Bus, DomainEvent, FailureCause, HandlerKind, Meta, Publisher, Res};
+
+/// What handlers saw, in order.
+#[derive(Default)]
+struct Journal(Mutex<Vec<String>>);
+
+impl Journal {
+    fn push(&self, line: impl Into<String>) {
+        self.0.lock().unwrap().push(line.into());
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+#[derive(DomainEvent, Debug, Clone)]
+#[event(name = "tables.record_created", aggregate = "Table")]
+struct RecordCreated {
+    #[event(aggregate_id)]
+    table: String,
+    record: u64,
+}
+
+// Handlers of one event run by `order`, then by name: declared here out of order on purpose.
+#[event_handler(name = "record.z_last", order = 10)]
+fn last(e: &RecordCreated, journal: Res<Journal>) {
+    journal.push(format!("last {}", e.record));
+}
+
+#[event_handler(name = "record.b_fails")]
+fn fails(e: &RecordCreated, journal: Res<Journal>) -> Result<(), std::io::Error> {
+    journal.push("fails");
+    Err(std::io::Error::other(format!("disk full for {}", e.table)))
+}
+
+#[event_handler(name = "record.c_panics")]
+fn panics(e: &RecordCreated, journal: Res<Journal>) {
+    journal.push("panics");
+    if e.record > 0 {
+        panic!("record {} is cursed", e.record);
+    }
+}
+
+#[event_handler(name = "record.a_first", order = -5)]
+fn first(e: &RecordCreated, journal: Res<Journal>, meta: Meta) {
+    journal.push(format!("first {} {}", e.record, meta.event_name()));
+}
+
+#[event_handler(name = "record.d_async")]
+async fn notify(e: &RecordCreated, journal: Res<Journal>) {
+    tokio::task::yield_now().await;
+    journal.push(format!("async {}", e.record));
+}
+
+fn bus() -> (Bus, Arc<Journal>) {
+    let journal = Arc::new(Journal::default());
+    let bus = Bus::builder()
+        .shared_resource(Arc::clone(&journal))
+        .resource(Counter::default())
+        .build()
+        .expect("bus builds");
+    (bus, journal)
+}
+
+#[test]
+fn publish_runs_sync_handlers_in_order_and_isolates_failures() {
+    let (bus, journal) = bus();
+    let report = bus.publish(&RecordCreated {
+        table: "t1".into(),
+        record: 3,
+    });
+
+    assert_eq!(
+        journal.take(),
+        ["first 3 tables.record_created", "fails", "panics", "last 3"]
+    );
+    assert_eq!(report.ran(), 4);
+    assert!(!report.is_ok());
+    let failures: Vec<_> = report.failures().iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        failures,
+        [
+            "handler `record.b_fails` failed: disk full for t1",
+            "handler `record.c_panics` failed: panicked: record 3 is cursed",
+        ]
+    );
+    assert!(matches!(
+        report.failures()[1].cause(),
+        FailureCause::Panic(_)
+    ));
+    // `publish` does not run async handlers, and says so.
+    assert_eq!(report.skipped(), ["record.d_async"]);
+}
+
+#[tokio::test]
+async fn dispatch_runs_sync_and_async_handlers_in_order() {
+    let (bus, journal) = bus();
+    let report = bus
+        .dispatch(&RecordCreated {
+            table: "t1".into(),
+            record: 0,
+        })
+        .await;
+    assert_eq!(
+        journal.take(),
+        [
+            "first 0 tables.record_created",
+            "fails",
+            "panics",
+            "async 0",
+            "last 0"
+        ]
+    );
+    assert_eq!(report.ran(), 5);
+    assert!(report.skipped().is_empty());
+    assert_eq!(report.failures().len(), 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_dispatches_an_owned_event_on_the_runtime() {
+    let (bus, journal) = bus();
+    let report = bus
+        .spawn(RecordCreated {
+            table: "t9".into(),
+            record: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.ran(), 5);
+    assert!(journal.take().contains(&"async 0".to_string()));
+}
+
+#[test]
+fn catalog_lists_handlers_with_kind_and_location() {
+    let catalog = events::catalog();
+    let event = catalog
+        .event("tables.record_created")
+        .expect("event in catalog");
+    assert_eq!(event.aggregate_type(), Some("Table"));
+    assert!(event.type_name().ends_with("RecordCreated"));
+    let names: Vec<_> = catalog
+        .handlers_of(event)
+        .iter()
+        .map(|h| h.name())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "record.a_first",
+            "record.b_fails",
+            "record.c_panics",
+            "record.d_async",
+            "record.z_last"
+        ]
+    );
+
+    let notify = catalog.handler("record.d_async").unwrap();
+    assert_eq!(notify.kind(), HandlerKind::Async);
+    assert_eq!(notify.location().file(), "events/tests/dispatch.rs");
+    assert_eq!(notify.location().line(), 55);
+    assert_eq!(notify.location().module_path(), "dispatch");
+    assert_eq!(
+        notify.resources().collect::<Vec<_>>(),
+        [std::any::type_name::<Journal>()]
+    );
+}
+
+// Chains: a handler publishes the next event through `Publisher`.
+
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+#[derive(DomainEvent, Clone, Copy)]
+struct FormSubmitted {
+    #[event(aggregate_id)]
+    form: u32,
+}
+
+#[derive(DomainEvent)]
+#[event(name = "automation.triggered")]
+struct AutomationTriggered {
+    form: u32,
+    cause: Meta,
+}
+
+#[derive(DomainEvent)]
+struct Loop(u32);
+
+#[event_handler(publishes(AutomationTriggered))]
+fn trigger_automation(e: &FormSubmitted, meta: Meta, publisher: Publisher) -> Result<(), String> {
+    let report = publisher.publish(&AutomationTriggered {
+        form: e.form,
+        cause: meta,
+    });
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(report.to_string())
+    }
+}
+
+static SEEN: Mutex<Vec<(Meta, Meta, u32)>> = Mutex::new(Vec::new());
+
+#[event_handler]
+fn record_automation(e: &AutomationTriggered, meta: Meta) {
+    SEEN.lock().unwrap().push((e.cause, meta, e.form));
+}
+
+#[event_handler]
+fn loop_forever(e: &Loop, publisher: Publisher, counter: Res<Counter>) -> Result<(), String> {
+    counter.0.fetch_add(1, Ordering::SeqCst);
+    let report = publisher.publish(&Loop(e.0 + 1));
+    report
+        .failures()
+        .first()
+        .map_or(Ok(()), |f| Err(f.to_string()))
+}
+
+#[test]
+fn follow_up_events_carry_correlation_and_causation() {
+    let (bus, _) = bus();
+    let first = Meta::new::<FormSubmitted>();
+    let report = bus.publish_with(&FormSubmitted { form: 7 }, first);
+    assert!(report.is_ok(), "{report}");
+
+    let seen = SEEN.lock().unwrap();
+    let (cause, follow_up, form) = seen.last().copied().unwrap();
+    assert_eq!(form, 7);
+    assert_eq!(
+        cause, first,
+        "the handler saw the metadata it was published with"
+    );
+    assert_eq!(follow_up.event_name(), "automation.triggered");
+    assert_eq!(follow_up.causation_id(), Some(first.event_id()));
+    assert_eq!(follow_up.correlation_id(), first.correlation_id());
+    assert_ne!(follow_up.event_id(), first.event_id());
+    assert!(
+        follow_up.event_id() > first.event_id(),
+        "UUID v7 ids are ordered by time"
+    );
+
+    let info = events::catalog()
+        .handler("dispatch::trigger_automation")
+        .unwrap();
+    assert_eq!(info.publishes(), ["automation.triggered"]);
+}
+
+#[test]
+fn a_cycle_of_follow_ups_is_cut_and_reported() {
+    let (bus, _) = bus();
+    let counter = bus.resource::<Counter>().unwrap();
+    let report = bus.publish(&Loop(0));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        events::MAX_DEPTH as usize + 1
+    );
+    let text = report.to_string();
+    assert!(text.contains("nested 65 deep"), "{text}");
+}
+
+#[test]
+fn aggregate_ids_come_from_the_marked_field() {
+    let e = RecordCreated {
+        table: "t-42".into(),
+        record: 1,
+    };
+    assert_eq!(e.aggregate_id().as_deref(), Some("t-42"));
+    assert_eq!(
+        FormSubmitted { form: 9 }.aggregate_id().as_deref(),
+        Some("9")
+    );
+    assert_eq!(Loop(1).aggregate_id(), None);
+    assert_eq!(Loop::AGGREGATE_TYPE, None);
+    assert_eq!(Loop::NAME, "Loop");
+    assert_eq!(Loop::VERSION, 1);
+}
+
+#[derive(DomainEvent, Debug)]
+#[event(aggregate = "Record", version = 3)]
+enum RecordChanged {
+    Updated {
+        #[event(aggregate_id)]
+        id: u64,
+        field: String,
+    },
+    Deleted(#[event(aggregate_id)] u64),
+    Purged,
+}
+
+#[test]
+fn enum_events_read_the_id_of_each_variant() {
+    let updated = RecordChanged::Updated {
+        id: 3,
+        field: "title".into(),
+    };
+    assert_eq!(updated.aggregate_id().as_deref(), Some("3"));
+    assert!(matches!(updated, RecordChanged::Updated { field, .. } if field == "title"));
+    assert_eq!(
+        RecordChanged::Deleted(4).aggregate_id().as_deref(),
+        Some("4")
+    );
+    assert_eq!(RecordChanged::Purged.aggregate_id(), None);
+    assert_eq!(RecordChanged::VERSION, 3);
+}
