@@ -3,6 +3,7 @@
 //! Each macro parses into a small model (`ast`), checks it while collecting every error
 //! (`ctxt`), then generates code (`expand`) that only calls into `::events::__private`.
 
+mod command;
 mod ctxt;
 mod event;
 mod handler;
@@ -22,4 +23,17 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn event_handler(args: TokenStream, input: TokenStream) -> TokenStream {
     handler::expand(args.into(), input.into()).into()
+}
+
+/// Derives `events::Command`. See the `events` crate for the options.
+#[proc_macro_derive(Command, attributes(command))]
+pub fn derive_command(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    command::expand_derive(&input).into()
+}
+
+/// Registers a function as the one handler of a command at link time. See the `events` crate.
+#[proc_macro_attribute]
+pub fn command_handler(args: TokenStream, input: TokenStream) -> TokenStream {
+    command::expand_handler(args.into(), input.into()).into()
 }

@@ -56,10 +56,26 @@ pub fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     Ok(())
 }
 
+/// The `= value` after a key; a key without one (`name` alone, `name("x")`) is an error on the key.
+fn value(cx: &Ctxt, meta: &ParseNestedMeta, example: &str) -> syn::Result<Option<Expr>> {
+    if meta.input.peek(syn::Token![=]) {
+        return Ok(Some(meta.value()?.parse()?));
+    }
+    let key = path_name(meta);
+    cx.error_spanned_by(
+        &meta.path,
+        format!("`{key}` expects a value, like `{key} = {example}`"),
+    );
+    skip_value(meta)?;
+    Ok(None)
+}
+
 /// `key = "text"`: a non-empty string literal.
 pub fn string(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<LitStr>> {
     let key = path_name(meta);
-    let expr: Expr = meta.value()?.parse()?;
+    let Some(expr) = value(cx, meta, "\"...\"")? else {
+        return Ok(None);
+    };
     match &expr {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
@@ -83,7 +99,9 @@ pub fn string(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<LitStr>> 
 /// `key = 12` or `key = -3`: an integer literal within `min..=max`.
 pub fn integer(cx: &Ctxt, meta: &ParseNestedMeta, min: i64, max: i64) -> syn::Result<Option<i64>> {
     let key = path_name(meta);
-    let expr: Expr = meta.value()?.parse()?;
+    let Some(expr) = value(cx, meta, "2")? else {
+        return Ok(None);
+    };
     let (negative, lit) = match &expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..

@@ -1,11 +1,19 @@
 //! Support for generated code. Not public API: names and shapes change without notice.
 
 pub use inventory;
+pub use serde_json;
+
+pub use crate::aggregate::SetMember;
+
+pub use crate::command::{
+    CommandCall, CommandEntry, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot,
+    FromCommandContext, IntoCommandOutcome,
+};
 
 pub use crate::catalog::Location;
 pub use crate::event::AggregateId;
 pub use crate::extract::{Context, FromContext, Requirement};
-pub use crate::handler::{BoxFuture, Call, Handler, Outcome};
+pub use crate::handler::{BoxFuture, Call, DurableCall, Handler, Outcome, RetryPolicy};
 pub use crate::registry::{EventEntry, EventRegistry, Slot};
 pub use crate::report::FailureCause;
 
@@ -59,6 +67,50 @@ pub fn into_outcome<R: IntoOutcome>(ret: R) -> Outcome {
 pub fn boxed<'a, F>(future: F) -> BoxFuture<'a, Outcome>
 where
     F: core::future::Future<Output = Outcome> + Send + 'a,
+{
+    Box::pin(future)
+}
+
+/// Decodes a stored payload into a durable handler's event type; the `DeserializeOwned` bound
+/// is checked on the user's event type.
+#[inline]
+pub fn decode<E: serde::de::DeserializeOwned>(
+    payload: &serde_json::Value,
+) -> Result<E, FailureCause> {
+    E::deserialize(payload).map_err(|e| FailureCause::Decode(e.to_string()))
+}
+
+/// Brings an older stored payload to the event's current version:
+/// `(stored version, payload) -> payload`. Set with `#[event(upcast = path::to::fn)]`.
+pub type Upcaster = fn(u32, serde_json::Value) -> Result<serde_json::Value, BoxError>;
+
+/// The descriptor type of a handler of the command of slot `S`.
+pub type CommandHandlerOf<S> = CommandHandler<<S as CommandSlot>::Command>;
+
+/// The outcome type of a handler of the command of slot `S`.
+pub type CommandOutcomeOf<S> = CommandOutcome<<S as CommandSlot>::Command>;
+
+/// Draws one command handler parameter; a failure fails the command.
+#[inline]
+pub fn extract_for_command<T: FromCommandContext, S: CommandSlot>(
+    cx: &Context<'_>,
+) -> Result<T, crate::SendError<<S::Command as crate::Command>::Error>> {
+    T::from_command_context(cx).map_err(crate::SendError::Extract)
+}
+
+/// Converts a command handler's return value; the bound is checked on the user's return type.
+#[inline]
+pub fn into_command_outcome<S: CommandSlot, R: IntoCommandOutcome<S::Command>>(
+    ret: R,
+) -> CommandOutcomeOf<S> {
+    ret.into_command_outcome()
+}
+
+/// Boxes an async command handler's future.
+#[inline]
+pub fn boxed_command<'a, S: CommandSlot, F>(future: F) -> BoxFuture<'a, CommandOutcomeOf<S>>
+where
+    F: core::future::Future<Output = CommandOutcomeOf<S>> + Send + 'a,
 {
     Box::pin(future)
 }

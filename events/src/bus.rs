@@ -58,6 +58,8 @@ struct Inner {
     /// Per catalog handler (by global index).
     handlers: Box<[HandlerMetrics]>,
     record_durations: bool,
+    /// Test capture (`events::testing::Capture`): sees every published event.
+    tap: Option<crate::testing::Capture>,
 }
 
 struct Resource {
@@ -93,6 +95,7 @@ impl std::fmt::Debug for Bus {
 pub struct BusBuilder {
     resources: Vec<Resource>,
     record_durations: bool,
+    pub(crate) tap: Option<crate::testing::Capture>,
 }
 
 impl Bus {
@@ -101,6 +104,7 @@ impl Bus {
         BusBuilder {
             resources: Vec::new(),
             record_durations: true,
+            tap: None,
         }
     }
 
@@ -178,6 +182,11 @@ impl Bus {
     }
 
     fn publish_in<E: DomainEvent>(&self, event: &E, meta: &LazyMeta, depth: u32) -> Report {
+        if let Some(tap) = &self.inner.tap {
+            if tap.observe(event, meta.get()) {
+                return Report::new(E::NAME);
+            }
+        }
         let state = E::Slot::registry().state();
         self.inner.events[state.index].increment(1);
         let cx = Context {
@@ -189,9 +198,11 @@ impl Bus {
         for (i, handler) in state.handlers.iter().enumerate() {
             match handler.call {
                 Call::Sync(call) => {
-                    let outcome = self.run_sync(handler, state.base + i, &cx, || call(event, &cx));
+                    let target = Target::of::<E>(handler, state.base + i);
+                    let outcome = self.run_sync(target, &cx, || call(event, &cx));
                     report.record(handler.name, outcome);
                 }
+                Call::Durable(_) => {}
                 Call::Async(_) => {
                     tracing::warn!(
                         event = E::NAME,
@@ -206,6 +217,11 @@ impl Bus {
     }
 
     async fn dispatch_in<E: DomainEvent>(&self, event: &E, meta: LazyMeta, depth: u32) -> Report {
+        if let Some(tap) = &self.inner.tap {
+            if tap.observe(event, meta.get()) {
+                return Report::new(E::NAME);
+            }
+        }
         let state = E::Slot::registry().state();
         self.inner.events[state.index].increment(1);
         let cx = Context {
@@ -215,10 +231,11 @@ impl Bus {
         };
         let mut report = Report::new(E::NAME);
         for (i, handler) in state.handlers.iter().enumerate() {
-            let index = state.base + i;
+            let target = Target::of::<E>(handler, state.base + i);
             let outcome = match handler.call {
-                Call::Sync(call) => self.run_sync(handler, index, &cx, || call(event, &cx)),
-                Call::Async(call) => self.run_async(handler, index, &cx, call(event, &cx)).await,
+                Call::Sync(call) => self.run_sync(target, &cx, || call(event, &cx)),
+                Call::Async(call) => self.run_async(target, &cx, call(event, &cx)).await,
+                Call::Durable(_) => continue,
             };
             report.record(handler.name, outcome);
         }
@@ -227,30 +244,28 @@ impl Bus {
 
     /// Calls a sync handler inside its span, catching a panic, timing it.
     #[inline]
-    fn run_sync<E: DomainEvent>(
+    fn run_sync(
         &self,
-        handler: &Handler<E>,
-        index: usize,
+        target: Target,
         cx: &Context<'_>,
         call: impl FnOnce() -> Outcome,
     ) -> Outcome {
-        let span = handler_span::<E>(handler, cx);
+        let span = handler_span(target, cx);
         let _entered = span.enter();
         let start = self.inner.record_durations.then(Instant::now);
         let outcome = catch_unwind(AssertUnwindSafe(call))
             .unwrap_or_else(|p| Err(FailureCause::from_panic(p)));
-        self.finish(handler, index, start, outcome)
+        self.finish(target, start, outcome)
     }
 
     /// Awaits an async handler's future inside its span, catching a panic, timing it.
-    async fn run_async<E: DomainEvent>(
+    pub(crate) async fn run_async(
         &self,
-        handler: &Handler<E>,
-        index: usize,
+        target: Target,
         cx: &Context<'_>,
         mut future: crate::handler::BoxFuture<'_, Outcome>,
     ) -> Outcome {
-        let span = handler_span::<E>(handler, cx);
+        let span = handler_span(target, cx);
         let start = self.inner.record_durations.then(Instant::now);
         let guarded =
             poll_fn(
@@ -261,17 +276,11 @@ impl Bus {
             );
         let outcome = guarded.instrument(span.clone()).await;
         let _entered = span.enter();
-        self.finish(handler, index, start, outcome)
+        self.finish(target, start, outcome)
     }
 
-    fn finish<E: DomainEvent>(
-        &self,
-        handler: &Handler<E>,
-        index: usize,
-        start: Option<Instant>,
-        outcome: Outcome,
-    ) -> Outcome {
-        let metrics = &self.inner.handlers[index];
+    fn finish(&self, target: Target, start: Option<Instant>, outcome: Outcome) -> Outcome {
+        let metrics = &self.inner.handlers[target.index];
         if let Some(start) = start {
             metrics.duration.record(start.elapsed());
         }
@@ -279,13 +288,13 @@ impl Bus {
             metrics.failures.increment(1);
             match cause {
                 FailureCause::Panic(_) => tracing::error!(
-                    event = E::NAME,
-                    handler = handler.name,
+                    event = target.event,
+                    handler = target.handler,
                     "handler panicked: {cause}"
                 ),
                 _ => tracing::warn!(
-                    event = E::NAME,
-                    handler = handler.name,
+                    event = target.event,
+                    handler = target.handler,
                     "handler failed: {cause}"
                 ),
             }
@@ -294,11 +303,29 @@ impl Bus {
     }
 }
 
-fn handler_span<E: DomainEvent>(handler: &Handler<E>, cx: &Context<'_>) -> tracing::Span {
+/// Which handler a call is for: its names for logs and its index for metrics.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) event: &'static str,
+    pub(crate) handler: &'static str,
+    pub(crate) index: usize,
+}
+
+impl Target {
+    fn of<E: DomainEvent>(handler: &Handler<E>, index: usize) -> Self {
+        Self {
+            event: E::NAME,
+            handler: handler.name,
+            index,
+        }
+    }
+}
+
+fn handler_span(target: Target, cx: &Context<'_>) -> tracing::Span {
     let span = tracing::debug_span!(
         "event_handler",
-        event = E::NAME,
-        handler = handler.name,
+        event = target.event,
+        handler = target.handler,
         event_id = tracing::field::Empty
     );
     if !span.is_disabled() {
@@ -376,6 +403,7 @@ impl BusBuilder {
                 events,
                 handlers,
                 record_durations: self.record_durations,
+                tap: self.tap,
             }),
         })
     }
@@ -436,6 +464,7 @@ impl BusBuilder {
                 }
             }
         }
+        problems.extend(crate::command::problems(&|id| provided.contains_key(&id)));
         problems
     }
 }

@@ -4,8 +4,10 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use crate::__private::Upcaster;
+use crate::error::BoxError;
 use crate::extract::Requirement;
-use crate::handler::{Handler, HandlerKind};
+use crate::handler::{Call, DurableCall, Handler, HandlerKind, RetryPolicy};
 use crate::registry::event_entries;
 use crate::DomainEvent;
 
@@ -121,16 +123,18 @@ pub struct EventInfo {
     aggregate_type: Option<&'static str>,
     type_name: &'static str,
     handlers: Range<usize>,
+    pub(crate) upcast: Option<Upcaster>,
 }
 
 impl EventInfo {
-    pub(crate) fn of<E: DomainEvent>(handlers: Range<usize>) -> Self {
+    pub(crate) fn of<E: DomainEvent>(handlers: Range<usize>, upcast: Option<Upcaster>) -> Self {
         Self {
             name: E::NAME,
             version: E::VERSION,
             aggregate_type: E::AGGREGATE_TYPE,
             type_name: std::any::type_name::<E>(),
             handlers,
+            upcast,
         }
     }
 
@@ -149,6 +153,31 @@ impl EventInfo {
         self.aggregate_type
     }
 
+    /// Brings a stored payload of schema `version` up to the current version, through the
+    /// event's upcaster (`#[event(version = 2, upcast = path::to::fn)]`). Every read path of
+    /// durable delivery (first delivery, retries, replays) goes through here.
+    pub fn upcast(
+        &self,
+        version: u32,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, BoxError> {
+        match self.upcast {
+            _ if version == self.version => Ok(payload),
+            Some(upcast) if version < self.version => upcast(version, payload),
+            _ => Err(format!(
+                "`{}` is stored with schema version {version}, and this program knows version {}{}",
+                self.name,
+                self.version,
+                if version < self.version {
+                    " but has no upcaster (`#[event(upcast = ..)]`)"
+                } else {
+                    ""
+                }
+            )
+            .into()),
+        }
+    }
+
     /// The Rust type's full path.
     pub fn type_name(&self) -> &'static str {
         self.type_name
@@ -165,10 +194,12 @@ pub struct HandlerInfo {
     location: Location,
     requires: Vec<Requirement>,
     publishes: &'static [&'static str],
+    pub(crate) index: usize,
+    pub(crate) durable: Option<(DurableCall, RetryPolicy)>,
 }
 
 impl HandlerInfo {
-    pub(crate) fn of<E: DomainEvent>(h: &Handler<E>) -> Self {
+    pub(crate) fn of<E: DomainEvent>(h: &Handler<E>, index: usize) -> Self {
         Self {
             name: h.name,
             event_name: E::NAME,
@@ -177,7 +208,17 @@ impl HandlerInfo {
             location: h.location,
             requires: h.requires.iter().flatten().copied().collect(),
             publishes: h.publishes,
+            index,
+            durable: match h.call {
+                Call::Durable(call) => Some((call, h.retry)),
+                _ => None,
+            },
         }
+    }
+
+    /// The retry policy, for a durable handler.
+    pub fn retry_policy(&self) -> Option<RetryPolicy> {
+        self.durable.map(|(_, retry)| retry)
     }
 
     /// The handler's unique name.

@@ -75,6 +75,22 @@ pub enum Problem {
         /// How many times it was provided.
         count: usize,
     },
+    /// A command has no handler linked into the program.
+    #[error("command `{command}` ({type_name}) has no handler; write a `#[command_handler]` for it, or link the crate that holds it with `events::link!`")]
+    MissingCommandHandler {
+        /// The command's name.
+        command: String,
+        /// The command's Rust type.
+        type_name: String,
+    },
+    /// A command has several handlers; a command goes to exactly one.
+    #[error("command `{command}` has {} handlers ({}); a command goes to exactly one handler, remove all but one", .handlers.len(), .handlers.join(", "))]
+    DuplicateCommandHandler {
+        /// The command's name.
+        command: String,
+        /// Each handler's name and location.
+        handlers: Vec<String>,
+    },
 }
 
 impl fmt::Display for crate::catalog::Location {

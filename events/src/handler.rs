@@ -20,6 +20,8 @@ pub enum HandlerKind {
     Sync,
     /// An `async fn`: runs in `dispatch(..).await`; `publish` reports it as skipped.
     Async,
+    /// `#[event_handler(durable)]`: never runs inline; a worker delivers stored events to it.
+    Durable,
 }
 
 impl HandlerKind {
@@ -28,6 +30,7 @@ impl HandlerKind {
         match self {
             HandlerKind::Sync => "sync",
             HandlerKind::Async => "async",
+            HandlerKind::Durable => "durable",
         }
     }
 }
@@ -38,6 +41,47 @@ pub enum Call<E: 'static> {
     Sync(fn(&E, &Context<'_>) -> Outcome),
     /// Calls an async handler, returning its future.
     Async(for<'a> fn(&'a E, &'a Context<'a>) -> BoxFuture<'a, Outcome>),
+    /// Decodes a stored payload (already upcast to the current version) and calls a durable
+    /// handler, sync or async.
+    Durable(DurableCall),
+}
+
+/// The type-erased call of a durable handler: JSON payload in, outcome out.
+pub type DurableCall = for<'a> fn(&'a serde_json::Value, &'a Context<'a>) -> BoxFuture<'a, Outcome>;
+
+/// How often a durable handler is retried, and how long to wait in between.
+///
+/// Attempt `n` (from 1) that fails is retried after `backoff * 2^(n-1)`, capped at five
+/// minutes, with jitter (a random 50 to 100% of that), until `max_attempts` attempts failed;
+/// then the event becomes a dead letter. Set in the attribute:
+/// `#[event_handler(durable, max_attempts = 8, backoff_ms = 250)]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the first retry, in milliseconds.
+    pub backoff_ms: u64,
+}
+
+impl RetryPolicy {
+    /// The default: 5 attempts, 100 ms first back-off.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        max_attempts: 5,
+        backoff_ms: 100,
+    };
+
+    /// The delay before retrying after failed attempt `attempt` (from 1), before jitter.
+    pub fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let factor = 1u64 << attempt.saturating_sub(1).min(20);
+        let ms = self.backoff_ms.saturating_mul(factor).min(300_000);
+        std::time::Duration::from_millis(ms)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// A handler of events of type `E`, as registered at link time.
@@ -48,6 +92,7 @@ pub struct Handler<E: 'static> {
     pub(crate) requires: &'static [Option<Requirement>],
     pub(crate) publishes: &'static [&'static str],
     pub(crate) location: Location,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl<E: 'static> Handler<E> {
@@ -67,13 +112,21 @@ impl<E: 'static> Handler<E> {
             requires,
             publishes,
             location,
+            retry: RetryPolicy::DEFAULT,
         }
+    }
+
+    /// Sets the retry policy of a durable handler.
+    pub const fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub(crate) fn kind(&self) -> HandlerKind {
         match self.call {
             Call::Sync(_) => HandlerKind::Sync,
             Call::Async(_) => HandlerKind::Async,
+            Call::Durable(_) => HandlerKind::Durable,
         }
     }
 

@@ -33,10 +33,23 @@
 //!
 //! Handlers that live in a library crate run once the application links that crate; see
 //! [`link!`].
+//!
+//! Aggregates and commands: a recording aggregate ([`AggregateRoot`]) hands out the events its
+//! methods raised after the save, as an [`EventBatch`] that reaches each event type's own
+//! handlers; an event-sourced one ([`EventSourced`]) is rebuilt from its stream and appended to
+//! with an expected version through a [`Repository`] over an [`store::EventStore`]. Commands
+//! (`#[derive(Command)]`, `#[command_handler]`) go to exactly one handler: a second one is a
+//! compile error, and [`Bus::send`] of a command without a handler does not compile.
+//! [`testing`] has `given(..).when(..).then(..)` and a [`Capture`](testing::Capture) of
+//! published events.
 #![warn(missing_docs)]
 
+pub mod aggregate;
 mod bus;
 mod catalog;
+#[cfg(feature = "cli")]
+pub mod cli;
+mod command;
 mod error;
 mod event;
 mod extract;
@@ -44,15 +57,29 @@ mod handler;
 mod meta;
 mod registry;
 mod report;
+pub mod store;
+pub mod testing;
+#[cfg(feature = "sqlite")]
+pub mod worker;
 
 #[doc(hidden)]
 pub mod __private;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+pub use aggregate::{
+    AggregateRoot, Committed, EventBatch, EventOf, EventRecorder, EventSet, EventSourced,
+    ExecuteError, Handle, RecordedEvent, Repository,
+};
 pub use bus::{Bus, BusBuilder, MAX_DEPTH};
 pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
+pub use command::{command_meta, Command, HandledCommand, SendError};
 pub use error::{BoxError, BuildError, Problem};
 pub use event::{AggregateId, DomainEvent};
-pub use events_macros::{event_handler, DomainEvent};
+pub use events_macros::{command_handler, event_handler, Command, DomainEvent};
 pub use extract::{Context, ExtractError, FromContext, Publisher, Res};
 pub use handler::HandlerKind;
 pub use meta::Meta;

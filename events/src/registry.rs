@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use crate::__private::Upcaster;
 use crate::catalog::{catalog, EventInfo, HandlerInfo};
 use crate::handler::Handler;
 use crate::DomainEvent;
@@ -18,6 +19,7 @@ pub trait Slot<E: 'static>: 'static {
 /// One event type's handlers, gathered from its slot at first use and sorted once.
 pub struct EventRegistry<E: 'static> {
     collect: fn() -> Vec<&'static Handler<E>>,
+    upcast: Option<Upcaster>,
     state: OnceLock<EventState<E>>,
 }
 
@@ -34,8 +36,15 @@ impl<E: 'static> EventRegistry<E> {
     pub const fn new(collect: fn() -> Vec<&'static Handler<E>>) -> Self {
         Self {
             collect,
+            upcast: None,
             state: OnceLock::new(),
         }
+    }
+
+    /// Sets the upcaster that brings older stored payloads to the current version.
+    pub const fn with_upcaster(mut self, upcast: Upcaster) -> Self {
+        self.upcast = Some(upcast);
+        self
     }
 
     /// Sorted handlers with their global indices; made by the catalog, once.
@@ -69,7 +78,7 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
 
     fn event_info(&self, first_handler: usize) -> EventInfo {
         let count = self.state.get().map_or(0, |s| s.handlers.len());
-        EventInfo::of::<E>(first_handler..first_handler + count)
+        EventInfo::of::<E>(first_handler..first_handler + count, self.upcast)
     }
 
     fn init(&self, index: usize, base: usize) -> Vec<HandlerInfo> {
@@ -85,7 +94,8 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
         state
             .handlers
             .iter()
-            .map(|h| HandlerInfo::of::<E>(h))
+            .enumerate()
+            .map(|(i, h)| HandlerInfo::of::<E>(h, state.base + i))
             .collect()
     }
 }

@@ -143,6 +143,10 @@ pub enum FailureCause {
     /// One of its parameters could not be provided.
     #[error("{0}")]
     Extract(#[from] ExtractError),
+    /// A stored payload could not be decoded into the event type (after upcasting). Not
+    /// retried: the event goes straight to the dead letters.
+    #[error("cannot decode the stored payload: {0}")]
+    Decode(String),
     /// A chain of follow-up events went deeper than the limit: most likely a cycle.
     #[error(
         "follow-up events nested {0} deep; is there a cycle of handlers publishing each other?"

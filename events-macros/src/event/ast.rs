@@ -11,6 +11,8 @@ pub struct Event<'a> {
     pub name: Option<LitStr>,
     pub version: Option<u32>,
     pub aggregate: Option<LitStr>,
+    /// `upcast = path::to::fn`: brings stored payloads of older versions to this one.
+    pub upcast: Option<syn::Path>,
     pub shape: Shape<'a>,
 }
 
@@ -29,7 +31,7 @@ pub struct AggregateField<'a> {
     pub ty: &'a Type,
 }
 
-const CONTAINER_OPTIONS: &[&str] = &["name", "version", "aggregate"];
+const CONTAINER_OPTIONS: &[&str] = &["name", "version", "aggregate", "upcast"];
 const FIELD_OPTIONS: &[&str] = &["aggregate_id"];
 
 impl<'a> Event<'a> {
@@ -42,7 +44,7 @@ impl<'a> Event<'a> {
                 "`DomainEvent` cannot be derived for a generic type: an event type is one concrete, named fact with its own handler list",
             );
         }
-        let (name, version, aggregate) = container_options(&cx, input);
+        let (name, version, aggregate, upcast) = container_options(&cx, input);
         let shape = match &input.data {
             Data::Struct(data) => Shape::Struct {
                 aggregate_id: aggregate_field(&cx, &data.fields),
@@ -65,18 +67,24 @@ impl<'a> Event<'a> {
         cx.check()?;
         Ok(Event {
             ident: &input.ident,
-            name: name,
+            name,
             version: version.map(|o| o as u32),
-            aggregate: aggregate,
+            aggregate,
+            upcast,
             shape,
         })
     }
 }
 
-type ContainerOptions = (Option<LitStr>, Option<i64>, Option<LitStr>);
+type ContainerOptions = (
+    Option<LitStr>,
+    Option<i64>,
+    Option<LitStr>,
+    Option<syn::Path>,
+);
 
 fn container_options(cx: &Ctxt, input: &DeriveInput) -> ContainerOptions {
-    let (mut name, mut version, mut aggregate) = (None, None, None);
+    let (mut name, mut version, mut aggregate, mut upcast) = (None, None, None, None);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
@@ -88,6 +96,9 @@ fn container_options(cx: &Ctxt, input: &DeriveInput) -> ContainerOptions {
             } else if meta.path.is_ident("aggregate") {
                 let v = string(cx, &meta)?;
                 set_once(cx, &mut aggregate, &meta, v);
+            } else if meta.path.is_ident("upcast") {
+                let v = upcaster(cx, &meta)?;
+                set_once(cx, &mut upcast, &meta, v);
             } else if meta.path.is_ident("aggregate_id") {
                 cx.error_spanned_by(&meta.path, "`aggregate_id` marks a field: put `#[event(aggregate_id)]` on the field that holds the id");
                 skip_value(&meta)?;
@@ -100,7 +111,28 @@ fn container_options(cx: &Ctxt, input: &DeriveInput) -> ContainerOptions {
             cx.syn_error(err);
         }
     }
-    (name, version, aggregate)
+    if let (Some(path), None | Some(1)) = (&upcast, version) {
+        cx.error_spanned_by(
+            path,
+            "an upcaster turns older payloads into the current version: set `version` above 1, like `#[event(version = 2, upcast = ..)]`",
+        );
+    }
+    (name, version, aggregate, upcast)
+}
+
+/// `upcast = path::to::fn`.
+fn upcaster(cx: &Ctxt, meta: &syn::meta::ParseNestedMeta) -> syn::Result<Option<syn::Path>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    match expr {
+        syn::Expr::Path(p) if p.qself.is_none() => Ok(Some(p.path)),
+        other => {
+            cx.error_spanned_by(
+                other,
+                "`upcast` names a function `fn(u32, serde_json::Value) -> Result<serde_json::Value, events::BoxError>`, like `upcast = card_added_v1`",
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn aggregate_field<'a>(cx: &Ctxt, fields: &'a Fields) -> Option<AggregateField<'a>> {

@@ -23,7 +23,11 @@ pub fn expand(event: &Event) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let aggregate_id = aggregate_id_body(event);
-    let registration = registration(&quote!(#ident));
+    let upcast = event
+        .upcast
+        .as_ref()
+        .map(|path| quote_spanned!(path.span()=> .with_upcaster(#path)));
+    let registration = registration(&quote!(#ident), upcast);
     quote! {
         #[allow(non_upper_case_globals, non_camel_case_types, unreachable_code, unused_variables)]
         const _: () = {
@@ -45,14 +49,14 @@ pub fn expand(event: &Event) -> TokenStream {
 }
 
 /// The event's slot (its own link-time handler list) and its catalog entry.
-fn registration(ty: &TokenStream) -> TokenStream {
+fn registration(ty: &TokenStream, upcast: Option<TokenStream>) -> TokenStream {
     quote! {
         #[doc(hidden)]
         pub struct __EventsSlot(&'static ::events::__private::Handler<#ty>);
 
         impl __EventsSlot {
             #[doc(hidden)]
-            pub const fn new(handler: &'static ::events::__private::Handler<#ty>) -> Self {
+            pub const fn __events_new(handler: &'static ::events::__private::Handler<#ty>) -> Self {
                 Self(handler)
             }
         }
@@ -65,7 +69,7 @@ fn registration(ty: &TokenStream) -> TokenStream {
                     .into_iter()
                     .map(|slot| slot.0)
                     .collect()
-            });
+            })#upcast;
 
         impl ::events::__private::Slot<#ty> for __EventsSlot {
             #[inline]
@@ -109,7 +113,8 @@ fn aggregate_id_body(event: &Event) -> TokenStream {
 
 /// Reads an aggregate id; the `AggregateId` bound is spanned on the field's type.
 fn read_id(field: &AggregateField, value: TokenStream) -> TokenStream {
-    quote_spanned!(field.ty.span()=> ::events::__private::aggregate_id(#value))
+    let ty = field.ty;
+    quote_spanned!(ty.span()=> ::events::__private::aggregate_id::<#ty>(#value))
 }
 
 /// After an error: a minimal impl, so uses of the event do not add errors of their own.
@@ -118,7 +123,7 @@ pub fn fallback(input: &DeriveInput) -> TokenStream {
     if !input.generics.params.is_empty() || matches!(input.data, syn::Data::Union(_)) {
         return TokenStream::new();
     }
-    let registration = registration(&quote!(#ident));
+    let registration = registration(&quote!(#ident), None);
     quote! {
         #[allow(non_upper_case_globals, non_camel_case_types)]
         const _: () = {

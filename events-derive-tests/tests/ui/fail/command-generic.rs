@@ -1,0 +1,8 @@
+use events::Command;
+
+#[derive(Command)]
+struct Transfer<T> {
+    amount: T,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use events::{command_handler, Command};
+
+#[derive(Command)]
+struct Close;
+
+#[command_handler]
+fn close(_cmd: &Close) -> Result<(), events::BoxError> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use events::command_handler;
+
+struct Close;
+
+#[command_handler]
+fn close(_cmd: Close) -> Result<(), events::BoxError> {
+    Ok(())
+}
+
+fn main() {}

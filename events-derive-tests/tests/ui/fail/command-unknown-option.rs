@@ -1,0 +1,7 @@
+use events::Command;
+
+#[derive(Command)]
+#[command(ouput = u64)]
+struct Open;
+
+fn main() {}

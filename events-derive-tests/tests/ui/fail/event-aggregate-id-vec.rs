@@ -1,0 +1,11 @@
+use events::DomainEvent;
+
+#[derive(DomainEvent)]
+enum Changed {
+    Bulk {
+        #[event(aggregate_id)]
+        _ids: Vec<u64>,
+    },
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use events::DomainEvent;
+
+#[derive(DomainEvent)]
+#[event]
+struct CardAdded;
+
+fn main() {}

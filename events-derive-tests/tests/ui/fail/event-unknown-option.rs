@@ -1,0 +1,7 @@
+use events::DomainEvent;
+
+#[derive(DomainEvent)]
+#[event(name = "library.card_added", topic = "cards")]
+struct CardAdded;
+
+fn main() {}

@@ -1,0 +1,7 @@
+use events::DomainEvent;
+
+#[derive(DomainEvent)]
+#[event(version = 0)]
+struct CardAdded;
+
+fn main() {}

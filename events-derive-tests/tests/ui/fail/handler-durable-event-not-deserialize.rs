@@ -1,0 +1,14 @@
+use events::{event_handler, DomainEvent};
+
+// Durable handlers read the event back from the store: it must implement `Deserialize`.
+#[derive(DomainEvent)]
+struct Shipped {
+    order: u64,
+}
+
+#[event_handler(durable)]
+fn notify(e: &Shipped) {
+    let _ = e.order;
+}
+
+fn main() {}

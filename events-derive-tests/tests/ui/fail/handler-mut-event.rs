@@ -1,0 +1,9 @@
+use events::{event_handler, DomainEvent};
+
+#[derive(DomainEvent)]
+struct CardAdded;
+
+#[event_handler]
+fn handle(_e: &mut CardAdded) {}
+
+fn main() {}

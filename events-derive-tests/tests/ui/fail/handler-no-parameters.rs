@@ -1,0 +1,6 @@
+use events::event_handler;
+
+#[event_handler]
+fn handle() {}
+
+fn main() {}

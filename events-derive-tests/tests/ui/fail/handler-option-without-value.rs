@@ -1,0 +1,9 @@
+use events::{event_handler, DomainEvent};
+
+#[derive(DomainEvent)]
+struct CardAdded;
+
+#[event_handler(name)]
+fn handle(_e: &CardAdded) {}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use events::{event_handler, DomainEvent};
+
+#[derive(DomainEvent)]
+struct CardAdded;
+
+#[event_handler(name = "search.index" order = 1)]
+fn handle(_e: &CardAdded) {}
+
+fn main() {}

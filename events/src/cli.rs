@@ -1,0 +1,428 @@
+//! The operator CLI. An application embeds it in its own binary, because its handlers are
+//! linked there:
+//!
+//! ```no_run
+//! # async fn main_() -> std::process::ExitCode {
+//! let bus = events::Bus::builder().build().expect("bus");
+//! let store = events::store::SqliteStore::open("app.db").expect("store");
+//! events::cli::run(&bus, &store).await
+//! # }
+//! ```
+//!
+//! Commands: `list`, `process <handler>... | --all [--max-runtime 10m]`, `status`,
+//! `dead-letters [--handler H]`, `retry <id> | --all`, `drop <id>`,
+//! `replay <handler> [--from POS]`, `graph`.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::catalog::catalog;
+use crate::store::{SqliteStore, StoreError};
+use crate::worker::{Worker, WorkerError};
+use crate::{Bus, HandlerKind};
+
+/// The events operator CLI.
+#[derive(Debug, Parser)]
+#[command(
+    name = "events",
+    about = "Inspect and run the event handlers linked into this program"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every event and handler: kind, order, source location, resources.
+    List,
+    /// Run durable handlers: deliver stored events until stopped (SIGINT/SIGTERM) or the time
+    /// limit.
+    Process {
+        /// Handlers to run (by name).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        handlers: Vec<String>,
+        /// Run every durable handler.
+        #[arg(long)]
+        all: bool,
+        /// Exit cleanly after this long (`90s`, `10m`, `1h`), for a supervisor to restart.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_runtime: Option<Duration>,
+        /// How often to look for events written by other processes.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+        poll_interval: Duration,
+        /// How long a handler's lease outlives a worker that died without releasing it.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        lease_ttl: Duration,
+    },
+    /// Progress of every durable handler: checkpoint, lag, retries, dead letters, lease.
+    Status,
+    /// Dead letters, with attempts and the last error.
+    DeadLetters {
+        /// Only this handler's.
+        #[arg(long)]
+        handler: Option<String>,
+    },
+    /// Schedule dead letters for new attempts now.
+    Retry {
+        /// The dead letter's id (see `dead-letters`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every dead letter (of `--handler`, if given).
+        #[arg(long)]
+        all: bool,
+        /// With `--all`: only this handler's.
+        #[arg(long, requires = "all")]
+        handler: Option<String>,
+    },
+    /// Drop a dead letter: skip its event for good and release the events held behind it.
+    Drop {
+        /// The dead letter's id.
+        id: i64,
+    },
+    /// Deliver a handler's events again, from a position (default: the beginning).
+    Replay {
+        /// The durable handler.
+        handler: String,
+        /// The first position to deliver again.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+    },
+    /// The event flow as a Mermaid diagram: events, handlers, and the events they publish.
+    Graph,
+}
+
+/// A CLI command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The worker could not start.
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// A command was given something it cannot use.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the CLI with the process's arguments, printing to stdout; returns the exit code
+/// (0: done, 1: the command failed, 2: bad arguments).
+pub async fn run(bus: &Bus, store: &SqliteStore) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match execute(bus, store, cli, &mut std::io::stdout().lock()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the CLI with the given arguments (the first is the program name), writing to `out`.
+pub async fn run_with<I, T>(
+    bus: &Bus,
+    store: &SqliteStore,
+    args: I,
+    out: &mut dyn Write,
+) -> Result<(), CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|e| CliError::Usage(e.to_string()))?;
+    execute(bus, store, cli, out).await
+}
+
+async fn execute(
+    bus: &Bus,
+    store: &SqliteStore,
+    cli: Cli,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match cli.command {
+        Command::List => write!(out, "{}", list())?,
+        Command::Process {
+            handlers,
+            all,
+            max_runtime,
+            poll_interval,
+            lease_ttl,
+        } => {
+            let mut worker = Worker::new(bus, store)
+                .poll_interval(poll_interval)
+                .lease_ttl(lease_ttl);
+            if !all {
+                worker = worker.handlers(handlers);
+            }
+            if let Some(limit) = max_runtime {
+                worker = worker.max_runtime(limit);
+            }
+            let summary = worker.run().await?;
+            write!(out, "{summary}")?;
+        }
+        Command::Status => write!(out, "{}", status(store)?)?,
+        Command::DeadLetters { handler } => {
+            write!(out, "{}", dead_letters(store, handler.as_deref())?)?
+        }
+        Command::Retry {
+            id,
+            all: _,
+            handler,
+        } => {
+            let n = store.retry_dead_letters(id, handler.as_deref())?;
+            if n == 0 {
+                return Err(CliError::Usage(match id {
+                    Some(id) => format!("no dead letter with id {id}"),
+                    None => "no dead letters to retry".to_owned(),
+                }));
+            }
+            writeln!(
+                out,
+                "{n} dead letter(s) scheduled for retry; a running worker picks them up"
+            )?;
+        }
+        Command::Drop { id } => {
+            if !store.drop_dead_letter(id)? {
+                return Err(CliError::Usage(format!("no dead letter with id {id}")));
+            }
+            writeln!(
+                out,
+                "dead letter {id} dropped; events held behind it are released"
+            )?;
+        }
+        Command::Replay { handler, from } => replay(bus, store, &handler, from, out).await?,
+        Command::Graph => write!(out, "{}", graph())?,
+    }
+    Ok(())
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        let cells: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    };
+    line(&mut out, &mut header.iter().copied());
+    for row in &rows {
+        line(&mut out, &mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+fn list() -> String {
+    let catalog = catalog();
+    let mut rows = Vec::new();
+    for event in catalog.events() {
+        let handlers = catalog.handlers_of(event);
+        if handlers.is_empty() {
+            rows.push(vec![
+                format!("{} v{}", event.name(), event.version()),
+                "-".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for h in handlers {
+            rows.push(vec![
+                format!("{} v{}", event.name(), event.version()),
+                h.name().to_owned(),
+                h.kind().as_str().to_owned(),
+                h.order().to_string(),
+                h.location().to_string(),
+                h.resources().collect::<Vec<_>>().join(", "),
+            ]);
+        }
+    }
+    table(
+        &["EVENT", "HANDLER", "KIND", "ORDER", "LOCATION", "RESOURCES"],
+        rows,
+    )
+}
+
+fn status(store: &SqliteStore) -> Result<String, StoreError> {
+    let head = store.head()?;
+    let mut rows = Vec::new();
+    for h in catalog()
+        .handlers()
+        .iter()
+        .filter(|h| h.kind() == HandlerKind::Durable)
+    {
+        let s = store.handler_status(h.name(), h.event_name())?;
+        rows.push(vec![
+            s.handler,
+            h.event_name().to_owned(),
+            s.checkpoint.to_string(),
+            s.lag.to_string(),
+            s.retrying.to_string(),
+            s.dead.to_string(),
+            s.held.to_string(),
+            s.leased_by.unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut out = format!("log head: position {head}\n");
+    out.push_str(&table(
+        &[
+            "HANDLER",
+            "EVENT",
+            "CHECKPOINT",
+            "LAG",
+            "RETRYING",
+            "DEAD",
+            "HELD",
+            "LEASE",
+        ],
+        rows,
+    ));
+    Ok(out)
+}
+
+fn dead_letters(store: &SqliteStore, handler: Option<&str>) -> Result<String, StoreError> {
+    let failures = store.failures(handler)?;
+    let rows = failures
+        .iter()
+        .filter(|f| f.status == crate::worker::FailureStatus::Dead)
+        .map(|f| {
+            let held = failures
+                .iter()
+                .filter(|g| {
+                    g.handler == f.handler && g.aggregate == f.aggregate && g.position > f.position
+                })
+                .count();
+            vec![
+                f.id.to_string(),
+                f.handler.clone(),
+                f.position.to_string(),
+                f.aggregate.clone(),
+                f.attempts.to_string(),
+                held.to_string(),
+                f.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    if rows.is_empty() {
+        return Ok("no dead letters\n".to_owned());
+    }
+    Ok(table(
+        &[
+            "ID",
+            "HANDLER",
+            "POSITION",
+            "AGGREGATE",
+            "ATTEMPTS",
+            "HELD",
+            "LAST ERROR",
+        ],
+        rows,
+    ))
+}
+
+async fn replay(
+    bus: &Bus,
+    store: &SqliteStore,
+    handler: &str,
+    from: u64,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let info = catalog()
+        .handler(handler)
+        .filter(|h| h.kind() == HandlerKind::Durable)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "`{handler}` is not a durable handler of this program (see `list`)"
+            ))
+        })?;
+    store.reset_checkpoint(handler, from.saturating_sub(1))?;
+    let total = store.handler_status(handler, info.event_name())?.lag;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("replaying {handler}"));
+    let worker = Worker::new(bus, store).handlers([handler]).drain();
+    tokio::pin!(worker);
+    let summary = loop {
+        tokio::select! {
+            done = &mut worker => break done?,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let lag = store.handler_status(handler, info.event_name())?.lag;
+                bar.set_position(total.saturating_sub(lag));
+            }
+        }
+    };
+    bar.finish_and_clear();
+    let s = summary.handlers.get(handler).copied().unwrap_or_default();
+    writeln!(
+        out,
+        "replayed {handler} from position {from}: {} delivered, {} failed attempts, {} dead-lettered, {} held back",
+        s.delivered, s.failed, s.dead_lettered, s.held
+    )?;
+    Ok(())
+}
+
+/// The event flow as a Mermaid flowchart.
+pub fn graph() -> String {
+    let catalog = catalog();
+    let id = |prefix: &str, name: &str| {
+        let clean: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("{prefix}_{clean}")
+    };
+    let mut out = String::from("flowchart LR\n");
+    for event in catalog.events() {
+        let _ = writeln!(out, "    {}[[\"{}\"]]", id("e", event.name()), event.name());
+    }
+    for h in catalog.handlers() {
+        let shape = match h.kind() {
+            HandlerKind::Durable => format!("[(\"{} (durable)\")]", h.name()),
+            kind => format!("(\"{} ({})\")", h.name(), kind.as_str()),
+        };
+        let _ = writeln!(out, "    {}{shape}", id("h", h.name()));
+        let _ = writeln!(
+            out,
+            "    {} --> {}",
+            id("e", h.event_name()),
+            id("h", h.name())
+        );
+        for published in h.publishes() {
+            let _ = writeln!(out, "    {} -.-> {}", id("h", h.name()), id("e", published));
+        }
+    }
+    out
+}

@@ -1,0 +1,117 @@
+//! An in-memory event store: one mutex over the log, so an append is atomic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+
+/// An in-memory [`EventStore`]. Clones share one log.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Log>>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    events: Vec<StoredEvent>,
+    /// Per stream (aggregate type, id): indices into `events`.
+    streams: HashMap<(String, String), Vec<usize>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events the log holds.
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave a half-written append: appends push only
+        // after every check, so the log is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn append_now(
+        &self,
+        stream: StreamId<'_>,
+        expected: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut log = self.lock();
+        let key = (
+            stream.aggregate_type.to_owned(),
+            stream.aggregate_id.to_owned(),
+        );
+        let actual = log.streams.get(&key).map_or(0, |s| s.len() as u64);
+        if actual != expected {
+            return Err(StoreError::Conflict {
+                aggregate_type: key.0,
+                aggregate_id: key.1,
+                expected,
+                actual,
+            });
+        }
+        let mut stored = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            let position = log.events.len() as u64 + 1;
+            let event = StoredEvent {
+                position,
+                event_id: e.event_id,
+                name: e.name,
+                version: e.version,
+                aggregate_type: key.0.clone(),
+                aggregate_id: key.1.clone(),
+                sequence: expected + i as u64 + 1,
+                payload: e.payload,
+                metadata: e.metadata,
+                occurred_at: e.occurred_at,
+            };
+            let index = log.events.len();
+            log.events.push(event.clone());
+            log.streams.entry(key.clone()).or_default().push(index);
+            stored.push(event);
+        }
+        Ok(stored)
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.append_now(stream, expected_version, events)
+    }
+
+    async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+        let log = self.lock();
+        let key = (
+            stream.aggregate_type.to_owned(),
+            stream.aggregate_id.to_owned(),
+        );
+        Ok(log
+            .streams
+            .get(&key)
+            .map(|s| s.iter().map(|&i| log.events[i].clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let log = self.lock();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(log.events.len());
+        Ok(log.events[start..].iter().take(limit).cloned().collect())
+    }
+}

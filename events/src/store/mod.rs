@@ -1,0 +1,329 @@
+//! The event store: an append-only log with a global position, optimistic concurrency per
+//! aggregate stream, and JSON payloads.
+//!
+//! [`EventStore`] is the trait every backend implements; [`MemoryStore`] is the in-memory one
+//! (tests, examples, prototypes). Its methods return `Send` futures, so a database backend can
+//! implement them with `async fn`.
+
+mod memory;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::EventSet;
+use crate::bus::Bus;
+use crate::error::BoxError;
+use crate::meta::Meta;
+use crate::report::Report;
+use crate::DomainEvent;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// Correlation and causation of a stored event, plus free-form user fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The id shared by every event of one chain (a request, a command and what followed).
+    pub correlation_id: Option<Uuid>,
+    /// The id of the command or event that caused this one.
+    pub causation_id: Option<Uuid>,
+    /// Free-form fields (user id, tenant, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl EventMetadata {
+    /// Metadata of events caused by the command or event described by `cause`.
+    pub fn caused_by(cause: &Meta) -> Self {
+        Self {
+            correlation_id: Some(cause.correlation_id()),
+            causation_id: Some(cause.event_id()),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a user field.
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// An event about to be appended: everything but its position and sequence, which the store
+/// assigns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// Unique id (UUID v7).
+    pub event_id: Uuid,
+    /// The event's stable name ([`DomainEvent::NAME`]).
+    pub name: String,
+    /// Schema version of the payload.
+    pub version: u32,
+    /// The payload, serialized with serde.
+    pub payload: serde_json::Value,
+    /// Correlation, causation, user fields.
+    pub metadata: EventMetadata,
+    /// When it happened.
+    pub occurred_at: SystemTime,
+}
+
+impl NewEvent {
+    /// Serializes a typed event with a fresh id and the current time.
+    pub fn new<E: DomainEvent + Serialize>(
+        event: &E,
+        metadata: EventMetadata,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            name: E::NAME.to_owned(),
+            version: E::VERSION,
+            payload: serde_json::to_value(event).map_err(|e| StoreError::Encode {
+                name: E::NAME.to_owned(),
+                source: e,
+            })?,
+            metadata,
+            occurred_at: SystemTime::now(),
+        })
+    }
+}
+
+/// An event as stored: with its global position and its sequence in its aggregate's stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Position in the whole log, from 1, without gaps.
+    pub position: u64,
+    /// Unique id (UUID v7).
+    pub event_id: Uuid,
+    /// The event's stable name.
+    pub name: String,
+    /// Schema version of the payload.
+    pub version: u32,
+    /// The aggregate type of the stream.
+    pub aggregate_type: String,
+    /// The aggregate id of the stream.
+    pub aggregate_id: String,
+    /// Position in the aggregate's stream, from 1, without gaps: the aggregate's version after
+    /// this event.
+    pub sequence: u64,
+    /// The payload.
+    pub payload: serde_json::Value,
+    /// Correlation, causation, user fields.
+    pub metadata: EventMetadata,
+    /// When it happened.
+    pub occurred_at: SystemTime,
+}
+
+impl StoredEvent {
+    /// The envelope handlers see for this event, typed as `E`: its stored id and time, its
+    /// correlation and causation.
+    pub fn meta<E: DomainEvent>(&self) -> Meta {
+        Meta {
+            event_id: self.event_id,
+            occurred_at: self.occurred_at,
+            correlation_id: self.metadata.correlation_id.unwrap_or(self.event_id),
+            causation_id: self.metadata.causation_id,
+            event_name: E::NAME,
+            version: E::VERSION,
+        }
+    }
+
+    /// Decodes the payload as one of the events of `S`; `Ok(None)` when the name is not one of
+    /// them.
+    pub fn decode<S: EventSet>(&self) -> Result<Option<S>, StoreError> {
+        S::from_json(&self.name, self.payload.clone()).map_err(|e| StoreError::Decode {
+            position: self.position,
+            name: self.name.clone(),
+            source: e,
+        })
+    }
+}
+
+/// A stream: one aggregate instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId<'a> {
+    /// The aggregate type, like `"Account"`.
+    pub aggregate_type: &'a str,
+    /// The aggregate id.
+    pub aggregate_id: &'a str,
+}
+
+/// What can go wrong with a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Someone else appended to the stream since it was read; nothing was written. Load the
+    /// aggregate again and retry the command.
+    #[error("concurrent append to {aggregate_type} `{aggregate_id}`: expected version {expected}, the stream is at {actual}; nothing was written, reload and retry")]
+    Conflict {
+        /// The stream's aggregate type.
+        aggregate_type: String,
+        /// The stream's aggregate id.
+        aggregate_id: String,
+        /// The version the writer expected.
+        expected: u64,
+        /// The stream's actual version.
+        actual: u64,
+    },
+    /// An event could not be serialized.
+    #[error("cannot serialize event `{name}`: {source}")]
+    Encode {
+        /// The event's name.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A stored payload does not fit its event type (an upcaster may be missing).
+    #[error("cannot decode event `{name}` at position {position}: {source}")]
+    Decode {
+        /// The event's global position.
+        position: u64,
+        /// The event's name.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The backend failed (I/O, database).
+    #[error("event store backend failed: {0}")]
+    Backend(BoxError),
+}
+
+/// An append-only event log. Backends: [`MemoryStore`] here; durable ones implement the same
+/// trait.
+///
+/// ```
+/// use events::store::{EventStore, EventMetadata, MemoryStore, NewEvent, StreamId, StoreError};
+/// # #[derive(events::DomainEvent, serde::Serialize)] struct Opened { owner: String }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let stream = StreamId { aggregate_type: "Account", aggregate_id: "a-1" };
+/// let e = NewEvent::new(&Opened { owner: "Ada".into() }, EventMetadata::default())?;
+/// store.append(stream, 0, vec![e.clone()]).await?;
+/// // A writer that still believes the stream is empty loses:
+/// let err = store.append(stream, 0, vec![e]).await.unwrap_err();
+/// assert!(matches!(err, StoreError::Conflict { expected: 0, actual: 1, .. }));
+/// assert_eq!(store.read_stream(stream).await?.len(), 1);
+/// # Ok::<(), StoreError>(()) }).unwrap();
+/// ```
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to a stream whose current version must be `expected_version` (0 for a
+    /// new stream). On a mismatch, fails with [`StoreError::Conflict`] and writes nothing.
+    /// Returns the stored events, with their positions and sequences.
+    fn append(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Every event of one stream, in sequence order.
+    fn read_stream(
+        &self,
+        stream: StreamId<'_>,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Up to `limit` events of the whole log with a position greater than `after`, in position
+    /// order. `read_all(0, ..)` starts at the beginning.
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+}
+
+/// A read model built from events: it can be reset and rebuilt from the store.
+///
+/// Live updates come from event handlers that call [`apply`](Projection::apply) (or methods
+/// of their own); [`rebuild`] replays the whole store through `apply` and touches no other
+/// handler, so notifications are not sent again.
+pub trait Projection: Send + Sync {
+    /// The events it reads.
+    type Event: EventSet;
+    /// Empties the read model.
+    fn reset(&self);
+    /// Updates the read model with one event.
+    fn apply(&self, event: &Self::Event, stored: &StoredEvent);
+}
+
+/// How many events one call to [`rebuild`] or [`replay`] read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Events that were one of the set's and were applied or dispatched.
+    pub applied: u64,
+    /// Events of other types, skipped.
+    pub skipped: u64,
+    /// The last position read.
+    pub position: u64,
+}
+
+const PAGE: usize = 512;
+
+/// Resets `projection` and replays the whole store through it, from position 0.
+pub async fn rebuild<P: Projection, S: EventStore + ?Sized>(
+    projection: &P,
+    store: &S,
+) -> Result<Replayed, StoreError> {
+    projection.reset();
+    let mut done = Replayed::default();
+    loop {
+        let page = store.read_all(done.position, PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        done.position = last.position;
+        for stored in &page {
+            match stored.decode::<P::Event>()? {
+                Some(event) => {
+                    projection.apply(&event, stored);
+                    done.applied += 1;
+                }
+                None => done.skipped += 1,
+            }
+        }
+    }
+    tracing::info!(
+        applied = done.applied,
+        skipped = done.skipped,
+        "projection rebuilt"
+    );
+    Ok(done)
+}
+
+/// Dispatches every stored event of the set `S` after position `after` to all of its handlers,
+/// in position order, with its stored metadata: the "tracker" of a CQRS application. Returns
+/// what was read and the handlers' reports.
+pub async fn replay<S: EventSet, St: EventStore + ?Sized>(
+    store: &St,
+    bus: &Bus,
+    after: u64,
+) -> Result<(Replayed, Vec<Report>), StoreError> {
+    let mut done = Replayed {
+        position: after,
+        ..Replayed::default()
+    };
+    let mut reports = Vec::new();
+    loop {
+        let page = store.read_all(done.position, PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        done.position = last.position;
+        for stored in &page {
+            match stored.decode::<S>()? {
+                Some(event) => {
+                    reports.push(event.dispatch_stored(bus, stored).await);
+                    done.applied += 1;
+                }
+                None => done.skipped += 1,
+            }
+        }
+    }
+    Ok((done, reports))
+}

@@ -1,0 +1,394 @@
+//! The embedded durable store: an SQLite file (or `:memory:`), no server.
+//!
+//! One table is the append-only log; two more hold each durable handler's checkpoint and lease,
+//! and its pending failures (retries, dead letters, and the events held back behind them).
+//!
+//! **No gaps.** SQLite runs one write transaction at a time, and a position is assigned inside
+//! it (`MAX(position) + 1`). A reader therefore never sees position `p` committed while a lower
+//! position is still in flight: the log it reads is always a gap-free prefix, and a checkpoint
+//! can simply be "the last position handled".
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
+use serde::Serialize;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use crate::DomainEvent;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events_log (
+    position       INTEGER PRIMARY KEY,
+    event_id       TEXT    NOT NULL UNIQUE,
+    name           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    aggregate_type TEXT    NOT NULL,
+    aggregate_id   TEXT    NOT NULL,
+    sequence       INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    metadata       TEXT    NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    UNIQUE (aggregate_type, aggregate_id, sequence)
+);
+CREATE INDEX IF NOT EXISTS events_log_by_name ON events_log (name, position);
+CREATE TABLE IF NOT EXISTS events_checkpoints (
+    handler     TEXT    PRIMARY KEY,
+    position    INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    updated_at  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events_failures (
+    id              INTEGER PRIMARY KEY,
+    handler         TEXT    NOT NULL,
+    position        INTEGER NOT NULL,
+    aggregate_key   TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('retrying', 'dead', 'held')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (handler, position)
+);
+CREATE INDEX IF NOT EXISTS events_failures_by_aggregate ON events_failures (handler, aggregate_key, position);
+";
+
+/// The embedded event store. Cheap to clone: clones share one connection and one wake-up
+/// signal, so a worker in the same process wakes as soon as an append commits.
+///
+/// ```
+/// use events::store::{EventMetadata, EventStore, NewEvent, SqliteStore, StreamId};
+/// # #[derive(events::DomainEvent, serde::Serialize)] struct Opened { owner: String }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = SqliteStore::open_in_memory()?;
+/// let stream = StreamId { aggregate_type: "Account", aggregate_id: "a-1" };
+/// let event = NewEvent::new(&Opened { owner: "Ada".into() }, EventMetadata::default())?;
+/// let stored = store.append(stream, 0, vec![event]).await?;
+/// assert_eq!((stored[0].position, stored[0].sequence), (1, 1));
+/// # Ok::<(), events::store::StoreError>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    appended: Arc<Notify>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn backend(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+/// Microseconds since the Unix epoch, as stored.
+pub(crate) fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+pub(crate) fn from_micros(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in an SQLite file, creating its tables if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(backend)?;
+        Self::init(conn, Some(path))
+    }
+
+    /// A private store in memory (tests, examples).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?, None)
+    }
+
+    fn init(conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        // WAL: readers (workers, the CLI) never block the writer. NORMAL sync survives a crash
+        // of the process; only a power loss can lose the last commits.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            appended: Arc::new(Notify::new()),
+            path,
+        })
+    }
+
+    /// The file this store lives in (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes workers of this process waiting for new events.
+    pub(crate) fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
+    /// Runs `f` in one write transaction on the store's connection and commits: the
+    /// transactional outbox. Write your own rows with `tx` and append events with
+    /// [`append_in`](Self::append_in); both commit together, or, if `f` fails, neither does.
+    /// Workers of this process wake right after the commit.
+    ///
+    /// ```
+    /// use events::store::{EventMetadata, NewEvent, SqliteStore, StreamId};
+    /// use events::BoxError;
+    /// # #[derive(events::DomainEvent, serde::Serialize)] struct CardAdded { card: String }
+    /// let store = SqliteStore::open_in_memory()?;
+    /// store.transaction(|tx| Ok::<_, BoxError>(tx.execute_batch("CREATE TABLE cards (name TEXT)")?))?;
+    /// let library = StreamId { aggregate_type: "Library", aggregate_id: "1" };
+    /// store.transaction(|tx| {
+    ///     tx.execute("INSERT INTO cards (name) VALUES (?1)", ["Black Lotus"])?;
+    ///     let e = NewEvent::new(&CardAdded { card: "Black Lotus".into() }, EventMetadata::default())?;
+    ///     SqliteStore::append_in(tx, library, 0, vec![e])?;
+    ///     Ok::<_, BoxError>(())
+    /// })?;
+    /// assert_eq!(store.head()?, 1);
+    /// # Ok::<(), BoxError>(())
+    /// ```
+    pub fn transaction<T, E>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let out = {
+            let mut conn = self.lock();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            out
+        };
+        self.appended.notify_waiters();
+        Ok(out)
+    }
+
+    /// Appends to a stream inside the caller's transaction (see
+    /// [`transaction`](Self::transaction)): checks the expected version, assigns positions and
+    /// sequences. Nothing is visible until the caller commits.
+    pub fn append_in(
+        tx: &Transaction<'_>,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let actual = stream_version(tx, stream)?;
+        if actual != expected_version {
+            return Err(StoreError::Conflict {
+                aggregate_type: stream.aggregate_type.to_owned(),
+                aggregate_id: stream.aggregate_id.to_owned(),
+                expected: expected_version,
+                actual,
+            });
+        }
+        let first = head(tx)? + 1;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events_log (position, event_id, name, version, aggregate_type, aggregate_id, sequence, payload, metadata, occurred_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(backend)?;
+        let mut stored = Vec::with_capacity(events.len());
+        for (i, e) in (0u64..).zip(events) {
+            let (position, sequence) = (first + i, expected_version + i + 1);
+            let metadata = serde_json::to_string(&e.metadata).expect("metadata serializes");
+            insert
+                .execute(params![
+                    position as i64,
+                    e.event_id.to_string(),
+                    e.name,
+                    e.version,
+                    stream.aggregate_type,
+                    stream.aggregate_id,
+                    sequence as i64,
+                    e.payload.to_string(),
+                    metadata,
+                    micros(e.occurred_at),
+                ])
+                .map_err(backend)?;
+            stored.push(StoredEvent {
+                position,
+                event_id: e.event_id,
+                name: e.name,
+                version: e.version,
+                aggregate_type: stream.aggregate_type.to_owned(),
+                aggregate_id: stream.aggregate_id.to_owned(),
+                sequence,
+                payload: e.payload,
+                metadata: e.metadata,
+                occurred_at: e.occurred_at,
+            });
+        }
+        Ok(stored)
+    }
+
+    /// Appends one typed event to its aggregate's stream (from `E::AGGREGATE_TYPE` and
+    /// `aggregate_id()`, or the event's name when it has none), after whatever the stream holds:
+    /// for events that need no optimistic concurrency check.
+    pub fn append_event<E: DomainEvent + Serialize>(
+        &self,
+        event: &E,
+        metadata: EventMetadata,
+    ) -> Result<StoredEvent, StoreError> {
+        let new = NewEvent::new(event, metadata)?;
+        let aggregate_type = E::AGGREGATE_TYPE.unwrap_or(E::NAME);
+        let aggregate_id = event.aggregate_id().unwrap_or_default();
+        let stream = StreamId {
+            aggregate_type,
+            aggregate_id: &aggregate_id,
+        };
+        self.transaction(|tx| {
+            let current = stream_version(tx, stream)?;
+            Ok::<_, StoreError>(Self::append_in(tx, stream, current, vec![new])?.remove(0))
+        })
+    }
+
+    /// The highest position in the log (0 when empty).
+    pub fn head(&self) -> Result<u64, StoreError> {
+        head(&self.lock())
+    }
+
+    pub(crate) fn read_where(
+        conn: &Connection,
+        filter: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT position, event_id, name, version, aggregate_type, aggregate_id, sequence, payload, metadata, occurred_at
+             FROM events_log {filter}"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt.query_map(args, raw_row).map_err(backend)?;
+        rows.map(|r| r.map_err(backend).and_then(RawRow::decode))
+            .collect()
+    }
+}
+
+/// The version of a stream: its last sequence (0 when empty).
+fn stream_version(conn: &Connection, stream: StreamId<'_>) -> Result<u64, StoreError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(sequence), 0) FROM events_log WHERE aggregate_type = ?1 AND aggregate_id = ?2",
+        params![stream.aggregate_type, stream.aggregate_id],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| v as u64)
+    .map_err(backend)
+}
+
+/// The last position of the log (0 when empty).
+pub(crate) fn head(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(position), 0) FROM events_log",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| v as u64)
+    .map_err(backend)
+}
+
+/// A log row before its JSON columns are parsed: a malformed row is an error of that row
+/// (its position is known), not of the whole read.
+pub(crate) struct RawRow {
+    position: u64,
+    event_id: String,
+    name: String,
+    version: u32,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: u64,
+    payload: String,
+    metadata: String,
+    occurred_at: i64,
+}
+
+fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        position: r.get::<_, i64>(0)? as u64,
+        event_id: r.get(1)?,
+        name: r.get(2)?,
+        version: r.get(3)?,
+        aggregate_type: r.get(4)?,
+        aggregate_id: r.get(5)?,
+        sequence: r.get::<_, i64>(6)? as u64,
+        payload: r.get(7)?,
+        metadata: r.get(8)?,
+        occurred_at: r.get(9)?,
+    })
+}
+
+impl RawRow {
+    fn decode(self) -> Result<StoredEvent, StoreError> {
+        let decode_err = |source| StoreError::Decode {
+            position: self.position,
+            name: self.name.clone(),
+            source,
+        };
+        // A payload that is not JSON at all is kept as a JSON string, so it reaches the handler's
+        // decoding and ends up as a dead letter with the serde error instead of blocking reads.
+        let payload = serde_json::from_str(&self.payload)
+            .unwrap_or(serde_json::Value::String(self.payload.clone()));
+        let metadata = serde_json::from_str(&self.metadata).map_err(decode_err)?;
+        let event_id = Uuid::parse_str(&self.event_id).unwrap_or_else(|_| Uuid::nil());
+        Ok(StoredEvent {
+            position: self.position,
+            event_id,
+            name: self.name,
+            version: self.version,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            payload,
+            metadata,
+            occurred_at: from_micros(self.occurred_at),
+        })
+    }
+}
+
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.transaction(|tx| Self::append_in(tx, stream, expected_version, events))
+    }
+
+    async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+        Self::read_where(
+            &self.lock(),
+            "WHERE aggregate_type = ?1 AND aggregate_id = ?2 ORDER BY sequence",
+            params![stream.aggregate_type, stream.aggregate_id],
+        )
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        Self::read_where(
+            &self.lock(),
+            "WHERE position > ?1 ORDER BY position LIMIT ?2",
+            params![after as i64, limit as i64],
+        )
+    }
+}

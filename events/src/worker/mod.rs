@@ -1,0 +1,319 @@
+//! The worker: delivers stored events to durable handlers (`#[event_handler(durable)]`).
+//!
+//! Each durable handler is a subscription with its own checkpoint in the store. A worker runs
+//! one, several or all of them, each in its own task:
+//!
+//! 1. events pending for the handler come first: a retry whose time has come, or an event held
+//!    back behind an aggregate's earlier failure once that failure is resolved;
+//! 2. then new events of its type after its checkpoint, in log order. The outcome of each and
+//!    the checkpoint move commit together, so a crash redelivers at most the event in hand.
+//!
+//! A failed event is retried with exponential back-off and jitter, then becomes a dead letter.
+//! While an aggregate has a retrying or dead event for a handler, that handler's later events
+//! of the same aggregate are held back: per-aggregate order is never broken. Other aggregates
+//! go on. After several failures in a row a handler's circuit opens and it pauses for a
+//! cool-down, then probes with one event.
+//!
+//! Several worker processes can share a store: a lease per handler makes sure one delivers it
+//! at a time; a crashed worker's lease expires after `lease_ttl`.
+
+mod queries;
+mod subscription;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::catalog::catalog;
+use crate::store::{SqliteStore, StoreError};
+use crate::{Bus, HandlerKind};
+
+pub use queries::{FailureStatus, HandlerStatus, PendingFailure};
+use subscription::Subscription;
+
+/// Delivers stored events to durable handlers until stopped.
+///
+/// ```no_run
+/// # async fn run(bus: events::Bus, store: events::store::SqliteStore) -> Result<(), events::worker::WorkerError> {
+/// use std::time::Duration;
+/// use events::worker::Worker;
+///
+/// // One process per handler, restarted by a supervisor every ten minutes:
+/// let summary = Worker::new(&bus, &store)
+///     .handlers(["cards.index_card"])
+///     .max_runtime(Duration::from_secs(600))
+///     .run() // until SIGINT/SIGTERM or the time limit
+///     .await?;
+/// println!("{summary}");
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct Worker {
+    bus: Bus,
+    store: SqliteStore,
+    handlers: Option<Vec<String>>,
+    options: Options,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub(crate) max_runtime: Option<Duration>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) batch: usize,
+    pub(crate) breaker_threshold: u32,
+    pub(crate) breaker_cooldown: Duration,
+    pub(crate) owner: String,
+}
+
+/// The worker could not start, or its store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The handlers asked for are not all durable handlers of this program.
+    #[error("the worker cannot start:{}", .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    Invalid(Vec<String>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a worker run did, per handler.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Per handler name.
+    pub handlers: BTreeMap<String, HandlerSummary>,
+}
+
+/// What a worker run did for one handler.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandlerSummary {
+    /// Events handled successfully (first deliveries and retries).
+    pub delivered: u64,
+    /// Failed attempts.
+    pub failed: u64,
+    /// Events that became dead letters.
+    pub dead_lettered: u64,
+    /// Events held back behind an earlier failure of their aggregate.
+    pub held: u64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, s) in &self.handlers {
+            writeln!(
+                f,
+                "{name}: {} delivered, {} failed attempts, {} dead-lettered, {} held back",
+                s.delivered, s.failed, s.dead_lettered, s.held
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Worker {
+    /// A worker for every durable handler of the program, on `store`.
+    pub fn new(bus: &Bus, store: &SqliteStore) -> Self {
+        Self {
+            bus: bus.clone(),
+            store: store.clone(),
+            handlers: None,
+            options: Options {
+                max_runtime: None,
+                poll_interval: Duration::from_millis(500),
+                lease_ttl: Duration::from_secs(15),
+                batch: 100,
+                breaker_threshold: 5,
+                breaker_cooldown: Duration::from_secs(30),
+                owner: format!("{}@{}", std::process::id(), uuid::Uuid::now_v7()),
+            },
+        }
+    }
+
+    /// Runs only these handlers (by name).
+    pub fn handlers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.handlers = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Stops cleanly after this long, so a supervisor restarts a fresh process.
+    pub fn max_runtime(mut self, limit: Duration) -> Self {
+        self.options.max_runtime = Some(limit);
+        self
+    }
+
+    /// How often to look for events written by other processes (default 500 ms). Events
+    /// appended through a store of this process wake the worker at once.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.options.poll_interval = every;
+        self
+    }
+
+    /// How long a handler's lease outlives a worker that stopped renewing it (default 15 s).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.options.lease_ttl = ttl;
+        self
+    }
+
+    /// Pause a handler for `cooldown` after `threshold` failures in a row (default 5, 30 s).
+    pub fn circuit_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.options.breaker_threshold = threshold.max(1);
+        self.options.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// Runs until SIGINT or SIGTERM, or until the maximum run time. The event in hand is
+    /// finished first.
+    pub async fn run(self) -> Result<Summary, WorkerError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes (or the maximum run time).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Summary, WorkerError> {
+        self.run_mode(shutdown, false).await
+    }
+
+    /// Delivers everything that is due now, then returns: for tests, replays and cron jobs.
+    pub async fn drain(self) -> Result<Summary, WorkerError> {
+        self.run_mode(std::future::pending(), true).await
+    }
+
+    async fn run_mode(
+        self,
+        shutdown: impl Future<Output = ()>,
+        drain: bool,
+    ) -> Result<Summary, WorkerError> {
+        let subscriptions = self.subscriptions()?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for sub in subscriptions {
+            let (bus, store, options, stopped) = (
+                self.bus.clone(),
+                self.store.clone(),
+                self.options.clone(),
+                stopped.clone(),
+            );
+            let span = tracing::info_span!("subscription", handler = sub.name());
+            tasks.spawn(
+                async move { sub.run(&bus, &store, &options, stopped, drain).await }
+                    .instrument(span),
+            );
+        }
+        let deadline = async {
+            match self.options.max_runtime {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut summary = Summary::default();
+        let mut first_error = None;
+        let mut collect = |joined: Result<
+            Result<(String, HandlerSummary), StoreError>,
+            tokio::task::JoinError,
+        >| match joined {
+            Ok(Ok((name, s))) => {
+                summary.handlers.insert(name, s);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(WorkerError::Store(e));
+            }
+            Err(e) => {
+                first_error.get_or_insert(WorkerError::Invalid(vec![format!(
+                    "a subscription task failed: {e}"
+                )]));
+            }
+        };
+        tokio::pin!(shutdown, deadline);
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(joined) => collect(joined),
+                    None => break,
+                },
+                () = &mut shutdown => {
+                    tracing::info!("worker stopping: shutdown requested; finishing the events in hand");
+                    break;
+                }
+                () = &mut deadline => {
+                    tracing::info!("worker stopping: maximum run time reached");
+                    break;
+                }
+            }
+        }
+        let _ = stop.send(true);
+        while let Some(joined) = tasks.join_next().await {
+            collect(joined);
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(summary),
+        }
+    }
+
+    /// Resolves the handlers to run, reporting every unknown or non-durable name at once.
+    fn subscriptions(&self) -> Result<Vec<Subscription>, WorkerError> {
+        let catalog = catalog();
+        let durable = catalog
+            .handlers()
+            .iter()
+            .filter(|h| h.kind() == HandlerKind::Durable);
+        let Some(names) = &self.handlers else {
+            return Ok(durable
+                .map(|h| Subscription::new(h, catalog, &self.options))
+                .collect());
+        };
+        let mut problems = Vec::new();
+        let mut subs = Vec::new();
+        for name in names {
+            match catalog.handler(name) {
+                Some(h) if h.kind() == HandlerKind::Durable => subs.push(Subscription::new(h, catalog, &self.options)),
+                Some(h) => problems.push(format!(
+                    "handler `{name}` is {}, not durable: it runs inline; mark it `#[event_handler(durable)]` to deliver it from the store",
+                    h.kind().as_str()
+                )),
+                None => {
+                    let known: Vec<_> = catalog.handlers().iter().filter(|h| h.kind() == HandlerKind::Durable).map(|h| h.name()).collect();
+                    problems.push(format!("no handler is named `{name}`; durable handlers: {}", known.join(", ")));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(subs)
+        } else {
+            Err(WorkerError::Invalid(problems))
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

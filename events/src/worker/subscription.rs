@@ -1,0 +1,321 @@
+//! One durable handler's delivery loop.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::queries::{self, aggregate_key, PendingFailure, Settle};
+use super::{HandlerSummary, Options};
+use crate::bus::Target;
+use crate::catalog::{Catalog, EventInfo, HandlerInfo};
+use crate::extract::Context;
+use crate::handler::{DurableCall, Outcome, RetryPolicy};
+use crate::meta::{LazyMeta, Meta};
+use crate::report::FailureCause;
+use crate::store::{SqliteStore, StoreError, StoredEvent};
+use crate::Bus;
+
+pub(crate) struct Subscription {
+    name: &'static str,
+    event: &'static EventInfo,
+    call: DurableCall,
+    retry: RetryPolicy,
+    index: usize,
+    breaker: Breaker,
+    summary: HandlerSummary,
+}
+
+/// Pauses a handler after `threshold` failures in a row; after the cool-down one event
+/// probes: a success closes the circuit, a failure opens it again.
+struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    failures_in_a_row: u32,
+    open_until: Option<Instant>,
+}
+
+impl Breaker {
+    fn record(&mut self, ok: bool, handler: &str) {
+        if ok {
+            self.failures_in_a_row = 0;
+            self.open_until = None;
+            return;
+        }
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row >= self.threshold {
+            self.open_until = Some(Instant::now() + self.cooldown);
+            tracing::warn!(
+                handler,
+                failures = self.failures_in_a_row,
+                cooldown_ms = self.cooldown.as_millis() as u64,
+                "circuit open: handler paused"
+            );
+        }
+    }
+
+    /// How long the handler must still wait, if its circuit is open.
+    fn remaining(&self) -> Option<Duration> {
+        self.open_until
+            .and_then(|t| t.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+}
+
+impl Subscription {
+    pub(crate) fn new(handler: &HandlerInfo, catalog: &'static Catalog, options: &Options) -> Self {
+        let (call, retry) = handler.durable.expect("durable handler");
+        let event = catalog
+            .event(handler.event_name())
+            .expect("a handler's event is in the catalog");
+        Self {
+            name: handler.name(),
+            event,
+            call,
+            retry,
+            index: handler.index,
+            breaker: Breaker {
+                threshold: options.breaker_threshold,
+                cooldown: options.breaker_cooldown,
+                failures_in_a_row: 0,
+                open_until: None,
+            },
+            summary: HandlerSummary::default(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        bus: &Bus,
+        store: &SqliteStore,
+        options: &Options,
+        mut stopped: watch::Receiver<bool>,
+        drain: bool,
+    ) -> Result<(String, HandlerSummary), StoreError> {
+        let mut lease_until = Instant::now();
+        loop {
+            if *stopped.borrow() {
+                break;
+            }
+            // Renew the lease when half of it is used up.
+            if lease_until.saturating_duration_since(Instant::now()) < options.lease_ttl / 2 {
+                if queries::acquire_lease(store, self.name, &options.owner, options.lease_ttl)? {
+                    lease_until = Instant::now() + options.lease_ttl;
+                } else {
+                    tracing::debug!("lease held by another worker; waiting");
+                    if drain || wait(&mut stopped, options.poll_interval, None).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            if let Some(pause) = self.breaker.remaining() {
+                if drain || wait(&mut stopped, pause, None).await {
+                    break;
+                }
+                continue;
+            }
+            // Listen before looking, so an append between the two is not missed.
+            let appended = store.appended().notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+
+            let worked = self.step(bus, store, options, &stopped).await?;
+            if worked {
+                continue;
+            }
+            if drain {
+                break;
+            }
+            let mut sleep = options.poll_interval;
+            if let Some(at) = queries::next_retry(store, self.name)? {
+                sleep = sleep.min(at.duration_since(SystemTime::now()).unwrap_or_default());
+            }
+            if wait(&mut stopped, sleep, Some(appended)).await {
+                break;
+            }
+        }
+        queries::release_lease(store, self.name, &options.owner)?;
+        Ok((self.name.to_owned(), self.summary))
+    }
+
+    /// Delivers what is due; `true` if anything was done.
+    async fn step(
+        &mut self,
+        bus: &Bus,
+        store: &SqliteStore,
+        options: &Options,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<bool, StoreError> {
+        let mut worked = false;
+        for (pending, event) in queries::due_heads(store, self.name, options.batch)? {
+            if *stopped.borrow() || self.breaker.remaining().is_some() {
+                return Ok(true);
+            }
+            let outcome = self.deliver(bus, &event).await;
+            let settle = self.settle(&outcome, pending.attempts + 1, &event);
+            self.count(&settle);
+            queries::settle_pending(store, pending.id, settle_ref(&settle))?;
+            log_resolved(&pending, &outcome);
+            worked = true;
+        }
+        for event in queries::new_events(store, self.name, self.event.name(), options.batch)? {
+            if *stopped.borrow() || self.breaker.remaining().is_some() {
+                return Ok(true);
+            }
+            let settle = if queries::is_blocked(store, self.name, &aggregate_key(&event))? {
+                tracing::debug!(
+                    position = event.position,
+                    "held back behind an earlier failure of its aggregate"
+                );
+                Owned::Hold
+            } else {
+                let outcome = self.deliver(bus, &event).await;
+                self.settle(&outcome, 1, &event)
+            };
+            self.count(&settle);
+            queries::settle_new(store, self.name, &event, settle_ref(&settle))?;
+            worked = true;
+        }
+        Ok(worked)
+    }
+
+    async fn deliver(&mut self, bus: &Bus, event: &StoredEvent) -> Outcome {
+        let meta = Meta {
+            event_id: event.event_id,
+            occurred_at: event.occurred_at,
+            correlation_id: event.metadata.correlation_id.unwrap_or(event.event_id),
+            causation_id: event.metadata.causation_id,
+            event_name: self.event.name(),
+            version: self.event.version(),
+        };
+        let lazy = LazyMeta::given(meta);
+        let cx = Context {
+            bus,
+            meta: &lazy,
+            depth: 0,
+        };
+        let target = Target {
+            event: self.event.name(),
+            handler: self.name,
+            index: self.index,
+        };
+        let outcome = match self.event.upcast(event.version, event.payload.clone()) {
+            Ok(payload) => bus.run_async(target, &cx, (self.call)(&payload, &cx)).await,
+            Err(e) => Err(FailureCause::Decode(e.to_string())),
+        };
+        self.breaker.record(outcome.is_ok(), self.name);
+        outcome
+    }
+
+    /// What to record after attempt number `attempt` of `event`.
+    fn settle(&self, outcome: &Outcome, attempt: u32, event: &StoredEvent) -> Owned {
+        match outcome {
+            Ok(()) => Owned::Done,
+            Err(cause @ FailureCause::Decode(_)) => Owned::Dead {
+                attempts: attempt,
+                error: cause.to_string(),
+            },
+            Err(cause) if attempt >= self.retry.max_attempts => Owned::Dead {
+                attempts: attempt,
+                error: cause.to_string(),
+            },
+            Err(cause) => Owned::Retry {
+                attempts: attempt,
+                at: SystemTime::now() + jitter(self.retry.backoff(attempt), event.position),
+                error: cause.to_string(),
+            },
+        }
+    }
+
+    fn count(&mut self, settle: &Owned) {
+        let s = &mut self.summary;
+        match settle {
+            Owned::Done => s.delivered += 1,
+            Owned::Retry { .. } => s.failed += 1,
+            Owned::Dead { attempts, error } => {
+                s.failed += 1;
+                s.dead_lettered += 1;
+                tracing::error!(attempts, error = error.as_str(), "event dead-lettered");
+            }
+            Owned::Hold => s.held += 1,
+        }
+    }
+}
+
+/// `Settle` with owned error text.
+enum Owned {
+    Done,
+    Retry {
+        attempts: u32,
+        at: SystemTime,
+        error: String,
+    },
+    Dead {
+        attempts: u32,
+        error: String,
+    },
+    Hold,
+}
+
+fn settle_ref(owned: &Owned) -> Settle<'_> {
+    match owned {
+        Owned::Done => Settle::Done,
+        Owned::Retry {
+            attempts,
+            at,
+            error,
+        } => Settle::Retry {
+            attempts: *attempts,
+            at: *at,
+            error,
+        },
+        Owned::Dead { attempts, error } => Settle::Dead {
+            attempts: *attempts,
+            error,
+        },
+        Owned::Hold => Settle::Hold,
+    }
+}
+
+fn log_resolved(pending: &PendingFailure, outcome: &Outcome) {
+    if outcome.is_ok() {
+        tracing::info!(
+            position = pending.position,
+            aggregate = pending.aggregate.as_str(),
+            "pending event delivered"
+        );
+    }
+}
+
+/// A random 50 to 100% of `delay`, so retries of many events do not arrive in lockstep.
+fn jitter(delay: Duration, salt: u64) -> Duration {
+    let random = RandomState::new().hash_one((salt, SystemTime::now()));
+    let fraction = 0.5 + (random % 1_000) as f64 / 2_000.0;
+    delay.mul_f64(fraction)
+}
+
+/// Waits for `timeout`, a stop, or the wake-up; `true` when stopped.
+async fn wait(
+    stopped: &mut watch::Receiver<bool>,
+    timeout: Duration,
+    wake: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
+) -> bool {
+    let woken = async {
+        match wake {
+            Some(w) => w.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stopped.changed() => {}
+        () = tokio::time::sleep(timeout) => {}
+        () = woken => {}
+    }
+    *stopped.borrow()
+}

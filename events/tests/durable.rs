@@ -1,0 +1,543 @@
+#![cfg(feature = "sqlite")]
+//! Durable delivery on SQLite: checkpoints, catch-up, replay, retries, dead letters, hold-back,
+//! undecodable payloads, upcasting, wake-ups, leases, the circuit breaker.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use events::store::{EventMetadata, SqliteStore};
+use events::worker::{FailureStatus, Worker, WorkerError};
+use events::{event_handler, Bus, DomainEvent, Meta};
+use serde::{Deserialize, Serialize};
+
+fn bus() -> Bus {
+    Bus::builder().build().expect("bus builds")
+}
+
+fn store() -> SqliteStore {
+    SqliteStore::open_in_memory().expect("store opens")
+}
+
+// --- delivery, catch-up, replay ---------------------------------------------------------------
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "cards.card_added", aggregate = "Library")]
+struct CardAdded {
+    #[event(aggregate_id)]
+    library: u32,
+    card: String,
+}
+
+static INDEXED: Mutex<Vec<(String, Meta)>> = Mutex::new(Vec::new());
+
+#[event_handler(durable, name = "test.index_card")]
+fn index_card(e: &CardAdded, meta: Meta) {
+    INDEXED.lock().unwrap().push((e.card.clone(), meta));
+}
+
+#[tokio::test]
+async fn a_new_handler_catches_up_and_a_reset_replays() {
+    let (bus, store) = (bus(), store());
+    let mut ids = Vec::new();
+    for card in ["lotus", "mox", "recall"] {
+        ids.push(
+            store
+                .append_event(
+                    &CardAdded {
+                        library: 1,
+                        card: card.into(),
+                    },
+                    EventMetadata::default(),
+                )
+                .unwrap()
+                .event_id,
+        );
+    }
+    // A published event never reaches a durable handler inline.
+    assert_eq!(
+        bus.publish(&CardAdded {
+            library: 1,
+            card: "inline".into()
+        })
+        .ran(),
+        0
+    );
+
+    let summary = Worker::new(&bus, &store)
+        .handlers(["test.index_card"])
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(summary.handlers["test.index_card"].delivered, 3);
+    let seen: Vec<_> = INDEXED.lock().unwrap().drain(..).collect();
+    assert_eq!(
+        seen.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        ["lotus", "mox", "recall"]
+    );
+    assert_eq!(
+        seen.iter().map(|(_, m)| m.event_id()).collect::<Vec<_>>(),
+        ids,
+        "handlers see the stored ids"
+    );
+
+    let status = store
+        .handler_status("test.index_card", "cards.card_added")
+        .unwrap();
+    assert_eq!((status.checkpoint, status.lag), (3, 0));
+
+    // Nothing is delivered twice...
+    let again = Worker::new(&bus, &store)
+        .handlers(["test.index_card"])
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(again.handlers["test.index_card"].delivered, 0);
+    // ...until the checkpoint is reset: replay from position 2.
+    store.reset_checkpoint("test.index_card", 1).unwrap();
+    Worker::new(&bus, &store)
+        .handlers(["test.index_card"])
+        .drain()
+        .await
+        .unwrap();
+    let replayed: Vec<_> = INDEXED.lock().unwrap().drain(..).map(|(c, _)| c).collect();
+    assert_eq!(replayed, ["mox", "recall"]);
+}
+
+// --- retries, dead letters, hold-back --------------------------------------------------------
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "records.record_updated", aggregate = "Record")]
+struct RecordUpdated {
+    #[event(aggregate_id)]
+    record: u32,
+    step: u32,
+}
+
+static BROKEN: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
+static SYNCED: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
+
+#[event_handler(durable, name = "test.sync_record", max_attempts = 3, backoff_ms = 1)]
+fn sync_record(e: &RecordUpdated) -> Result<(), String> {
+    if BROKEN.lock().unwrap().contains(&(e.record, e.step)) {
+        return Err(format!(
+            "remote rejected record {} step {}",
+            e.record, e.step
+        ));
+    }
+    SYNCED.lock().unwrap().push((e.record, e.step));
+    Ok(())
+}
+
+async fn drain_sync(bus: &Bus, store: &SqliteStore) {
+    // Retries are due a few milliseconds later: drain until nothing is left to retry.
+    for _ in 0..50 {
+        Worker::new(bus, store)
+            .handlers(["test.sync_record"])
+            .drain()
+            .await
+            .unwrap();
+        let retrying = store
+            .failures(Some("test.sync_record"))
+            .unwrap()
+            .iter()
+            .any(|f| f.status == FailureStatus::Retrying);
+        if !retrying {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("retries never settled");
+}
+
+#[tokio::test]
+async fn a_dead_letter_holds_back_only_its_own_aggregate_until_retried() {
+    let (bus, store) = (bus(), store());
+    BROKEN.lock().unwrap().push((1, 2));
+    for (record, step) in [(1, 1), (2, 1), (1, 2), (2, 2), (1, 3), (2, 3)] {
+        store
+            .append_event(&RecordUpdated { record, step }, EventMetadata::default())
+            .unwrap();
+    }
+    drain_sync(&bus, &store).await;
+
+    // Record 2 went through; record 1 stopped at its failing step 2, and step 3 waits behind it.
+    let synced: Vec<_> = SYNCED.lock().unwrap().drain(..).collect();
+    assert_eq!(synced, [(1, 1), (2, 1), (2, 2), (2, 3)]);
+    let failures = store.failures(Some("test.sync_record")).unwrap();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let dead = &failures[0];
+    assert_eq!(
+        (dead.status, dead.attempts, dead.position),
+        (FailureStatus::Dead, 3, 3)
+    );
+    assert_eq!(dead.aggregate, "Record/1");
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("remote rejected record 1 step 2")
+    );
+    assert_eq!(
+        (failures[1].status, failures[1].position),
+        (FailureStatus::Held, 5)
+    );
+    let status = store
+        .handler_status("test.sync_record", "records.record_updated")
+        .unwrap();
+    assert_eq!(
+        (status.checkpoint, status.lag, status.dead, status.held),
+        (6, 0, 1, 1)
+    );
+
+    // The remote is fixed; the operator retries: step 2, then the held step 3, in order.
+    BROKEN.lock().unwrap().clear();
+    assert_eq!(store.retry_dead_letters(Some(dead.id), None).unwrap(), 1);
+    drain_sync(&bus, &store).await;
+    assert_eq!(
+        SYNCED.lock().unwrap().drain(..).collect::<Vec<_>>(),
+        [(1, 2), (1, 3)]
+    );
+    assert!(store.failures(Some("test.sync_record")).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dropping_a_dead_letter_releases_the_events_behind_it() {
+    let (bus, store) = (bus(), store());
+    BROKEN.lock().unwrap().push((7, 1));
+    for step in 1..=3 {
+        store
+            .append_event(&RecordUpdated { record: 7, step }, EventMetadata::default())
+            .unwrap();
+    }
+    drain_sync(&bus, &store).await;
+    let dead = store.dead_letters(Some("test.sync_record")).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(store.drop_dead_letter(dead[0].id).unwrap());
+    drain_sync(&bus, &store).await;
+    let synced: Vec<_> = SYNCED
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|(r, _)| *r == 7)
+        .collect();
+    assert_eq!(synced, [(7, 2), (7, 3)]);
+    SYNCED.lock().unwrap().retain(|(r, _)| *r != 7);
+}
+
+// --- bad payloads and schema evolution -------------------------------------------------------
+
+/// Version 2 split `name` into first and last name; version 1 rows are upcast on read.
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "users.user_registered", version = 2, aggregate = "User", upcast = user_registered_v1)]
+struct UserRegistered {
+    #[event(aggregate_id)]
+    user: u32,
+    first_name: String,
+    last_name: String,
+}
+
+fn user_registered_v1(
+    version: u32,
+    mut payload: serde_json::Value,
+) -> Result<serde_json::Value, events::BoxError> {
+    assert_eq!(version, 1);
+    let name = payload["name"]
+        .as_str()
+        .ok_or("v1 payload without `name`")?
+        .to_owned();
+    let (first, last) = name.split_once(' ').unwrap_or((&name, ""));
+    payload["first_name"] = first.into();
+    payload["last_name"] = last.into();
+    Ok(payload)
+}
+
+static WELCOMED: Mutex<Vec<UserRegistered>> = Mutex::new(Vec::new());
+
+#[event_handler(durable, name = "test.welcome")]
+async fn welcome(e: &UserRegistered) {
+    WELCOMED.lock().unwrap().push(e.clone());
+}
+
+fn insert_raw(store: &SqliteStore, position: u32, version: u32, payload: &str) {
+    store
+        .transaction(|tx| {
+            tx.execute(
+                "INSERT INTO events_log (position, event_id, name, version, aggregate_type, aggregate_id, sequence, payload, metadata, occurred_at)
+                 VALUES (?1, ?2, 'users.user_registered', ?3, 'User', ?1, 1, ?4, '{}', 0)",
+                rusqlite::params![position, uuid::Uuid::now_v7().to_string(), version, payload],
+            )
+            .map_err(|e| events::store::StoreError::Backend(e.into()))
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn old_rows_are_upcast_and_bad_payloads_become_dead_letters() {
+    let (bus, store) = (bus(), store());
+    insert_raw(&store, 1, 1, r#"{"user": 1, "name": "Ada Lovelace"}"#); // a real v1 row
+    insert_raw(&store, 2, 1, r#"{"user": 2}"#); // v1 without a name: the upcaster fails
+    insert_raw(&store, 3, 2, r#"{"user": 3, "first_name": 7}"#); // v2, wrong type
+    insert_raw(&store, 4, 2, "not json at all");
+    insert_raw(&store, 5, 3, r#"{"user": 5}"#); // from a newer program
+    store
+        .append_event(
+            &UserRegistered {
+                user: 6,
+                first_name: "Grace".into(),
+                last_name: "Hopper".into(),
+            },
+            EventMetadata::default(),
+        )
+        .unwrap();
+
+    let summary = Worker::new(&bus, &store)
+        .handlers(["test.welcome"])
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(summary.handlers["test.welcome"].delivered, 2);
+    assert_eq!(summary.handlers["test.welcome"].dead_lettered, 4);
+    let welcomed: Vec<_> = WELCOMED
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(|u| format!("{} {} {}", u.user, u.first_name, u.last_name))
+        .collect();
+    assert_eq!(welcomed, ["1 Ada Lovelace", "6 Grace Hopper"]);
+
+    let dead = store.dead_letters(Some("test.welcome")).unwrap();
+    let errors: Vec<_> = dead
+        .iter()
+        .map(|d| (d.position, d.attempts, d.last_error.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        errors[0],
+        (
+            2,
+            1,
+            "cannot decode the stored payload: v1 payload without `name`".to_owned()
+        )
+    );
+    assert!(
+        errors[1].2.starts_with(
+            "cannot decode the stored payload: invalid type: integer `7`, expected a string"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2]
+            .2
+            .contains("invalid type: string \"not json at all\""),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3]
+            .2
+            .contains("stored with schema version 3, and this program knows version 2"),
+        "{errors:?}"
+    );
+}
+
+// --- the worker as a long-running process ----------------------------------------------------
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "forms.form_submitted")]
+struct FormSubmitted {
+    form: u32,
+}
+
+static SUBMITTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[event_handler(durable, name = "test.store_submission")]
+fn store_submission(e: &FormSubmitted) {
+    SUBMITTED.lock().unwrap().push(e.form);
+}
+
+#[tokio::test]
+async fn a_running_worker_wakes_on_append_without_waiting_for_its_poll() {
+    let (bus, store) = (bus(), store());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(&bus, &store)
+        .handlers(["test.store_submission"])
+        .poll_interval(Duration::from_secs(3600))
+        .run_until(async move {
+            let _ = stopped.await;
+        });
+    let worker = tokio::spawn(worker);
+    tokio::time::sleep(Duration::from_millis(50)).await; // the worker is idle, waiting
+    store
+        .append_event(&FormSubmitted { form: 11 }, EventMetadata::default())
+        .unwrap();
+    let delivered = async {
+        while !SUBMITTED.lock().unwrap().contains(&11) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), delivered)
+        .await
+        .expect("woken by the append, not by the hour-long poll");
+
+    // While it runs, it holds the handler's lease: a second worker delivers nothing.
+    let status = store
+        .handler_status("test.store_submission", "forms.form_submitted")
+        .unwrap();
+    assert!(status.leased_by.is_some());
+    store
+        .append_event(&FormSubmitted { form: 12 }, EventMetadata::default())
+        .unwrap();
+    stop.send(()).unwrap();
+    let summary = worker.await.unwrap().unwrap();
+    assert!(summary.handlers["test.store_submission"].delivered >= 1);
+    assert_eq!(
+        store
+            .handler_status("test.store_submission", "forms.form_submitted")
+            .unwrap()
+            .leased_by,
+        None,
+        "released on stop"
+    );
+}
+
+#[tokio::test]
+async fn max_runtime_stops_the_worker_cleanly() {
+    let (bus, store) = (bus(), store());
+    let summary = Worker::new(&bus, &store)
+        .handlers(["test.store_submission"])
+        .max_runtime(Duration::from_millis(100))
+        .run_until(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.handlers["test.store_submission"].delivered, 0);
+}
+
+#[tokio::test]
+async fn unknown_or_inline_handlers_are_refused_all_at_once() {
+    let (bus, store) = (bus(), store());
+    let err = Worker::new(&bus, &store)
+        .handlers(["test.nope", "durable::inline_only"])
+        .drain()
+        .await
+        .unwrap_err();
+    let WorkerError::Invalid(problems) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(problems.len(), 2, "{err}");
+    assert!(
+        err.to_string()
+            .contains("no handler is named `test.nope`; durable handlers: "),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("handler `durable::inline_only` is sync, not durable"),
+        "{err}"
+    );
+}
+
+#[event_handler]
+fn inline_only(_: &FormSubmitted) {}
+
+// --- circuit breaker -------------------------------------------------------------------------
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "webhooks.ping", aggregate = "Hook")]
+struct Ping {
+    #[event(aggregate_id)]
+    hook: u32,
+}
+
+static PINGS: Mutex<u32> = Mutex::new(0);
+
+#[event_handler(durable, name = "test.ping", max_attempts = 10, backoff_ms = 60000)]
+fn ping(_: &Ping) -> Result<(), &'static str> {
+    *PINGS.lock().unwrap() += 1;
+    Err("connection refused")
+}
+
+#[tokio::test]
+async fn the_circuit_opens_after_failures_in_a_row() {
+    let (bus, store) = (bus(), store());
+    for hook in 0..10 {
+        store
+            .append_event(&Ping { hook }, EventMetadata::default())
+            .unwrap();
+    }
+    let summary = Worker::new(&bus, &store)
+        .handlers(["test.ping"])
+        .circuit_breaker(3, Duration::from_secs(3600))
+        .drain()
+        .await
+        .unwrap();
+    // Three attempts, then the handler pauses: the other seven events wait, untouched.
+    assert_eq!(*PINGS.lock().unwrap(), 3);
+    assert_eq!(summary.handlers["test.ping"].failed, 3);
+    let status = store.handler_status("test.ping", "webhooks.ping").unwrap();
+    assert_eq!((status.retrying, status.lag), (3, 7));
+}
+
+// --- transactional outbox --------------------------------------------------------------------
+
+#[test]
+fn application_rows_and_their_events_commit_or_roll_back_together() {
+    use events::store::{NewEvent, StreamId};
+    use events::BoxError;
+
+    let store = store();
+    store
+        .transaction(|tx| {
+            Ok::<_, BoxError>(tx.execute_batch("CREATE TABLE cards (library INTEGER, card TEXT)")?)
+        })
+        .unwrap();
+    let add = |card: &'static str, fail: bool| {
+        store.transaction(|tx| {
+            tx.execute("INSERT INTO cards VALUES (1, ?1)", [card])?;
+            let version =
+                tx.query_row("SELECT COUNT(*) - 1 FROM cards", [], |r| r.get::<_, i64>(0))? as u64;
+            let e = NewEvent::new(
+                &CardAdded {
+                    library: 1,
+                    card: card.into(),
+                },
+                EventMetadata::default(),
+            )?;
+            SqliteStore::append_in(
+                tx,
+                StreamId {
+                    aggregate_type: "Library",
+                    aggregate_id: "1",
+                },
+                version,
+                vec![e],
+            )?;
+            if fail {
+                return Err::<(), BoxError>("the card is banned".into());
+            }
+            Ok(())
+        })
+    };
+    add("lotus", false).unwrap();
+    assert_eq!(
+        add("banned", true).unwrap_err().to_string(),
+        "the card is banned"
+    );
+    add("mox", false).unwrap();
+
+    let cards: Vec<String> = store
+        .transaction(|tx| {
+            let mut stmt = tx.prepare("SELECT card FROM cards ORDER BY rowid")?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, BoxError>(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        cards,
+        ["lotus", "mox"],
+        "the failed transaction left no row"
+    );
+    assert_eq!(
+        store.head().unwrap(),
+        2,
+        "...and no event: positions stay gap-free"
+    );
+}
