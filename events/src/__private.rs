@@ -13,7 +13,9 @@ pub use crate::command::{
 pub use crate::catalog::Location;
 pub use crate::event::AggregateId;
 pub use crate::extract::{Context, FromContext, Requirement};
-pub use crate::handler::{BoxFuture, Call, DurableCall, Handler, Outcome, RetryPolicy};
+pub use crate::handler::{
+    BoxFuture, Call, DurableBatchCall, DurableCall, Handler, Outcome, RetryPolicy,
+};
 pub use crate::registry::{EventEntry, EventRegistry, Slot};
 pub use crate::report::FailureCause;
 
@@ -78,6 +80,13 @@ pub fn decode<E: serde::de::DeserializeOwned>(
     payload: &serde_json::Value,
 ) -> Result<E, FailureCause> {
     E::deserialize(payload).map_err(|e| FailureCause::Decode(e.to_string()))
+}
+
+/// Decodes the payloads of a batch, in order.
+pub fn decode_all<E: serde::de::DeserializeOwned>(
+    payloads: &[serde_json::Value],
+) -> Result<Vec<E>, FailureCause> {
+    payloads.iter().map(decode::<E>).collect()
 }
 
 /// Brings an older stored payload to the event's current version:

@@ -202,7 +202,7 @@ impl Bus {
                     let outcome = self.run_sync(target, &cx, || call(event, &cx));
                     report.record(handler.name, outcome);
                 }
-                Call::Durable(_) => {}
+                Call::Durable(_) | Call::DurableBatch(_) => {}
                 Call::Async(_) => {
                     tracing::warn!(
                         event = E::NAME,
@@ -235,7 +235,7 @@ impl Bus {
             let outcome = match handler.call {
                 Call::Sync(call) => self.run_sync(target, &cx, || call(event, &cx)),
                 Call::Async(call) => self.run_async(target, &cx, call(event, &cx)).await,
-                Call::Durable(_) => continue,
+                Call::Durable(_) | Call::DurableBatch(_) => continue,
             };
             report.record(handler.name, outcome);
         }

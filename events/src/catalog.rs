@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::__private::Upcaster;
 use crate::error::BoxError;
 use crate::extract::Requirement;
-use crate::handler::{Call, DurableCall, Handler, HandlerKind, RetryPolicy};
+use crate::handler::{Call, DurableBatchCall, DurableCall, Handler, HandlerKind, RetryPolicy};
 use crate::registry::event_entries;
 use crate::DomainEvent;
 
@@ -42,6 +42,22 @@ impl Location {
     /// Module the handler is defined in.
     pub fn module_path(&self) -> &'static str {
         self.module_path
+    }
+}
+
+/// How the worker calls a durable handler: one event at a time, or a batch.
+#[derive(Clone, Copy)]
+pub(crate) enum DurableShim {
+    One(DurableCall),
+    Batch(DurableBatchCall),
+}
+
+impl std::fmt::Debug for DurableShim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DurableShim::One(_) => "One",
+            DurableShim::Batch(_) => "Batch",
+        })
     }
 }
 
@@ -106,7 +122,9 @@ impl Catalog {
 
     /// The event type with this name.
     pub fn event(&self, name: &str) -> Option<&EventInfo> {
-        self.events.iter().find(|e| e.name == name)
+        // Sorted by name: the worker and every store read look events up here.
+        let i = self.events.partition_point(|e| e.name < name);
+        self.events.get(i).filter(|e| e.name == name)
     }
 
     /// The handler with this name.
@@ -195,7 +213,7 @@ pub struct HandlerInfo {
     requires: Vec<Requirement>,
     publishes: &'static [&'static str],
     pub(crate) index: usize,
-    pub(crate) durable: Option<(DurableCall, RetryPolicy)>,
+    pub(crate) durable: Option<(DurableShim, RetryPolicy)>,
 }
 
 impl HandlerInfo {
@@ -210,10 +228,16 @@ impl HandlerInfo {
             publishes: h.publishes,
             index,
             durable: match h.call {
-                Call::Durable(call) => Some((call, h.retry)),
+                Call::Durable(call) => Some((DurableShim::One(call), h.retry)),
+                Call::DurableBatch(call) => Some((DurableShim::Batch(call), h.retry)),
                 _ => None,
             },
         }
+    }
+
+    /// Whether it is a durable batch handler (`fn h(events: &[E])`).
+    pub fn is_batch(&self) -> bool {
+        matches!(self.durable, Some((DurableShim::Batch(_), _)))
     }
 
     /// The retry policy, for a durable handler.

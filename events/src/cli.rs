@@ -257,7 +257,11 @@ fn list() -> String {
             rows.push(vec![
                 format!("{} v{}", event.name(), event.version()),
                 h.name().to_owned(),
-                h.kind().as_str().to_owned(),
+                if h.is_batch() {
+                    "durable batch".to_owned()
+                } else {
+                    h.kind().as_str().to_owned()
+                },
                 h.order().to_string(),
                 h.location().to_string(),
                 h.resources().collect::<Vec<_>>().join(", "),

@@ -44,7 +44,14 @@ pub enum Call<E: 'static> {
     /// Decodes a stored payload (already upcast to the current version) and calls a durable
     /// handler, sync or async.
     Durable(DurableCall),
+    /// Decodes a batch of stored payloads and calls a durable batch handler
+    /// (`fn index(events: &[CardAdded])`).
+    DurableBatch(DurableBatchCall),
 }
+
+/// The type-erased call of a durable batch handler: JSON payloads in, outcome out.
+pub type DurableBatchCall =
+    for<'a> fn(&'a [serde_json::Value], &'a Context<'a>) -> BoxFuture<'a, Outcome>;
 
 /// The type-erased call of a durable handler: JSON payload in, outcome out.
 pub type DurableCall = for<'a> fn(&'a serde_json::Value, &'a Context<'a>) -> BoxFuture<'a, Outcome>;
@@ -126,7 +133,7 @@ impl<E: 'static> Handler<E> {
         match self.call {
             Call::Sync(_) => HandlerKind::Sync,
             Call::Async(_) => HandlerKind::Async,
-            Call::Durable(_) => HandlerKind::Durable,
+            Call::Durable(_) | Call::DurableBatch(_) => HandlerKind::Durable,
         }
     }
 

@@ -541,3 +541,154 @@ fn application_rows_and_their_events_commit_or_roll_back_together() {
         "...and no event: positions stay gap-free"
     );
 }
+
+// --- every read path upcasts -----------------------------------------------------------------
+
+events::event_set! {
+    #[derive(Debug, Clone, PartialEq)]
+    enum UserEvent {
+        Registered(UserRegistered),
+    }
+}
+
+#[tokio::test]
+async fn aggregates_and_projections_read_old_rows_through_the_upcaster() {
+    use events::store::{EventStore, StoreError, StreamId};
+
+    let store = store();
+    insert_raw(&store, 1, 1, r#"{"user": 1, "name": "Ada Lovelace"}"#);
+    insert_raw(&store, 2, 1, r#"{"user": 2}"#);
+    let stream = store
+        .read_stream(StreamId {
+            aggregate_type: "User",
+            aggregate_id: "1",
+        })
+        .await
+        .unwrap();
+    let decoded = stream[0].decode::<UserEvent>().unwrap();
+    let expected = UserRegistered {
+        user: 1,
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+    };
+    assert_eq!(decoded, Some(UserEvent::Registered(expected)));
+
+    let all = store.read_all(0, 10).await.unwrap();
+    let err = all[1].decode::<UserEvent>().unwrap_err();
+    assert!(
+        matches!(err, StoreError::Upcast { position: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "cannot upcast event `users.user_registered` at position 2: v1 payload without `name`"
+    );
+}
+
+// --- batch handlers --------------------------------------------------------------------------
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "search.document_changed", aggregate = "Document")]
+struct DocumentChanged {
+    #[event(aggregate_id)]
+    doc: u32,
+    rev: u32,
+}
+
+static BATCHES: Mutex<Vec<Vec<(u32, u32)>>> = Mutex::new(Vec::new());
+
+#[event_handler(durable, name = "test.reindex", max_attempts = 1)]
+fn reindex(docs: &[DocumentChanged]) -> Result<(), String> {
+    if let Some(bad) = docs.iter().find(|d| d.rev == 0) {
+        return Err(format!("document {} has no revision", bad.doc));
+    }
+    BATCHES
+        .lock()
+        .unwrap()
+        .push(docs.iter().map(|d| (d.doc, d.rev)).collect());
+    Ok(())
+}
+
+#[tokio::test]
+async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
+    let (bus, store) = (bus(), store());
+    assert!(events::catalog()
+        .handler("test.reindex")
+        .unwrap()
+        .is_batch());
+    for (doc, rev) in [(1, 1), (2, 1), (1, 2)] {
+        store
+            .append_event(&DocumentChanged { doc, rev }, EventMetadata::default())
+            .unwrap();
+    }
+    Worker::new(&bus, &store)
+        .handlers(["test.reindex"])
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(
+        BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
+        [vec![(1, 1), (2, 1), (1, 2)]],
+        "one call"
+    );
+
+    // A bad event fails its batch; the batch is redelivered event by event: the bad one is
+    // dead-lettered, the later event of its document is held, the others go through.
+    for (doc, rev) in [(3, 1), (1, 0), (3, 2), (1, 3)] {
+        store
+            .append_event(&DocumentChanged { doc, rev }, EventMetadata::default())
+            .unwrap();
+    }
+    let summary = Worker::new(&bus, &store)
+        .handlers(["test.reindex"])
+        .drain()
+        .await
+        .unwrap();
+    let s = summary.handlers["test.reindex"];
+    assert_eq!(
+        (s.delivered, s.dead_lettered, s.held),
+        (2, 1, 1),
+        "{summary}"
+    );
+    assert_eq!(
+        BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
+        [vec![(3, 1)], vec![(3, 2)]]
+    );
+    let dead = store.dead_letters(Some("test.reindex")).unwrap();
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some("document 1 has no revision")
+    );
+
+    // Next run: the held event is delivered alone once the dead letter is dropped; new events
+    // after it come as one batch again.
+    store.drop_dead_letter(dead[0].id).unwrap();
+    store
+        .append_event(
+            &DocumentChanged { doc: 4, rev: 1 },
+            EventMetadata::default(),
+        )
+        .unwrap();
+    store
+        .append_event(
+            &DocumentChanged { doc: 5, rev: 1 },
+            EventMetadata::default(),
+        )
+        .unwrap();
+    Worker::new(&bus, &store)
+        .handlers(["test.reindex"])
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(
+        BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
+        [vec![(1, 3)], vec![(4, 1), (5, 1)]]
+    );
+    assert_eq!(
+        store
+            .handler_status("test.reindex", "search.document_changed")
+            .unwrap()
+            .lag,
+        0
+    );
+}

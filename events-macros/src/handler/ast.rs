@@ -19,6 +19,8 @@ pub struct HandlerFn<'a> {
     pub return_span: Span,
     /// `durable`: delivered from the store by a worker, with this retry policy.
     pub durable: Option<Retry>,
+    /// The first parameter is `&[E]`: a durable batch handler.
+    pub batch: bool,
 }
 
 /// A durable handler's retry policy; `None` keeps the runtime's default.
@@ -61,11 +63,19 @@ impl<'a> HandlerFn<'a> {
             max_attempts,
             backoff_ms,
         } = options;
+        let batch = batch_parameter(function);
+        if let (Some(slice), None) = (batch, &durable) {
+            return Err(syn::Error::new_spanned(
+                slice,
+                "a batch handler (`&[E]`) is delivered from the store: add `durable`, like `#[event_handler(durable)]`",
+            ));
+        }
         Ok(HandlerFn {
             function,
             name,
             order: order.map_or(0, |o| o as i32),
             publishes: publishes.unwrap_or_default(),
+            batch: batch.is_some(),
             durable: durable.map(|()| Retry {
                 max_attempts: max_attempts.map(|(n, _)| n as u32),
                 backoff_ms: backoff_ms.map(|(n, _)| n as u64),
@@ -249,7 +259,21 @@ fn check_signature(cx: &Ctxt, function: &ItemFn) {
     }
 }
 
-/// The event type `E` of the first parameter `&E`.
+/// The `[E]` of a first parameter `&[E]`.
+fn batch_parameter(function: &ItemFn) -> Option<&syn::TypeSlice> {
+    match function.sig.inputs.first()? {
+        FnArg::Typed(pat) => match &*pat.ty {
+            Type::Reference(TypeReference { elem, .. }) => match &**elem {
+                Type::Slice(slice) => Some(slice),
+                _ => None,
+            },
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    }
+}
+
+/// The event type `E` of the first parameter `&E` (or `&[E]`).
 fn event_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
     let sig = &function.sig;
     let Some(first) = sig.inputs.first() else {
@@ -279,6 +303,7 @@ fn event_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
         }
         Type::Reference(TypeReference { elem, .. }) => match &**elem {
             Type::ImplTrait(_) => None, // reported by `check_signature`
+            Type::Slice(slice) => Some(&slice.elem),
             elem => Some(elem),
         },
         other => {

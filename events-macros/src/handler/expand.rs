@@ -121,8 +121,17 @@ fn durable_call(
     let ident = &handler.function.sig.ident;
     let event = handler.event;
     let payload_var = Ident::new("__events_payload", Span::mixed_site());
-    let decode =
-        quote_spanned!(event.span()=> ::events::__private::decode::<#event>(#payload_var)?);
+    let (variant, decode) = if handler.batch {
+        (
+            quote!(DurableBatch),
+            quote_spanned!(event.span()=> ::events::__private::decode_all::<#event>(#payload_var)?),
+        )
+    } else {
+        (
+            quote!(Durable),
+            quote_spanned!(event.span()=> ::events::__private::decode::<#event>(#payload_var)?),
+        )
+    };
     let ret = quote_spanned!(handler.return_span=> __events_ret);
     let call = if handler.is_async {
         quote!(#ident(&#event_var, #(#args),*).await)
@@ -137,6 +146,6 @@ fn durable_call(
     };
     let future = quote_spanned!(ident.span()=> ::events::__private::boxed(async move { #body }));
     quote! {
-        ::events::__private::Call::Durable(|#payload_var, #cx_var| #future)
+        ::events::__private::Call::#variant(|#payload_var, #cx_var| #future)
     }
 }

@@ -137,11 +137,26 @@ impl StoredEvent {
     /// Decodes the payload as one of the events of `S`; `Ok(None)` when the name is not one of
     /// them.
     pub fn decode<S: EventSet>(&self) -> Result<Option<S>, StoreError> {
-        S::from_json(&self.name, self.payload.clone()).map_err(|e| StoreError::Decode {
+        S::from_json(&self.name, self.current_payload()?).map_err(|e| StoreError::Decode {
             position: self.position,
             name: self.name.clone(),
             source: e,
         })
+    }
+
+    /// The payload brought to the current version of its event type by the event's upcaster
+    /// (the same step every read path takes: aggregates, projections, replays, the worker).
+    pub fn current_payload(&self) -> Result<serde_json::Value, StoreError> {
+        match crate::catalog::catalog().event(&self.name) {
+            Some(info) => info
+                .upcast(self.version, self.payload.clone())
+                .map_err(|e| StoreError::Upcast {
+                    position: self.position,
+                    name: self.name.clone(),
+                    reason: e.to_string(),
+                }),
+            None => Ok(self.payload.clone()),
+        }
     }
 }
 
@@ -188,6 +203,16 @@ pub enum StoreError {
         name: String,
         /// Why.
         source: serde_json::Error,
+    },
+    /// A stored payload of an older schema version could not be upcast.
+    #[error("cannot upcast event `{name}` at position {position}: {reason}")]
+    Upcast {
+        /// The event's global position.
+        position: u64,
+        /// The event's name.
+        name: String,
+        /// Why.
+        reason: String,
     },
     /// The backend failed (I/O, database).
     #[error("event store backend failed: {0}")]

@@ -234,6 +234,11 @@ pub(crate) fn settle_new(
     })
 }
 
+/// Moves the checkpoint past a run of events a batch handler took in one call.
+pub(crate) fn settle_run(store: &SqliteStore, handler: &str, last: u64) -> Result<(), StoreError> {
+    store.transaction(|tx| advance(tx, handler, last))
+}
+
 fn insert_failure(
     tx: &Transaction<'_>,
     handler: &str,

@@ -9,9 +9,10 @@ use tokio::sync::watch;
 use super::queries::{self, aggregate_key, PendingFailure, Settle};
 use super::{HandlerSummary, Options};
 use crate::bus::Target;
+use crate::catalog::DurableShim;
 use crate::catalog::{Catalog, EventInfo, HandlerInfo};
 use crate::extract::Context;
-use crate::handler::{DurableCall, Outcome, RetryPolicy};
+use crate::handler::{Outcome, RetryPolicy};
 use crate::meta::{LazyMeta, Meta};
 use crate::report::FailureCause;
 use crate::store::{SqliteStore, StoreError, StoredEvent};
@@ -20,7 +21,7 @@ use crate::Bus;
 pub(crate) struct Subscription {
     name: &'static str,
     event: &'static EventInfo,
-    call: DurableCall,
+    call: DurableShim,
     retry: RetryPolicy,
     index: usize,
     breaker: Breaker,
@@ -157,35 +158,98 @@ impl Subscription {
             if *stopped.borrow() || self.breaker.remaining().is_some() {
                 return Ok(true);
             }
-            let outcome = self.deliver(bus, &event).await;
+            let outcome = self.deliver(bus, std::slice::from_ref(&event)).await;
             let settle = self.settle(&outcome, pending.attempts + 1, &event);
             self.count(&settle);
             queries::settle_pending(store, pending.id, settle_ref(&settle))?;
             log_resolved(&pending, &outcome);
             worked = true;
         }
-        for event in queries::new_events(store, self.name, self.event.name(), options.batch)? {
+        let events = queries::new_events(store, self.name, self.event.name(), options.batch)?;
+        worked |= !events.is_empty();
+        if matches!(self.call, DurableShim::Batch(_)) {
+            self.deliver_batches(bus, store, events, stopped).await?;
+            return Ok(worked);
+        }
+        for event in events {
             if *stopped.borrow() || self.breaker.remaining().is_some() {
                 return Ok(true);
             }
-            let settle = if queries::is_blocked(store, self.name, &aggregate_key(&event))? {
-                tracing::debug!(
-                    position = event.position,
-                    "held back behind an earlier failure of its aggregate"
-                );
-                Owned::Hold
-            } else {
-                let outcome = self.deliver(bus, &event).await;
-                self.settle(&outcome, 1, &event)
-            };
-            self.count(&settle);
-            queries::settle_new(store, self.name, &event, settle_ref(&settle))?;
-            worked = true;
+            self.deliver_new(bus, store, &event).await?;
         }
         Ok(worked)
     }
 
-    async fn deliver(&mut self, bus: &Bus, event: &StoredEvent) -> Outcome {
+    /// Delivers one new event (or holds it back) and moves the checkpoint past it.
+    async fn deliver_new(
+        &mut self,
+        bus: &Bus,
+        store: &SqliteStore,
+        event: &StoredEvent,
+    ) -> Result<(), StoreError> {
+        let settle = if queries::is_blocked(store, self.name, &aggregate_key(event))? {
+            tracing::debug!(
+                position = event.position,
+                "held back behind an earlier failure of its aggregate"
+            );
+            Owned::Hold
+        } else {
+            let outcome = self.deliver(bus, std::slice::from_ref(event)).await;
+            self.settle(&outcome, 1, event)
+        };
+        self.count(&settle);
+        queries::settle_new(store, self.name, event, settle_ref(&settle))
+    }
+
+    /// A batch handler takes runs of consecutive deliverable events in one call. A blocked
+    /// event ends a run (it is held back in its place); a failed run is delivered again event
+    /// by event, so a bad event gets its own retries and dead letter and the others go through.
+    async fn deliver_batches(
+        &mut self,
+        bus: &Bus,
+        store: &SqliteStore,
+        events: Vec<StoredEvent>,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
+        let mut run: Vec<StoredEvent> = Vec::new();
+        let mut rest = events.into_iter();
+        loop {
+            let next = rest.next();
+            let ends_run = match &next {
+                Some(event) => queries::is_blocked(store, self.name, &aggregate_key(event))?,
+                None => true,
+            };
+            if ends_run && !run.is_empty() {
+                if *stopped.borrow() || self.breaker.remaining().is_some() {
+                    return Ok(());
+                }
+                let outcome = self.deliver(bus, &run).await;
+                if outcome.is_ok() {
+                    queries::settle_run(store, self.name, run.last().map_or(0, |e| e.position))?;
+                    self.summary.delivered += run.len() as u64;
+                } else {
+                    tracing::warn!(
+                        events = run.len(),
+                        "batch failed; delivering its events one by one"
+                    );
+                    for event in &run {
+                        self.deliver_new(bus, store, event).await?;
+                    }
+                }
+                run.clear();
+            }
+            match next {
+                Some(event) if ends_run => self.deliver_new(bus, store, &event).await?,
+                Some(event) => run.push(event),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn deliver(&mut self, bus: &Bus, events: &[StoredEvent]) -> Outcome {
+        let Some(event) = events.last() else {
+            return Ok(());
+        };
         let meta = Meta {
             event_id: event.event_id,
             occurred_at: event.occurred_at,
@@ -205,9 +269,18 @@ impl Subscription {
             handler: self.name,
             index: self.index,
         };
-        let outcome = match self.event.upcast(event.version, event.payload.clone()) {
-            Ok(payload) => bus.run_async(target, &cx, (self.call)(&payload, &cx)).await,
-            Err(e) => Err(FailureCause::Decode(e.to_string())),
+        let payloads: Result<Vec<_>, _> = events
+            .iter()
+            .map(|e| self.event.upcast(e.version, e.payload.clone()))
+            .collect();
+        let outcome = match (payloads, self.call) {
+            (Ok(payloads), DurableShim::One(call)) => {
+                bus.run_async(target, &cx, call(&payloads[0], &cx)).await
+            }
+            (Ok(payloads), DurableShim::Batch(call)) => {
+                bus.run_async(target, &cx, call(&payloads, &cx)).await
+            }
+            (Err(e), _) => Err(FailureCause::Decode(e.to_string())),
         };
         self.breaker.record(outcome.is_ok(), self.name);
         outcome

@@ -25,7 +25,14 @@ async fn notify(e: &CardAdded) -> Result<(), std::io::Error> {
     Ok(())
 }
 
+#[event_handler(durable, name = "cards.index_all")]
+async fn index_all(cards: &[CardAdded], _index: Res<Index>) -> Result<(), String> {
+    let _ = cards.len();
+    Ok(())
+}
+
 fn main() {
+    assert!(events::catalog().handler("cards.index_all").unwrap().is_batch());
     let catalog = events::catalog();
     let notify = catalog.handler("cards.notify").unwrap();
     assert_eq!(notify.kind(), events::HandlerKind::Durable);
