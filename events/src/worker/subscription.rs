@@ -160,7 +160,7 @@ impl Subscription {
             }
             let outcome = self.deliver(bus, std::slice::from_ref(&event)).await;
             let settle = self.settle(&outcome, pending.attempts + 1, &event);
-            self.count(&settle);
+            self.count(&settle, &event);
             queries::settle_pending(store, pending.id, settle_ref(&settle))?;
             log_resolved(&pending, &outcome);
             worked = true;
@@ -197,7 +197,7 @@ impl Subscription {
             let outcome = self.deliver(bus, std::slice::from_ref(event)).await;
             self.settle(&outcome, 1, event)
         };
-        self.count(&settle);
+        self.count(&settle, event);
         queries::settle_new(store, self.name, event, settle_ref(&settle))
     }
 
@@ -306,7 +306,7 @@ impl Subscription {
         }
     }
 
-    fn count(&mut self, settle: &Owned) {
+    fn count(&mut self, settle: &Owned, event: &StoredEvent) {
         let s = &mut self.summary;
         match settle {
             Owned::Done => s.delivered += 1,
@@ -314,7 +314,14 @@ impl Subscription {
             Owned::Dead { attempts, error } => {
                 s.failed += 1;
                 s.dead_lettered += 1;
-                tracing::error!(attempts, error = error.as_str(), "event dead-lettered");
+                tracing::error!(
+                    handler = self.name,
+                    position = event.position,
+                    aggregate = aggregate_key(event),
+                    attempts,
+                    error = error.as_str(),
+                    "event dead-lettered"
+                );
             }
             Owned::Hold => s.held += 1,
         }
