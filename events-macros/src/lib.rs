@@ -6,6 +6,7 @@
 mod command;
 mod ctxt;
 mod event;
+mod function;
 mod handler;
 mod options;
 

@@ -2,9 +2,15 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, FnArg, GenericParam, Ident, ItemFn, LitStr, ReturnType, Type};
+use syn::{Data, DeriveInput, FnArg, Ident, ItemFn, LitStr, ReturnType, Type};
 
 use crate::ctxt::Ctxt;
+use crate::function::{check_signature, Kind};
+
+const COMMAND: Kind = Kind {
+    a_handler: "a command handler",
+    subject: "command",
+};
 use crate::options::{set_once, skip_value, string, unknown};
 
 pub struct CommandType<'a> {
@@ -107,7 +113,7 @@ impl<'a> HandlerFn<'a> {
         if let Err(err) = syn::parse::Parser::parse2(parser, args) {
             cx.syn_error(err);
         }
-        check_signature(&cx, function);
+        check_signature(&cx, function, COMMAND);
         let command = command_type(&cx, function);
         let extractors = function
             .sig
@@ -138,52 +144,6 @@ impl<'a> HandlerFn<'a> {
                 ReturnType::Default => function.sig.ident.span(),
             },
         })
-    }
-}
-
-fn check_signature(cx: &Ctxt, function: &ItemFn) {
-    let sig = &function.sig;
-    let generic = sig
-        .generics
-        .params
-        .iter()
-        .find(|p| !matches!(p, GenericParam::Lifetime(_)));
-    if let Some(param) = generic {
-        cx.error_spanned_by(
-            param,
-            "a command handler cannot be generic: each handler handles one concrete command type",
-        );
-    }
-    if let Some(where_clause) = &sig.generics.where_clause {
-        cx.error_spanned_by(
-            where_clause,
-            "a command handler cannot have a `where` clause",
-        );
-    }
-    if let Some(unsafety) = &sig.unsafety {
-        cx.error_spanned_by(unsafety, "a command handler cannot be `unsafe fn`");
-    }
-    if let Some(abi) = &sig.abi {
-        cx.error_spanned_by(abi, "a command handler cannot have an `extern` ABI");
-    }
-    if let Some(variadic) = &sig.variadic {
-        cx.error_spanned_by(variadic, "a command handler cannot be variadic");
-    }
-    for arg in &sig.inputs {
-        match arg {
-            FnArg::Receiver(receiver) => cx.error_spanned_by(
-                receiver,
-                "a command handler is a free function, not a method: remove `self` and move it out of the `impl` block",
-            ),
-            FnArg::Typed(pat) => {
-                if let Type::ImplTrait(impl_trait) = &*pat.ty {
-                    cx.error_spanned_by(
-                        impl_trait,
-                        "a command handler parameter cannot be `impl Trait`: name a concrete type",
-                    );
-                }
-            }
-        }
     }
 }
 

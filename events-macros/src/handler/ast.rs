@@ -2,9 +2,15 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, ItemFn, LitStr, ReturnType, Type, TypeReference};
+use syn::{FnArg, ItemFn, LitStr, ReturnType, Type, TypeReference};
 
 use crate::ctxt::Ctxt;
+use crate::function::{check_signature, Kind};
+
+const EVENT: Kind = Kind {
+    a_handler: "an event handler",
+    subject: "event",
+};
 use crate::options::{integer, set_once, skip_value, string, unknown};
 
 pub struct HandlerFn<'a> {
@@ -42,7 +48,7 @@ impl<'a> HandlerFn<'a> {
     pub fn from_ast(args: TokenStream, function: &'a ItemFn) -> syn::Result<Self> {
         let cx = Ctxt::new();
         let options = parse_options(&cx, args);
-        check_signature(&cx, function);
+        check_signature(&cx, function, EVENT);
         let event = event_type(&cx, function);
         let extractors = function
             .sig
@@ -215,49 +221,6 @@ fn event_list(cx: &Ctxt, meta: &syn::meta::ParseNestedMeta) -> syn::Result<Optio
 }
 
 use syn::parse::Parse;
-
-fn check_signature(cx: &Ctxt, function: &ItemFn) {
-    let sig = &function.sig;
-    let generic = sig
-        .generics
-        .params
-        .iter()
-        .find(|p| !matches!(p, GenericParam::Lifetime(_)));
-    if let Some(param) = generic {
-        cx.error_spanned_by(
-            param,
-            "an event handler cannot be generic: each handler handles one concrete event type",
-        );
-    }
-    if let Some(where_clause) = &sig.generics.where_clause {
-        cx.error_spanned_by(
-            where_clause,
-            "an event handler cannot have a `where` clause",
-        );
-    }
-    if let Some(unsafety) = &sig.unsafety {
-        cx.error_spanned_by(unsafety, "an event handler cannot be `unsafe fn`");
-    }
-    if let Some(abi) = &sig.abi {
-        cx.error_spanned_by(abi, "an event handler cannot have an `extern` ABI");
-    }
-    if let Some(variadic) = &sig.variadic {
-        cx.error_spanned_by(variadic, "an event handler cannot be variadic");
-    }
-    for arg in &sig.inputs {
-        match arg {
-            FnArg::Receiver(receiver) => cx.error_spanned_by(
-                receiver,
-                "an event handler is a free function, not a method: remove `self` and move it out of the `impl` block",
-            ),
-            FnArg::Typed(pat) => {
-                if let Type::ImplTrait(impl_trait) = &*pat.ty {
-                    cx.error_spanned_by(impl_trait, "an event handler parameter cannot be `impl Trait`: name a concrete type");
-                }
-            }
-        }
-    }
-}
 
 /// The `[E]` of a first parameter `&[E]`.
 fn batch_parameter(function: &ItemFn) -> Option<&syn::TypeSlice> {

@@ -1,0 +1,109 @@
+//! What the attribute macros on functions (`#[event_handler]`, `#[command_handler]`) share: the
+//! item plumbing and the signature checks, worded for the kind of handler.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::{FnArg, GenericParam, ItemFn, Type};
+
+use crate::ctxt::Ctxt;
+
+/// The kind of handler, for messages: "an event handler ... one concrete event type".
+#[derive(Clone, Copy)]
+pub struct Kind {
+    /// "an event handler".
+    pub a_handler: &'static str,
+    /// "event".
+    pub subject: &'static str,
+}
+
+/// Parses the item, rejects anything but a `fn` (spanned on its leading keywords), and
+/// expands it with `expand`. The function itself is always emitted as written, so the rest of
+/// the crate still compiles against it when the attribute has errors.
+pub fn expand_attribute(
+    input: TokenStream,
+    not_a_function: &str,
+    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
+) -> TokenStream {
+    let item: syn::Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(err) => return err.into_compile_error(),
+    };
+    let syn::Item::Fn(function) = item else {
+        let mut tokens =
+            syn::Error::new_spanned(first_tokens(&item), not_a_function).into_compile_error();
+        tokens.extend(input);
+        return tokens;
+    };
+    match expand(&function) {
+        Ok(generated) => {
+            let mut tokens = function.to_token_stream();
+            tokens.extend(generated);
+            tokens
+        }
+        Err(err) => {
+            let mut tokens = err.into_compile_error();
+            tokens.extend(function.to_token_stream());
+            tokens
+        }
+    }
+}
+
+/// The item's leading keywords, to span an error on (`struct Foo`, `impl X`, ...).
+fn first_tokens(item: &syn::Item) -> TokenStream {
+    item.to_token_stream()
+        .into_iter()
+        .take_while(|t| !matches!(t, proc_macro2::TokenTree::Group(_)))
+        .take(3)
+        .collect()
+}
+
+/// Rejects what a handler cannot be: generic, `where`, `unsafe`, `extern`, variadic, a method,
+/// `impl Trait` parameters. Every problem is reported.
+pub fn check_signature(cx: &Ctxt, function: &ItemFn, kind: Kind) {
+    let Kind { a_handler, subject } = kind;
+    let sig = &function.sig;
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, GenericParam::Lifetime(_)));
+    if let Some(param) = generic {
+        cx.error_spanned_by(
+            param,
+            format!(
+                "{a_handler} cannot be generic: each handler handles one concrete {subject} type"
+            ),
+        );
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        cx.error_spanned_by(
+            where_clause,
+            format!("{a_handler} cannot have a `where` clause"),
+        );
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        cx.error_spanned_by(unsafety, format!("{a_handler} cannot be `unsafe fn`"));
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, format!("{a_handler} cannot have an `extern` ABI"));
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, format!("{a_handler} cannot be variadic"));
+    }
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => cx.error_spanned_by(
+                receiver,
+                format!("{a_handler} is a free function, not a method: remove `self` and move it out of the `impl` block"),
+            ),
+            FnArg::Typed(pat) => {
+                if let Type::ImplTrait(impl_trait) = &*pat.ty {
+                    cx.error_spanned_by(
+                        impl_trait,
+                        format!("{a_handler} parameter cannot be `impl Trait`: name a concrete type"),
+                    );
+                }
+            }
+        }
+    }
+}
