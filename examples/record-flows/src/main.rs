@@ -7,7 +7,14 @@
 //! - conditional: the automation only fires for the `leads` table;
 //! - isolation: the webhook of one record fails, and nothing else does.
 //!
+//! Then the durable path (`durable.rs`): record updates stored in SQLite (an in-memory database)
+//! and delivered by a worker: a batched handler, a webhook retried with back-off, dead letters
+//! that hold back the later updates of their record, an operator retrying and dropping them,
+//! and a V1 row read by a handler of V2.
+//!
 //! Run with `cargo run -p record-flows`.
+
+mod durable;
 
 use std::sync::Mutex;
 
@@ -135,10 +142,11 @@ fn unindex_record(e: &RecordDeleted, index: Res<SearchIndex>) {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), events::BuildError> {
+async fn main() -> Result<(), events::BoxError> {
     let bus = Bus::builder()
         .resource(Store::default())
         .resource(SearchIndex::default())
+        .resource(durable::Crm::default())
         .build()?;
 
     println!("catalog:");
@@ -185,5 +193,6 @@ async fn main() -> Result<(), events::BuildError> {
     }
     let index = bus.resource::<SearchIndex>().expect("provided above");
     println!("search index: {:?}", index.0.lock().unwrap());
-    Ok(())
+
+    durable::run(&bus).await
 }
