@@ -47,7 +47,7 @@ impl IntoOutcome for () {
 impl<E: Into<BoxError>> IntoOutcome for Result<(), E> {
     #[inline]
     fn into_outcome(self) -> Outcome {
-        self.map_err(|e| FailureCause::Error(e.into()))
+        self.map_err(|e| Box::new(FailureCause::Error(e.into())))
     }
 }
 

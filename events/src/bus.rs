@@ -7,13 +7,13 @@ use std::future::poll_fn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
 use crate::__private::Slot;
-use crate::catalog::{catalog, Catalog};
+use crate::catalog::{catalog, Catalog, HandlerInfo};
 use crate::error::{BuildError, Problem};
 use crate::extract::{AnyResource, Context};
 use crate::handler::{Call, Handler, Outcome};
@@ -103,7 +103,7 @@ impl Bus {
     pub fn builder() -> BusBuilder {
         BusBuilder {
             resources: Vec::new(),
-            record_durations: true,
+            record_durations: false,
             tap: None,
         }
     }
@@ -195,22 +195,17 @@ impl Bus {
             depth,
         };
         let mut report = Report::new(E::NAME);
+        let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for (i, handler) in state.handlers.iter().enumerate() {
             match handler.call {
                 Call::Sync(call) => {
                     let target = Target::of::<E>(handler, state.base + i);
-                    let outcome = self.run_sync(target, &cx, || call(event, &cx));
+                    let outcome =
+                        self.run_sync(target, &cx, traced, &mut clock, || call(event, &cx));
                     report.record(handler.name, outcome);
                 }
                 Call::Durable(_) | Call::DurableBatch(_) => {}
-                Call::Async(_) => {
-                    tracing::warn!(
-                        event = E::NAME,
-                        handler = handler.name,
-                        "async handler skipped by `publish`; use `dispatch(..).await` or `spawn`"
-                    );
-                    report.skip(handler.name);
-                }
+                Call::Async(_) => skipped(&mut report, E::NAME, handler.name),
             }
         }
         report
@@ -230,11 +225,17 @@ impl Bus {
             depth,
         };
         let mut report = Report::new(E::NAME);
+        let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for (i, handler) in state.handlers.iter().enumerate() {
             let target = Target::of::<E>(handler, state.base + i);
             let outcome = match handler.call {
-                Call::Sync(call) => self.run_sync(target, &cx, || call(event, &cx)),
-                Call::Async(call) => self.run_async(target, &cx, call(event, &cx)).await,
+                Call::Sync(call) => {
+                    self.run_sync(target, &cx, traced, &mut clock, || call(event, &cx))
+                }
+                Call::Async(call) => {
+                    self.run_async(target, &cx, &mut clock, call(event, &cx))
+                        .await
+                }
                 Call::Durable(_) | Call::DurableBatch(_) => continue,
             };
             report.record(handler.name, outcome);
@@ -242,64 +243,113 @@ impl Bus {
         report
     }
 
-    /// Calls a sync handler inside its span, catching a panic, timing it.
+    /// The clock for one dispatch's handler durations (stopped unless `record_durations`).
+    fn clock(&self) -> Clock {
+        Clock::start(self.inner.record_durations)
+    }
+
+    /// Calls a sync handler, catching a panic; inside its span when DEBUG traces are on.
     #[inline]
     fn run_sync(
         &self,
         target: Target,
         cx: &Context<'_>,
+        traced: bool,
+        clock: &mut Clock,
         call: impl FnOnce() -> Outcome,
     ) -> Outcome {
-        let span = handler_span(target, cx);
-        let _entered = span.enter();
-        let start = self.inner.record_durations.then(Instant::now);
-        let outcome = catch_unwind(AssertUnwindSafe(call))
-            .unwrap_or_else(|p| Err(FailureCause::from_panic(p)));
-        self.finish(target, start, outcome)
+        let guarded = || {
+            catch_unwind(AssertUnwindSafe(call))
+                .unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p))))
+        };
+        if traced {
+            let span = handler_span(target, cx);
+            let _entered = span.enter();
+            let outcome = guarded();
+            self.finish(target, clock.lap(), outcome)
+        } else {
+            self.finish(target, clock.lap(), guarded())
+        }
     }
 
-    /// Awaits an async handler's future inside its span, catching a panic, timing it.
+    /// Awaits an async handler's future inside its span, catching a panic.
     pub(crate) async fn run_async(
         &self,
         target: Target,
         cx: &Context<'_>,
+        clock: &mut Clock,
         mut future: crate::handler::BoxFuture<'_, Outcome>,
     ) -> Outcome {
         let span = handler_span(target, cx);
-        let start = self.inner.record_durations.then(Instant::now);
         let guarded =
             poll_fn(
                 |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
                     Ok(poll) => poll,
-                    Err(panic) => Poll::Ready(Err(FailureCause::from_panic(panic))),
+                    Err(panic) => Poll::Ready(Err(Box::new(FailureCause::from_panic(panic)))),
                 },
             );
         let outcome = guarded.instrument(span.clone()).await;
         let _entered = span.enter();
-        self.finish(target, start, outcome)
+        self.finish(target, clock.lap(), outcome)
     }
 
-    fn finish(&self, target: Target, start: Option<Instant>, outcome: Outcome) -> Outcome {
-        let metrics = &self.inner.handlers[target.index];
-        if let Some(start) = start {
-            metrics.duration.record(start.elapsed());
+    #[inline]
+    fn finish(&self, target: Target, elapsed: Option<Duration>, outcome: Outcome) -> Outcome {
+        if let Some(elapsed) = elapsed {
+            self.inner.handlers[target.index].duration.record(elapsed);
         }
         if let Err(cause) = &outcome {
-            metrics.failures.increment(1);
-            match cause {
-                FailureCause::Panic(_) => tracing::error!(
+            self.failed(target, cause);
+        }
+        outcome
+    }
+
+    #[cold]
+    fn failed(&self, target: Target, cause: &FailureCause) {
+        self.inner.handlers[target.index].failures.increment(1);
+        match cause {
+            FailureCause::Panic(_) => {
+                tracing::error!(
                     event = target.event,
                     handler = target.handler,
                     "handler panicked: {cause}"
-                ),
-                _ => tracing::warn!(
-                    event = target.event,
-                    handler = target.handler,
-                    "handler failed: {cause}"
-                ),
+                )
             }
+            _ => tracing::warn!(
+                event = target.event,
+                handler = target.handler,
+                "handler failed: {cause}"
+            ),
         }
-        outcome
+    }
+}
+
+#[cold]
+fn skipped(report: &mut Report, event: &'static str, handler: &'static str) {
+    tracing::warn!(
+        event,
+        handler,
+        "async handler skipped by `publish`; use `dispatch(..).await` or `spawn`"
+    );
+    report.skip(handler);
+}
+
+/// Handler durations from one clock read per handler: a handler's end is the next one's start.
+pub(crate) struct Clock(Option<Instant>);
+
+impl Clock {
+    /// A running clock, or a stopped one that never reads the time.
+    pub(crate) fn start(on: bool) -> Self {
+        Clock(on.then(Instant::now))
+    }
+
+    /// The time since the last lap (or the start), if running.
+    #[inline]
+    fn lap(&mut self) -> Option<Duration> {
+        let start = self.0?;
+        let now = Instant::now();
+        self.0 = Some(now);
+        Some(now - start)
     }
 }
 
@@ -341,7 +391,7 @@ fn too_deep<E: DomainEvent>(depth: u32) -> Report {
         "follow-up event chain too deep; not dispatched"
     );
     let mut report = Report::new(E::NAME);
-    report.record("*", Err(FailureCause::TooDeep(depth)));
+    report.record("*", Err(Box::new(FailureCause::TooDeep(depth))));
     report
 }
 
@@ -362,8 +412,10 @@ impl BusBuilder {
         self
     }
 
-    /// Whether to time every handler call for the `events_handler_duration_seconds`
-    /// histogram (default: on). Timing costs two clock reads per handler call.
+    /// Whether to time every inline handler call for the `events_handler_duration_seconds`
+    /// histogram (default: off). Timing costs one clock read per handler call, which is most of
+    /// the cost of dispatching to a small handler (see `benches/`). Durable handlers, which do
+    /// I/O, are always timed by the worker.
     pub fn record_durations(mut self, on: bool) -> Self {
         self.record_durations = on;
         self
@@ -411,15 +463,13 @@ impl BusBuilder {
     fn problems(&self, catalog: &Catalog) -> Vec<Problem> {
         let mut problems = Vec::new();
 
-        let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut by_name: BTreeMap<&str, Vec<&HandlerInfo>> = BTreeMap::new();
         for h in catalog.handlers() {
-            by_name
-                .entry(h.name())
-                .or_default()
-                .push(h.location().to_string());
+            by_name.entry(h.name()).or_default().push(h);
         }
-        for (name, locations) in by_name {
-            if locations.len() > 1 {
+        for (name, handlers) in by_name {
+            if handlers.len() > 1 {
+                let locations = handlers.iter().map(|h| h.location().to_string()).collect();
                 problems.push(Problem::DuplicateHandlerName {
                     name: name.to_owned(),
                     locations,

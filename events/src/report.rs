@@ -44,11 +44,17 @@ impl Report {
         }
     }
 
-    pub(crate) fn record(&mut self, handler: &'static str, outcome: Result<(), FailureCause>) {
+    #[inline]
+    pub(crate) fn record(&mut self, handler: &'static str, outcome: crate::handler::Outcome) {
         self.ran += 1;
         if let Err(cause) = outcome {
-            self.failures.push(Failure { handler, cause });
+            self.fail(handler, *cause);
         }
+    }
+
+    #[cold]
+    fn fail(&mut self, handler: &'static str, cause: FailureCause) {
+        self.failures.push(Failure { handler, cause });
     }
 
     pub(crate) fn skip(&mut self, handler: &'static str) {

@@ -27,7 +27,9 @@ fn dispatches_failures_and_durations_are_recorded() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     // Handles are taken when the bus is built: install a recorder before building it.
-    let bus = metrics::with_local_recorder(&recorder, || Bus::builder().build().unwrap());
+    let bus = metrics::with_local_recorder(&recorder, || {
+        Bus::builder().record_durations(true).build().unwrap()
+    });
     for form in 0..3 {
         let _ = bus.publish(&FormSubmitted { form });
     }

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::queries::{self, aggregate_key, PendingFailure, Settle};
 use super::{HandlerSummary, Options};
-use crate::bus::Target;
+use crate::bus::{Clock, Target};
 use crate::catalog::DurableShim;
 use crate::catalog::{Catalog, EventInfo, HandlerInfo};
 use crate::extract::Context;
@@ -273,14 +273,18 @@ impl Subscription {
             .iter()
             .map(|e| self.event.upcast(e.version, e.payload.clone()))
             .collect();
+        // Durable handlers do I/O: their durations are always worth the clock reads.
+        let mut clock = Clock::start(true);
         let outcome = match (payloads, self.call) {
             (Ok(payloads), DurableShim::One(call)) => {
-                bus.run_async(target, &cx, call(&payloads[0], &cx)).await
+                bus.run_async(target, &cx, &mut clock, call(&payloads[0], &cx))
+                    .await
             }
             (Ok(payloads), DurableShim::Batch(call)) => {
-                bus.run_async(target, &cx, call(&payloads, &cx)).await
+                bus.run_async(target, &cx, &mut clock, call(&payloads, &cx))
+                    .await
             }
-            (Err(e), _) => Err(FailureCause::Decode(e.to_string())),
+            (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
         };
         self.breaker.record(outcome.is_ok(), self.name);
         outcome
@@ -290,7 +294,7 @@ impl Subscription {
     fn settle(&self, outcome: &Outcome, attempt: u32, event: &StoredEvent) -> Owned {
         match outcome {
             Ok(()) => Owned::Done,
-            Err(cause @ FailureCause::Decode(_)) => Owned::Dead {
+            Err(cause) if matches!(**cause, FailureCause::Decode(_)) => Owned::Dead {
                 attempts: attempt,
                 error: cause.to_string(),
             },

@@ -1,0 +1,507 @@
+//! Renders criterion's results into `benches/results.md` (tables of ns per operation, ratios
+//! against the baselines, the goals, the machine) and `benches/chart.svg`.
+//!
+//! Reads `<criterion dir>/**/new/{benchmark,estimates}.json`, where the criterion dir is
+//! `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the workspace's
+//! `target/criterion`; also `<criterion dir>/cold_start/*.json` (written by the `types_*`
+//! benchmarks) and `<criterion dir>/alloc.txt` (the output of the `alloc` test, saved by
+//! `run.sh`). Times are criterion's median estimate per iteration.
+//!
+//! Usage: `cargo run -p events-benches --bin render [-- --out-dir DIR]` (default: `benches/`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// `(group, function, parameter)` → median ns per iteration.
+type Results = BTreeMap<(String, String, String), f64>;
+
+fn main() {
+    let mut out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--out-dir" => out_dir = PathBuf::from(args.next().expect("--out-dir DIR")),
+            other => {
+                eprintln!("unknown argument `{other}`; usage: render [--out-dir DIR]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let dir = events_benches::criterion_dir();
+    let mut results = Results::new();
+    collect(&dir, &mut results);
+    if results.is_empty() {
+        eprintln!(
+            "no criterion results under {}; run `cargo bench -p events-benches` first",
+            dir.display()
+        );
+        std::process::exit(1);
+    }
+    let md = markdown(&results, &dir);
+    let svg = chart(&results);
+    std::fs::write(out_dir.join("results.md"), md).expect("write results.md");
+    std::fs::write(out_dir.join("chart.svg"), svg).expect("write chart.svg");
+    println!(
+        "wrote {} and {} from {} results in {}",
+        out_dir.join("results.md").display(),
+        out_dir.join("chart.svg").display(),
+        results.len(),
+        dir.display()
+    );
+}
+
+/// Walks `dir` for `new/benchmark.json` with its `new/estimates.json`.
+fn collect(dir: &Path, results: &mut Results) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "new") {
+            if let Some((key, ns)) = read_result(&path) {
+                results.insert(key, ns);
+            }
+        } else {
+            collect(&path, results);
+        }
+    }
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn read_result(new: &Path) -> Option<((String, String, String), f64)> {
+    let id = read_json(&new.join("benchmark.json"))?;
+    let estimates = read_json(&new.join("estimates.json"))?;
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let key = (
+        text(&id["group_id"]),
+        text(&id["function_id"]),
+        text(&id["value_str"]),
+    );
+    let ns = estimates["median"]["point_estimate"].as_f64()?;
+    Some((key, ns))
+}
+
+fn get(r: &Results, group: &str, function: &str, param: &str) -> Option<f64> {
+    r.get(&(group.to_owned(), function.to_owned(), param.to_owned()))
+        .copied()
+}
+
+fn fmt_ns(ns: Option<f64>) -> String {
+    match ns {
+        None => "–".to_owned(),
+        Some(ns) if ns >= 100_000.0 => format!("{:.1} µs", ns / 1000.0),
+        Some(ns) if ns >= 100.0 => format!("{ns:.0}"),
+        Some(ns) if ns >= 10.0 => format!("{ns:.1}"),
+        Some(ns) => format!("{ns:.2}"),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let nproc = command_line("nproc", &[]);
+    let rustc = command_line("rustc", &["--version"]);
+    let os = command_line("uname", &["-sr"]);
+    format!("- CPU: {cpu}\n- `nproc`: {nproc}\n- {rustc}\n- OS: {os}\n")
+}
+
+const SYNC: &[(&str, &str)] = &[
+    ("direct", "direct calls (floor)"),
+    ("vec_box_dyn_fn", "`Vec<Box<dyn Fn(&E)>>`"),
+    (
+        "hashmap_typeid_bus",
+        "`HashMap<TypeId, Vec<Box<dyn Fn(&dyn Any)>>>`",
+    ),
+    ("tokio_broadcast", "`tokio::sync::broadcast` send + recv"),
+    ("events_publish", "**events** `publish` (default)"),
+    (
+        "events_publish_timed",
+        "**events** `publish`, `record_durations(true)`",
+    ),
+];
+const SYNC_SIZES: &[&str] = &["1", "4", "16", "64"];
+
+const ASYNC: &[(&str, &str)] = &[
+    ("direct_await", "direct `.await` (floor)"),
+    ("tokio_mpsc", "`tokio::sync::mpsc` send + recv, per handler"),
+    (
+        "events_dispatch",
+        "**events** `dispatch(..).await` (default)",
+    ),
+    (
+        "events_dispatch_timed",
+        "**events** `dispatch(..).await`, `record_durations(true)`",
+    ),
+];
+const ASYNC_SIZES: &[&str] = &["1", "16"];
+
+fn table(
+    out: &mut String,
+    r: &Results,
+    group: &str,
+    rows: &[(&str, &str)],
+    sizes: &[&str],
+    floor: &str,
+) {
+    let _ = write!(out, "| {group} (ns per event) |");
+    for s in sizes {
+        let _ = write!(out, " {s} handler(s) |");
+    }
+    for s in sizes {
+        let _ = write!(out, " ×{floor} @{s} |");
+    }
+    out.push_str("\n|---|");
+    for _ in 0..sizes.len() * 2 {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for (id, label) in rows {
+        let _ = write!(out, "| {label} |");
+        for s in sizes {
+            let _ = write!(out, " {} |", fmt_ns(get(r, group, id, s)));
+        }
+        for s in sizes {
+            let x = ratio(get(r, group, id, s), get(r, group, floor, s));
+            let _ = write!(out, " {} |", fmt_ratio(x));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn goal(out: &mut String, name: &str, measured: Option<f64>, shown: String, met: bool) {
+    let verdict = match measured {
+        None => "not measured",
+        Some(_) if met => "met",
+        Some(_) => "**missed**",
+    };
+    let _ = writeln!(out, "| {name} | {shown} | {verdict} |");
+}
+
+fn markdown(r: &Results, dir: &Path) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# Benchmark results\n\n\
+         Generated by `benches/run.sh` (`cargo run -p events-benches --bin render`) from \
+         criterion's median estimates; one run, on a shared machine, so read the ratios rather \
+         than the absolute numbers. Every handler in every variant does the same work (adds a \
+         field into a shared accumulator).\n\n## Machine\n\n",
+    );
+    out.push_str(&machine());
+
+    out.push_str("\n## Goals\n\n| goal | measured | |\n|---|---|---|\n");
+    let sync = |id: &str, s: &str| get(r, "sync_dispatch", id, s);
+    for id in ["events_publish", "events_publish_timed"] {
+        let x = ratio(sync(id, "1"), sync("direct", "1"));
+        goal(
+            &mut out,
+            &format!("`{id}` within 1.5× of direct calls, 1 handler"),
+            x,
+            fmt_ratio(x),
+            x.is_some_and(|x| x <= 1.5),
+        );
+    }
+    for id in ["events_publish", "events_publish_timed"] {
+        let x = ratio(sync("hashmap_typeid_bus", "1"), sync(id, "1"));
+        goal(
+            &mut out,
+            &format!("`{id}` ≥5× faster than the `HashMap<TypeId>` bus, 1 handler"),
+            x,
+            format!("{} faster", fmt_ratio(x)),
+            x.is_some_and(|x| x >= 5.0),
+        );
+    }
+    let alloc = std::fs::read_to_string(dir.join("alloc.txt")).ok();
+    let alloc_lines: Vec<&str> = alloc
+        .as_deref()
+        .map(|a| a.lines().filter(|l| l.starts_with("alloc: ")).collect())
+        .unwrap_or_default();
+    let sync_allocs: Vec<&str> = alloc_lines
+        .iter()
+        .filter(|l| !l.contains("async"))
+        .copied()
+        .collect();
+    let zero = sync_allocs
+        .iter()
+        .all(|l| l.contains(": 0 allocations per call"));
+    goal(
+        &mut out,
+        "zero allocations per sync dispatch",
+        (!sync_allocs.is_empty()).then_some(0.0),
+        if zero {
+            format!("0 in all {} cases (test `alloc`)", sync_allocs.len())
+        } else {
+            "see below".to_owned()
+        },
+        zero,
+    );
+    for id in ["events_dispatch", "events_dispatch_timed"] {
+        for s in ASYNC_SIZES {
+            let n: f64 = s.parse().expect("numeric size");
+            let per = get(r, "async_dispatch", id, s)
+                .zip(get(r, "async_dispatch", "direct_await", s))
+                .map(|(a, d)| (a - d) / n);
+            goal(
+                &mut out,
+                &format!("`{id}` overhead < 100 ns per handler over `.await`, {s} handler(s)"),
+                per,
+                per.map_or_else(|| "–".to_owned(), |p| format!("{p:.1} ns per handler")),
+                per.is_some_and(|p| p < 100.0),
+            );
+        }
+    }
+
+    out.push_str("\n## Sync dispatch (group `sync_dispatch`)\n\n");
+    table(&mut out, r, "sync_dispatch", SYNC, SYNC_SIZES, "direct");
+    out.push_str("Speed-up of **events** over the baselines (baseline time / events time):\n\n");
+    out.push_str("| baseline | events | 1 | 4 | 16 | 64 |\n|---|---|---:|---:|---:|---:|\n");
+    for (base, base_label) in &SYNC[1..4] {
+        for id in ["events_publish", "events_publish_timed"] {
+            let _ = write!(out, "| {base_label} | `{id}` |");
+            for s in SYNC_SIZES {
+                let _ = write!(out, " {} |", fmt_ratio(ratio(sync(base, s), sync(id, s))));
+            }
+            out.push('\n');
+        }
+    }
+
+    out.push_str("\n## Number of event types (groups `event_types`, `startup`)\n\n");
+    out.push_str(
+        "The same benchmark in a program with 1 event type (`types_1`) and in one with 1,000 \
+         generated types with one handler each (`types_1000`, see `build.rs`).\n\n\
+         | ns | 1 type | 1,000 types | 1,000 / 1 |\n|---|---:|---:|---:|\n",
+    );
+    for (group, id, label) in [
+        (
+            "event_types",
+            "events_publish",
+            "`publish` of one type (default)",
+        ),
+        (
+            "event_types",
+            "events_publish_timed",
+            "`publish` of one type, `record_durations(true)`",
+        ),
+        (
+            "startup",
+            "bus_build",
+            "`Bus::builder().build()` (catalog already gathered)",
+        ),
+    ] {
+        let one = get(r, group, id, "1");
+        let many = get(r, group, id, "1000");
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            fmt_ns(one),
+            fmt_ns(many),
+            fmt_ratio(ratio(many, one))
+        );
+    }
+    let cold = |types: &str| {
+        read_json(&dir.join("cold_start").join(format!("{types}.json")))
+            .and_then(|v| v["ns"].as_f64())
+    };
+    let _ = writeln!(
+        out,
+        "| first `build()` of the process, gathering the catalog (one sample) | {} | {} | {} |",
+        fmt_ns(cold("1")),
+        fmt_ns(cold("1000")),
+        fmt_ratio(ratio(cold("1000"), cold("1")))
+    );
+    out.push_str(
+        "\nThe catalog (walking the link-time registry, sorting each event's handlers) is gathered \
+         once per process, behind a `OnceLock`, by the first `build()` (or `events::catalog()`, \
+         or first dispatch); later builds only run the start-up checks and create the metrics \
+         handles.\n",
+    );
+
+    out.push_str("\n## Async dispatch (group `async_dispatch`, current-thread tokio)\n\n");
+    table(
+        &mut out,
+        r,
+        "async_dispatch",
+        ASYNC,
+        ASYNC_SIZES,
+        "direct_await",
+    );
+
+    out.push_str("## Allocations (test `alloc`)\n\n");
+    if alloc_lines.is_empty() {
+        out.push_str(
+            "Not recorded: run `cargo test -p events-benches --test alloc -- --nocapture`.\n",
+        );
+    } else {
+        for l in &alloc_lines {
+            let _ = writeln!(out, "- {}", l.trim_start_matches("alloc: "));
+        }
+    }
+    out
+}
+
+/// One panel of grouped bars on a log scale.
+struct Panel<'a> {
+    title: &'a str,
+    group: &'a str,
+    rows: &'a [(&'a str, &'a str)],
+    sizes: &'a [&'a str],
+}
+
+const COLORS: &[&str] = &[
+    "#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
+];
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['`', '*'], "")
+}
+
+fn chart(r: &Results) -> String {
+    let panels = [
+        Panel {
+            title: "Sync dispatch: ns per event (log scale), by number of handlers",
+            group: "sync_dispatch",
+            rows: SYNC,
+            sizes: SYNC_SIZES,
+        },
+        Panel {
+            title: "Async dispatch: ns per event (log scale), by number of handlers",
+            group: "async_dispatch",
+            rows: ASYNC,
+            sizes: ASYNC_SIZES,
+        },
+    ];
+    let (width, panel_h) = (960.0, 330.0);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" font-family="sans-serif" font-size="12">"#,
+        panel_h * panels.len() as f64
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    for (p, panel) in panels.iter().enumerate() {
+        let top = p as f64 * panel_h;
+        let (left, right, plot_top, plot_h) = (60.0, 330.0, top + 40.0, panel_h - 90.0);
+        let plot_w = width - left - right;
+        let values: Vec<f64> = panel
+            .rows
+            .iter()
+            .flat_map(|(id, _)| {
+                panel
+                    .sizes
+                    .iter()
+                    .filter_map(|s| get(r, panel.group, id, s))
+            })
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let lo = values.iter().copied().fold(f64::MAX, f64::min).max(0.1);
+        let hi = values.iter().copied().fold(0.0, f64::max);
+        let (lo_exp, hi_exp) = (
+            lo.log10().floor(),
+            hi.log10().ceil().max(lo.log10().floor() + 1.0),
+        );
+        let y = |ns: f64| plot_top + plot_h * (1.0 - (ns.log10() - lo_exp) / (hi_exp - lo_exp));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{left}" y="{}" font-size="14" font-weight="bold">{}</text>"#,
+            top + 22.0,
+            escape(panel.title)
+        );
+        let mut e = lo_exp;
+        while e <= hi_exp {
+            let yy = y(10f64.powf(e));
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                left + plot_w,
+                left - 6.0,
+                yy + 4.0,
+                fmt_ns(Some(10f64.powf(e)))
+            );
+            e += 1.0;
+        }
+        let slot = plot_w / panel.sizes.len() as f64;
+        let bar = (slot * 0.8) / panel.rows.len() as f64;
+        for (si, size) in panel.sizes.iter().enumerate() {
+            let x0 = left + slot * si as f64 + slot * 0.1;
+            for (ri, (id, _)) in panel.rows.iter().enumerate() {
+                if let Some(ns) = get(r, panel.group, id, size) {
+                    let yy = y(ns.max(10f64.powf(lo_exp)));
+                    let _ = writeln!(
+                        svg,
+                        r#"<rect x="{:.1}" y="{yy:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{id} @{size}: {} ns</title></rect>"#,
+                        x0 + bar * ri as f64,
+                        bar * 0.9,
+                        plot_top + plot_h - yy,
+                        COLORS[ri % COLORS.len()],
+                        fmt_ns(Some(ns))
+                    );
+                }
+            }
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{size} handler(s)</text>"#,
+                x0 + slot * 0.4,
+                plot_top + plot_h + 18.0
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" x2="{left}" y1="{plot_top}" y2="{}" stroke="#333"/>"##,
+            plot_top + plot_h
+        );
+        for (ri, (_, label)) in panel.rows.iter().enumerate() {
+            let ly = plot_top + 10.0 + 22.0 * ri as f64;
+            let lx = left + plot_w + 20.0;
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{lx}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{ly}">{}</text>"#,
+                ly - 10.0,
+                COLORS[ri % COLORS.len()],
+                lx + 18.0,
+                escape(label)
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

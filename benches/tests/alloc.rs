@@ -1,0 +1,181 @@
+//! Allocations per dispatch, counted by a `#[global_allocator]`: a sync `publish` of a borrowed
+//! event must not allocate, with or without handler timing, nor must a `dispatch(..).await` of an
+//! event whose handlers are all sync. (Async handlers' futures are boxed: one allocation each,
+//! printed here, not asserted.)
+//!
+//! Run with `cargo test -p events-benches --test alloc -- --nocapture` to see the counts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use events::Bus;
+use events_benches::work;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to `System`, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(events::DomainEvent)]
+struct OneHandler {
+    value: u64,
+}
+
+#[events::event_handler]
+fn one(e: &OneHandler) {
+    work(e.value)
+}
+
+#[derive(events::DomainEvent)]
+struct FourHandlers {
+    value: u64,
+}
+
+#[events::event_handler(order = 1)]
+fn four_a(e: &FourHandlers) {
+    work(e.value)
+}
+
+#[events::event_handler(order = 2)]
+fn four_b(e: &FourHandlers) {
+    work(e.value)
+}
+
+#[events::event_handler(order = 3)]
+fn four_c(e: &FourHandlers) -> Result<(), std::io::Error> {
+    work(e.value);
+    Ok(())
+}
+
+#[events::event_handler(order = 4)]
+fn four_d(e: &FourHandlers, meta: events::Meta) {
+    // Asks for nothing costly from the metadata: only the event's name, known statically.
+    work(e.value + meta.event_name().len() as u64)
+}
+
+#[derive(events::DomainEvent)]
+struct AsyncHandlers {
+    value: u64,
+}
+
+#[events::event_handler]
+async fn async_a(e: &AsyncHandlers) {
+    work(e.value)
+}
+
+#[events::event_handler]
+async fn async_b(e: &AsyncHandlers) {
+    work(e.value)
+}
+
+const ROUNDS: u64 = 1000;
+
+/// Allocations per call of `f`, over [`ROUNDS`] calls after a warm-up call.
+fn allocations_per_call(mut f: impl FnMut()) -> f64 {
+    f(); // The first use of an event type initialises its handler list.
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for _ in 0..ROUNDS {
+        f();
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst) as f64 / ROUNDS as f64
+}
+
+/// Polls a future to completion without a runtime (these never wait).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+fn buses() -> [(&'static str, Bus); 2] {
+    [
+        ("default", Bus::builder().build().unwrap()),
+        (
+            "record_durations(true)",
+            Bus::builder().record_durations(true).build().unwrap(),
+        ),
+    ]
+}
+
+// One test, so that no other test thread allocates while counting.
+#[test]
+fn allocations_per_dispatch() {
+    let one_event = OneHandler { value: 1 };
+    let four_event = FourHandlers { value: 2 };
+    let async_event = AsyncHandlers { value: 3 };
+    let mut failures = Vec::new();
+    for (config, bus) in buses() {
+        let mut check = |what: &str, per_call: f64| {
+            println!("alloc: {what} [{config}]: {per_call} allocations per call");
+            if per_call != 0.0 {
+                failures.push(format!("{what} [{config}]: {per_call}"));
+            }
+        };
+        check(
+            "publish, 1 sync handler",
+            allocations_per_call(|| assert!(bus.publish(&one_event).is_ok())),
+        );
+        check(
+            "publish, 4 sync handlers",
+            allocations_per_call(|| assert!(bus.publish(&four_event).is_ok())),
+        );
+        check(
+            "dispatch, 4 sync handlers",
+            allocations_per_call(|| assert!(block_on(bus.dispatch(&four_event)).is_ok())),
+        );
+        let per_call =
+            allocations_per_call(|| assert!(block_on(bus.dispatch(&async_event)).is_ok()));
+        println!(
+            "alloc: dispatch, 2 async handlers [{config}]: {per_call} allocations per call \
+             (each async handler's future is boxed; not asserted)"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "dispatches that allocate: {failures:?}"
+    );
+}
