@@ -218,27 +218,30 @@ impl Worker {
         };
         let mut summary = Summary::default();
         let mut first_error = None;
+        // Records a finished subscription; `true` when it failed.
         let mut collect = |joined: Result<
             Result<(String, HandlerSummary), StoreError>,
             tokio::task::JoinError,
-        >| match joined {
-            Ok(Ok((name, s))) => {
-                summary.handlers.insert(name, s);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(WorkerError::Store(e));
-            }
-            Err(e) => {
-                first_error.get_or_insert(WorkerError::Invalid(vec![format!(
-                    "a subscription task failed: {e}"
-                )]));
-            }
+        >| {
+            let error = match joined {
+                Ok(Ok((name, s))) => {
+                    summary.handlers.insert(name, s);
+                    return false;
+                }
+                Ok(Err(e)) => WorkerError::Store(e),
+                Err(e) => WorkerError::Invalid(vec![format!("a subscription task failed: {e}")]),
+            };
+            first_error.get_or_insert(error);
+            true
         };
         tokio::pin!(shutdown, deadline);
         loop {
             tokio::select! {
                 joined = tasks.join_next() => match joined {
-                    Some(joined) => collect(joined),
+                    Some(joined) => if collect(joined) {
+                        tracing::error!("worker stopping: a subscription failed");
+                        break;
+                    },
                     None => break,
                 },
                 () = &mut shutdown => {
@@ -253,7 +256,7 @@ impl Worker {
         }
         let _ = stop.send(true);
         while let Some(joined) = tasks.join_next().await {
-            collect(joined);
+            let _ = collect(joined);
         }
         match first_error {
             Some(err) => Err(err),

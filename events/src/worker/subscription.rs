@@ -26,6 +26,10 @@ pub(crate) struct Subscription {
     index: usize,
     breaker: Breaker,
     summary: HandlerSummary,
+    /// Until when this worker's lease on the handler is known to hold.
+    lease_until: Instant,
+    /// Renew the lease once less than this is left of it.
+    renew_within: Duration,
 }
 
 /// Pauses a handler after `threshold` failures in a row; after the cool-down one event
@@ -83,6 +87,8 @@ impl Subscription {
                 open_until: None,
             },
             summary: HandlerSummary::default(),
+            lease_until: Instant::now(),
+            renew_within: options.lease_ttl / 2,
         }
     }
 
@@ -98,15 +104,14 @@ impl Subscription {
         mut stopped: watch::Receiver<bool>,
         drain: bool,
     ) -> Result<(String, HandlerSummary), StoreError> {
-        let mut lease_until = Instant::now();
         loop {
             if *stopped.borrow() {
                 break;
             }
             // Renew the lease when half of it is used up.
-            if lease_until.saturating_duration_since(Instant::now()) < options.lease_ttl / 2 {
+            if self.lease_due() {
                 if queries::acquire_lease(store, self.name, &options.owner, options.lease_ttl)? {
-                    lease_until = Instant::now() + options.lease_ttl;
+                    self.lease_until = Instant::now() + options.lease_ttl;
                 } else {
                     tracing::debug!("lease held by another worker; waiting");
                     if drain || wait(&mut stopped, options.poll_interval, None).await {
@@ -155,7 +160,7 @@ impl Subscription {
     ) -> Result<bool, StoreError> {
         let mut worked = false;
         for (pending, event) in queries::due_heads(store, self.name, options.batch)? {
-            if *stopped.borrow() || self.breaker.remaining().is_some() {
+            if self.must_pause(stopped) {
                 return Ok(true);
             }
             let outcome = self.deliver(bus, std::slice::from_ref(&event)).await;
@@ -172,7 +177,7 @@ impl Subscription {
             return Ok(worked);
         }
         for event in events {
-            if *stopped.borrow() || self.breaker.remaining().is_some() {
+            if self.must_pause(stopped) {
                 return Ok(true);
             }
             self.deliver_new(bus, store, &event).await?;
@@ -220,7 +225,7 @@ impl Subscription {
                 None => true,
             };
             if ends_run && !run.is_empty() {
-                if *stopped.borrow() || self.breaker.remaining().is_some() {
+                if self.must_pause(stopped) {
                     return Ok(());
                 }
                 let outcome = self.deliver(bus, &run).await;
@@ -244,6 +249,18 @@ impl Subscription {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// Whether the lease needs renewing before more work.
+    fn lease_due(&self) -> bool {
+        self.lease_until.saturating_duration_since(Instant::now()) < self.renew_within
+    }
+
+    /// Whether to stop working through a step before the next event: a stop was asked for,
+    /// the circuit opened, or the lease must be renewed (back in the loop) so that a long
+    /// step never outlives it.
+    fn must_pause(&self, stopped: &watch::Receiver<bool>) -> bool {
+        *stopped.borrow() || self.breaker.remaining().is_some() || self.lease_due()
     }
 
     async fn deliver(&mut self, bus: &Bus, events: &[StoredEvent]) -> Outcome {
