@@ -753,3 +753,75 @@ async fn two_workers_never_deliver_the_same_handler_at_once_even_through_long_st
         "each once, in order"
     );
 }
+
+// --- optimistic concurrency on SQLite --------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_race_on_one_stream_one_wins_and_nothing_is_torn() {
+    use events::store::{EventStore, NewEvent, StoreError, StreamId};
+
+    let path = std::env::temp_dir().join(format!("events-race-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let stream = StreamId {
+        aggregate_type: "Library",
+        aggregate_id: "race",
+    };
+    for round in 0..20u64 {
+        // Two connections, as two processes would have, both believing the stream is at `round`.
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let store = SqliteStore::open(&path).unwrap();
+                tokio::spawn(async move {
+                    let e = NewEvent::new(
+                        &CardAdded {
+                            library: 0,
+                            card: format!("{round}-{w}"),
+                        },
+                        EventMetadata::default(),
+                    )
+                    .unwrap();
+                    store
+                        .append(
+                            StreamId {
+                                aggregate_type: "Library",
+                                aggregate_id: "race",
+                            },
+                            round,
+                            vec![e],
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for writer in writers {
+            match writer.await.unwrap() {
+                Ok(stored) => {
+                    won += 1;
+                    assert_eq!(stored[0].sequence, round + 1);
+                }
+                Err(StoreError::Conflict {
+                    expected, actual, ..
+                }) => assert_eq!((expected, actual), (round, round + 1)),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+    let events = SqliteStore::open(&path)
+        .unwrap()
+        .read_stream(stream)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
