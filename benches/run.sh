@@ -2,7 +2,7 @@
 # Runs the benchmarks and the allocation test, then renders benches/results.md and
 # benches/chart.svg.
 #
-#   benches/run.sh            full run (about 6 minutes of measuring on 2 cores, plus the build)
+#   benches/run.sh            full run (about 7 minutes of measuring on 2 cores, plus the build)
 #   benches/run.sh --quick    short run for CI (EVENTS_BENCH_QUICK=1: about 1 minute of measuring)
 #
 # Other arguments go to criterion, e.g. `benches/run.sh sync_dispatch/events` to filter.

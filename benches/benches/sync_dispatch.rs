@@ -8,7 +8,7 @@
 //!   with a downcast per handler ([`events_benches::TypeIdBus`]);
 //! - `tokio_broadcast`: `tokio::sync::broadcast` with one receiver per handler: one `send`, then
 //!   each receiver's `try_recv` (a clone of the event) handed to its handler;
-//! - `events_publish`: `Bus::publish` with the default configuration (handler timing on);
+//! - `events_publish`: `Bus::publish` with the default configuration (untimed);
 //! - `events_publish_timed`: `Bus::publish` with `record_durations(true)`.
 
 use std::hint::black_box;

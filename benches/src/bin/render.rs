@@ -4,8 +4,10 @@
 //! Reads `<criterion dir>/**/new/{benchmark,estimates}.json`, where the criterion dir is
 //! `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the workspace's
 //! `target/criterion`; also `<criterion dir>/cold_start/*.json` (written by the `types_*`
-//! benchmarks) and `<criterion dir>/alloc.txt` (the output of the `alloc` test, saved by
-//! `run.sh`). Times are criterion's median estimate per iteration.
+//! benchmarks), `<criterion dir>/durable_latency.json` (written by the `durable` benchmark) and
+//! `<criterion dir>/alloc.txt` (the output of the `alloc` test, saved by `run.sh`). Times are
+//! criterion's median estimate per iteration; rates (events per second) divide the
+//! benchmark's `Throughput::Elements` by it.
 //!
 //! Usage: `cargo run -p events-benches --bin render [-- --out-dir DIR]` (default: `benches/`).
 
@@ -16,8 +18,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// `(group, function, parameter)`.
+type Key = (String, String, String);
+
 /// `(group, function, parameter)` → median ns per iteration.
-type Results = BTreeMap<(String, String, String), f64>;
+type Results = BTreeMap<Key, f64>;
+
+/// `(group, function, parameter)` → elements per iteration, for benchmarks that declare a
+/// `Throughput::Elements`.
+type Elements = BTreeMap<Key, u64>;
 
 fn main() {
     let mut out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -33,7 +42,8 @@ fn main() {
     }
     let dir = events_benches::criterion_dir();
     let mut results = Results::new();
-    collect(&dir, &mut results);
+    let mut elements = Elements::new();
+    collect(&dir, &mut results, &mut elements);
     if results.is_empty() {
         eprintln!(
             "no criterion results under {}; run `cargo bench -p events-benches` first",
@@ -41,7 +51,7 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let md = markdown(&results, &dir);
+    let md = markdown(&results, &elements, &dir);
     let svg = chart(&results);
     std::fs::write(out_dir.join("results.md"), md).expect("write results.md");
     std::fs::write(out_dir.join("chart.svg"), svg).expect("write chart.svg");
@@ -55,7 +65,7 @@ fn main() {
 }
 
 /// Walks `dir` for `new/benchmark.json` with its `new/estimates.json`.
-fn collect(dir: &Path, results: &mut Results) {
+fn collect(dir: &Path, results: &mut Results, elements: &mut Elements) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -65,11 +75,14 @@ fn collect(dir: &Path, results: &mut Results) {
             continue;
         }
         if path.file_name().is_some_and(|n| n == "new") {
-            if let Some((key, ns)) = read_result(&path) {
+            if let Some((key, ns, n)) = read_result(&path) {
+                if let Some(n) = n {
+                    elements.insert(key.clone(), n);
+                }
                 results.insert(key, ns);
             }
         } else {
-            collect(&path, results);
+            collect(&path, results, elements);
         }
     }
 }
@@ -78,7 +91,7 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-fn read_result(new: &Path) -> Option<((String, String, String), f64)> {
+fn read_result(new: &Path) -> Option<(Key, f64, Option<u64>)> {
     let id = read_json(&new.join("benchmark.json"))?;
     let estimates = read_json(&new.join("estimates.json"))?;
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
@@ -88,7 +101,8 @@ fn read_result(new: &Path) -> Option<((String, String, String), f64)> {
         text(&id["value_str"]),
     );
     let ns = estimates["median"]["point_estimate"].as_f64()?;
-    Some((key, ns))
+    let n = id["throughput"]["Elements"].as_u64();
+    Some((key, ns, n))
 }
 
 fn get(r: &Results, group: &str, function: &str, param: &str) -> Option<f64> {
@@ -103,6 +117,31 @@ fn fmt_ns(ns: Option<f64>) -> String {
         Some(ns) if ns >= 100.0 => format!("{ns:.0}"),
         Some(ns) if ns >= 10.0 => format!("{ns:.1}"),
         Some(ns) => format!("{ns:.2}"),
+    }
+}
+
+/// A duration with its unit: ns, µs or ms.
+fn fmt_time(ns: Option<f64>) -> String {
+    match ns {
+        None => "–".to_owned(),
+        Some(ns) if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
+        Some(ns) if ns >= 1e3 => format!("{:.1} µs", ns / 1e3),
+        Some(ns) => format!("{ns:.0} ns"),
+    }
+}
+
+/// Events per second of a benchmark with `Throughput::Elements`.
+fn rate(r: &Results, e: &Elements, group: &str, function: &str, param: &str) -> Option<f64> {
+    let key = (group.to_owned(), function.to_owned(), param.to_owned());
+    Some(*e.get(&key)? as f64 * 1e9 / r.get(&key)?)
+}
+
+fn fmt_rate(per_s: Option<f64>) -> String {
+    match per_s {
+        None => "–".to_owned(),
+        Some(x) if x >= 1e6 => format!("{:.2} M", x / 1e6),
+        Some(x) if x >= 1e3 => format!("{:.1} k", x / 1e3),
+        Some(x) => format!("{x:.0}"),
     }
 }
 
@@ -213,7 +252,7 @@ fn goal(out: &mut String, name: &str, measured: Option<f64>, shown: String, met:
     let _ = writeln!(out, "| {name} | {shown} | {verdict} |");
 }
 
-fn markdown(r: &Results, dir: &Path) -> String {
+fn markdown(r: &Results, e: &Elements, dir: &Path) -> String {
     let mut out = String::new();
     out.push_str(
         "# Benchmark results\n\n\
@@ -285,6 +324,23 @@ fn markdown(r: &Results, dir: &Path) -> String {
             );
         }
     }
+    let batched = rate(r, e, "durable", "append", "100");
+    goal(
+        &mut out,
+        "SQLite append of batched events ≥ 50k events/s (batches of 100)",
+        batched,
+        format!("{} events/s", fmt_rate(batched)),
+        batched.is_some_and(|x| x >= 50_000.0),
+    );
+    let latency = read_json(&dir.join("durable_latency.json"));
+    let p50 = latency.as_ref().and_then(|v| v["p50_ns"].as_f64());
+    goal(
+        &mut out,
+        "commit-to-handler latency p50 < 5 ms (worker running, in-process wake-up)",
+        p50,
+        p50.map_or_else(|| "–".to_owned(), |p| format!("{:.3} ms", p / 1e6)),
+        p50.is_some_and(|p| p < 5e6),
+    );
 
     out.push_str("\n## Sync dispatch (group `sync_dispatch`)\n\n");
     table(&mut out, r, "sync_dispatch", SYNC, SYNC_SIZES, "direct");
@@ -361,6 +417,8 @@ fn markdown(r: &Results, dir: &Path) -> String {
         "direct_await",
     );
 
+    durable(&mut out, r, e, latency.as_ref());
+
     out.push_str("## Allocations (test `alloc`)\n\n");
     if alloc_lines.is_empty() {
         out.push_str(
@@ -372,6 +430,62 @@ fn markdown(r: &Results, dir: &Path) -> String {
         }
     }
     out
+}
+
+/// The section of the `durable` benchmark: store appends, worker delivery, latency.
+fn durable(out: &mut String, r: &Results, e: &Elements, latency: Option<&Value>) {
+    out.push_str(
+        "## Durable (SQLite) (group `durable`)\n\n\
+         `SqliteStore::open` on a file in a temporary directory (WAL, `synchronous = NORMAL`). \
+         Appends time the serialization of the events (`NewEvent::new`) as well as the SQL.\n\n\
+         | durable | time per iteration | events per iteration | events/s |\n|---|---:|---:|---:|\n",
+    );
+    for (function, param, label) in [
+        (
+            "append",
+            "1",
+            "append one event per transaction (`append_event`)",
+        ),
+        (
+            "append",
+            "100",
+            "append batches of 100 events, one transaction each (`transaction` + `append_in`)",
+        ),
+        (
+            "worker_drain",
+            "noop_handler",
+            "worker delivery to a no-op durable handler (`Worker::drain`, from checkpoint 0)",
+        ),
+    ] {
+        let key = ("durable".to_owned(), function.to_owned(), param.to_owned());
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            fmt_time(get(r, "durable", function, param)),
+            e.get(&key).map_or_else(|| "–".to_owned(), u64::to_string),
+            fmt_rate(rate(r, e, "durable", function, param)),
+        );
+    }
+    out.push_str(
+        "\nCommit-to-handler latency: a worker runs (`run_until`, 60 s poll interval) on a 2-worker \
+         multi-thread tokio runtime; the bench thread appends one event (`append_event`) carrying \
+         the time just before the append, and the durable handler notes when it runs. The append's \
+         own transaction is included; the wake-up is the store's in-process `Notify`. Samples are \
+         1 ms apart, after 50 warm-up probes.\n\n",
+    );
+    let ns = |field: &str| latency.and_then(|v| v[field].as_f64());
+    let time = |field: &str| fmt_time(ns(field));
+    let _ = writeln!(
+        out,
+        "| commit → handler | samples | p50 | p99 | min | mean | max |\n|---|---:|---:|---:|---:|---:|---:|\n\
+         | `append_event` → durable handler | {} | {} | {} | {} | {} | {} |\n",
+        ns("samples").map_or_else(|| "–".to_owned(), |n| format!("{n:.0}")),
+        time("p50_ns"),
+        time("p99_ns"),
+        time("min_ns"),
+        time("mean_ns"),
+        time("max_ns"),
+    );
 }
 
 /// One panel of grouped bars on a log scale.
