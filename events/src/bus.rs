@@ -18,6 +18,7 @@ use crate::error::{BuildError, Problem};
 use crate::extract::{AnyResource, Context};
 use crate::handler::{Call, Handler, Outcome};
 use crate::meta::{LazyMeta, Meta};
+use crate::registry::EventState;
 use crate::report::{FailureCause, Report};
 use crate::DomainEvent;
 
@@ -181,14 +182,24 @@ impl Bus {
             .await
     }
 
-    fn publish_in<E: DomainEvent>(&self, event: &E, meta: &LazyMeta, depth: u32) -> Report {
+    /// The start of every dispatch: a test capture may take the event; otherwise it is counted
+    /// and its handlers are looked up.
+    #[inline]
+    fn begin<E: DomainEvent>(&self, event: &E, meta: &LazyMeta) -> Option<&'static EventState<E>> {
         if let Some(tap) = &self.inner.tap {
             if tap.observe(event, meta.get()) {
-                return Report::new(E::NAME);
+                return None;
             }
         }
         let state = E::Slot::registry().state();
         self.inner.events[state.index].increment(1);
+        Some(state)
+    }
+
+    fn publish_in<E: DomainEvent>(&self, event: &E, meta: &LazyMeta, depth: u32) -> Report {
+        let Some(state) = self.begin(event, meta) else {
+            return Report::new(E::NAME);
+        };
         let cx = Context {
             bus: self,
             meta,
@@ -212,13 +223,9 @@ impl Bus {
     }
 
     async fn dispatch_in<E: DomainEvent>(&self, event: &E, meta: LazyMeta, depth: u32) -> Report {
-        if let Some(tap) = &self.inner.tap {
-            if tap.observe(event, meta.get()) {
-                return Report::new(E::NAME);
-            }
-        }
-        let state = E::Slot::registry().state();
-        self.inner.events[state.index].increment(1);
+        let Some(state) = self.begin(event, &meta) else {
+            return Report::new(E::NAME);
+        };
         let cx = Context {
             bus: self,
             meta: &meta,

@@ -290,13 +290,17 @@ pub struct Replayed {
 
 const PAGE: usize = 512;
 
-/// Resets `projection` and replays the whole store through it, from position 0.
-pub async fn rebuild<P: Projection, S: EventStore + ?Sized>(
-    projection: &P,
-    store: &S,
+/// Reads the log after `after` page by page and hands each event of the set `S` (upcast and
+/// decoded) to `each`, counting the events of other types as skipped.
+async fn walk<S: EventSet, St: EventStore + ?Sized>(
+    store: &St,
+    after: u64,
+    mut each: impl AsyncFnMut(S, &StoredEvent),
 ) -> Result<Replayed, StoreError> {
-    projection.reset();
-    let mut done = Replayed::default();
+    let mut done = Replayed {
+        position: after,
+        ..Replayed::default()
+    };
     loop {
         let page = store.read_all(done.position, PAGE).await?;
         let Some(last) = page.last() else {
@@ -304,15 +308,28 @@ pub async fn rebuild<P: Projection, S: EventStore + ?Sized>(
         };
         done.position = last.position;
         for stored in &page {
-            match stored.decode::<P::Event>()? {
+            match stored.decode::<S>()? {
                 Some(event) => {
-                    projection.apply(&event, stored);
+                    each(event, stored).await;
                     done.applied += 1;
                 }
                 None => done.skipped += 1,
             }
         }
     }
+    Ok(done)
+}
+
+/// Resets `projection` and replays the whole store through it, from position 0.
+pub async fn rebuild<P: Projection, S: EventStore + ?Sized>(
+    projection: &P,
+    store: &S,
+) -> Result<Replayed, StoreError> {
+    projection.reset();
+    let done = walk::<P::Event, _>(store, 0, async |event, stored| {
+        projection.apply(&event, stored)
+    })
+    .await?;
     tracing::info!(
         applied = done.applied,
         skipped = done.skipped,
@@ -329,26 +346,10 @@ pub async fn replay<S: EventSet, St: EventStore + ?Sized>(
     bus: &Bus,
     after: u64,
 ) -> Result<(Replayed, Vec<Report>), StoreError> {
-    let mut done = Replayed {
-        position: after,
-        ..Replayed::default()
-    };
     let mut reports = Vec::new();
-    loop {
-        let page = store.read_all(done.position, PAGE).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        done.position = last.position;
-        for stored in &page {
-            match stored.decode::<S>()? {
-                Some(event) => {
-                    reports.push(event.dispatch_stored(bus, stored).await);
-                    done.applied += 1;
-                }
-                None => done.skipped += 1,
-            }
-        }
-    }
+    let done = walk::<S, _>(store, after, async |event, stored| {
+        reports.push(event.dispatch_stored(bus, stored).await);
+    })
+    .await?;
     Ok((done, reports))
 }
