@@ -705,27 +705,28 @@ static SENT: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 #[event_handler(durable, name = "test.send_newsletter")]
 async fn send_newsletter(e: &NewsletterQueued) {
-    tokio::time::sleep(Duration::from_millis(15)).await;
+    tokio::time::sleep(Duration::from_millis(25)).await;
     SENT.lock().unwrap().push(e.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_never_deliver_the_same_handler_at_once_even_through_long_steps() {
     let (bus, store) = (bus(), store());
-    for id in 0..20 {
+    for id in 0..24 {
         store
             .append_event(&NewsletterQueued { id }, EventMetadata::default())
             .unwrap();
     }
-    // 20 deliveries of 15 ms take 300 ms, far longer than the 60 ms lease: the worker holding
-    // it must renew it between deliveries, or the other one would take over mid-step.
+    // 24 deliveries of 25 ms take 600 ms, twice the 300 ms lease: the worker holding it must
+    // renew it between deliveries, or the other one would take over mid-step. (Renewal starts
+    // with half the lease left, so a loaded machine may be 125 ms late without a false alarm.)
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers: Vec<_> = (0..2)
         .map(|_| {
             let mut stopped = stopped.clone();
             let worker = Worker::new(&bus, &store)
                 .handlers(["test.send_newsletter"])
-                .lease_ttl(Duration::from_millis(60))
+                .lease_ttl(Duration::from_millis(300))
                 .poll_interval(Duration::from_millis(5));
             tokio::spawn(worker.run_until(async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -733,23 +734,23 @@ async fn two_workers_never_deliver_the_same_handler_at_once_even_through_long_st
         })
         .collect();
     let all_sent = async {
-        while SENT.lock().unwrap().len() < 20 {
+        while SENT.lock().unwrap().len() < 24 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
     tokio::time::timeout(Duration::from_secs(20), all_sent)
         .await
         .expect("all sent");
-    tokio::time::sleep(Duration::from_millis(100)).await; // a duplicate would show up by now
+    tokio::time::sleep(Duration::from_millis(350)).await; // a duplicate would show up by now
     stop.send(true).unwrap();
     let mut delivered = 0;
     for worker in workers {
         delivered += worker.await.unwrap().unwrap().handlers["test.send_newsletter"].delivered;
     }
-    assert_eq!(delivered, 20);
+    assert_eq!(delivered, 24);
     assert_eq!(
         *SENT.lock().unwrap(),
-        (0..20).collect::<Vec<_>>(),
+        (0..24).collect::<Vec<_>>(),
         "each once, in order"
     );
 }
