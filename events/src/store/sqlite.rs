@@ -172,16 +172,26 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let out = {
-            let mut conn = self.lock();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            out
-        };
+        let out = self.write(f)?;
         self.appended.notify_waiters();
+        Ok(out)
+    }
+
+    /// One write transaction, committed, without waking workers: for the worker's own
+    /// bookkeeping (checkpoints, failures), which appends nothing.
+    pub(crate) fn write<T, E>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
         Ok(out)
     }
 

@@ -1,5 +1,6 @@
 //! The SQL of durable delivery: checkpoints, leases, pending failures, and what operators see.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -161,22 +162,18 @@ pub(crate) fn new_events(
     )
 }
 
-/// Whether the aggregate has an earlier event pending for this handler.
-pub(crate) fn is_blocked(
+/// The aggregates (`type/id`) that have an event pending for this handler: their later events
+/// are held back.
+pub(crate) fn blocked_aggregates(
     store: &SqliteStore,
     handler: &str,
-    aggregate: &str,
-) -> Result<bool, StoreError> {
-    store
-        .lock()
-        .query_row(
-            "SELECT 1 FROM events_failures WHERE handler = ?1 AND aggregate_key = ?2 LIMIT 1",
-            params![handler, aggregate],
-            |_| Ok(()),
-        )
-        .optional()
-        .map(|r| r.is_some())
-        .map_err(backend)
+) -> Result<HashSet<String>, StoreError> {
+    let conn = store.lock();
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT aggregate_key FROM events_failures WHERE handler = ?1")
+        .map_err(backend)?;
+    let keys = stmt.query_map([handler], |r| r.get(0)).map_err(backend)?;
+    keys.map(|k| k.map_err(backend)).collect()
 }
 
 /// What to record after one delivery attempt.
@@ -203,7 +200,7 @@ pub(crate) fn settle_new(
     event: &StoredEvent,
     settle: Settle<'_>,
 ) -> Result<(), StoreError> {
-    store.transaction(|tx| {
+    store.write(|tx| {
         match settle {
             Settle::Done => {}
             Settle::Retry {
@@ -236,7 +233,7 @@ pub(crate) fn settle_new(
 
 /// Moves the checkpoint past a run of events a batch handler took in one call.
 pub(crate) fn settle_run(store: &SqliteStore, handler: &str, last: u64) -> Result<(), StoreError> {
-    store.transaction(|tx| advance(tx, handler, last))
+    store.write(|tx| advance(tx, handler, last))
 }
 
 fn insert_failure(
@@ -276,9 +273,7 @@ pub(crate) fn settle_pending(
         ),
         Settle::Hold => Ok(0),
     };
-    drop(conn);
     result.map_err(backend)?;
-    store.appended().notify_waiters();
     Ok(())
 }
 

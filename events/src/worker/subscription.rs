@@ -1,6 +1,7 @@
 //! One durable handler's delivery loop.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -171,18 +172,25 @@ impl Subscription {
             worked = true;
         }
         let events = queries::new_events(store, self.name, self.event.name(), options.batch)?;
-        worked |= !events.is_empty();
-        if matches!(self.call, DurableShim::Batch(_)) {
-            self.deliver_batches(bus, store, events, stopped).await?;
+        if events.is_empty() {
             return Ok(worked);
+        }
+        // Read once per step, then kept up to date here: only this worker (the lease holder)
+        // adds failures for the handler; an operator's retry or drop meanwhile can only make
+        // the set stale towards holding back, which stays in order.
+        let mut blocked = queries::blocked_aggregates(store, self.name)?;
+        if matches!(self.call, DurableShim::Batch(_)) {
+            self.deliver_batches(bus, store, events, &mut blocked, stopped)
+                .await?;
+            return Ok(true);
         }
         for event in events {
             if self.must_pause(stopped) {
                 return Ok(true);
             }
-            self.deliver_new(bus, store, &event).await?;
+            self.deliver_new(bus, store, &event, &mut blocked).await?;
         }
-        Ok(worked)
+        Ok(true)
     }
 
     /// Delivers one new event (or holds it back) and moves the checkpoint past it.
@@ -191,8 +199,10 @@ impl Subscription {
         bus: &Bus,
         store: &SqliteStore,
         event: &StoredEvent,
+        blocked: &mut HashSet<String>,
     ) -> Result<(), StoreError> {
-        let settle = if queries::is_blocked(store, self.name, &aggregate_key(event))? {
+        let key = aggregate_key(event);
+        let settle = if blocked.contains(&key) {
             tracing::debug!(
                 position = event.position,
                 "held back behind an earlier failure of its aggregate"
@@ -203,6 +213,9 @@ impl Subscription {
             self.settle(&outcome, 1, event)
         };
         self.count(&settle, event);
+        if !matches!(settle, Owned::Done) {
+            blocked.insert(key);
+        }
         queries::settle_new(store, self.name, event, settle_ref(&settle))
     }
 
@@ -214,6 +227,7 @@ impl Subscription {
         bus: &Bus,
         store: &SqliteStore,
         events: Vec<StoredEvent>,
+        blocked: &mut HashSet<String>,
         stopped: &watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
         let mut run: Vec<StoredEvent> = Vec::new();
@@ -221,7 +235,7 @@ impl Subscription {
         loop {
             let next = rest.next();
             let ends_run = match &next {
-                Some(event) => queries::is_blocked(store, self.name, &aggregate_key(event))?,
+                Some(event) => blocked.contains(&aggregate_key(event)),
                 None => true,
             };
             if ends_run && !run.is_empty() {
@@ -238,13 +252,13 @@ impl Subscription {
                         "batch failed; delivering its events one by one"
                     );
                     for event in &run {
-                        self.deliver_new(bus, store, event).await?;
+                        self.deliver_new(bus, store, event, blocked).await?;
                     }
                 }
                 run.clear();
             }
             match next {
-                Some(event) if ends_run => self.deliver_new(bus, store, &event).await?,
+                Some(event) if ends_run => self.deliver_new(bus, store, &event, blocked).await?,
                 Some(event) => run.push(event),
                 None => return Ok(()),
             }
