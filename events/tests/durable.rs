@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use events::store::{EventMetadata, SqliteStore};
-use events::worker::{FailureStatus, Worker, WorkerError};
+use events::worker::{FailureStatus, Summary, Worker, WorkerError};
 use events::{event_handler, Bus, DomainEvent, Meta};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,15 @@ fn bus() -> Bus {
 
 fn store() -> SqliteStore {
     SqliteStore::open_in_memory().expect("store opens")
+}
+
+/// Delivers everything due now to one handler.
+async fn drain(bus: &Bus, store: &SqliteStore, handler: &str) -> Summary {
+    Worker::new(bus, store)
+        .handlers([handler])
+        .drain()
+        .await
+        .expect("worker runs")
 }
 
 // --- delivery, catch-up, replay ---------------------------------------------------------------
@@ -63,11 +72,7 @@ async fn a_new_handler_catches_up_and_a_reset_replays() {
         0
     );
 
-    let summary = Worker::new(&bus, &store)
-        .handlers(["test.index_card"])
-        .drain()
-        .await
-        .unwrap();
+    let summary = drain(&bus, &store, "test.index_card").await;
     assert_eq!(summary.handlers["test.index_card"].delivered, 3);
     let seen: Vec<_> = INDEXED.lock().unwrap().drain(..).collect();
     assert_eq!(
@@ -86,19 +91,11 @@ async fn a_new_handler_catches_up_and_a_reset_replays() {
     assert_eq!((status.checkpoint, status.lag), (3, 0));
 
     // Nothing is delivered twice...
-    let again = Worker::new(&bus, &store)
-        .handlers(["test.index_card"])
-        .drain()
-        .await
-        .unwrap();
+    let again = drain(&bus, &store, "test.index_card").await;
     assert_eq!(again.handlers["test.index_card"].delivered, 0);
     // ...until the checkpoint is reset: replay from position 2.
     store.reset_checkpoint("test.index_card", 1).unwrap();
-    Worker::new(&bus, &store)
-        .handlers(["test.index_card"])
-        .drain()
-        .await
-        .unwrap();
+    drain(&bus, &store, "test.index_card").await;
     let replayed: Vec<_> = INDEXED.lock().unwrap().drain(..).map(|(c, _)| c).collect();
     assert_eq!(replayed, ["mox", "recall"]);
 }
@@ -131,11 +128,7 @@ fn sync_record(e: &RecordUpdated) -> Result<(), String> {
 async fn drain_sync(bus: &Bus, store: &SqliteStore) {
     // Retries are due a few milliseconds later: drain until nothing is left to retry.
     for _ in 0..50 {
-        Worker::new(bus, store)
-            .handlers(["test.sync_record"])
-            .drain()
-            .await
-            .unwrap();
+        drain(&bus, &store, "test.sync_record").await;
         let retrying = store
             .failures(Some("test.sync_record"))
             .unwrap()
@@ -289,11 +282,7 @@ async fn old_rows_are_upcast_and_bad_payloads_become_dead_letters() {
         )
         .unwrap();
 
-    let summary = Worker::new(&bus, &store)
-        .handlers(["test.welcome"])
-        .drain()
-        .await
-        .unwrap();
+    let summary = drain(&bus, &store, "test.welcome").await;
     assert_eq!(summary.handlers["test.welcome"].delivered, 2);
     assert_eq!(summary.handlers["test.welcome"].dead_lettered, 4);
     let welcomed: Vec<_> = WELCOMED
@@ -621,11 +610,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
             .append_event(&DocumentChanged { doc, rev }, EventMetadata::default())
             .unwrap();
     }
-    Worker::new(&bus, &store)
-        .handlers(["test.reindex"])
-        .drain()
-        .await
-        .unwrap();
+    drain(&bus, &store, "test.reindex").await;
     assert_eq!(
         BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
         [vec![(1, 1), (2, 1), (1, 2)]],
@@ -639,11 +624,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
             .append_event(&DocumentChanged { doc, rev }, EventMetadata::default())
             .unwrap();
     }
-    let summary = Worker::new(&bus, &store)
-        .handlers(["test.reindex"])
-        .drain()
-        .await
-        .unwrap();
+    let summary = drain(&bus, &store, "test.reindex").await;
     let s = summary.handlers["test.reindex"];
     assert_eq!(
         (s.delivered, s.dead_lettered, s.held),
@@ -675,11 +656,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
             EventMetadata::default(),
         )
         .unwrap();
-    Worker::new(&bus, &store)
-        .handlers(["test.reindex"])
-        .drain()
-        .await
-        .unwrap();
+    drain(&bus, &store, "test.reindex").await;
     assert_eq!(
         BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
         [vec![(1, 3)], vec![(4, 1), (5, 1)]]

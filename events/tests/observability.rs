@@ -1,23 +1,13 @@
 //! Metrics: counters and the duration histogram (traces are in `tracing_spans.rs`).
 
-use events::{event_handler, Bus, DomainEvent};
+use events::Bus;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
 
-#[derive(DomainEvent)]
-#[event(name = "forms.form_submitted")]
-struct FormSubmitted {
-    #[event(aggregate_id)]
-    form: u32,
-}
+#[path = "support/forms.rs"]
+mod forms;
 
-#[event_handler(name = "forms.store")]
-fn store(_: &FormSubmitted) {}
-
-#[event_handler(name = "forms.validate")]
-fn validate(e: &FormSubmitted) -> Result<(), String> {
-    Err(format!("form {} has no fields", e.form))
-}
+use forms::FormSubmitted;
 
 #[test]
 fn dispatches_failures_and_durations_are_recorded() {

@@ -5,22 +5,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use events::{event_handler, Bus, DomainEvent};
+use events::Bus;
 
-#[derive(DomainEvent)]
-#[event(name = "forms.form_submitted")]
-struct FormSubmitted {
-    #[event(aggregate_id)]
-    form: u32,
-}
+#[path = "support/forms.rs"]
+mod forms;
 
-#[event_handler(name = "forms.store")]
-fn store(_: &FormSubmitted) {}
-
-#[event_handler(name = "forms.validate")]
-fn validate(e: &FormSubmitted) -> Result<(), String> {
-    Err(format!("form {} has no fields", e.form))
-}
+use forms::FormSubmitted;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
