@@ -107,3 +107,27 @@ pub fn check_signature(cx: &Ctxt, function: &ItemFn, kind: Kind) {
         }
     }
 }
+
+/// The type of the first parameter, which carries what the handler handles. A missing one is
+/// an error on the parentheses, saying what to write (`usage`); a `self` receiver is reported
+/// by [`check_signature`].
+pub fn first_parameter<'a>(
+    cx: &Ctxt,
+    function: &'a ItemFn,
+    kind: Kind,
+    usage: &str,
+) -> Option<&'a Type> {
+    let sig = &function.sig;
+    let Some(first) = sig.inputs.first() else {
+        let Kind { a_handler, subject } = kind;
+        cx.syn_error(syn::Error::new(
+            sig.paren_token.span.join(),
+            format!("{a_handler} takes the {subject} as its first parameter: `{usage}`"),
+        ));
+        return None;
+    };
+    match first {
+        FnArg::Typed(first) => Some(&first.ty),
+        FnArg::Receiver(_) => None,
+    }
+}

@@ -5,7 +5,7 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, FnArg, Ident, ItemFn, LitStr, ReturnType, Type};
 
 use crate::ctxt::Ctxt;
-use crate::function::{check_signature, Kind};
+use crate::function::{check_signature, first_parameter, Kind};
 
 const COMMAND: Kind = Kind {
     a_handler: "a command handler",
@@ -149,18 +149,8 @@ impl<'a> HandlerFn<'a> {
 
 /// The command type `C` of the first parameter `cmd: C`.
 fn command_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
-    let sig = &function.sig;
-    let Some(first) = sig.inputs.first() else {
-        cx.syn_error(syn::Error::new(
-            sig.paren_token.span.join(),
-            "a command handler takes the command as its first parameter: `fn handle(cmd: MyCommand)`",
-        ));
-        return None;
-    };
-    let FnArg::Typed(first) = first else {
-        return None;
-    };
-    match &*first.ty {
+    let first = first_parameter(cx, function, COMMAND, "fn handle(cmd: MyCommand)")?;
+    match first {
         Type::Reference(reference) => {
             cx.error_spanned_by(
                 reference,

@@ -5,7 +5,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, ReturnType, Type, TypeReference};
 
 use crate::ctxt::Ctxt;
-use crate::function::{check_signature, Kind};
+use crate::function::{check_signature, first_parameter, Kind};
 
 const EVENT: Kind = Kind {
     a_handler: "an event handler",
@@ -238,18 +238,8 @@ fn batch_parameter(function: &ItemFn) -> Option<&syn::TypeSlice> {
 
 /// The event type `E` of the first parameter `&E` (or `&[E]`).
 fn event_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
-    let sig = &function.sig;
-    let Some(first) = sig.inputs.first() else {
-        cx.syn_error(syn::Error::new(
-            sig.paren_token.span.join(),
-            "an event handler takes the event as its first parameter: `fn handle(event: &MyEvent)`",
-        ));
-        return None;
-    };
-    let FnArg::Typed(first) = first else {
-        return None;
-    };
-    match &*first.ty {
+    let first = first_parameter(cx, function, EVENT, "fn handle(event: &MyEvent)")?;
+    match first {
         Type::Reference(TypeReference {
             mutability: Some(mutability),
             ..
