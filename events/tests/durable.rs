@@ -128,7 +128,7 @@ fn sync_record(e: &RecordUpdated) -> Result<(), String> {
 async fn drain_sync(bus: &Bus, store: &SqliteStore) {
     // Retries are due a few milliseconds later: drain until nothing is left to retry.
     for _ in 0..50 {
-        drain(&bus, &store, "test.sync_record").await;
+        drain(bus, store, "test.sync_record").await;
         let retrying = store
             .failures(Some("test.sync_record"))
             .unwrap()
