@@ -73,7 +73,7 @@ impl<'a> HandlerFn<'a> {
         if let (Some(slice), None) = (batch, &durable) {
             return Err(syn::Error::new_spanned(
                 slice,
-                "a batch handler (`&[E]`) is delivered from the store: add `durable`, like `#[event_handler(durable)]`",
+                "a batch handler (`&[E]`) is delivered from the store: add `durable`, like `#[event_handler(durable, name = \"search.index\")]`",
             ));
         }
         Ok(HandlerFn {
@@ -82,7 +82,7 @@ impl<'a> HandlerFn<'a> {
             order: order.map_or(0, |o| o as i32),
             publishes: publishes.unwrap_or_default(),
             batch: batch.is_some(),
-            durable: durable.map(|()| Retry {
+            durable: durable.map(|_| Retry {
                 max_attempts: max_attempts.map(|(n, _)| n as u32),
                 backoff_ms: backoff_ms.map(|(n, _)| n as u64),
             }),
@@ -117,12 +117,16 @@ fn return_span(sig: &syn::Signature) -> Span {
     ty.span()
 }
 
+/// Why a durable handler must be named: its checkpoint is keyed by the name.
+const DURABLE_WITHOUT_NAME: &str = "a durable handler needs an explicit, stable `name`, like `#[event_handler(durable, name = \"orders.send_confirmation\")]`: its checkpoint is keyed by the name, and the default name (`module_path::fn_name`) changes when the function moves, which would start a new subscription that re-sends the whole history";
+
 #[derive(Default)]
 struct Options {
     name: Option<LitStr>,
     order: Option<i64>,
     publishes: Option<Vec<Type>>,
-    durable: Option<()>,
+    /// The `durable` key, for errors spanned on it.
+    durable: Option<syn::Path>,
     /// With the key, to report a retry option on a handler that is not durable.
     max_attempts: Option<(i64, syn::Path)>,
     backoff_ms: Option<(i64, syn::Path)>,
@@ -149,7 +153,7 @@ fn parse_options(cx: &Ctxt, args: TokenStream) -> Options {
             let v = event_list(cx, &meta)?;
             set_once(cx, publishes, &meta, v);
         } else if meta.path.is_ident("durable") {
-            let v = flag(cx, &meta)?;
+            let v = flag(cx, &meta)?.map(|()| meta.path.clone());
             set_once(cx, durable, &meta, v);
         } else if meta.path.is_ident("max_attempts") {
             let v = integer(cx, &meta, 1, 1_000)?.map(|n| (n, meta.path.clone()));
@@ -164,6 +168,9 @@ fn parse_options(cx: &Ctxt, args: TokenStream) -> Options {
     });
     if let Err(err) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(err);
+    }
+    if let (Some(key), None) = (&o.durable, &o.name) {
+        cx.error_spanned_by(key, DURABLE_WITHOUT_NAME);
     }
     if o.durable.is_none() {
         for (_, key) in o.max_attempts.iter().chain(&o.backoff_ms) {
