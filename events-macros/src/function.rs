@@ -17,35 +17,26 @@ pub struct Kind {
 }
 
 /// Parses the item, rejects anything but a `fn` (spanned on its leading keywords), and
-/// expands it with `expand`. The function itself is always emitted as written, so the rest of
-/// the crate still compiles against it when the attribute has errors.
+/// expands it with `expand`. The item itself is always emitted as written, even when it does
+/// not parse (rustc then reports the syntax error, as with tracing's `instrument_speculative`)
+/// or the attribute has errors, so the rest of the crate still compiles against it and shows
+/// no follow-up error; `expand` returns the generated code, or the errors plus a fallback.
 pub fn expand_attribute(
     input: TokenStream,
     not_a_function: &str,
-    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
+    expand: impl FnOnce(&ItemFn) -> TokenStream,
 ) -> TokenStream {
-    let item: syn::Item = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(err) => return err.into_compile_error(),
-    };
-    let syn::Item::Fn(function) = item else {
-        let mut tokens =
-            syn::Error::new_spanned(first_tokens(&item), not_a_function).into_compile_error();
-        tokens.extend(input);
-        return tokens;
-    };
-    match expand(&function) {
-        Ok(generated) => {
-            let mut tokens = function.to_token_stream();
-            tokens.extend(generated);
-            tokens
+    let generated = match syn::parse2::<syn::Item>(input.clone()) {
+        // Not valid Rust: rustc reports the syntax error itself, once.
+        Err(_) => TokenStream::new(),
+        Ok(syn::Item::Fn(function)) => expand(&function),
+        Ok(item) => {
+            syn::Error::new_spanned(first_tokens(&item), not_a_function).into_compile_error()
         }
-        Err(err) => {
-            let mut tokens = err.into_compile_error();
-            tokens.extend(function.to_token_stream());
-            tokens
-        }
-    }
+    };
+    let mut tokens = input;
+    tokens.extend(generated);
+    tokens
 }
 
 /// The item's leading keywords, to span an error on (`struct Foo`, `impl X`, ...).

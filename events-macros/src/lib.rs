@@ -1,14 +1,19 @@
 //! Procedural macros of the `events` crate. Use them through `events`, which re-exports them.
 //!
-//! Each macro parses into a small model (`ast`), checks it while collecting every error
-//! (`ctxt`), then generates code (`expand`) that only calls into `::events::__private`.
+//! Each macro reads its options (`attr`) and item into a small model (`ast`), checks the rules
+//! between them (`valid`) while collecting every error (`ctxt`), then generates code
+//! (`expand`) that only calls into `::events::__private`; on error it emits the errors and a
+//! fallback, so uses of the item add no error of their own.
 
+mod attr;
 mod command;
 mod ctxt;
 mod event;
+#[cfg(test)]
+mod expansion_size;
 mod function;
 mod handler;
-mod options;
+mod registration;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};

@@ -22,6 +22,7 @@ use crate::error::Problem;
 use crate::extract::{Context, ExtractError, FromContext, Requirement};
 use crate::handler::BoxFuture;
 use crate::meta::{LazyMeta, Meta};
+use crate::registry::{registered, Registration};
 use crate::report::FailureCause;
 
 /// A command: a request to change the domain, handled by exactly one handler.
@@ -167,27 +168,32 @@ pub trait CommandSlot: 'static {
     fn registry() -> &'static CommandRegistry<Self::Command>;
 }
 
-/// One command type's handlers, gathered from its slot at first use and sorted by name.
+/// One command type's handlers, gathered from the [`Registration`]s at first use and sorted by
+/// name.
 pub struct CommandRegistry<C: Command> {
-    collect: fn() -> Vec<&'static CommandHandler<C>>,
     handlers: OnceLock<Box<[&'static CommandHandler<C>]>>,
 }
 
 impl<C: Command> CommandRegistry<C> {
-    /// A registry reading its handlers through `collect` (which walks the slot).
-    pub const fn new(collect: fn() -> Vec<&'static CommandHandler<C>>) -> Self {
+    /// An empty registry, filled at first use.
+    pub const fn new() -> Self {
         Self {
-            collect,
             handlers: OnceLock::new(),
         }
     }
 
     fn handlers(&self) -> &[&'static CommandHandler<C>] {
         self.handlers.get_or_init(|| {
-            let mut handlers = (self.collect)();
+            let mut handlers: Vec<_> = registered::<CommandHandler<C>>().collect();
             handlers.sort_by_key(|h| h.name);
             handlers.into_boxed_slice()
         })
+    }
+}
+
+impl<C: Command> Default for CommandRegistry<C> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -213,6 +219,13 @@ impl<C: Command> ErasedCommandRegistry for CommandRegistry<C> {
             .iter()
             .map(|h| (h.name, h.location, h.requires))
             .collect()
+    }
+}
+
+impl Registration {
+    /// Registers the handler of the command type `C`.
+    pub const fn command<C: Command>(handler: &'static CommandHandler<C>) -> Self {
+        Self::any(handler)
     }
 }
 

@@ -50,6 +50,7 @@ mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod command;
+mod command_shim;
 mod error;
 mod event;
 mod extract;
@@ -57,6 +58,7 @@ mod handler;
 mod meta;
 mod registry;
 mod report;
+mod shim;
 pub mod store;
 pub mod testing;
 #[cfg(feature = "sqlite")]

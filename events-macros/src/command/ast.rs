@@ -1,9 +1,11 @@
-//! The models of a command type and of a command handler function, read and checked.
+//! The models of a command type and of a command handler function, read from the options and
+//! the item. Problems are reported into the context; the models hold what was valid.
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, FnArg, Ident, ItemFn, LitStr, ReturnType, Type};
 
+use crate::attr::{flag, parse_attributes, parse_options, string, ty, Attr};
 use crate::ctxt::Ctxt;
 use crate::function::{check_signature, first_parameter, Kind};
 
@@ -11,110 +13,76 @@ const COMMAND: Kind = Kind {
     a_handler: "a command handler",
     subject: "command",
 };
-use crate::options::{set_once, skip_value, string, unknown};
 
 pub struct CommandType<'a> {
+    pub input: &'a DeriveInput,
     pub ident: &'a Ident,
-    pub vis: &'a syn::Visibility,
-    pub name: Option<LitStr>,
-    pub output: Option<Type>,
-    pub error: Option<Type>,
-    pub remote_handler: bool,
+    pub name: Attr<LitStr>,
+    pub output: Attr<Type>,
+    pub error: Attr<Type>,
+    pub remote_handler: Attr<()>,
 }
 
 const COMMAND_OPTIONS: &[&str] = &["name", "output", "error", "remote_handler"];
 
 impl<'a> CommandType<'a> {
-    pub fn from_ast(input: &'a DeriveInput) -> syn::Result<Self> {
-        let cx = Ctxt::new();
-        let generics = &input.generics;
-        if !generics.params.is_empty() || generics.where_clause.is_some() {
-            cx.error_spanned_by(
-                generics,
-                "`Command` cannot be derived for a generic type: a command is one concrete request with exactly one handler",
-            );
-        }
-        if let Data::Union(data) = &input.data {
-            cx.error_spanned_by(
-                data.union_token,
-                "`Command` cannot be derived for a union; use a struct or an enum",
-            );
-        }
-        let (mut name, mut output, mut error, mut remote) = (None, None, None, None);
-        for attr in input.attrs.iter().filter(|a| a.path().is_ident("command")) {
-            let parsed = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("name") {
-                    let v = string(&cx, &meta)?;
-                    set_once(&cx, &mut name, &meta, v);
-                } else if meta.path.is_ident("output") {
-                    let v = meta.value()?.parse::<Type>()?;
-                    set_once(&cx, &mut output, &meta, Some(v));
-                } else if meta.path.is_ident("error") {
-                    let v = meta.value()?.parse::<Type>()?;
-                    set_once(&cx, &mut error, &meta, Some(v));
-                } else if meta.path.is_ident("remote_handler") {
-                    if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                        cx.error_spanned_by(&meta.path, "`remote_handler` takes no value");
-                        skip_value(&meta)?;
-                    }
-                    set_once(&cx, &mut remote, &meta, Some(()));
-                } else {
-                    unknown(&cx, "command", &meta, COMMAND_OPTIONS)?;
-                }
-                Ok(())
-            });
-            if let Err(err) = parsed {
-                cx.syn_error(err);
+    pub fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Self {
+        let mut name = Attr::none("name");
+        let mut output = Attr::none("output");
+        let mut error = Attr::none("error");
+        let mut remote_handler = Attr::none("remote_handler");
+        parse_attributes(cx, "command", COMMAND_OPTIONS, &input.attrs, |meta| {
+            if name.is(meta) {
+                name.set(cx, meta, string(cx, meta)?);
+            } else if output.is(meta) {
+                output.set(cx, meta, ty(cx, meta)?);
+            } else if error.is(meta) {
+                error.set(cx, meta, ty(cx, meta)?);
+            } else if remote_handler.is(meta) {
+                let usage = "#[command(remote_handler)]";
+                remote_handler.set(cx, meta, flag(cx, meta, usage)?);
+            } else {
+                return Ok(false);
             }
-        }
-        cx.check()?;
-        Ok(CommandType {
+            Ok(true)
+        });
+        CommandType {
+            input,
             ident: &input.ident,
-            vis: &input.vis,
             name,
             output,
             error,
-            remote_handler: remote.is_some(),
-        })
+            remote_handler,
+        }
     }
 }
 
 pub struct HandlerFn<'a> {
     pub function: &'a ItemFn,
-    pub name: Option<LitStr>,
-    pub remote: bool,
-    pub command: &'a Type,
+    pub name: Attr<LitStr>,
+    pub remote: Attr<()>,
+    pub command: Option<&'a Type>,
     pub extractors: Vec<&'a Type>,
-    pub is_async: bool,
     pub return_span: Span,
 }
 
 const HANDLER_OPTIONS: &[&str] = &["name", "remote"];
 
 impl<'a> HandlerFn<'a> {
-    pub fn from_ast(args: TokenStream, function: &'a ItemFn) -> syn::Result<Self> {
-        let cx = Ctxt::new();
-        let (mut name, mut remote) = (None, None);
-        let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("name") {
-                let v = string(&cx, &meta)?;
-                set_once(&cx, &mut name, &meta, v);
-            } else if meta.path.is_ident("remote") {
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    cx.error_spanned_by(&meta.path, "`remote` takes no value");
-                    skip_value(&meta)?;
-                }
-                set_once(&cx, &mut remote, &meta, Some(()));
+    pub fn from_ast(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Self {
+        let mut name = Attr::none("name");
+        let mut remote = Attr::none("remote");
+        parse_options(cx, "command_handler", HANDLER_OPTIONS, args, |meta| {
+            if name.is(meta) {
+                name.set(cx, meta, string(cx, meta)?);
+            } else if remote.is(meta) {
+                remote.set(cx, meta, flag(cx, meta, "#[command_handler(remote)]")?);
             } else {
-                unknown(&cx, "command_handler", &meta, HANDLER_OPTIONS)?;
+                return Ok(false);
             }
-            Ok(())
+            Ok(true)
         });
-        if let Err(err) = syn::parse::Parser::parse2(parser, args) {
-            cx.syn_error(err);
-        }
-        check_signature(&cx, function, COMMAND);
-        let command = command_type(&cx, function);
+        check_signature(cx, function, COMMAND);
         let extractors = function
             .sig
             .inputs
@@ -125,25 +93,17 @@ impl<'a> HandlerFn<'a> {
                 FnArg::Receiver(_) => None,
             })
             .collect();
-        if let ReturnType::Default = function.sig.output {
-            cx.error_spanned_by(
-                &function.sig.ident,
-                "a command handler returns `Result<Output, Error>`, as declared by `#[command(output = .., error = ..)]` on the command",
-            );
-        }
-        cx.check()?;
-        Ok(HandlerFn {
+        HandlerFn {
             function,
             name,
-            remote: remote.is_some(),
-            command: command.expect("checked above"),
+            remote,
+            command: command_type(cx, function),
             extractors,
-            is_async: function.sig.asyncness.is_some(),
             return_span: match &function.sig.output {
                 ReturnType::Type(_, ty) => ty.span(),
                 ReturnType::Default => function.sig.ident.span(),
             },
-        })
+        }
     }
 }
 
@@ -160,5 +120,13 @@ fn command_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
         }
         Type::ImplTrait(_) => None, // reported by `check_signature`
         other => Some(other),
+    }
+}
+
+/// Whether `data` can derive `Command` (reported by `valid` otherwise).
+pub fn is_union(data: &Data) -> Option<&syn::token::Union> {
+    match data {
+        Data::Union(u) => Some(&u.union_token),
+        _ => None,
     }
 }
