@@ -9,7 +9,7 @@ pub use crate::command::{
     CommandCall, CommandEntry, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot,
     FromCommandContext, IntoCommandOutcome,
 };
-pub use crate::command_shim::{boxed_command, extract_for_command, into_command_outcome};
+pub use crate::command_shim::{boxed_command, extract_for_command, CommandFn, FnCall, FnInfo};
 
 pub use crate::catalog::Location;
 pub use crate::event::AggregateId;

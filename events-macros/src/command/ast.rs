@@ -1,9 +1,8 @@
 //! The models of a command type and of a command handler function, read from the options and
 //! the item. Problems are reported into the context; the models hold what was valid.
 
-use proc_macro2::{Span, TokenStream};
-use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, FnArg, Ident, ItemFn, LitStr, ReturnType, Type};
+use proc_macro2::TokenStream;
+use syn::{Data, DeriveInput, FnArg, Ident, ItemFn, LitStr, Type};
 
 use crate::attr::{flag, parse_attributes, parse_options, string, ty, Attr};
 use crate::ctxt::Ctxt;
@@ -63,7 +62,6 @@ pub struct HandlerFn<'a> {
     pub remote: Attr<()>,
     pub command: Option<&'a Type>,
     pub extractors: Vec<&'a Type>,
-    pub return_span: Span,
 }
 
 const HANDLER_OPTIONS: &[&str] = &["name", "remote"];
@@ -99,10 +97,6 @@ impl<'a> HandlerFn<'a> {
             remote,
             command: command_type(cx, function),
             extractors,
-            return_span: match &function.sig.output {
-                ReturnType::Type(_, ty) => ty.span(),
-                ReturnType::Default => function.sig.ident.span(),
-            },
         }
     }
 }

@@ -5,7 +5,7 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Type};
+use syn::{DeriveInput, ReturnType, Type};
 
 use super::ast::{CommandType, HandlerFn};
 use crate::registration::{location, name_or_default, registration, sealed, Kind};
@@ -63,10 +63,17 @@ pub fn derive_fallback(input: &DeriveInput) -> TokenStream {
     })
 }
 
-/// Generates the registration of a handler whose model passed every check.
+/// Generates the registration of a handler whose model passed every check: a local type
+/// describing the function (`CommandFn`, which asks nothing of the command), registered with
+/// `Registration::command::<C, R, _>`, whose bounds check the command `C` and the return type
+/// `R`, spelled with the user's tokens: each failure is one error, on its token.
 pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
     let ident = &handler.function.sig.ident;
     let name = name_or_default(handler.name.get(), ident);
+    let ret = match &handler.function.sig.output {
+        ReturnType::Type(_, ty) => ty,
+        ReturnType::Default => unreachable!("a handler without a return type was reported"),
+    };
     // The shim's own bindings are `mixed_site`: they never shadow the user's names (a handler
     // may well be called `command` or `cx`), nor are they shadowed by them.
     let local = |name: &str| Ident::new(name, Span::mixed_site());
@@ -75,29 +82,24 @@ pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
         .map(|i| local(&format!("__events_arg{i}")))
         .collect();
     let extract = handler.extractors.iter().zip(&args).map(|(ty, arg)| {
-        quote_spanned!(ty.span()=> let #arg = __events::extract_for_command::<#ty, #command>(#cx_var)?;)
+        quote_spanned!(ty.span()=> let #arg = __events::extract_for_command::<#ty>(#cx_var)?;)
     });
     let requires = handler
         .extractors
         .iter()
         .map(|ty| quote_spanned!(ty.span()=> <#ty as __events::FromCommandContext>::REQUIRES));
-    let ret = quote_spanned!(handler.return_span=> __events_ret);
-    let check_return = quote_spanned!(handler.return_span=>
-        __events::into_command_outcome::<#command, _>(#ret)
-    );
     let is_async = handler.function.sig.asyncness.is_some();
     let await_ = is_async.then(|| quote!(.await));
     let body = quote! {
         #(#extract)*
-        let #ret = #ident(#command_var, #(#args),*)#await_;
-        #check_return
+        ::core::result::Result::Ok(#ident(#command_var, #(#args),*)#await_)
     };
     let call = if is_async {
-        quote!(__events::CommandCall::Async(|#command_var, #cx_var| {
-            __events::boxed_command::<#command, _>(async move { #body })
-        }))
+        // `Send` is required of the whole future: spanned on the function's name.
+        let future = quote_spanned!(ident.span()=> __events::boxed_command(async move { #body }));
+        quote!(__events::FnCall::Async(|#command_var, #cx_var| #future))
     } else {
-        quote!(__events::CommandCall::Sync(|#command_var, #cx_var| { #body }))
+        quote!(__events::FnCall::Sync(|#command_var, #cx_var| { #body }))
     };
     let location = location(ident);
     // One handler per command: a second `#[command_handler]` for the same command is a
@@ -105,11 +107,14 @@ pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
     let handled = handler.remote.get().is_none().then(|| {
         quote_spanned!(ident.span()=> #[automatically_derived] impl ::events::HandledCommand for #command {})
     });
-    let register = quote_spanned!(command.span()=> __events::Registration::command::<#command>);
     sealed(quote! {
-        static __EVENTS_HANDLER: __events::CommandHandler<#command> =
-            __events::CommandHandler::new(#name, #call, &[#(#requires),*], #location);
-        __events::inventory::submit!(#register(&__EVENTS_HANDLER));
+        struct __EventsHandler;
+        impl __events::CommandFn<#command, #ret> for __EventsHandler {
+            const FN: __events::FnInfo<#command, #ret> = __events::FnInfo {
+                name: #name, location: #location, requires: &[#(#requires),*], call: #call,
+            };
+        }
+        __events::inventory::submit!(__events::Registration::command::<#command, #ret, __EventsHandler>());
         #handled
     })
 }
