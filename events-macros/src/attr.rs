@@ -55,6 +55,76 @@ impl<T> Attr<T> {
     }
 }
 
+/// Declares the options of one attribute: a struct of [`Attr`] slots, one per option, each
+/// read by its parser (`fn(&Ctxt, &ParseNestedMeta) -> syn::Result<Option<T>>`), with
+/// `read` (one option into its slot; `false` for an unknown key), `from_args` (an attribute
+/// macro's arguments) and `from_attrs` (the `#[name(..)]` attributes of a derive input).
+macro_rules! options {
+    (
+        $(#[$doc:meta])*
+        pub struct $options:ident for $attr_name:literal {
+            $( $(#[$field_doc:meta])* $field:ident: $ty:ty = $parse:expr, )+
+        }
+    ) => {
+        $(#[$doc])*
+        pub struct $options {
+            $( $(#[$field_doc])* pub $field: $crate::attr::Attr<$ty>, )+
+        }
+
+        impl $options {
+            /// The option names, for "expected one of".
+            const KNOWN: &'static [&'static str] = &[$(stringify!($field)),+];
+
+            fn new() -> Self {
+                Self { $( $field: $crate::attr::Attr::none(stringify!($field)), )+ }
+            }
+
+            /// Reads one option into its slot; `false` when the key is not one of these.
+            #[allow(dead_code)]
+            fn read(
+                &mut self,
+                cx: &$crate::ctxt::Ctxt,
+                meta: &::syn::meta::ParseNestedMeta,
+            ) -> ::syn::Result<bool> {
+                $(
+                    if self.$field.is(meta) {
+                        let parse: fn(
+                            &$crate::ctxt::Ctxt,
+                            &::syn::meta::ParseNestedMeta,
+                        ) -> ::syn::Result<Option<$ty>> = $parse;
+                        let value = parse(cx, meta)?;
+                        self.$field.set(cx, meta, value);
+                        return Ok(true);
+                    }
+                )+
+                Ok(false)
+            }
+
+            /// The options of an attribute macro's arguments.
+            #[allow(dead_code)]
+            pub fn from_args(cx: &$crate::ctxt::Ctxt, args: ::proc_macro2::TokenStream) -> Self {
+                let mut options = Self::new();
+                $crate::attr::parse_options(cx, $attr_name, Self::KNOWN, args, |meta| {
+                    options.read(cx, meta)
+                });
+                options
+            }
+
+            /// The options of the `#[name(..)]` attributes of a derive input.
+            #[allow(dead_code)]
+            pub fn from_attrs(cx: &$crate::ctxt::Ctxt, attrs: &[::syn::Attribute]) -> Self {
+                let mut options = Self::new();
+                $crate::attr::parse_attributes(cx, $attr_name, Self::KNOWN, attrs, |meta| {
+                    options.read(cx, meta)
+                });
+                options
+            }
+        }
+    };
+}
+
+pub(crate) use options;
+
 /// Reads `key = value` or `key(..)` options with `each`, then reports unknown keys (spanned
 /// on the key, listing `known`) and syntax errors into `cx`.
 pub fn parse_options(

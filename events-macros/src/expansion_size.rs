@@ -63,7 +63,7 @@ fn generated_code_stays_small() {
         "derive(DomainEvent) with every option",
         &crate::event::expand(&event),
     );
-    let handler = crate::handler::expand;
+    let handler = crate::function::expand_attribute::<crate::handler::EventHandler>;
     let sync = generated(
         quote!(),
         quote!(
@@ -100,6 +100,10 @@ fn generated_code_stays_small() {
     );
     assert_small(
         "command_handler",
-        &generated(quote!(), function, crate::command::expand_handler),
+        &generated(
+            quote!(),
+            function,
+            crate::function::expand_attribute::<crate::command::CommandHandler>,
+        ),
     );
 }

@@ -21,25 +21,23 @@ use syn::{parse_macro_input, DeriveInput};
 /// Derives `events::DomainEvent`. See the `events` crate for the options.
 #[proc_macro_derive(DomainEvent, attributes(event))]
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
-    let input = parse_macro_input!(input as DeriveInput);
-    event::expand(&input).into()
-}
-
-/// Registers a function as an event handler at link time. See the `events` crate.
-#[proc_macro_attribute]
-pub fn event_handler(args: TokenStream, input: TokenStream) -> TokenStream {
-    handler::expand(args.into(), input.into()).into()
+    event::expand(&parse_macro_input!(input as DeriveInput)).into()
 }
 
 /// Derives `events::Command`. See the `events` crate for the options.
 #[proc_macro_derive(Command, attributes(command))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
-    let input = parse_macro_input!(input as DeriveInput);
-    command::expand_derive(&input).into()
+    command::expand_derive(&parse_macro_input!(input as DeriveInput)).into()
+}
+
+/// Registers a function as an event handler at link time. See the `events` crate.
+#[proc_macro_attribute]
+pub fn event_handler(args: TokenStream, input: TokenStream) -> TokenStream {
+    function::expand_attribute::<handler::EventHandler>(args.into(), input.into()).into()
 }
 
 /// Registers a function as the one handler of a command at link time. See the `events` crate.
 #[proc_macro_attribute]
 pub fn command_handler(args: TokenStream, input: TokenStream) -> TokenStream {
-    command::expand_handler(args.into(), input.into()).into()
+    function::expand_attribute::<command::CommandHandler>(args.into(), input.into()).into()
 }

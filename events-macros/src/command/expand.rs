@@ -8,32 +8,27 @@ use syn::spanned::Spanned;
 use syn::{DeriveInput, ReturnType, Type};
 
 use super::ast::{CommandType, HandlerFn};
-use crate::registration::{location, name_or_default, registration, sealed, Kind};
+use crate::registration::{location, name_or_default, sealed, Derive, Kind};
 
 pub fn derive(command: &CommandType) -> TokenStream {
-    let ident = command.ident;
-    let name = match command.name.get() {
-        Some(lit) => lit.to_token_stream(),
-        None => ident.to_string().to_token_stream(),
-    };
-    let output = command
+    let options = &command.options;
+    let output = options
         .output
         .get()
         .map_or_else(|| quote!(()), |ty| quote!(#ty));
-    let error = (command.error.get()).map_or_else(|| quote!(::events::BoxError), |ty| quote!(#ty));
-    let handled = command.remote_handler.get().map(|()| handled(ident));
-    let registration = registration(Kind::Command, &command.input.vis, ident, None);
-    sealed(quote! {
-        #registration
-        #[automatically_derived]
-        impl ::events::Command for #ident {
-            const NAME: &'static str = #name;
-            type Output = #output;
-            type Error = #error;
-            type Slot = __EventsSlot;
-        }
-        #handled
-    })
+    let error = (options.error.get()).map_or_else(|| quote!(::events::BoxError), |ty| quote!(#ty));
+    Derive {
+        kind: Kind::Command,
+        input: command.input,
+        name: options.name.get(),
+        registry_options: None,
+        items: quote!(type Output = #output; type Error = #error;),
+        after: options
+            .remote_handler
+            .get()
+            .map(|()| handled(command.ident)),
+    }
+    .expand()
 }
 
 /// `HandledCommand` for `ty`: sending it compiles.
@@ -44,23 +39,15 @@ fn handled(ty: impl ToTokens) -> TokenStream {
 /// After an error: a minimal impl that can be sent, so uses of the command add no error of
 /// their own (none for a generic type or a union, which cannot have one).
 pub fn derive_fallback(input: &DeriveInput) -> TokenStream {
-    let ident = &input.ident;
-    if !input.generics.params.is_empty() || matches!(input.data, syn::Data::Union(_)) {
-        return TokenStream::new();
-    }
-    let name = ident.to_string();
-    let registration = registration(Kind::Command, &input.vis, ident, None);
-    let handled = handled(ident);
-    sealed(quote! {
-        #registration
-        impl ::events::Command for #ident {
-            const NAME: &'static str = #name;
+    Derive::fallback(
+        Kind::Command,
+        input,
+        quote!(
             type Output = ();
             type Error = ::events::BoxError;
-            type Slot = __EventsSlot;
-        }
-        #handled
-    })
+        ),
+        Some(handled(&input.ident)),
+    )
 }
 
 /// Generates the registration of a handler whose model passed every check: a local type
@@ -69,7 +56,7 @@ pub fn derive_fallback(input: &DeriveInput) -> TokenStream {
 /// `R`, spelled with the user's tokens: each failure is one error, on its token.
 pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
     let ident = &handler.function.sig.ident;
-    let name = name_or_default(handler.name.get(), ident);
+    let name = name_or_default(handler.options.name.get(), ident);
     let ret = match &handler.function.sig.output {
         ReturnType::Type(_, ty) => ty,
         ReturnType::Default => unreachable!("a handler without a return type was reported"),
@@ -104,7 +91,7 @@ pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
     let location = location(ident);
     // One handler per command: a second `#[command_handler]` for the same command is a
     // conflicting implementation, reported on the handlers' names.
-    let handled = handler.remote.get().is_none().then(|| {
+    let handled = handler.options.remote.get().is_none().then(|| {
         quote_spanned!(ident.span()=> #[automatically_derived] impl ::events::HandledCommand for #command {})
     });
     sealed(quote! {
@@ -122,7 +109,7 @@ pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
 /// After an error in a handler whose command type is known: the `HandledCommand` impl alone,
 /// so sending the command adds no "has no handler" error.
 pub fn handler_fallback(handler: &HandlerFn) -> TokenStream {
-    match (handler.command, handler.remote.key()) {
+    match (handler.handled, handler.options.remote.key()) {
         (Some(command), None) => sealed(handled(command)),
         _ => TokenStream::new(),
     }

@@ -3,23 +3,13 @@
 
 use syn::ReturnType;
 
-use super::ast::{is_union, CommandType, HandlerFn};
+use super::ast::{CommandType, HandlerFn};
 use crate::ctxt::Ctxt;
+use crate::registration::check_derivable;
 
 pub fn check_command(cx: &Ctxt, command: &CommandType) {
-    let generics = &command.input.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
-        cx.error_spanned_by(
-            generics,
-            "`Command` cannot be derived for a generic type: a command is one concrete request with exactly one handler",
-        );
-    }
-    if let Some(union_token) = is_union(&command.input.data) {
-        cx.error_spanned_by(
-            union_token,
-            "`Command` cannot be derived for a union; use a struct or an enum",
-        );
-    }
+    let why = "a command is one concrete request with exactly one handler";
+    check_derivable(cx, command.input, "Command", why);
 }
 
 pub fn check_handler(cx: &Ctxt, handler: &HandlerFn) {

@@ -4,18 +4,27 @@
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
 
-use crate::attr::{flag, integer, parse_attributes, path, string, Attr};
+use crate::attr::{flag, integer, options, parse_attributes, path, skip_value, string, Attr};
 use crate::ctxt::Ctxt;
 
 pub struct Event<'a> {
     pub input: &'a DeriveInput,
-    pub ident: &'a Ident,
-    pub name: Attr<LitStr>,
-    pub version: Attr<u32>,
-    pub aggregate: Attr<LitStr>,
-    /// `upcast = path::to::fn`: brings stored payloads of older versions to this one.
-    pub upcast: Attr<syn::Path>,
+    pub options: EventOptions,
     pub shape: Shape<'a>,
+}
+
+options! {
+    /// The options of `#[event(..)]` on the type.
+    pub struct EventOptions for "event" {
+        name: LitStr = string,
+        version: u32 = |cx, meta| Ok(integer(cx, meta, 1, i64::from(u32::MAX))?.map(|v| v as u32)),
+        aggregate: LitStr = string,
+        /// Brings stored payloads of older versions to this one.
+        upcast: syn::Path = |cx, meta| {
+            let example = "a function `fn(u32, serde_json::Value) -> Result<serde_json::Value, events::BoxError>`";
+            path(cx, meta, example)
+        },
+    }
 }
 
 pub enum Shape<'a> {
@@ -25,7 +34,8 @@ pub enum Shape<'a> {
     Enum {
         variants: Vec<(&'a Ident, Option<AggregateField<'a>>)>,
     },
-    Union(&'a syn::token::Union),
+    /// Reported by `valid`.
+    Union,
 }
 
 /// The field marked `#[event(aggregate_id)]`.
@@ -34,33 +44,18 @@ pub struct AggregateField<'a> {
     pub ty: &'a Type,
 }
 
-const CONTAINER_OPTIONS: &[&str] = &["name", "version", "aggregate", "upcast"];
 const FIELD_OPTIONS: &[&str] = &["aggregate_id"];
 
 impl<'a> Event<'a> {
     pub fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Self {
-        let mut name = Attr::none("name");
-        let mut version = Attr::none("version");
-        let mut aggregate = Attr::none("aggregate");
-        let mut upcast = Attr::none("upcast");
-        parse_attributes(cx, "event", CONTAINER_OPTIONS, &input.attrs, |meta| {
-            if name.is(meta) {
-                name.set(cx, meta, string(cx, meta)?);
-            } else if version.is(meta) {
-                let v = integer(cx, meta, 1, i64::from(u32::MAX))?;
-                version.set(cx, meta, v.map(|v| v as u32));
-            } else if aggregate.is(meta) {
-                aggregate.set(cx, meta, string(cx, meta)?);
-            } else if upcast.is(meta) {
-                let example = "a function `fn(u32, serde_json::Value) -> Result<serde_json::Value, events::BoxError>`";
-                upcast.set(cx, meta, path(cx, meta, example)?);
-            } else if meta.path.is_ident("aggregate_id") {
+        let mut options = EventOptions::new();
+        parse_attributes(cx, "event", EventOptions::KNOWN, &input.attrs, |meta| {
+            if meta.path.is_ident("aggregate_id") {
                 cx.error_spanned_by(&meta.path, "`aggregate_id` marks a field: put `#[event(aggregate_id)]` on the field that holds the id");
-                crate::attr::skip_value(meta)?;
-            } else {
-                return Ok(false);
+                skip_value(meta)?;
+                return Ok(true);
             }
-            Ok(true)
+            options.read(cx, meta)
         });
         let shape = match &input.data {
             Data::Struct(data) => Shape::Struct {
@@ -73,15 +68,11 @@ impl<'a> Event<'a> {
                     .map(|v| (&v.ident, aggregate_field(cx, &v.fields)))
                     .collect(),
             },
-            Data::Union(data) => Shape::Union(&data.union_token),
+            Data::Union(_) => Shape::Union,
         };
         Event {
             input,
-            ident: &input.ident,
-            name,
-            version,
-            aggregate,
-            upcast,
+            options,
             shape,
         }
     }

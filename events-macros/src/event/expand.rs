@@ -8,19 +8,15 @@ use syn::spanned::Spanned;
 use syn::DeriveInput;
 
 use super::ast::{AggregateField, Event, Shape};
-use crate::registration::{registration, sealed, Kind};
+use crate::registration::{Derive, Kind};
 
 pub fn expand(event: &Event) -> TokenStream {
-    let ident = event.ident;
-    let name = match event.name.get() {
-        Some(lit) => quote!(#lit),
-        None => ident.to_string().to_token_stream(),
-    };
-    let version = event
+    let options = &event.options;
+    let version = options
         .version
         .get()
         .map(|v| quote!(const VERSION: u32 = #v;));
-    let aggregate = event.aggregate.get().map(|lit| {
+    let aggregate = options.aggregate.get().map(|lit| {
         quote!(const AGGREGATE_TYPE: ::core::option::Option<&'static str> = ::core::option::Option::Some(#lit);)
     });
     let aggregate_id = aggregate_id(event).map(|body| {
@@ -28,25 +24,18 @@ pub fn expand(event: &Event) -> TokenStream {
             fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> { #body }
         }
     });
-    let upcast = event
-        .upcast
-        .get()
-        .map(|path| quote_spanned!(path.span()=> .with_upcaster(#path)));
-    let registration = registration(Kind::Event, &event.input.vis, ident, upcast);
-    sealed(quote! {
-        #registration
-        #[automatically_derived]
-        impl ::events::DomainEvent for #ident {
-            const NAME: &'static str = #name;
-            #version
-            #aggregate
-            type Slot = __EventsSlot;
-            #aggregate_id
-        }
-    })
+    let upcast =
+        (options.upcast.get()).map(|path| quote_spanned!(path.span()=> .with_upcaster(#path)));
+    Derive {
+        kind: Kind::Event,
+        input: event.input,
+        name: options.name.get(),
+        registry_options: upcast,
+        items: quote!(#version #aggregate #aggregate_id),
+        after: None,
+    }
+    .expand()
 }
-
-use quote::ToTokens;
 
 /// The body of `aggregate_id`, when a field is marked.
 fn aggregate_id(event: &Event) -> Option<TokenStream> {
@@ -57,7 +46,7 @@ fn aggregate_id(event: &Event) -> Option<TokenStream> {
             let member = &field.member;
             Some(read_id(field, quote!(&self.#member)))
         }
-        Shape::Struct { aggregate_id: None } | Shape::Union(_) => None,
+        Shape::Struct { aggregate_id: None } | Shape::Union => None,
         Shape::Enum { variants } => {
             let arms: Vec<_> = variants
                 .iter()
@@ -90,17 +79,5 @@ fn read_id(field: &AggregateField, value: TokenStream) -> TokenStream {
 /// After an error: a minimal impl, so uses of the event add no error of their own (none for a
 /// generic type or a union, which cannot have one).
 pub fn fallback(input: &DeriveInput) -> TokenStream {
-    let ident = &input.ident;
-    if !input.generics.params.is_empty() || matches!(input.data, syn::Data::Union(_)) {
-        return TokenStream::new();
-    }
-    let registration = registration(Kind::Event, &input.vis, ident, None);
-    let name = ident.to_string();
-    sealed(quote! {
-        #registration
-        impl ::events::DomainEvent for #ident {
-            const NAME: &'static str = #name;
-            type Slot = __EventsSlot;
-        }
-    })
+    Derive::fallback(Kind::Event, input, TokenStream::new(), None)
 }

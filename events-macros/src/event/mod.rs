@@ -14,13 +14,5 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let event = ast::Event::from_ast(&cx, input);
     valid::check(&cx, &event);
-    match cx.check() {
-        Ok(()) => expand::expand(&event),
-        // The errors, and an impl, so uses of the event add no errors of their own.
-        Err(err) => {
-            let mut tokens = err.into_compile_error();
-            tokens.extend(expand::fallback(input));
-            tokens
-        }
-    }
+    cx.finish(|| expand::expand(&event), || expand::fallback(input))
 }

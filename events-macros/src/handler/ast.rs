@@ -5,112 +5,45 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, ReturnType, Type, TypeReference};
 
-use crate::attr::{flag, integer, parse_options, string, type_list, Attr};
+use crate::attr::{flag, integer, options, string, type_list};
 use crate::ctxt::Ctxt;
-use crate::function::{check_signature, first_parameter, Kind};
+use crate::function::{first_parameter, Kind};
 
 const EVENT: Kind = Kind {
     a_handler: "an event handler",
     subject: "event",
 };
 
-const OPTIONS: &[&str] = &[
-    "name",
-    "order",
-    "publishes",
-    "durable",
-    "max_attempts",
-    "backoff_ms",
-];
+/// An event handler function; the handled type is the event `E` of `&E` or `&[E]`.
+pub type HandlerFn<'a> = crate::function::HandlerFn<'a, Options>;
 
-pub struct HandlerFn<'a> {
-    pub function: &'a ItemFn,
-    pub options: Options,
-    /// The event type `E` of the first parameter `&E` or `&[E]`.
-    pub event: Option<&'a Type>,
-    /// The first parameter is `&[E]`: a batch handler.
-    pub batch: Option<&'a syn::TypeSlice>,
-    pub extractors: Vec<&'a Type>,
-    /// The span of the return type (or of the name when there is none).
-    pub return_span: Span,
-}
-
-pub struct Options {
-    pub name: Attr<LitStr>,
-    pub order: Attr<i32>,
-    pub publishes: Attr<Vec<Type>>,
-    /// Delivered from the store by a worker.
-    pub durable: Attr<()>,
-    pub max_attempts: Attr<u32>,
-    pub backoff_ms: Attr<u64>,
-}
-
-impl<'a> HandlerFn<'a> {
-    pub fn from_ast(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Self {
-        let options = Options::parse(cx, args);
-        check_signature(cx, function, EVENT);
-        let extractors = function
-            .sig
-            .inputs
-            .iter()
-            .skip(1)
-            .filter_map(|arg| match arg {
-                FnArg::Typed(pat) => Some(&*pat.ty),
-                FnArg::Receiver(_) => None,
-            })
-            .collect();
-        HandlerFn {
-            function,
-            options,
-            event: event_type(cx, function),
-            batch: batch_parameter(function),
-            extractors,
-            return_span: return_span(&function.sig),
-        }
+options! {
+    /// The options of `#[event_handler(..)]`.
+    pub struct Options for "event_handler" {
+        name: LitStr = string,
+        order: i32 = |cx, meta| {
+            let order = integer(cx, meta, i64::from(i32::MIN), i64::from(i32::MAX))?;
+            Ok(order.map(|v| v as i32))
+        },
+        publishes: Vec<Type> = |cx, meta| {
+            type_list(cx, meta, "event types", "OrderShipped, InvoiceSent")
+        },
+        /// Delivered from the store by a worker.
+        durable: () = |cx, meta| flag(cx, meta, "#[event_handler(durable, name = \"..\")]"),
+        max_attempts: u32 = |cx, meta| Ok(integer(cx, meta, 1, 1_000)?.map(|v| v as u32)),
+        backoff_ms: u64 = |cx, meta| Ok(integer(cx, meta, 0, 3_600_000)?.map(|v| v as u64)),
     }
 }
 
-impl Options {
-    fn parse(cx: &Ctxt, args: TokenStream) -> Self {
-        let mut o = Options {
-            name: Attr::none("name"),
-            order: Attr::none("order"),
-            publishes: Attr::none("publishes"),
-            durable: Attr::none("durable"),
-            max_attempts: Attr::none("max_attempts"),
-            backoff_ms: Attr::none("backoff_ms"),
-        };
-        parse_options(cx, "event_handler", OPTIONS, args, |meta| {
-            if o.name.is(meta) {
-                o.name.set(cx, meta, string(cx, meta)?);
-            } else if o.order.is(meta) {
-                let v = integer(cx, meta, i64::from(i32::MIN), i64::from(i32::MAX))?;
-                o.order.set(cx, meta, v.map(|v| v as i32));
-            } else if o.publishes.is(meta) {
-                let example = "OrderShipped, InvoiceSent";
-                o.publishes
-                    .set(cx, meta, type_list(cx, meta, "event types", example)?);
-            } else if o.durable.is(meta) {
-                let usage = "#[event_handler(durable, name = \"..\")]";
-                o.durable.set(cx, meta, flag(cx, meta, usage)?);
-            } else if o.max_attempts.is(meta) {
-                let v = integer(cx, meta, 1, 1_000)?;
-                o.max_attempts.set(cx, meta, v.map(|v| v as u32));
-            } else if o.backoff_ms.is(meta) {
-                let v = integer(cx, meta, 0, 3_600_000)?;
-                o.backoff_ms.set(cx, meta, v.map(|v| v as u64));
-            } else {
-                return Ok(false);
-            }
-            Ok(true)
-        });
-        o
-    }
+/// Reads `#[event_handler(args)] function`.
+pub fn from_ast<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> HandlerFn<'a> {
+    let options = Options::from_args(cx, args);
+    HandlerFn::read(cx, function, EVENT, options, event_type)
 }
 
 /// Where a bad return type is reported: on the error type of `Result<(), E>` (the usual mistake
 /// is an `E` that is not an error), else on the return type, else on the function's name.
-fn return_span(sig: &syn::Signature) -> Span {
+pub fn return_span(sig: &syn::Signature) -> Span {
     let ReturnType::Type(_, ty) = &sig.output else {
         return sig.ident.span();
     };
@@ -132,7 +65,7 @@ fn return_span(sig: &syn::Signature) -> Span {
 }
 
 /// The `[E]` of a first parameter `&[E]`.
-fn batch_parameter(function: &ItemFn) -> Option<&syn::TypeSlice> {
+pub fn batch_parameter(function: &ItemFn) -> Option<&syn::TypeSlice> {
     match function.sig.inputs.first()? {
         FnArg::Typed(pat) => match &*pat.ty {
             Type::Reference(TypeReference { elem, .. }) => match &**elem {

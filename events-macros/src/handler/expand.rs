@@ -8,7 +8,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Type;
 
-use super::ast::HandlerFn;
+use super::ast::{batch_parameter, return_span, HandlerFn};
 use crate::registration::{location, name_or_default, sealed};
 
 /// Generates the registration of a handler whose model passed every check.
@@ -78,10 +78,12 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
     let await_ = is_async.then(|| quote!(.await));
     // Call-site hygiene on purpose: a `mixed_site` span would move the return-type error from
     // the user's return type to the attribute.
-    let ret = quote_spanned!(handler.return_span=> __events_ret);
-    let check_return = quote_spanned!(handler.return_span=> __events::into_outcome(#ret));
+    let return_span = return_span(&handler.function.sig);
+    let ret = quote_spanned!(return_span=> __events_ret);
+    let check_return = quote_spanned!(return_span=> __events::into_outcome(#ret));
+    let batch = batch_parameter(handler.function).is_some();
     let decode = durable.then(|| {
-        let decode = if handler.batch.is_some() {
+        let decode = if batch {
             quote!(decode_all)
         } else {
             quote!(decode)
@@ -95,7 +97,7 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
         let #ret = #ident(#event_arg, #(#args),*)#await_;
         #check_return
     };
-    let variant = match (durable, handler.batch.is_some(), is_async) {
+    let variant = match (durable, batch, is_async) {
         (true, true, _) => quote!(DurableBatch),
         (true, false, _) => quote!(Durable),
         (false, _, true) => quote!(Async),

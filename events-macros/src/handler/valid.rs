@@ -1,7 +1,7 @@
 //! The rules of `#[event_handler]` between options and the signature, checked on the finished
 //! model, each once. A rule whose input was reported bad already is skipped (no cascade).
 
-use super::ast::HandlerFn;
+use super::ast::{batch_parameter, HandlerFn};
 use crate::ctxt::Ctxt;
 
 /// Why a durable handler must be named: its checkpoint is keyed by the name.
@@ -25,7 +25,7 @@ pub fn check(cx: &Ctxt, handler: &HandlerFn) {
                 format!("`{key_name}` applies to durable handlers only: add `durable`, like `#[event_handler(durable, name = \"..\", {key_name} = ..)]`"),
             );
         }
-        if let Some(slice) = handler.batch {
+        if let Some(slice) = batch_parameter(handler.function) {
             cx.error_spanned_by(
                 slice,
                 "a batch handler (`&[E]`) is delivered from the store: add `durable`, like `#[event_handler(durable, name = \"search.index\")]`",
@@ -38,14 +38,14 @@ pub fn check(cx: &Ctxt, handler: &HandlerFn) {
 mod tests {
     use quote::quote;
 
-    use super::super::ast::HandlerFn;
+    use super::super::ast::from_ast;
     use crate::ctxt::Ctxt;
 
     /// Every error message of `#[event_handler(args)] item`, in order.
     fn errors(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> Vec<String> {
         let function: syn::ItemFn = syn::parse2(item).unwrap();
         let cx = Ctxt::new();
-        let handler = HandlerFn::from_ast(&cx, args, &function);
+        let handler = from_ast(&cx, args, &function);
         super::check(&cx, &handler);
         match cx.check() {
             Ok(()) => Vec::new(),
