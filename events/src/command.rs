@@ -168,8 +168,8 @@ pub trait CommandSlot: 'static {
     fn registry() -> &'static CommandRegistry<Self::Command>;
 }
 
-/// One command type's handlers, gathered from the [`Registration`]s at first use and sorted by
-/// name.
+/// One command type's handlers, gathered at first use from the handlers registered with
+/// [`Registration`](crate::__private::Registration), sorted by name.
 pub struct CommandRegistry<C: Command> {
     handlers: OnceLock<Box<[&'static CommandHandler<C>]>>,
 }
