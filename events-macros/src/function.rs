@@ -190,3 +190,43 @@ pub fn first_parameter<'a>(
         FnArg::Receiver(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::expand_attribute;
+    use crate::handler::EventHandler;
+
+    #[test]
+    fn an_item_that_does_not_parse_is_emitted_as_written_for_rustc_to_report() {
+        let input = quote!(fn broken(e: &CardAdded) { let });
+        let output = expand_attribute::<EventHandler>(quote!(), input.clone());
+        assert_eq!(output.to_string(), input.to_string());
+    }
+
+    #[test]
+    fn a_function_is_kept_beside_the_errors_of_its_attribute() {
+        let input = quote!(
+            fn index(e: &CardAdded) {}
+        );
+        let output = expand_attribute::<EventHandler>(quote!(retires = 3), input.clone());
+        let output = output.to_string();
+        assert!(output.starts_with(&input.to_string()), "{output}");
+        assert!(output.contains("compile_error"), "{output}");
+        assert!(
+            !output.contains("Registration"),
+            "nothing registered on error: {output}"
+        );
+    }
+
+    #[test]
+    fn an_item_that_is_not_a_function_is_kept_beside_the_error() {
+        let input = quote!(
+            struct Indexer;
+        );
+        let output = expand_attribute::<EventHandler>(quote!(), input.clone()).to_string();
+        assert!(output.starts_with(&input.to_string()), "{output}");
+        assert!(output.contains("applies to free functions"), "{output}");
+    }
+}
