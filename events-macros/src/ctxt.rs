@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use proc_macro2::TokenStream;
 use quote::ToTokens;
 use std::fmt::Display;
 
@@ -24,6 +25,23 @@ impl Ctxt {
 
     pub fn syn_error(&self, err: syn::Error) {
         self.errors.borrow_mut().push(err);
+    }
+
+    /// The generated code when there was no error; else the errors and `fallback`, a minimal
+    /// stand-in so that uses of the item add no error of their own (thiserror's `fallback`).
+    pub fn finish(
+        self,
+        expand: impl FnOnce() -> TokenStream,
+        fallback: impl FnOnce() -> TokenStream,
+    ) -> TokenStream {
+        match self.check() {
+            Ok(()) => expand(),
+            Err(err) => {
+                let mut tokens = err.into_compile_error();
+                tokens.extend(fallback());
+                tokens
+            }
+        }
     }
 
     /// All errors, combined into one, or `Ok` when there were none.

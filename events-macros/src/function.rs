@@ -16,36 +16,95 @@ pub struct Kind {
     pub subject: &'static str,
 }
 
-/// Parses the item, rejects anything but a `fn` (spanned on its leading keywords), and
-/// expands it with `expand`. The function itself is always emitted as written, so the rest of
-/// the crate still compiles against it when the attribute has errors.
-pub fn expand_attribute(
-    input: TokenStream,
-    not_a_function: &str,
-    expand: impl FnOnce(&ItemFn) -> syn::Result<TokenStream>,
-) -> TokenStream {
-    let item: syn::Item = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(err) => return err.into_compile_error(),
-    };
-    let syn::Item::Fn(function) = item else {
-        let mut tokens =
-            syn::Error::new_spanned(first_tokens(&item), not_a_function).into_compile_error();
-        tokens.extend(input);
-        return tokens;
-    };
-    match expand(&function) {
-        Ok(generated) => {
-            let mut tokens = function.to_token_stream();
-            tokens.extend(generated);
-            tokens
+/// One attribute macro on handler functions, in stages: read the options and the signature,
+/// check the rules between them, then generate the registration, or fall back.
+pub trait HandlerMacro {
+    type Options;
+    /// The error for an item that is not a function, saying what to write.
+    const NOT_A_FUNCTION: &'static str;
+    fn read<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn)
+        -> HandlerFn<'a, Self::Options>;
+    fn check(cx: &Ctxt, handler: &HandlerFn<Self::Options>);
+    fn expand(handler: &HandlerFn<Self::Options>, handled: &Type) -> TokenStream;
+    /// After an error: what keeps uses of the function free of errors of their own.
+    fn fallback(handler: &HandlerFn<Self::Options>) -> TokenStream;
+}
+
+/// Expands the attribute `M` on `input`. The item itself is always emitted as written, even
+/// when it does not parse (rustc then reports the syntax error, as with tracing's
+/// `instrument_speculative`) or the attribute has errors, so the rest of the crate still
+/// compiles against it; anything but a `fn` is an error spanned on its leading keywords.
+pub fn expand_attribute<M: HandlerMacro>(args: TokenStream, input: TokenStream) -> TokenStream {
+    let generated = match syn::parse2::<syn::Item>(input.clone()) {
+        // Not valid Rust: rustc reports the syntax error itself, once.
+        Err(_) => TokenStream::new(),
+        Ok(syn::Item::Fn(function)) => expand_function::<M>(args, &function),
+        Ok(item) => {
+            syn::Error::new_spanned(first_tokens(&item), M::NOT_A_FUNCTION).into_compile_error()
         }
-        Err(err) => {
-            let mut tokens = err.into_compile_error();
-            tokens.extend(function.to_token_stream());
-            tokens
+    };
+    let mut tokens = input;
+    tokens.extend(generated);
+    tokens
+}
+
+fn expand_function<M: HandlerMacro>(args: TokenStream, function: &ItemFn) -> TokenStream {
+    let cx = Ctxt::new();
+    let handler = M::read(&cx, args, function);
+    M::check(&cx, &handler);
+    match handler.handled {
+        Some(handled) => cx.finish(|| M::expand(&handler, handled), || M::fallback(&handler)),
+        // Not found: reported (else an internal error, never silence).
+        None => cx.finish(|| not_found(function), TokenStream::new),
+    }
+}
+
+/// A handler function as read: its options, the type it handles (from its first parameter,
+/// `None` once reported bad) and the types of its other parameters (the extractors).
+pub struct HandlerFn<'a, O> {
+    pub function: &'a ItemFn,
+    pub options: O,
+    pub handled: Option<&'a Type>,
+    pub extractors: Vec<&'a Type>,
+}
+
+impl<'a, O> HandlerFn<'a, O> {
+    /// Checks the signature (every problem reported into `cx`) and reads the handled type with
+    /// `handled`.
+    pub fn read(
+        cx: &Ctxt,
+        function: &'a ItemFn,
+        kind: Kind,
+        options: O,
+        handled: impl FnOnce(&Ctxt, &'a ItemFn) -> Option<&'a Type>,
+    ) -> Self {
+        check_signature(cx, function, kind);
+        HandlerFn {
+            function,
+            options,
+            handled: handled(cx, function),
+            extractors: extractors(function),
         }
     }
+}
+
+/// The parameters after the first: the extractors.
+fn extractors(function: &ItemFn) -> Vec<&Type> {
+    let typed = function.sig.inputs.iter().skip(1);
+    typed
+        .filter_map(|arg| match arg {
+            FnArg::Typed(pat) => Some(&*pat.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// For a handled type that was not found although no error was reported: a bug of this crate,
+/// said as such rather than registering nothing.
+fn not_found(function: &ItemFn) -> TokenStream {
+    let message =
+        "internal error of `events-macros`: the handled type was not found; please report it";
+    syn::Error::new_spanned(&function.sig, message).into_compile_error()
 }
 
 /// The item's leading keywords, to span an error on (`struct Foo`, `impl X`, ...).
@@ -129,5 +188,45 @@ pub fn first_parameter<'a>(
     match first {
         FnArg::Typed(first) => Some(&first.ty),
         FnArg::Receiver(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::expand_attribute;
+    use crate::handler::EventHandler;
+
+    #[test]
+    fn an_item_that_does_not_parse_is_emitted_as_written_for_rustc_to_report() {
+        let input = quote!(fn broken(e: &CardAdded) { let });
+        let output = expand_attribute::<EventHandler>(quote!(), input.clone());
+        assert_eq!(output.to_string(), input.to_string());
+    }
+
+    #[test]
+    fn a_function_is_kept_beside_the_errors_of_its_attribute() {
+        let input = quote!(
+            fn index(e: &CardAdded) {}
+        );
+        let output = expand_attribute::<EventHandler>(quote!(retires = 3), input.clone());
+        let output = output.to_string();
+        assert!(output.starts_with(&input.to_string()), "{output}");
+        assert!(output.contains("compile_error"), "{output}");
+        assert!(
+            !output.contains("Registration"),
+            "nothing registered on error: {output}"
+        );
+    }
+
+    #[test]
+    fn an_item_that_is_not_a_function_is_kept_beside_the_error() {
+        let input = quote!(
+            struct Indexer;
+        );
+        let output = expand_attribute::<EventHandler>(quote!(), input.clone()).to_string();
+        assert!(output.starts_with(&input.to_string()), "{output}");
+        assert!(output.contains("applies to free functions"), "{output}");
     }
 }

@@ -22,6 +22,7 @@ use crate::error::Problem;
 use crate::extract::{Context, ExtractError, FromContext, Requirement};
 use crate::handler::BoxFuture;
 use crate::meta::{LazyMeta, Meta};
+use crate::registry::registered;
 use crate::report::FailureCause;
 
 /// A command: a request to change the domain, handled by exactly one handler.
@@ -167,27 +168,32 @@ pub trait CommandSlot: 'static {
     fn registry() -> &'static CommandRegistry<Self::Command>;
 }
 
-/// One command type's handlers, gathered from its slot at first use and sorted by name.
+/// One command type's handlers, gathered at first use from the handlers registered with
+/// [`Registration`](crate::__private::Registration), sorted by name.
 pub struct CommandRegistry<C: Command> {
-    collect: fn() -> Vec<&'static CommandHandler<C>>,
     handlers: OnceLock<Box<[&'static CommandHandler<C>]>>,
 }
 
 impl<C: Command> CommandRegistry<C> {
-    /// A registry reading its handlers through `collect` (which walks the slot).
-    pub const fn new(collect: fn() -> Vec<&'static CommandHandler<C>>) -> Self {
+    /// An empty registry, filled at first use.
+    pub const fn new() -> Self {
         Self {
-            collect,
             handlers: OnceLock::new(),
         }
     }
 
     fn handlers(&self) -> &[&'static CommandHandler<C>] {
         self.handlers.get_or_init(|| {
-            let mut handlers = (self.collect)();
+            let mut handlers: Vec<_> = registered::<CommandHandler<C>>().collect();
             handlers.sort_by_key(|h| h.name);
             handlers.into_boxed_slice()
         })
+    }
+}
+
+impl<C: Command> Default for CommandRegistry<C> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -281,23 +287,41 @@ pub fn command_meta<C: Command>() -> Meta {
     }
 }
 
+/// The future returned by [`Bus::send`]: what the command's handler returned.
+///
+/// A named type rather than an `async fn`, so a command without a handler is one compile error
+/// at the `send` call (an `async fn` would repeat the bound at the call and at each `.await`).
+#[must_use = "the command is sent when the future is awaited"]
+pub struct Sending<'a, C: Command>(BoxFuture<'a, CommandOutcome<C>>);
+
+impl<C: Command> std::future::Future for Sending<'_, C> {
+    type Output = CommandOutcome<C>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 impl Bus {
     /// Sends a command to its one handler and returns what the handler returned.
     ///
     /// Runs sync and async handlers. The handler may take the same parameters as event
     /// handlers (`Res<T>`, `Meta`, `Publisher`); its `Meta` describes the command, so events
     /// it publishes carry the command's id as causation id.
-    pub async fn send<C: Command + HandledCommand>(&self, command: C) -> CommandOutcome<C> {
-        self.send_with(command, command_meta::<C>()).await
+    pub fn send<C: Command + HandledCommand>(&self, command: C) -> Sending<'_, C> {
+        self.send_with(command, command_meta::<C>())
     }
 
     /// Like [`send`](Self::send), with the command's metadata given (for example a correlation
     /// id from the incoming request: `events::command_meta::<C>().with_correlation_id(..)`).
-    pub async fn send_with<C: Command + HandledCommand>(
-        &self,
-        command: C,
-        meta: Meta,
-    ) -> CommandOutcome<C> {
+    pub fn send_with<C: Command + HandledCommand>(&self, command: C, meta: Meta) -> Sending<'_, C> {
+        Sending(Box::pin(self.deliver(command, meta)))
+    }
+
+    async fn deliver<C: Command>(&self, command: C, meta: Meta) -> CommandOutcome<C> {
         let Some(handler) = C::Slot::registry().handlers().first() else {
             tracing::error!(command = C::NAME, "command has no handler");
             return Err(SendError::NoHandler(C::NAME));

@@ -62,7 +62,7 @@ pub type DurableCall = for<'a> fn(&'a serde_json::Value, &'a Context<'a>) -> Box
 /// Attempt `n` (from 1) that fails is retried after `backoff * 2^(n-1)`, capped at five
 /// minutes, with jitter (a random 50 to 100% of that), until `max_attempts` attempts failed;
 /// then the event becomes a dead letter. Set in the attribute:
-/// `#[event_handler(durable, max_attempts = 8, backoff_ms = 250)]`.
+/// `#[event_handler(durable, name = "orders.notify", max_attempts = 8, backoff_ms = 250)]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1).

@@ -50,6 +50,7 @@ mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod command;
+mod command_shim;
 mod error;
 mod event;
 mod extract;
@@ -57,6 +58,7 @@ mod handler;
 mod meta;
 mod registry;
 mod report;
+mod shim;
 pub mod store;
 pub mod testing;
 #[cfg(feature = "sqlite")]
@@ -76,7 +78,7 @@ pub use aggregate::{
 };
 pub use bus::{Bus, BusBuilder, MAX_DEPTH};
 pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
-pub use command::{command_meta, Command, HandledCommand, SendError};
+pub use command::{command_meta, Command, HandledCommand, SendError, Sending};
 pub use error::{BoxError, BuildError, Problem};
 pub use event::{AggregateId, DomainEvent};
 pub use events_macros::{command_handler, event_handler, Command, DomainEvent};

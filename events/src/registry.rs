@@ -1,7 +1,8 @@
-//! The link-time mechanism: each event type's own handler list, and the global list of event
-//! types. `inventory` is used here and nowhere else, so switching (for example to `linkme`) would
-//! touch this module and `__private` only.
+//! The link-time mechanism: the global lists of handlers and of event types, and each event
+//! type's own handler list, split from the global one once. `inventory` is used here and nowhere
+//! else, so switching (for example to `linkme`) would touch this module and `__private` only.
 
+use std::any::Any;
 use std::sync::OnceLock;
 
 use crate::__private::Upcaster;
@@ -16,9 +17,8 @@ pub trait Slot<E: 'static>: 'static {
     fn registry() -> &'static EventRegistry<E>;
 }
 
-/// One event type's handlers, gathered from its slot at first use and sorted once.
+/// One event type's handlers, gathered from the [`Registration`]s at first use and sorted once.
 pub struct EventRegistry<E: 'static> {
-    collect: fn() -> Vec<&'static Handler<E>>,
     upcast: Option<Upcaster>,
     state: OnceLock<EventState<E>>,
 }
@@ -32,10 +32,9 @@ pub(crate) struct EventState<E: 'static> {
 }
 
 impl<E: 'static> EventRegistry<E> {
-    /// A registry reading its handlers through `collect` (which walks the slot).
-    pub const fn new(collect: fn() -> Vec<&'static Handler<E>>) -> Self {
+    /// An empty registry; the catalog fills it once.
+    pub const fn new() -> Self {
         Self {
-            collect,
             upcast: None,
             state: OnceLock::new(),
         }
@@ -62,6 +61,12 @@ impl<E: 'static> EventRegistry<E> {
     }
 }
 
+impl<E: 'static> Default for EventRegistry<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The type-erased face of an [`EventRegistry`], for the catalog.
 pub(crate) trait ErasedRegistry: Sync {
     /// `(name, Rust type name)`: the catalog's order.
@@ -83,7 +88,7 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
 
     fn init(&self, index: usize, base: usize) -> Vec<HandlerInfo> {
         let state = self.state.get_or_init(|| {
-            let mut handlers = (self.collect)();
+            let mut handlers: Vec<_> = registered::<Handler<E>>().collect();
             handlers.sort_by_key(|h| h.sort_key());
             EventState {
                 index,
@@ -98,6 +103,33 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
             .map(|(i, h)| HandlerInfo::of::<E>(h, state.base + i))
             .collect()
     }
+}
+
+/// A handler in the global list, submitted by `#[event_handler]` or `#[command_handler]`. Each
+/// event and command type reads its own handlers from it once, when the catalog is built
+/// (dispatch never walks it). The constructors are the one place generated code names the
+/// handled type's trait, so a handler of a type that is not an event gets exactly one error.
+pub struct Registration(&'static (dyn Any + Send + Sync));
+
+impl Registration {
+    /// Registers a handler of the event type `E`.
+    pub const fn event<E: DomainEvent>(handler: &'static Handler<E>) -> Self {
+        Self(handler)
+    }
+
+    /// Registers a handler descriptor of any type; the typed constructors call it.
+    pub(crate) const fn any(handler: &'static (dyn Any + Send + Sync)) -> Self {
+        Self(handler)
+    }
+}
+
+inventory::collect!(Registration);
+
+/// Every registered handler descriptor of type `H` (`Handler<E>` or `CommandHandler<C>`).
+pub(crate) fn registered<H: Any>() -> impl Iterator<Item = &'static H> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .filter_map(|r| r.0.downcast_ref::<H>())
 }
 
 /// An event type in the global list; `#[derive(DomainEvent)]` submits one per type.

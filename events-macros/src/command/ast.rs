@@ -1,150 +1,59 @@
-//! The models of a command type and of a command handler function, read and checked.
+//! The models of a command type and of a command handler function, read from the options and
+//! the item. Problems are reported into the context; the models hold what was valid.
 
-use proc_macro2::{Span, TokenStream};
-use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, FnArg, Ident, ItemFn, LitStr, ReturnType, Type};
+use proc_macro2::TokenStream;
+use syn::{DeriveInput, Ident, ItemFn, LitStr, Type};
 
+use crate::attr::{flag, options, string, ty};
 use crate::ctxt::Ctxt;
-use crate::function::{check_signature, first_parameter, Kind};
+use crate::function::{first_parameter, Kind};
 
 const COMMAND: Kind = Kind {
     a_handler: "a command handler",
     subject: "command",
 };
-use crate::options::{set_once, skip_value, string, unknown};
 
 pub struct CommandType<'a> {
+    pub input: &'a DeriveInput,
     pub ident: &'a Ident,
-    pub vis: &'a syn::Visibility,
-    pub name: Option<LitStr>,
-    pub output: Option<Type>,
-    pub error: Option<Type>,
-    pub remote_handler: bool,
+    pub options: CommandOptions,
 }
 
-const COMMAND_OPTIONS: &[&str] = &["name", "output", "error", "remote_handler"];
+options! {
+    /// The options of `#[command(..)]`.
+    pub struct CommandOptions for "command" {
+        name: LitStr = string,
+        output: Type = ty,
+        error: Type = ty,
+        remote_handler: () = |cx, meta| flag(cx, meta, "#[command(remote_handler)]"),
+    }
+}
 
 impl<'a> CommandType<'a> {
-    pub fn from_ast(input: &'a DeriveInput) -> syn::Result<Self> {
-        let cx = Ctxt::new();
-        let generics = &input.generics;
-        if !generics.params.is_empty() || generics.where_clause.is_some() {
-            cx.error_spanned_by(
-                generics,
-                "`Command` cannot be derived for a generic type: a command is one concrete request with exactly one handler",
-            );
-        }
-        if let Data::Union(data) = &input.data {
-            cx.error_spanned_by(
-                data.union_token,
-                "`Command` cannot be derived for a union; use a struct or an enum",
-            );
-        }
-        let (mut name, mut output, mut error, mut remote) = (None, None, None, None);
-        for attr in input.attrs.iter().filter(|a| a.path().is_ident("command")) {
-            let parsed = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("name") {
-                    let v = string(&cx, &meta)?;
-                    set_once(&cx, &mut name, &meta, v);
-                } else if meta.path.is_ident("output") {
-                    let v = meta.value()?.parse::<Type>()?;
-                    set_once(&cx, &mut output, &meta, Some(v));
-                } else if meta.path.is_ident("error") {
-                    let v = meta.value()?.parse::<Type>()?;
-                    set_once(&cx, &mut error, &meta, Some(v));
-                } else if meta.path.is_ident("remote_handler") {
-                    if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                        cx.error_spanned_by(&meta.path, "`remote_handler` takes no value");
-                        skip_value(&meta)?;
-                    }
-                    set_once(&cx, &mut remote, &meta, Some(()));
-                } else {
-                    unknown(&cx, "command", &meta, COMMAND_OPTIONS)?;
-                }
-                Ok(())
-            });
-            if let Err(err) = parsed {
-                cx.syn_error(err);
-            }
-        }
-        cx.check()?;
-        Ok(CommandType {
+    pub fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Self {
+        CommandType {
+            input,
             ident: &input.ident,
-            vis: &input.vis,
-            name,
-            output,
-            error,
-            remote_handler: remote.is_some(),
-        })
+            options: CommandOptions::from_attrs(cx, &input.attrs),
+        }
     }
 }
 
-pub struct HandlerFn<'a> {
-    pub function: &'a ItemFn,
-    pub name: Option<LitStr>,
-    pub remote: bool,
-    pub command: &'a Type,
-    pub extractors: Vec<&'a Type>,
-    pub is_async: bool,
-    pub return_span: Span,
+/// A command handler function; the handled type is the command `C` of `cmd: C`.
+pub type HandlerFn<'a> = crate::function::HandlerFn<'a, HandlerOptions>;
+
+options! {
+    /// The options of `#[command_handler(..)]`.
+    pub struct HandlerOptions for "command_handler" {
+        name: LitStr = string,
+        remote: () = |cx, meta| flag(cx, meta, "#[command_handler(remote)]"),
+    }
 }
 
-const HANDLER_OPTIONS: &[&str] = &["name", "remote"];
-
-impl<'a> HandlerFn<'a> {
-    pub fn from_ast(args: TokenStream, function: &'a ItemFn) -> syn::Result<Self> {
-        let cx = Ctxt::new();
-        let (mut name, mut remote) = (None, None);
-        let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("name") {
-                let v = string(&cx, &meta)?;
-                set_once(&cx, &mut name, &meta, v);
-            } else if meta.path.is_ident("remote") {
-                if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                    cx.error_spanned_by(&meta.path, "`remote` takes no value");
-                    skip_value(&meta)?;
-                }
-                set_once(&cx, &mut remote, &meta, Some(()));
-            } else {
-                unknown(&cx, "command_handler", &meta, HANDLER_OPTIONS)?;
-            }
-            Ok(())
-        });
-        if let Err(err) = syn::parse::Parser::parse2(parser, args) {
-            cx.syn_error(err);
-        }
-        check_signature(&cx, function, COMMAND);
-        let command = command_type(&cx, function);
-        let extractors = function
-            .sig
-            .inputs
-            .iter()
-            .skip(1)
-            .filter_map(|arg| match arg {
-                FnArg::Typed(pat) => Some(&*pat.ty),
-                FnArg::Receiver(_) => None,
-            })
-            .collect();
-        if let ReturnType::Default = function.sig.output {
-            cx.error_spanned_by(
-                &function.sig.ident,
-                "a command handler returns `Result<Output, Error>`, as declared by `#[command(output = .., error = ..)]` on the command",
-            );
-        }
-        cx.check()?;
-        Ok(HandlerFn {
-            function,
-            name,
-            remote: remote.is_some(),
-            command: command.expect("checked above"),
-            extractors,
-            is_async: function.sig.asyncness.is_some(),
-            return_span: match &function.sig.output {
-                ReturnType::Type(_, ty) => ty.span(),
-                ReturnType::Default => function.sig.ident.span(),
-            },
-        })
-    }
+/// Reads `#[command_handler(args)] function`.
+pub fn handler_from_ast<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> HandlerFn<'a> {
+    let options = HandlerOptions::from_args(cx, args);
+    HandlerFn::read(cx, function, COMMAND, options, command_type)
 }
 
 /// The command type `C` of the first parameter `cmd: C`.

@@ -1,131 +1,65 @@
-//! Code for `#[derive(Command)]` (the impl, the command's own handler slot, its entry in the
-//! global list) and for `#[command_handler]` (a `static` descriptor submitted to the slot and,
-//! unless `remote`, the `HandledCommand` impl that makes a second handler a conflicting impl).
+//! Code for `#[derive(Command)]` (the impl and the command's registration) and for
+//! `#[command_handler]` (a `static` descriptor registered for its command and, unless
+//! `remote`, the `HandledCommand` impl that makes a second handler a conflicting impl).
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::DeriveInput;
+use syn::{DeriveInput, ReturnType, Type};
 
 use super::ast::{CommandType, HandlerFn};
+use crate::registration::{location, name_or_default, sealed, Derive, Kind};
 
 pub fn derive(command: &CommandType) -> TokenStream {
-    let ident = command.ident;
-    let name = match &command.name {
-        Some(lit) => quote!(#lit),
-        None => {
-            let default = ident.to_string();
-            quote!(#default)
-        }
-    };
-    let output = match &command.output {
-        Some(ty) => quote!(#ty),
-        None => quote!(()),
-    };
-    let error = match &command.error {
-        Some(ty) => quote!(#ty),
-        None => quote!(::events::BoxError),
-    };
-    let remote = command.remote_handler.then(|| {
-        quote! {
-            #[automatically_derived]
-            impl ::events::HandledCommand for #ident {}
-        }
-    });
-    let body = slot_and_impl(command.vis, &quote!(#ident), &name, &output, &error);
-    quote! {
-        #[allow(non_upper_case_globals, non_camel_case_types)]
-        const _: () = {
-            #body
-            #remote
-        };
+    let options = &command.options;
+    let output = options
+        .output
+        .get()
+        .map_or_else(|| quote!(()), |ty| quote!(#ty));
+    let error = (options.error.get()).map_or_else(|| quote!(::events::BoxError), |ty| quote!(#ty));
+    Derive {
+        kind: Kind::Command,
+        input: command.input,
+        name: options.name.get(),
+        registry_options: None,
+        items: quote!(type Output = #output; type Error = #error;),
+        after: options
+            .remote_handler
+            .get()
+            .map(|()| handled(command.ident)),
     }
+    .expand()
 }
 
-/// The slot has the command's visibility: it is the command's associated type, and the
-/// command is its associated type.
-fn slot_and_impl(
-    vis: &syn::Visibility,
-    ty: &TokenStream,
-    name: &TokenStream,
-    output: &TokenStream,
-    error: &TokenStream,
-) -> TokenStream {
-    quote! {
-        #[doc(hidden)]
-        #vis struct __EventsCommandSlot(&'static ::events::__private::CommandHandler<#ty>);
-
-        impl __EventsCommandSlot {
-            #[doc(hidden)]
-            pub const fn new(handler: &'static ::events::__private::CommandHandler<#ty>) -> Self {
-                Self(handler)
-            }
-        }
-
-        ::events::__private::inventory::collect!(__EventsCommandSlot);
-
-        static __EVENTS_COMMAND_REGISTRY: ::events::__private::CommandRegistry<#ty> =
-            ::events::__private::CommandRegistry::new(|| {
-                ::events::__private::inventory::iter::<__EventsCommandSlot>
-                    .into_iter()
-                    .map(|slot| slot.0)
-                    .collect()
-            });
-
-        impl ::events::__private::CommandSlot for __EventsCommandSlot {
-            type Command = #ty;
-            #[inline]
-            fn registry() -> &'static ::events::__private::CommandRegistry<#ty> {
-                &__EVENTS_COMMAND_REGISTRY
-            }
-        }
-
-        ::events::__private::inventory::submit! {
-            ::events::__private::CommandEntry::new(&__EVENTS_COMMAND_REGISTRY)
-        }
-
-        #[automatically_derived]
-        impl ::events::Command for #ty {
-            const NAME: &'static str = #name;
-            type Output = #output;
-            type Error = #error;
-            type Slot = __EventsCommandSlot;
-        }
-    }
+/// `HandledCommand` for `ty`: sending it compiles.
+fn handled(ty: impl ToTokens) -> TokenStream {
+    quote!(#[automatically_derived] impl ::events::HandledCommand for #ty {})
 }
 
-/// After an error: a minimal impl, so uses of the command do not add errors of their own.
+/// After an error: a minimal impl that can be sent, so uses of the command add no error of
+/// their own (none for a generic type or a union, which cannot have one).
 pub fn derive_fallback(input: &DeriveInput) -> TokenStream {
-    let ident = &input.ident;
-    if !input.generics.params.is_empty() || matches!(input.data, syn::Data::Union(_)) {
-        return TokenStream::new();
-    }
-    let name = ident.to_string();
-    let body = slot_and_impl(
-        &input.vis,
-        &quote!(#ident),
-        &quote!(#name),
-        &quote!(()),
-        &quote!(::events::BoxError),
-    );
-    quote! {
-        #[allow(non_upper_case_globals, non_camel_case_types)]
-        const _: () = {
-            #body
-            impl ::events::HandledCommand for #ident {}
-        };
-    }
+    Derive::fallback(
+        Kind::Command,
+        input,
+        quote!(
+            type Output = ();
+            type Error = ::events::BoxError;
+        ),
+        Some(handled(&input.ident)),
+    )
 }
 
-pub fn handler(handler: &HandlerFn) -> TokenStream {
+/// Generates the registration of a handler whose model passed every check: a local type
+/// describing the function (`CommandFn`, which asks nothing of the command), registered with
+/// `Registration::command::<C, R, _>`, whose bounds check the command `C` and the return type
+/// `R`, spelled with the user's tokens: each failure is one error, on its token.
+pub fn handler(handler: &HandlerFn, command: &Type) -> TokenStream {
     let ident = &handler.function.sig.ident;
-    let command = handler.command;
-    let name = match &handler.name {
-        Some(lit) => quote!(#lit),
-        None => {
-            let fn_name = ident.to_string();
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
-        }
+    let name = name_or_default(handler.options.name.get(), ident);
+    let ret = match &handler.function.sig.output {
+        ReturnType::Type(_, ty) => ty,
+        ReturnType::Default => unreachable!("a handler without a return type was reported"),
     };
     // The shim's own bindings are `mixed_site`: they never shadow the user's names (a handler
     // may well be called `command` or `cx`), nor are they shadowed by them.
@@ -135,67 +69,48 @@ pub fn handler(handler: &HandlerFn) -> TokenStream {
         .map(|i| local(&format!("__events_arg{i}")))
         .collect();
     let extract = handler.extractors.iter().zip(&args).map(|(ty, arg)| {
-        quote_spanned!(ty.span()=>
-            let #arg = ::events::__private::extract_for_command::<#ty, __EventsCommandSlot>(#cx_var)?;
-        )
+        quote_spanned!(ty.span()=> let #arg = __events::extract_for_command::<#ty>(#cx_var)?;)
     });
-    let requires = handler.extractors.iter().map(
-        |ty| quote_spanned!(ty.span()=> <#ty as ::events::__private::FromCommandContext>::REQUIRES),
-    );
-    let ret = quote_spanned!(handler.return_span=> __events_ret);
-    let check_return = quote_spanned!(handler.return_span=>
-        ::events::__private::into_command_outcome::<__EventsCommandSlot, _>(#ret)
-    );
-    let call = if handler.is_async {
-        quote! {
-            ::events::__private::CommandCall::Async(|#command_var, #cx_var| {
-                ::events::__private::boxed_command::<__EventsCommandSlot, _>(async move {
-                    #(#extract)*
-                    let #ret = #ident(#command_var, #(#args),*).await;
-                    #check_return
-                })
-            })
-        }
-    } else {
-        quote! {
-            ::events::__private::CommandCall::Sync(|#command_var, #cx_var| {
-                #(#extract)*
-                let #ret = #ident(#command_var, #(#args),*);
-                #check_return
-            })
-        }
+    let requires = handler
+        .extractors
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as __events::FromCommandContext>::REQUIRES));
+    let is_async = handler.function.sig.asyncness.is_some();
+    let await_ = is_async.then(|| quote!(.await));
+    let body = quote! {
+        #(#extract)*
+        ::core::result::Result::Ok(#ident(#command_var, #(#args),*)#await_)
     };
-    let slot = quote_spanned!(command.span()=> <#command as ::events::Command>::Slot);
-    let location = quote_spanned!(ident.span()=>
-        ::events::__private::Location::new(::core::file!(), ::core::line!(), ::core::module_path!())
-    );
+    let call = if is_async {
+        // `Send` is required of the whole future: spanned on the function's name.
+        let future = quote_spanned!(ident.span()=> __events::boxed_command(async move { #body }));
+        quote!(__events::FnCall::Async(|#command_var, #cx_var| #future))
+    } else {
+        quote!(__events::FnCall::Sync(|#command_var, #cx_var| { #body }))
+    };
+    let location = location(ident);
     // One handler per command: a second `#[command_handler]` for the same command is a
     // conflicting implementation, reported on the handlers' names.
-    let handled = (!handler.remote).then(|| {
-        quote_spanned! {ident.span()=>
-            #[automatically_derived]
-            impl ::events::HandledCommand for #command {}
-        }
+    let handled = handler.options.remote.get().is_none().then(|| {
+        quote_spanned!(ident.span()=> #[automatically_derived] impl ::events::HandledCommand for #command {})
     });
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, non_camel_case_types, clippy::let_unit_value)]
-        const _: () = {
-            type __EventsCommandSlot = #slot;
+    sealed(quote! {
+        struct __EventsHandler;
+        impl __events::CommandFn<#command, #ret> for __EventsHandler {
+            const FN: __events::FnInfo<#command, #ret> = __events::FnInfo {
+                name: #name, location: #location, requires: &[#(#requires),*], call: #call,
+            };
+        }
+        __events::inventory::submit!(__events::Registration::command::<#command, #ret, __EventsHandler>());
+        #handled
+    })
+}
 
-            static __EVENTS_COMMAND_HANDLER: ::events::__private::CommandHandlerOf<__EventsCommandSlot> =
-                ::events::__private::CommandHandler::new(
-                    #name,
-                    #call,
-                    &[#(#requires),*],
-                    #location,
-                );
-
-            ::events::__private::inventory::submit! {
-                __EventsCommandSlot::new(&__EVENTS_COMMAND_HANDLER)
-            }
-
-            #handled
-        };
+/// After an error in a handler whose command type is known: the `HandledCommand` impl alone,
+/// so sending the command adds no "has no handler" error.
+pub fn handler_fallback(handler: &HandlerFn) -> TokenStream {
+    match (handler.handled, handler.options.remote.key()) {
+        (Some(command), None) => sealed(handled(command)),
+        _ => TokenStream::new(),
     }
 }

@@ -1,27 +1,46 @@
-//! `#[derive(Command)]` and `#[command_handler]`.
+//! `#[derive(Command)]` and `#[command_handler]`: options and items (`ast`), rules (`valid`),
+//! code (`expand`).
 
 mod ast;
 mod expand;
+mod valid;
 
 use proc_macro2::TokenStream;
-use syn::DeriveInput;
+use syn::{DeriveInput, ItemFn, Type};
+
+use crate::ctxt::Ctxt;
+use crate::function::HandlerMacro;
 
 pub fn expand_derive(input: &DeriveInput) -> TokenStream {
-    match ast::CommandType::from_ast(input) {
-        Ok(command) => expand::derive(&command),
-        // Still emit an impl so the user sees our errors, not a cascade of missing-trait errors.
-        Err(err) => {
-            let mut tokens = err.into_compile_error();
-            tokens.extend(expand::derive_fallback(input));
-            tokens
-        }
-    }
+    let cx = Ctxt::new();
+    let command = ast::CommandType::from_ast(&cx, input);
+    valid::check_command(&cx, &command);
+    cx.finish(
+        || expand::derive(&command),
+        || expand::derive_fallback(input),
+    )
 }
 
-pub fn expand_handler(args: TokenStream, input: TokenStream) -> TokenStream {
-    crate::function::expand_attribute(
-        input,
-        "`#[command_handler]` applies to free functions: `fn handle(cmd: MyCommand, ..) -> Result<_, _>`",
-        |function| Ok(expand::handler(&ast::HandlerFn::from_ast(args, function)?)),
-    )
+pub enum CommandHandler {}
+
+impl HandlerMacro for CommandHandler {
+    type Options = ast::HandlerOptions;
+    const NOT_A_FUNCTION: &'static str =
+        "`#[command_handler]` applies to free functions: `fn handle(cmd: MyCommand, ..) -> Result<_, _>`";
+
+    fn read<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> ast::HandlerFn<'a> {
+        ast::handler_from_ast(cx, args, function)
+    }
+
+    fn check(cx: &Ctxt, handler: &ast::HandlerFn) {
+        valid::check_handler(cx, handler);
+    }
+
+    fn expand(handler: &ast::HandlerFn, command: &Type) -> TokenStream {
+        expand::handler(handler, command)
+    }
+
+    fn fallback(handler: &ast::HandlerFn) -> TokenStream {
+        expand::handler_fallback(handler)
+    }
 }

@@ -1,19 +1,18 @@
-//! `#[derive(DomainEvent)]`.
+//! `#[derive(DomainEvent)]`: options and fields (`ast`), rules between them (`valid`), code
+//! (`expand`).
 
 mod ast;
 mod expand;
+mod valid;
 
 use proc_macro2::TokenStream;
 use syn::DeriveInput;
 
+use crate::ctxt::Ctxt;
+
 pub fn expand(input: &DeriveInput) -> TokenStream {
-    match ast::Event::from_ast(input) {
-        Ok(event) => expand::expand(&event),
-        // Still emit an impl so the user sees our errors, not a cascade of missing-trait errors.
-        Err(err) => {
-            let mut tokens = err.into_compile_error();
-            tokens.extend(expand::fallback(input));
-            tokens
-        }
-    }
+    let cx = Ctxt::new();
+    let event = ast::Event::from_ast(&cx, input);
+    valid::check(&cx, &event);
+    cx.finish(|| expand::expand(&event), || expand::fallback(input))
 }

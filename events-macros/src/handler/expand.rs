@@ -1,27 +1,63 @@
-//! Code for `#[event_handler]`: a `static` descriptor beside the user's function, submitted to
-//! its event's slot. The shim calling the function is a closure inside the descriptor, so each
-//! check (event type, extractors, return type) is reported once, on the user's token. (One known
-//! follow-up error: for an event type that is not a `DomainEvent`, the submission into its slot
-//! adds "no associated item named `__events_new` found for type `_`" on the same token, after
-//! the real error: slots are built in `const` context, where only inherent functions can run.)
+//! Code for `#[event_handler]`: a `static` descriptor beside the user's function, registered
+//! for its event. The shim calling the function is a closure inside the descriptor; each check
+//! (event type, extractors, return type) is a call to a generic helper of `events::__private`
+//! spanned on the user's token, so it is reported once, there.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
+use syn::Type;
 
-use super::ast::HandlerFn;
+use super::ast::{batch_parameter, return_span, HandlerFn};
+use crate::registration::{location, name_or_default, sealed};
 
-pub fn expand(handler: &HandlerFn) -> TokenStream {
+/// Generates the registration of a handler whose model passed every check.
+pub fn expand(handler: &HandlerFn, event: &Type) -> TokenStream {
+    let o = &handler.options;
     let ident = &handler.function.sig.ident;
-    let event = handler.event;
-    let name = match &handler.name {
-        Some(lit) => quote!(#lit),
-        None => {
-            let fn_name = ident.to_string();
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
-        }
-    };
-    let order = handler.order;
+    let name = name_or_default(o.name.get(), ident);
+    let order = o.order.get().copied().unwrap_or(0);
+    let requires = handler
+        .extractors
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as __events::FromContext>::REQUIRES));
+    let publishes = o
+        .publishes
+        .get()
+        .into_iter()
+        .flatten()
+        .map(|ty| quote_spanned!(ty.span()=> <#ty as ::events::DomainEvent>::NAME));
+    // Only the options given; the others keep the runtime's default.
+    let retry = [
+        ("max_attempts", o.max_attempts.get().map(|n| quote!(#n))),
+        ("backoff_ms", o.backoff_ms.get().map(|n| quote!(#n))),
+    ];
+    let retry: Vec<_> = retry
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let key = Ident::new(key, Span::call_site());
+            value.map(|value| quote!(#key: #value))
+        })
+        .collect();
+    let default = (retry.len() < 2).then(|| quote!(..__events::RetryPolicy::DEFAULT));
+    let with_retry = (!retry.is_empty())
+        .then(|| quote!(.with_retry(__events::RetryPolicy { #(#retry,)* #default })));
+    let call = call(handler, event);
+    let location = location(ident);
+    // Spanned on the event type: "`X` is not a domain event" points at `&X` in the signature.
+    let register = quote_spanned!(event.span()=> __events::Registration::event::<#event>);
+    sealed(quote! {
+        static __EVENTS_HANDLER: __events::Handler<#event> = __events::Handler::new(
+            #name, #order, #call, &[#(#requires),*], &[#(#publishes),*], #location,
+        )#with_retry;
+        __events::inventory::submit!(#register(&__EVENTS_HANDLER));
+    })
+}
+
+/// The shim: one of six shapes (inline sync or async; durable sync or async, of one event or
+/// of a batch), all drawing the parameters and checking the return value the same way.
+fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
+    let ident = &handler.function.sig.ident;
     // The shim's own bindings are `mixed_site`: they never shadow the user's names (a handler
     // may well be called `event` or `cx`), nor are they shadowed by them.
     let local = |name: &str| Ident::new(name, Span::mixed_site());
@@ -29,123 +65,46 @@ pub fn expand(handler: &HandlerFn) -> TokenStream {
     let args: Vec<_> = (0..handler.extractors.len())
         .map(|i| local(&format!("__events_arg{i}")))
         .collect();
-    let extract = handler.extractors.iter().zip(&args).map(|(ty, arg)| {
-        quote_spanned!(ty.span()=> let #arg = ::events::__private::extract::<#ty>(#cx_var)?;)
-    });
-    let requires = handler
-        .extractors
-        .iter()
-        .map(|ty| quote_spanned!(ty.span()=> <#ty as ::events::__private::FromContext>::REQUIRES));
-    let publishes = handler
-        .publishes
-        .iter()
-        .map(|ty| quote_spanned!(ty.span()=> <#ty as ::events::DomainEvent>::NAME));
+    let extract = handler.extractors.iter().zip(&args).map(
+        |(ty, arg)| quote_spanned!(ty.span()=> let #arg = __events::extract::<#ty>(#cx_var)?;),
+    );
+    let is_async = handler.function.sig.asyncness.is_some();
+    let durable = handler.options.durable.get().is_some();
+    let event_arg = if durable {
+        quote!(&#event_var)
+    } else {
+        quote!(#event_var)
+    };
+    let await_ = is_async.then(|| quote!(.await));
     // Call-site hygiene on purpose: a `mixed_site` span would move the return-type error from
     // the user's return type to the attribute.
-    let ret = quote_spanned!(handler.return_span=> __events_ret);
-    let check_return =
-        quote_spanned!(handler.return_span=> ::events::__private::into_outcome(#ret));
-    let call = if handler.durable.is_some() {
-        durable_call(
-            handler,
-            &event_var,
-            &cx_var,
-            &args,
-            &extract.collect::<Vec<_>>(),
-            &check_return,
-        )
-    } else if handler.is_async {
-        // `Send` is required of the whole future: spanned on the function's name, so "future
-        // cannot be sent between threads safely" points at the user's `async fn`.
-        let body = quote! {
-            #(#extract)*
-            let #ret = #ident(#event_var, #(#args),*).await;
-            #check_return
+    let return_span = return_span(&handler.function.sig);
+    let ret = quote_spanned!(return_span=> __events_ret);
+    let check_return = quote_spanned!(return_span=> __events::into_outcome(#ret));
+    let batch = batch_parameter(handler.function).is_some();
+    let decode = durable.then(|| {
+        let decode = if batch {
+            quote!(decode_all)
+        } else {
+            quote!(decode)
         };
-        let future =
-            quote_spanned!(ident.span()=> ::events::__private::boxed(async move { #body }));
-        quote! {
-            ::events::__private::Call::Async(|#event_var, #cx_var| #future)
-        }
-    } else {
-        quote! {
-            ::events::__private::Call::Sync(|#event_var, #cx_var| {
-                #(#extract)*
-                let #ret = #ident(#event_var, #(#args),*);
-                #check_return
-            })
-        }
-    };
-    let with_retry = handler.durable.as_ref().map(|retry| {
-        let default = quote!(::events::__private::RetryPolicy::DEFAULT);
-        let max_attempts = retry.max_attempts.map_or_else(|| quote!(#default.max_attempts), |n| quote!(#n));
-        let backoff_ms = retry.backoff_ms.map_or_else(|| quote!(#default.backoff_ms), |n| quote!(#n));
-        quote!(.with_retry(::events::__private::RetryPolicy { max_attempts: #max_attempts, backoff_ms: #backoff_ms }))
+        // The `DeserializeOwned` bound is spanned on the event type.
+        quote_spanned!(event.span()=> let #event_var = __events::#decode::<#event>(#event_var)?;)
     });
-    // Spanned on the event type, so "`X` is not a domain event" points at `&X` in the signature.
-    let slot = quote_spanned!(event.span()=> <#event as ::events::DomainEvent>::Slot);
-    let submit = quote_spanned!(event.span()=> <#slot>::__events_new(&__EVENTS_HANDLER));
-    let location = quote_spanned!(ident.span()=>
-        ::events::__private::Location::new(::core::file!(), ::core::line!(), ::core::module_path!())
-    );
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, non_camel_case_types, clippy::let_unit_value)]
-        const _: () = {
-            static __EVENTS_HANDLER: ::events::__private::Handler<#event> = ::events::__private::Handler::new(
-                #name,
-                #order,
-                #call,
-                &[#(#requires),*],
-                &[#(#publishes),*],
-                #location,
-            )#with_retry;
-
-            ::events::__private::inventory::submit! {
-                #submit
-            }
-        };
-    }
-}
-
-/// A durable handler's shim: decode the stored payload (the `DeserializeOwned` bound is spanned
-/// on the event type), draw the parameters, call the function (sync or async).
-fn durable_call(
-    handler: &HandlerFn,
-    event_var: &Ident,
-    cx_var: &Ident,
-    args: &[Ident],
-    extract: &[TokenStream],
-    check_return: &TokenStream,
-) -> TokenStream {
-    let ident = &handler.function.sig.ident;
-    let event = handler.event;
-    let payload_var = Ident::new("__events_payload", Span::mixed_site());
-    let (variant, decode) = if handler.batch {
-        (
-            quote!(DurableBatch),
-            quote_spanned!(event.span()=> ::events::__private::decode_all::<#event>(#payload_var)?),
-        )
-    } else {
-        (
-            quote!(Durable),
-            quote_spanned!(event.span()=> ::events::__private::decode::<#event>(#payload_var)?),
-        )
-    };
-    let ret = quote_spanned!(handler.return_span=> __events_ret);
-    let call = if handler.is_async {
-        quote!(#ident(&#event_var, #(#args),*).await)
-    } else {
-        quote!(#ident(&#event_var, #(#args),*))
-    };
     let body = quote! {
-        let #event_var = #decode;
+        #decode
         #(#extract)*
-        let #ret = #call;
+        let #ret = #ident(#event_arg, #(#args),*)#await_;
         #check_return
     };
-    let future = quote_spanned!(ident.span()=> ::events::__private::boxed(async move { #body }));
-    quote! {
-        ::events::__private::Call::#variant(|#payload_var, #cx_var| #future)
-    }
+    let variant = match (durable, batch, is_async) {
+        (true, true, _) => quote!(DurableBatch),
+        (true, false, _) => quote!(Durable),
+        (false, _, true) => quote!(Async),
+        (false, _, false) => return quote!(__events::Call::Sync(|#event_var, #cx_var| { #body })),
+    };
+    // `Send` is required of the whole future: spanned on the function's name, so "future
+    // cannot be sent between threads safely" points at the user's `async fn`.
+    let future = quote_spanned!(ident.span()=> __events::boxed(async move { #body }));
+    quote!(__events::Call::#variant(|#event_var, #cx_var| #future))
 }

@@ -6,7 +6,7 @@ struct Shipped {
     order: u64,
 }
 
-#[event_handler(durable)]
+#[event_handler(durable, name = "shipping.notify")]
 fn notify(e: &Shipped) {
     let _ = e.order;
 }

@@ -14,7 +14,7 @@ struct CardAdded {
 
 struct Index;
 
-#[event_handler(durable)]
+#[event_handler(durable, name = "cards.index")]
 fn index(e: &CardAdded, _index: Res<Index>, meta: Meta) {
     let _ = (&e.card, meta.event_id());
 }
@@ -38,7 +38,7 @@ fn main() {
     assert_eq!(notify.kind(), events::HandlerKind::Durable);
     let retry = notify.retry_policy().unwrap();
     assert_eq!((retry.max_attempts, retry.backoff_ms), (8, 250));
-    let index = catalog.handlers().iter().find(|h| h.name().ends_with("::index")).unwrap();
+    let index = catalog.handler("cards.index").unwrap();
     assert_eq!(index.retry_policy().unwrap().max_attempts, 5);
     // Durable handlers never run inline.
     let bus = events::Bus::builder().resource(Index).build().unwrap();

@@ -3,7 +3,7 @@
 #![deny(warnings)]
 #![allow(dead_code, non_camel_case_types, non_snake_case)]
 
-use events::{event_handler, DomainEvent, Meta, Publisher, Res};
+use events::{command_handler, event_handler, Command, DomainEvent, Meta, Publisher, Res};
 
 struct Result;
 struct Ok;
@@ -88,5 +88,38 @@ fn cx(_e: &Unit, _meta: Meta) {}
 
 #[event_handler]
 async fn __events_event(_e: &Unit) {}
+
+#[derive(DomainEvent, serde::Deserialize)]
+struct Stored {
+    #[event(aggregate_id)]
+    id: u64,
+}
+
+#[event_handler(durable, name = "hygiene.durable", max_attempts = 2)]
+fn durable(_e: &Stored, _m: Res<Mailer>) {}
+
+#[event_handler(durable, name = "hygiene.batch", backoff_ms = 5)]
+async fn batch(_e: &[Stored]) -> ::std::result::Result<(), ::std::io::Error> {
+    ::std::result::Result::Ok(())
+}
+
+#[derive(Command)]
+#[command(output = u64, error = ::std::string::String)]
+struct Deposit {
+    amount: u64,
+}
+
+#[command_handler]
+fn deposit(cmd: Deposit, _m: Res<Mailer>) -> ::std::result::Result<u64, ::std::string::String> {
+    ::std::result::Result::Ok(cmd.amount)
+}
+
+#[derive(Command)]
+struct Close;
+
+#[command_handler(name = "hygiene.close")]
+async fn close(_cmd: Close, _meta: Meta) -> ::std::result::Result<(), ::events::BoxError> {
+    ::std::result::Result::Ok(())
+}
 
 fn main() {}

@@ -1,0 +1,7 @@
+use events::Command;
+
+#[derive(Command)]
+#[command(output = "u64", error = String)]
+struct Open;
+
+fn main() {}
