@@ -74,20 +74,47 @@ where
 }
 
 /// Decodes a stored payload into a durable handler's event type; the `DeserializeOwned` bound
-/// is checked on the user's event type.
+/// is checked on the user's event type. The error names the field, the versions and the fix.
 #[inline]
-pub fn decode<E: serde::de::DeserializeOwned>(
+pub fn decode<E: Durable>(
     payload: &serde_json::Value,
+    cx: &Context<'_>,
 ) -> Result<E, FailureCause> {
-    E::deserialize(payload).map_err(|e| FailureCause::Decode(e.to_string()))
+    crate::decode::from_value(payload).map_err(|e| {
+        let meta = cx.meta();
+        FailureCause::Decode(format!(
+            "`{}`: {e}; {}",
+            meta.event_name(),
+            crate::decode::hint(meta.stored_version, meta.version())
+        ))
+    })
 }
 
 /// Decodes the payloads of a batch, in order.
-pub fn decode_all<E: serde::de::DeserializeOwned>(
+pub fn decode_all<E: Durable>(
     payloads: &[serde_json::Value],
+    cx: &Context<'_>,
 ) -> Result<Vec<E>, FailureCause> {
-    payloads.iter().map(decode::<E>).collect()
+    payloads.iter().map(|p| decode::<E>(p, cx)).collect()
 }
+
+/// Serializes a durable handler's event for the store (a bus given a store appends it when
+/// published).
+#[inline]
+pub fn encode<E: Durable>(event: &E) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(event)
+}
+
+/// What a durable handler needs of its event: serde both ways. One trait for the decoding and
+/// the encoding, checked on the user's event type, so a type that misses either gets one error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the event of a durable handler",
+    label = "must derive `Serialize` and `Deserialize`",
+    note = "durable handlers get their event through the store, as JSON: add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`"
+)]
+pub trait Durable: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<E: serde::Serialize + serde::de::DeserializeOwned> Durable for E {}
 
 /// Brings an older stored payload to the event's current version:
 /// `(stored version, payload) -> payload`. Set with `#[event(upcast = path::to::fn)]`.

@@ -80,7 +80,8 @@ pub fn expand(handler: &HandlerFn) -> TokenStream {
         let default = quote!(::events::__private::RetryPolicy::DEFAULT);
         let max_attempts = retry.max_attempts.map_or_else(|| quote!(#default.max_attempts), |n| quote!(#n));
         let backoff_ms = retry.backoff_ms.map_or_else(|| quote!(#default.backoff_ms), |n| quote!(#n));
-        quote!(.with_retry(::events::__private::RetryPolicy { max_attempts: #max_attempts, backoff_ms: #backoff_ms }))
+        let encode = quote_spanned!(event.span()=> ::events::__private::encode::<#event>);
+        quote!(.with_retry(::events::__private::RetryPolicy { max_attempts: #max_attempts, backoff_ms: #backoff_ms }).with_encode(#encode))
     });
     // Spanned on the event type, so "`X` is not a domain event" points at `&X` in the signature.
     let slot = quote_spanned!(event.span()=> <#event as ::events::DomainEvent>::Slot);
@@ -124,12 +125,12 @@ fn durable_call(
     let (variant, decode) = if handler.batch {
         (
             quote!(DurableBatch),
-            quote_spanned!(event.span()=> ::events::__private::decode_all::<#event>(#payload_var)?),
+            quote_spanned!(event.span()=> ::events::__private::decode_all::<#event>(#payload_var, #cx_var)?),
         )
     } else {
         (
             quote!(Durable),
-            quote_spanned!(event.span()=> ::events::__private::decode::<#event>(#payload_var)?),
+            quote_spanned!(event.span()=> ::events::__private::decode::<#event>(#payload_var, #cx_var)?),
         )
     };
     let ret = quote_spanned!(handler.return_span=> __events_ret);
