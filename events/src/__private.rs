@@ -20,7 +20,7 @@ pub use crate::handler::{
 pub use crate::registry::{EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;
 pub use crate::shim::{
-    aggregate_id, boxed, decode, decode_all, extract, into_outcome, IntoOutcome,
+    aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, Durable, IntoOutcome,
 };
 
 use crate::error::BoxError;

@@ -273,7 +273,7 @@ impl<E: DomainEvent + serde::Serialize + serde::de::DeserializeOwned> SetMember 
     const FNS: MemberFns<E> = MemberFns {
         name: E::NAME,
         to_new_event: NewEvent::new::<E>,
-        from_json: serde_json::from_value::<E>,
+        from_json: |value| crate::decode::from_value::<E>(&value),
         publish: publish_stored::<E>,
         dispatch: dispatch_stored::<E>,
     };

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
-use crate::__private::Slot;
 use crate::catalog::{catalog, Catalog, HandlerInfo};
-use crate::error::{BuildError, Problem};
-use crate::extract::{AnyResource, Context};
-use crate::handler::{Call, Handler, Outcome};
+use crate::error::{BoxError, BuildError, Problem};
+use crate::event::DomainEvent;
+use crate::extract::{AnyResource, Context, FollowUp};
+use crate::handler::{Call, Encode, HandlerKind, Outcome};
 use crate::meta::{LazyMeta, Meta};
-use crate::registry::EventState;
+use crate::outbox::{DurableRecord, DurableSink};
+use crate::registry::{EventState, Slot};
 use crate::report::{FailureCause, Report};
-use crate::DomainEvent;
 
 /// How deep follow-up events may nest before the chain is cut and reported as a failure.
 pub const MAX_DEPTH: u32 = 64;
@@ -61,6 +61,8 @@ struct Inner {
     record_durations: bool,
     /// Test capture (`events::testing::Capture`): sees every published event.
     tap: Option<crate::testing::Capture>,
+    /// Where events with durable handlers are stored when published.
+    sink: Option<Arc<dyn DurableSink>>,
 }
 
 struct Resource {
@@ -97,6 +99,9 @@ pub struct BusBuilder {
     resources: Vec<Resource>,
     record_durations: bool,
     pub(crate) tap: Option<crate::testing::Capture>,
+    sink: Option<Arc<dyn DurableSink>>,
+    required_handlers: Vec<String>,
+    required_crates: Vec<String>,
 }
 
 impl Bus {
@@ -106,6 +111,9 @@ impl Bus {
             resources: Vec::new(),
             record_durations: false,
             tap: None,
+            sink: None,
+            required_handlers: Vec::new(),
+            required_crates: Vec::new(),
         }
     }
 
@@ -114,25 +122,33 @@ impl Bus {
     /// Needs no async runtime. Async handlers are not run here: they are listed in
     /// [`Report::skipped`] (so [`Report::is_ok`] is `false`) and logged at warn level. Use
     /// [`dispatch`](Self::dispatch) or [`spawn`](Self::spawn) for events that have async handlers.
+    ///
+    /// If the event has durable handlers, it is first appended to the bus's store
+    /// ([`BusBuilder::store`]) with the id its inline handlers see; without a store (or with
+    /// one that needs an async runtime) the durable handlers are reported skipped.
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
-        self.publish_in(event, &LazyMeta::new::<E>(None), 0)
+        let make = || Meta::of(event);
+        self.publish_in(event, &LazyMeta::new(&make), 0, true)
     }
 
     /// Like [`publish`](Self::publish), with the event's metadata given (an id and time of
-    /// the caller's, for example one read from a store).
+    /// the caller's, for example one read from a store: an event whose metadata has a
+    /// [`position`](Meta::position) is already stored and is not stored again).
     pub fn publish_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
-        self.publish_in(event, &LazyMeta::given(meta), 0)
+        self.publish_in(event, &LazyMeta::given(meta), 0, true)
     }
 
     /// Runs every sync and async handler of `event`, one after the other in order, and reports
-    /// what happened.
+    /// what happened. Stores the event for its durable handlers first, as
+    /// [`publish`](Self::publish) does.
     pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
-        self.dispatch_in(event, LazyMeta::new::<E>(None), 0).await
+        let make = || Meta::of(event);
+        self.dispatch_in(event, &LazyMeta::new(&make), 0).await
     }
 
     /// Like [`dispatch`](Self::dispatch), with the event's metadata given.
     pub async fn dispatch_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
-        self.dispatch_in(event, LazyMeta::given(meta), 0).await
+        self.dispatch_in(event, &LazyMeta::given(meta), 0).await
     }
 
     /// Dispatches an owned event on the current tokio runtime and returns at once.
@@ -160,26 +176,42 @@ impl Bus {
     pub(crate) fn publish_caused<E: DomainEvent>(
         &self,
         event: &E,
-        cause: Meta,
+        cause: &Meta,
         depth: u32,
     ) -> Report {
         if depth > MAX_DEPTH {
             return too_deep::<E>(depth);
         }
-        self.publish_in(event, &LazyMeta::new::<E>(Some(cause)), depth)
+        let make = || cause.caused_by(Meta::of(event));
+        self.publish_in(event, &LazyMeta::new(&make), depth, true)
     }
 
     pub(crate) async fn dispatch_caused<E: DomainEvent>(
         &self,
         event: &E,
-        cause: Meta,
+        cause: &Meta,
         depth: u32,
     ) -> Report {
         if depth > MAX_DEPTH {
             return too_deep::<E>(depth);
         }
-        self.dispatch_in(event, LazyMeta::new::<E>(Some(cause)), depth)
-            .await
+        let make = || cause.caused_by(Meta::of(event));
+        self.dispatch_in(event, &LazyMeta::new(&make), depth).await
+    }
+
+    /// Publishes an event an [`Outbox`](crate::outbox::Outbox) already stored.
+    pub(crate) fn publish_committed<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
+        self.publish_in(event, &LazyMeta::given(meta), 0, false)
+    }
+
+    /// How to serialize `E` for the store, if it has durable handlers.
+    pub(crate) fn durable_encoder<E: DomainEvent>(&self) -> Option<Encode<E>> {
+        let state = E::Slot::registry().state();
+        if state.durable.is_empty() {
+            None
+        } else {
+            state.encode
+        }
     }
 
     /// The start of every dispatch: a test capture may take the event; otherwise it is counted
@@ -196,46 +228,59 @@ impl Bus {
         Some(state)
     }
 
-    fn publish_in<E: DomainEvent>(&self, event: &E, meta: &LazyMeta, depth: u32) -> Report {
-        let Some(state) = self.begin(event, meta) else {
-            return Report::new(E::NAME);
-        };
-        let cx = Context {
-            bus: self,
-            meta,
-            depth,
-        };
+    fn publish_in<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: &LazyMeta,
+        depth: u32,
+        store: bool,
+    ) -> Report {
         let mut report = Report::new(E::NAME);
+        let Some(state) = self.begin(event, meta) else {
+            return report;
+        };
+        if store && !state.durable.is_empty() {
+            self.store_blocking(event, meta, state, &mut report);
+        }
+        if !state.asynchronous.is_empty() {
+            skipped(&mut report, E::NAME, &state.asynchronous, ASYNC_SKIPPED);
+        }
+        let cx = Context::dispatching(self, meta, depth);
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
-        for (i, handler) in state.handlers.iter().enumerate() {
-            match handler.call {
-                Call::Sync(call) => {
-                    let target = Target::of::<E>(handler, state.base + i);
-                    let outcome =
-                        self.run_sync(target, &cx, traced, &mut clock, || call(event, &cx));
-                    report.record(handler.name, outcome);
-                }
-                Call::Durable(_) | Call::DurableBatch(_) => {}
-                Call::Async(_) => skipped(&mut report, E::NAME, handler.name),
+        for handler in state.sync.iter() {
+            let target = Target::of::<E>(handler.name, handler.index);
+            let outcome = self.run_sync(target, &cx, traced, &mut clock, || {
+                (handler.call)(event, &cx)
+            });
+            report.record(handler.name, outcome);
+            if let Some(follow_ups) = cx.take_follow_ups() {
+                self.publish_follow_ups(&cx, follow_ups, &mut report);
             }
+        }
+        if let Some(follow_ups) = cx.close_follow_ups() {
+            self.publish_follow_ups(&cx, follow_ups, &mut report);
         }
         report
     }
 
-    async fn dispatch_in<E: DomainEvent>(&self, event: &E, meta: LazyMeta, depth: u32) -> Report {
-        let Some(state) = self.begin(event, &meta) else {
-            return Report::new(E::NAME);
-        };
-        let cx = Context {
-            bus: self,
-            meta: &meta,
-            depth,
-        };
+    async fn dispatch_in<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: &LazyMeta<'_>,
+        depth: u32,
+    ) -> Report {
         let mut report = Report::new(E::NAME);
+        let Some(state) = self.begin(event, meta) else {
+            return report;
+        };
+        if !state.durable.is_empty() {
+            self.store(event, meta, state, &mut report).await;
+        }
+        let cx = Context::dispatching(self, meta, depth);
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
-        for (i, handler) in state.handlers.iter().enumerate() {
-            let target = Target::of::<E>(handler, state.base + i);
-            let outcome = match handler.call {
+        for handler in state.inline.iter() {
+            let target = Target::of::<E>(handler.name, handler.index);
+            let outcome = match handler.call.call {
                 Call::Sync(call) => {
                     self.run_sync(target, &cx, traced, &mut clock, || call(event, &cx))
                 }
@@ -246,8 +291,101 @@ impl Bus {
                 Call::Durable(_) | Call::DurableBatch(_) => continue,
             };
             report.record(handler.name, outcome);
+            if let Some(follow_ups) = cx.take_follow_ups() {
+                self.dispatch_follow_ups(&cx, follow_ups, &mut report).await;
+            }
+        }
+        if let Some(follow_ups) = cx.close_follow_ups() {
+            self.dispatch_follow_ups(&cx, follow_ups, &mut report).await;
         }
         report
+    }
+
+    /// Runs follow-ups published by a handler under `publish`: sync handlers only.
+    #[cold]
+    fn publish_follow_ups(
+        &self,
+        cx: &Context<'_>,
+        follow_ups: Vec<Box<dyn FollowUp>>,
+        report: &mut Report,
+    ) {
+        for follow_up in follow_ups {
+            report.follow_up(follow_up.publish(self, cx.meta(), cx.depth + 1));
+        }
+    }
+
+    /// Runs follow-ups published by a handler under `dispatch`: sync and async handlers.
+    async fn dispatch_follow_ups(
+        &self,
+        cx: &Context<'_>,
+        follow_ups: Vec<Box<dyn FollowUp>>,
+        report: &mut Report,
+    ) {
+        for follow_up in follow_ups {
+            report.follow_up(follow_up.dispatch(self, cx.meta(), cx.depth + 1).await);
+        }
+    }
+
+    /// The event's record for its durable handlers, unless it is already in the log.
+    fn record<E: DomainEvent>(
+        event: &E,
+        meta: &Meta,
+        state: &EventState<E>,
+    ) -> Option<Result<DurableRecord, BoxError>> {
+        if meta.position.is_some() {
+            return None;
+        }
+        Some(match state.encode {
+            Some(encode) => DurableRecord::of(event, meta, encode)
+                .map_err(|e| format!("cannot serialize `{}` for the store: {e}", E::NAME).into()),
+            None => Err(format!(
+                "`{}` has durable handlers but no encoder; rebuild with the same `events` version",
+                E::NAME
+            )
+            .into()),
+        })
+    }
+
+    /// Stores the event for its durable handlers from a sync `publish`.
+    #[inline(never)]
+    fn store_blocking<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: &LazyMeta,
+        state: &EventState<E>,
+        report: &mut Report,
+    ) {
+        let Some(sink) = &self.inner.sink else {
+            return skipped(report, E::NAME, &state.durable, NO_STORE);
+        };
+        if !sink.can_append_blocking() {
+            return skipped(report, E::NAME, &state.durable, NO_SYNC_PATH);
+        }
+        if let Some(record) = Self::record(event, meta.get(), state) {
+            let appended = record.and_then(|r| sink.append_blocking(r));
+            stored(report, E::NAME, &state.durable, appended);
+        }
+    }
+
+    /// Stores the event for its durable handlers from `dispatch`.
+    async fn store<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: &LazyMeta<'_>,
+        state: &EventState<E>,
+        report: &mut Report,
+    ) {
+        let Some(sink) = &self.inner.sink else {
+            return skipped(report, E::NAME, &state.durable, NO_STORE);
+        };
+        let Some(record) = Self::record(event, meta.get(), state) else {
+            return;
+        };
+        let appended = match record {
+            Ok(record) => sink.append(record).await,
+            Err(e) => Err(e),
+        };
+        stored(report, E::NAME, &state.durable, appended);
     }
 
     /// The clock for one dispatch's handler durations (stopped unless `record_durations`).
@@ -331,14 +469,41 @@ impl Bus {
     }
 }
 
+const ASYNC_SKIPPED: &str =
+    "async handler skipped by `publish`; use `dispatch(..).await` or `spawn`";
+const NO_STORE: &str =
+    "durable handler did not get the event: the bus has no store; give it one with `Bus::builder().store(..)`";
+const NO_SYNC_PATH: &str = "durable handler did not get the event: the bus's store cannot append without an async runtime; use `dispatch(..).await`";
+
+/// Reports handlers that did not get the event, each with a warn line.
 #[cold]
-fn skipped(report: &mut Report, event: &'static str, handler: &'static str) {
-    tracing::warn!(
-        event,
-        handler,
-        "async handler skipped by `publish`; use `dispatch(..).await` or `spawn`"
-    );
-    report.skip(handler);
+fn skipped(report: &mut Report, event: &'static str, handlers: &[&'static str], why: &'static str) {
+    for &handler in handlers {
+        tracing::warn!(event, handler, "{why}");
+        report.skip(handler);
+    }
+}
+
+/// Reports the outcome of storing an event for its durable handlers.
+fn stored(
+    report: &mut Report,
+    event: &'static str,
+    handlers: &[&'static str],
+    appended: Result<u64, BoxError>,
+) {
+    match appended {
+        Ok(position) => tracing::debug!(event, position, "stored for durable handlers"),
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::error!(
+                event,
+                "cannot store the event for its durable handlers: {reason}"
+            );
+            for &handler in handlers {
+                report.fail(handler, FailureCause::NotStored(reason.clone()));
+            }
+        }
+    }
 }
 
 /// Handler durations from one clock read per handler: a handler's end is the next one's start.
@@ -369,10 +534,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn of<E: DomainEvent>(handler: &Handler<E>, index: usize) -> Self {
+    #[inline]
+    fn of<E: DomainEvent>(handler: &'static str, index: usize) -> Self {
         Self {
             event: E::NAME,
-            handler: handler.name,
+            handler,
             index,
         }
     }
@@ -398,7 +564,7 @@ fn too_deep<E: DomainEvent>(depth: u32) -> Report {
         "follow-up event chain too deep; not dispatched"
     );
     let mut report = Report::new(E::NAME);
-    report.record("*", Err(Box::new(FailureCause::TooDeep(depth))));
+    report.fail("*", FailureCause::TooDeep(depth));
     report
 }
 
@@ -428,9 +594,40 @@ impl BusBuilder {
         self
     }
 
+    /// The store that events with durable handlers are appended to when they are published
+    /// (every store backend is a [`DurableSink`]; for SQLite: `.store(sqlite_store.clone())`).
+    /// The stored event has the id the inline handlers see in their [`Meta`]. Without a store,
+    /// publishing such an event reports its durable handlers as skipped.
+    pub fn store(mut self, store: impl DurableSink) -> Self {
+        self.sink = Some(Arc::new(store));
+        self
+    }
+
+    /// Fails [`build`](Self::build) unless a handler with each of these names is linked into
+    /// the program: the guard against a forgotten [`link!`](crate::link).
+    pub fn require_handlers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.required_handlers
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Fails [`build`](Self::build) unless each of these crates (by the first segment of
+    /// their module paths, like `billing_handlers`) contributes at least one handler: the
+    /// guard against a forgotten [`link!`](crate::link).
+    pub fn require_crates<S: Into<String>>(mut self, crates: impl IntoIterator<Item = S>) -> Self {
+        self.required_crates
+            .extend(crates.into_iter().map(Into::into));
+        self
+    }
+
     /// Checks the whole program once and builds the bus, or lists every problem found:
     /// duplicate handler or event names, resources that handlers need but were not provided,
-    /// resources provided twice.
+    /// resources provided twice, required handlers or crates that are not linked.
+    ///
+    /// Logs the crates that contributed handlers (info), each event type without any handler
+    /// (warn: its handlers' crate may need [`link!`](crate::link)), and each sync handler that
+    /// declares `publishes(X)` for an `X` with async handlers (warn: those run only when the
+    /// chain is dispatched with `dispatch(..).await`).
     pub fn build(self) -> Result<Bus, BuildError> {
         let catalog = catalog();
         let problems = self.problems(catalog);
@@ -450,12 +647,14 @@ impl BusBuilder {
                 duration: metrics::histogram!("events_handler_duration_seconds", "handler" => h.name()),
             })
             .collect();
-        tracing::debug!(
+        tracing::info!(
             events = catalog.events().len(),
             handlers = catalog.handlers().len(),
             resources = self.resources.len(),
-            "event bus built"
+            crates = %handler_crates(catalog).join(", "),
+            "event bus built; handlers linked from these crates"
         );
+        self.warn_about(catalog);
         Ok(Bus {
             inner: Arc::new(Inner {
                 resources: self.resources,
@@ -463,6 +662,7 @@ impl BusBuilder {
                 handlers,
                 record_durations: self.record_durations,
                 tap: self.tap,
+                sink: self.sink,
             }),
         })
     }
@@ -522,6 +722,87 @@ impl BusBuilder {
             }
         }
         problems.extend(crate::command::problems(&|id| provided.contains_key(&id)));
+
+        for name in &self.required_handlers {
+            if catalog.handler(name).is_none() {
+                problems.push(Problem::MissingHandler { name: name.clone() });
+            }
+        }
+        let crates = handler_crates(catalog);
+        for krate in &self.required_crates {
+            if !crates.contains(&krate.as_str()) {
+                problems.push(Problem::MissingCrate {
+                    krate: krate.clone(),
+                    linked: crates.join(", "),
+                });
+            }
+        }
         problems
     }
+
+    /// Start-up warnings: what is not wrong for sure, but usually a mistake.
+    fn warn_about(&self, catalog: &Catalog) {
+        for event in catalog.events() {
+            let handlers = catalog.handlers_of(event);
+            if handlers.is_empty() {
+                tracing::warn!(
+                    event = event.name(),
+                    "event type has no handler in this program; if its handlers live in another crate, link that crate with `events::link!`"
+                );
+            }
+        }
+        for h in catalog.handlers() {
+            if h.kind() != HandlerKind::Sync {
+                continue;
+            }
+            for published in h.publishes() {
+                let Some(event) = catalog.event(published) else {
+                    continue;
+                };
+                let asynchronous: Vec<_> = catalog
+                    .handlers_of(event)
+                    .iter()
+                    .filter(|f| f.kind() == HandlerKind::Async)
+                    .map(HandlerInfo::name)
+                    .collect();
+                if !asynchronous.is_empty() {
+                    tracing::warn!(
+                        handler = h.name(),
+                        event = published,
+                        "sync handler `{}` publishes `{published}`, whose async handlers ({}) run only when the chain is dispatched with `dispatch(..).await` or `spawn`; under `publish` they are skipped",
+                        h.name(),
+                        asynchronous.join(", ")
+                    );
+                }
+            }
+        }
+        let durable = catalog
+            .handlers()
+            .iter()
+            .filter(|h| h.kind() == HandlerKind::Durable)
+            .count();
+        // Debug only: a bus that only delivers (the worker, the CLI) needs no store; publishing
+        // without one is logged at warn for each event.
+        if durable > 0 && self.sink.is_none() {
+            tracing::debug!(
+                durable,
+                "the bus has no store: published events will not reach durable handlers (they are reported skipped); give it one with `Bus::builder().store(..)`"
+            );
+        }
+    }
 }
+
+/// The crates that contributed handlers (first segments of their module paths), sorted.
+fn handler_crates(catalog: &Catalog) -> Vec<&'static str> {
+    let crates: std::collections::BTreeSet<_> = catalog
+        .handlers()
+        .iter()
+        .map(|h| {
+            let path = h.location().module_path();
+            path.split("::").next().unwrap_or(path)
+        })
+        .collect();
+    crates.into_iter().collect()
+}
+
+impl BusBuilder {}

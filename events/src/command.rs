@@ -11,10 +11,8 @@ use std::future::poll_fn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 use std::task::Poll;
-use std::time::SystemTime;
 
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::bus::Bus;
 use crate::catalog::Location;
@@ -276,15 +274,7 @@ pub(crate) fn problems(provided: &dyn Fn(std::any::TypeId) -> bool) -> Vec<Probl
 /// Fresh metadata for a command: a new UUID v7 id (the causation id of the events its handler
 /// raises), now, and the id as its own correlation id.
 pub fn command_meta<C: Command>() -> Meta {
-    let id = Uuid::now_v7();
-    Meta {
-        event_id: id,
-        occurred_at: SystemTime::now(),
-        correlation_id: id,
-        causation_id: None,
-        event_name: C::NAME,
-        version: 1,
-    }
+    Meta::named(C::NAME, 1, None, None)
 }
 
 /// The future returned by [`Bus::send`]: what the command's handler returned.
@@ -327,11 +317,7 @@ impl Bus {
             return Err(SendError::NoHandler(C::NAME));
         };
         let meta = LazyMeta::given(meta);
-        let cx = Context {
-            bus: self,
-            meta: &meta,
-            depth: 0,
-        };
+        let cx = Context::new(self, &meta, 0);
         let span = tracing::debug_span!(
             "command_handler",
             command = C::NAME,

@@ -7,10 +7,19 @@ use std::fmt;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Building a [`Bus`](crate::Bus) found problems; every one of them is listed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is its message too, so `fn main() -> Result<(), BuildError>` and `.expect(..)`
+/// print the problems readably.
+#[derive(thiserror::Error)]
 #[error("{}", render(.problems))]
 pub struct BuildError {
     problems: Vec<Problem>,
+}
+
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl BuildError {
@@ -74,6 +83,20 @@ pub enum Problem {
         resource: String,
         /// How many times it was provided.
         count: usize,
+    },
+    /// A handler required with `Bus::builder().require_handlers(..)` is not linked.
+    #[error("handler `{name}` is required but not linked into this program; if it lives in another crate, add `events::link!(that_crate)` to the binary")]
+    MissingHandler {
+        /// The required name.
+        name: String,
+    },
+    /// A crate required with `Bus::builder().require_crates(..)` contributes no handler.
+    #[error("crate `{krate}` is required to contribute handlers but none is linked (crates with handlers: {linked}); add `events::link!({krate})` to the binary")]
+    MissingCrate {
+        /// The required crate.
+        krate: String,
+        /// The crates that did contribute handlers.
+        linked: String,
     },
     /// A command has no handler linked into the program.
     #[error("command `{command}` ({type_name}) has no handler; write a `#[command_handler]` for it, or link the crate that holds it with `events::link!`")]

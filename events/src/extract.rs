@@ -2,21 +2,61 @@
 
 use std::any::{type_name, Any, TypeId};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::bus::Bus;
+use crate::event::DomainEvent;
+use crate::handler::BoxFuture;
 use crate::meta::{LazyMeta, Meta};
 use crate::report::Report;
-use crate::DomainEvent;
 
 /// What a handler call can draw its parameters from.
 pub struct Context<'a> {
     pub(crate) bus: &'a Bus,
-    pub(crate) meta: &'a LazyMeta,
+    pub(crate) meta: &'a LazyMeta<'a>,
     pub(crate) depth: u32,
+    /// Whether the dispatch runs the follow-ups its handlers publish (after each handler, in
+    /// its own mode); otherwise a [`Publisher`] publishes them at once.
+    defer: bool,
+    /// Made when a handler first asks for a [`Publisher`].
+    follow_ups: OnceLock<Arc<FollowUps>>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// The context of a dispatch that runs its handlers' follow-ups itself.
+    #[inline]
+    pub(crate) fn dispatching(bus: &'a Bus, meta: &'a LazyMeta<'a>, depth: u32) -> Self {
+        Self {
+            bus,
+            meta,
+            depth,
+            defer: true,
+            follow_ups: OnceLock::new(),
+        }
+    }
+
+    /// The context of a call whose follow-ups are published at once (commands, the worker).
+    pub(crate) fn new(bus: &'a Bus, meta: &'a LazyMeta<'a>, depth: u32) -> Self {
+        Self {
+            defer: false,
+            ..Self::dispatching(bus, meta, depth)
+        }
+    }
+
+    /// The follow-ups published since the last call, if a handler asked for a publisher.
+    #[inline]
+    pub(crate) fn take_follow_ups(&self) -> Option<Vec<Box<dyn FollowUp>>> {
+        let queue = self.follow_ups.get()?;
+        Some(queue.take(false))
+    }
+
+    /// The last follow-ups; later ones (from a publisher kept past the dispatch) are published
+    /// at once.
+    pub(crate) fn close_follow_ups(&self) -> Option<Vec<Box<dyn FollowUp>>> {
+        let queue = self.follow_ups.get()?;
+        Some(queue.take(true))
+    }
+
     /// The envelope metadata of the event being handled.
     pub fn meta(&self) -> &Meta {
         self.meta.get()
@@ -117,30 +157,49 @@ impl<T: Send + Sync + 'static> FromContext for Res<T> {
 
 impl FromContext for Meta {
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
-        Ok(*cx.meta.get())
+        Ok(cx.meta.get().clone())
     }
 }
 
 /// Publishes follow-up events from inside a handler, so chains of events work.
 ///
-/// Follow-ups carry the handled event's correlation id, and its id as their causation id.
+/// A follow-up is dispatched right after the handler that published it returns, in the mode
+/// of the dispatch it is in: under [`Bus::dispatch`] its async handlers run too, under
+/// [`Bus::publish`] only its sync ones (its async ones are reported skipped). Its report is
+/// part of the outer report ([`Report::follow_ups`]), so a failure or skip anywhere in the
+/// chain makes the outer [`Report::is_ok`] `false`. Follow-ups carry the handled event's
+/// correlation id, and its id as their causation id.
 #[derive(Clone)]
 pub struct Publisher {
     bus: Bus,
     cause: Meta,
     depth: u32,
+    queue: Option<Arc<FollowUps>>,
 }
 
 impl Publisher {
-    /// Publishes a follow-up event: its sync handlers run inline (see [`Bus::publish`]).
-    pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
-        self.bus.publish_caused(event, self.cause, self.depth + 1)
+    /// Publishes a follow-up event (see the type's documentation for when its handlers run).
+    /// Outside the dispatch (a publisher kept by a task), its sync handlers run at once.
+    pub fn publish<E: DomainEvent>(&self, event: E) {
+        let pending: Box<dyn FollowUp> = Box::new(Pending(event));
+        let pending = match &self.queue {
+            Some(queue) => match queue.push(pending) {
+                Ok(()) => return,
+                Err(pending) => pending,
+            },
+            None => pending,
+        };
+        // Every failure or skip in it was logged by the bus.
+        let _ = pending.publish(&self.bus, &self.cause, self.depth + 1);
     }
 
-    /// Dispatches a follow-up event to its sync and async handlers (see [`Bus::dispatch`]).
+    /// Dispatches a follow-up event now, to its sync and async handlers (see
+    /// [`Bus::dispatch`]), and returns its report to the caller: for async handlers, command
+    /// handlers in particular, that act on the outcome. The report is the caller's to act on;
+    /// it is not part of the outer report.
     pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
         self.bus
-            .dispatch_caused(event, self.cause, self.depth + 1)
+            .dispatch_caused(event, &self.cause, self.depth + 1)
             .await
     }
 
@@ -152,11 +211,70 @@ impl Publisher {
 
 impl FromContext for Publisher {
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
+        let queue = cx
+            .defer
+            .then(|| Arc::clone(cx.follow_ups.get_or_init(Arc::default)));
         Ok(Publisher {
             bus: cx.bus.clone(),
-            cause: *cx.meta.get(),
+            cause: cx.meta.get().clone(),
             depth: cx.depth,
+            queue,
         })
+    }
+}
+
+/// The follow-ups published during one dispatch, waiting for their handler to return.
+pub(crate) struct FollowUps(Mutex<Queue>);
+
+struct Queue {
+    /// `false` once the dispatch is over: later follow-ups are published at once.
+    open: bool,
+    pending: Vec<Box<dyn FollowUp>>,
+}
+
+impl Default for FollowUps {
+    fn default() -> Self {
+        Self(Mutex::new(Queue {
+            open: true,
+            pending: Vec::new(),
+        }))
+    }
+}
+
+impl FollowUps {
+    fn push(&self, pending: Box<dyn FollowUp>) -> Result<(), Box<dyn FollowUp>> {
+        let mut queue = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !queue.open {
+            return Err(pending);
+        }
+        queue.pending.push(pending);
+        Ok(())
+    }
+
+    fn take(&self, close: bool) -> Vec<Box<dyn FollowUp>> {
+        let mut queue = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        queue.open &= !close;
+        std::mem::take(&mut queue.pending)
+    }
+}
+
+/// A follow-up event, owned until its handlers run.
+pub(crate) trait FollowUp: Send {
+    /// Runs its sync handlers.
+    fn publish(&self, bus: &Bus, cause: &Meta, depth: u32) -> Report;
+    /// Runs its sync and async handlers.
+    fn dispatch<'a>(&'a self, bus: &'a Bus, cause: &'a Meta, depth: u32) -> BoxFuture<'a, Report>;
+}
+
+struct Pending<E>(E);
+
+impl<E: DomainEvent> FollowUp for Pending<E> {
+    fn publish(&self, bus: &Bus, cause: &Meta, depth: u32) -> Report {
+        bus.publish_caused(&self.0, cause, depth)
+    }
+
+    fn dispatch<'a>(&'a self, bus: &'a Bus, cause: &'a Meta, depth: u32) -> BoxFuture<'a, Report> {
+        Box::pin(bus.dispatch_caused(&self.0, cause, depth))
     }
 }
 

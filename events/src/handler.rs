@@ -36,10 +36,13 @@ impl HandlerKind {
     }
 }
 
+/// The shim of a sync handler.
+pub type SyncCall<E> = fn(&E, &Context<'_>) -> Outcome;
+
 /// The shim that calls the user's function.
 pub enum Call<E: 'static> {
     /// Calls a sync handler.
-    Sync(fn(&E, &Context<'_>) -> Outcome),
+    Sync(SyncCall<E>),
     /// Calls an async handler, returning its future.
     Async(for<'a> fn(&'a E, &'a Context<'a>) -> BoxFuture<'a, Outcome>),
     /// Decodes a stored payload (already upcast to the current version) and calls a durable
@@ -101,7 +104,12 @@ pub struct Handler<E: 'static> {
     pub(crate) publishes: &'static [&'static str],
     pub(crate) location: Location,
     pub(crate) retry: RetryPolicy,
+    pub(crate) encode: Option<Encode<E>>,
 }
+
+/// Serializes an event for the store; durable handlers carry it, so a bus given a store can
+/// record the events they need.
+pub type Encode<E> = fn(&E) -> Result<serde_json::Value, serde_json::Error>;
 
 impl<E: 'static> Handler<E> {
     /// Describes a handler; called by generated code in a `static`.
@@ -121,7 +129,14 @@ impl<E: 'static> Handler<E> {
             publishes,
             location,
             retry: RetryPolicy::DEFAULT,
+            encode: None,
         }
+    }
+
+    /// Sets how a durable handler's event is serialized for the store.
+    pub const fn with_encode(mut self, encode: Encode<E>) -> Self {
+        self.encode = Some(encode);
+        self
     }
 
     /// Sets the retry policy of a durable handler.

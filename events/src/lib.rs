@@ -51,11 +51,13 @@ mod catalog;
 pub mod cli;
 mod command;
 mod command_shim;
+mod decode;
 mod error;
 mod event;
 mod extract;
 mod handler;
 mod meta;
+mod outbox;
 mod registry;
 mod report;
 mod shim;
@@ -85,6 +87,7 @@ pub use events_macros::{command_handler, event_handler, Command, DomainEvent};
 pub use extract::{Context, ExtractError, FromContext, Publisher, Res};
 pub use handler::HandlerKind;
 pub use meta::Meta;
+pub use outbox::{DurableRecord, DurableSink, Outbox};
 pub use report::{Failure, FailureCause, Report};
 
 /// Links a crate that holds handlers into the application.
@@ -95,6 +98,17 @@ pub use report::{Failure, FailureCause, Report};
 ///
 /// ```ignore
 /// events::link!(billing_handlers, search_handlers);
+/// ```
+///
+/// Forgetting it is not silent: building the bus logs (info) the crates that contributed
+/// handlers, and warns for each event type that has no handler at all. To make it an error,
+/// require the crates or handlers you expect; `build()` then fails and names each missing one:
+///
+/// ```ignore
+/// let bus = Bus::builder()
+///     .require_crates(["billing_handlers", "search_handlers"])
+///     .require_handlers(["billing.send_invoice"])
+///     .build()?;
 /// ```
 #[macro_export]
 macro_rules! link {

@@ -1,18 +1,20 @@
-//! Envelope metadata of an event: ids, time, causality.
+//! Envelope metadata of an event: ids, time, causality, aggregate, place in the log.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use crate::DomainEvent;
+use crate::event::DomainEvent;
 
-/// The envelope of an event being handled: its id, when it happened, and which event caused it.
+/// The envelope of an event being handled: its id, when it happened, which event caused it,
+/// its aggregate, and (for a stored event) its place in the log.
 ///
 /// Handlers ask for it as a parameter (`meta: events::Meta`). The event id is a UUID v7 (ordered
-/// by time); durable handlers use it to be idempotent. Follow-up events published through a
+/// by time); durable handlers use it, or the aggregate [`sequence`](Self::sequence), to be
+/// idempotent ("skip if sequence <= last applied"). Follow-up events published through a
 /// [`Publisher`](crate::Publisher) carry the same correlation id and this event's id as causation id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
     pub(crate) event_id: Uuid,
     pub(crate) occurred_at: SystemTime,
@@ -20,29 +22,66 @@ pub struct Meta {
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) event_name: &'static str,
     pub(crate) version: u32,
+    pub(crate) aggregate_type: Option<Arc<str>>,
+    pub(crate) aggregate_id: Option<Arc<str>>,
+    pub(crate) sequence: Option<u64>,
+    pub(crate) position: Option<u64>,
+    /// For a stored event: the schema version it was stored with (before upcasting).
+    pub(crate) stored_version: Option<u32>,
 }
 
 impl Meta {
     /// Fresh metadata for a new event of type `E`: a new UUID v7 id, now, and the id as its own
-    /// correlation id.
+    /// correlation id. Its aggregate type is `E`'s; use [`of`](Self::of) to have the aggregate id
+    /// too.
     pub fn new<E: DomainEvent>() -> Self {
+        Self::named(E::NAME, E::VERSION, E::AGGREGATE_TYPE.map(Arc::from), None)
+    }
+
+    /// Fresh metadata for `event`, with its aggregate type and id.
+    pub fn of<E: DomainEvent>(event: &E) -> Self {
+        Self::named(
+            E::NAME,
+            E::VERSION,
+            E::AGGREGATE_TYPE.map(Arc::from),
+            event.aggregate_id().map(Arc::from),
+        )
+    }
+
+    /// Fresh metadata with a new id: for commands and events alike.
+    pub(crate) fn named(
+        event_name: &'static str,
+        version: u32,
+        aggregate_type: Option<Arc<str>>,
+        aggregate_id: Option<Arc<str>>,
+    ) -> Self {
         let id = Uuid::now_v7();
         Self {
             event_id: id,
             occurred_at: SystemTime::now(),
             correlation_id: id,
             causation_id: None,
-            event_name: E::NAME,
-            version: E::VERSION,
+            event_name,
+            version,
+            aggregate_type,
+            aggregate_id,
+            sequence: None,
+            position: None,
+            stored_version: None,
         }
     }
 
     /// Metadata for an event of type `E` caused by the event described by `self`.
     pub fn caused<E: DomainEvent>(&self) -> Self {
+        self.caused_by(Self::new::<E>())
+    }
+
+    /// `fresh`, with `self` as its cause.
+    pub(crate) fn caused_by(&self, fresh: Meta) -> Self {
         Self {
             correlation_id: self.correlation_id,
             causation_id: Some(self.event_id),
-            ..Self::new::<E>()
+            ..fresh
         }
     }
 
@@ -81,40 +120,60 @@ impl Meta {
     pub fn version(&self) -> u32 {
         self.version
     }
+
+    /// The aggregate type of the event's stream (`#[event(aggregate = "..")]`, or the stored
+    /// stream's type).
+    pub fn aggregate_type(&self) -> Option<&str> {
+        self.aggregate_type.as_deref()
+    }
+
+    /// The aggregate id (the field marked `#[event(aggregate_id)]`, or the stored stream's id).
+    pub fn aggregate_id(&self) -> Option<&str> {
+        self.aggregate_id.as_deref()
+    }
+
+    /// For a stored event: its place in its aggregate's stream, from 1 without gaps. Durable
+    /// handlers are idempotent with it: skip an event whose sequence is not above the last one
+    /// applied for that aggregate.
+    pub fn sequence(&self) -> Option<u64> {
+        self.sequence
+    }
+
+    /// For a stored event: its position in the whole log, from 1 without gaps. `None` for an
+    /// event published live (even when the bus also stores it).
+    pub fn position(&self) -> Option<u64> {
+        self.position
+    }
 }
 
 /// Metadata made on first use: a dispatch whose handlers never ask for it never pays for a
 /// UUID and a clock read.
-pub(crate) struct LazyMeta {
+pub(crate) struct LazyMeta<'a> {
     cell: OnceLock<Meta>,
-    make: fn(Option<&Meta>) -> Meta,
-    cause: Option<Meta>,
+    make: Option<&'a (dyn Fn() -> Meta + Sync)>,
 }
 
-impl LazyMeta {
-    pub(crate) fn new<E: DomainEvent>(cause: Option<Meta>) -> Self {
-        fn make<E: DomainEvent>(cause: Option<&Meta>) -> Meta {
-            match cause {
-                Some(c) => c.caused::<E>(),
-                None => Meta::new::<E>(),
-            }
-        }
+impl<'a> LazyMeta<'a> {
+    /// Metadata that `make` creates when first asked for.
+    #[inline]
+    pub(crate) fn new(make: &'a (dyn Fn() -> Meta + Sync)) -> Self {
         Self {
             cell: OnceLock::new(),
-            make: make::<E>,
-            cause,
+            make: Some(make),
         }
     }
 
     pub(crate) fn given(meta: Meta) -> Self {
         Self {
             cell: OnceLock::from(meta),
-            make: |_| unreachable!("metadata given up front"),
-            cause: None,
+            make: None,
         }
     }
 
     pub(crate) fn get(&self) -> &Meta {
-        self.cell.get_or_init(|| (self.make)(self.cause.as_ref()))
+        self.cell.get_or_init(|| match self.make {
+            Some(make) => make(),
+            None => unreachable!("metadata given up front"),
+        })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use crate::__private::Upcaster;
 use crate::catalog::{catalog, EventInfo, HandlerInfo};
-use crate::handler::Handler;
+use crate::handler::{Call, Encode, Handler, SyncCall};
 use crate::DomainEvent;
 
 /// Gives access to an event type's handler list; implemented by the hidden slot type that
@@ -23,12 +23,77 @@ pub struct EventRegistry<E: 'static> {
     state: OnceLock<EventState<E>>,
 }
 
+/// One event type's handlers, split once at catalog time by how they run, so dispatch walks
+/// only what it calls.
 pub(crate) struct EventState<E: 'static> {
     /// This event's position in the catalog.
     pub(crate) index: usize,
     /// Global index of the first handler: handler `i` of this event is `base + i`.
     pub(crate) base: usize,
+    /// Every handler, in dispatch order.
     pub(crate) handlers: Box<[&'static Handler<E>]>,
+    /// The sync handlers: what `publish` runs.
+    pub(crate) sync: Box<[Inline<SyncCall<E>>]>,
+    /// The sync and async handlers, in dispatch order: what `dispatch` runs.
+    pub(crate) inline: Box<[Inline<&'static Handler<E>>]>,
+    /// The async handlers' names: what `publish` reports as skipped.
+    pub(crate) asynchronous: Box<[&'static str]>,
+    /// The durable handlers' names: the event is stored for them.
+    pub(crate) durable: Box<[&'static str]>,
+    /// How to serialize the event for the store (from its durable handlers).
+    pub(crate) encode: Option<Encode<E>>,
+}
+
+/// A handler that runs inline, with its name and global index (for logs and metrics).
+pub(crate) struct Inline<C> {
+    pub(crate) call: C,
+    pub(crate) name: &'static str,
+    pub(crate) index: usize,
+}
+
+impl<E: 'static> EventState<E> {
+    fn new(index: usize, base: usize, handlers: Box<[&'static Handler<E>]>) -> Self {
+        let mut state = EventState {
+            index,
+            base,
+            handlers: Box::default(),
+            sync: Box::default(),
+            inline: Box::default(),
+            asynchronous: Box::default(),
+            durable: Box::default(),
+            encode: handlers.iter().find_map(|h| h.encode),
+        };
+        let (mut sync, mut inline, mut asynchronous, mut durable) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, &h) in handlers.iter().enumerate() {
+            let (name, index) = (h.name, base + i);
+            match h.call {
+                Call::Sync(call) => {
+                    sync.push(Inline { call, name, index });
+                    inline.push(Inline {
+                        call: h,
+                        name,
+                        index,
+                    });
+                }
+                Call::Async(_) => {
+                    asynchronous.push(name);
+                    inline.push(Inline {
+                        call: h,
+                        name,
+                        index,
+                    });
+                }
+                Call::Durable(_) | Call::DurableBatch(_) => durable.push(name),
+            }
+        }
+        state.handlers = handlers;
+        state.sync = sync.into();
+        state.inline = inline.into();
+        state.asynchronous = asynchronous.into();
+        state.durable = durable.into();
+        state
+    }
 }
 
 impl<E: 'static> EventRegistry<E> {
@@ -90,11 +155,7 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
         let state = self.state.get_or_init(|| {
             let mut handlers: Vec<_> = registered::<Handler<E>>().collect();
             handlers.sort_by_key(|h| h.sort_key());
-            EventState {
-                index,
-                base,
-                handlers: handlers.into_boxed_slice(),
-            }
+            EventState::new(index, base, handlers.into_boxed_slice())
         });
         state
             .handlers

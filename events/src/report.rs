@@ -29,18 +29,25 @@ use crate::extract::ExtractError;
 #[must_use = "a report says which handlers failed"]
 pub struct Report {
     event: &'static str,
-    ran: usize,
+    ran: u32,
+    /// Made only when something needs more than a count: a failure, a skip, a follow-up.
+    details: Option<Box<Details>>,
+}
+
+#[derive(Debug, Default)]
+struct Details {
     failures: Vec<Failure>,
     skipped: Vec<&'static str>,
+    follow_ups: Vec<Report>,
 }
 
 impl Report {
+    #[inline]
     pub(crate) fn new(event: &'static str) -> Self {
         Self {
             event,
             ran: 0,
-            failures: Vec::new(),
-            skipped: Vec::new(),
+            details: None,
         }
     }
 
@@ -53,17 +60,32 @@ impl Report {
     }
 
     #[cold]
-    fn fail(&mut self, handler: &'static str, cause: FailureCause) {
-        self.failures.push(Failure { handler, cause });
+    fn details(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
     }
 
+    #[cold]
+    pub(crate) fn fail(&mut self, handler: &'static str, cause: FailureCause) {
+        self.details().failures.push(Failure { handler, cause });
+    }
+
+    #[cold]
     pub(crate) fn skip(&mut self, handler: &'static str) {
-        self.skipped.push(handler);
+        self.details().skipped.push(handler);
     }
 
-    /// `true` when every handler of the event ran and none failed.
+    /// Adds the report of a follow-up event published by one of this event's handlers.
+    #[cold]
+    pub(crate) fn follow_up(&mut self, report: Report) {
+        self.details().follow_ups.push(report);
+    }
+
+    /// `true` when every handler of the event got it and none failed, and the same holds for
+    /// every follow-up event its handlers published, all down the chain.
     pub fn is_ok(&self) -> bool {
-        self.failures.is_empty() && self.skipped.is_empty()
+        self.details.as_deref().is_none_or(|d| {
+            d.failures.is_empty() && d.skipped.is_empty() && d.follow_ups.iter().all(Report::is_ok)
+        })
     }
 
     /// The event's name.
@@ -71,41 +93,56 @@ impl Report {
         self.event
     }
 
-    /// How many handlers ran (including those that failed).
+    /// How many handlers ran inline (including those that failed).
     pub fn ran(&self) -> usize {
-        self.ran
+        self.ran as usize
     }
 
     /// The handlers that failed, with why, in the order they ran.
     pub fn failures(&self) -> &[Failure] {
-        &self.failures
+        self.details.as_deref().map_or(&[], |d| &d.failures)
     }
 
-    /// Async handlers that `publish` did not run (use `dispatch(..).await` or `spawn`).
+    /// Handlers that did not get the event: async handlers under `publish` (use
+    /// `dispatch(..).await` or `spawn`), and durable handlers when the event could not be
+    /// stored for them (the bus has no store: `Bus::builder().store(..)`, or its store has
+    /// no sync path under `publish`).
     pub fn skipped(&self) -> &[&'static str] {
-        &self.skipped
+        self.details.as_deref().map_or(&[], |d| &d.skipped)
+    }
+
+    /// The reports of follow-up events published by this event's handlers (through a
+    /// [`Publisher`](crate::Publisher)), in the order they were published.
+    pub fn follow_ups(&self) -> &[Report] {
+        self.details.as_deref().map_or(&[], |d| &d.follow_ups)
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.render(f, 0)
+    }
+}
+
+impl Report {
+    fn render(&self, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Result {
+        let (failures, skipped) = (self.failures(), self.skipped());
         write!(
             f,
             "`{}`: {} handler(s) ran, {} failed",
             self.event,
             self.ran,
-            self.failures.len()
+            failures.len()
         )?;
-        if !self.skipped.is_empty() {
-            write!(
-                f,
-                ", {} skipped ({})",
-                self.skipped.len(),
-                self.skipped.join(", ")
-            )?;
+        if !skipped.is_empty() {
+            write!(f, ", {} skipped ({})", skipped.len(), skipped.join(", "))?;
         }
-        for failure in &self.failures {
-            write!(f, "\n  {failure}")?;
+        for failure in failures {
+            write!(f, "\n{:indent$}  {failure}", "")?;
+        }
+        for follow_up in self.follow_ups() {
+            write!(f, "\n{:indent$}  follow-up ", "")?;
+            follow_up.render(f, indent + 2)?;
         }
         Ok(())
     }
@@ -153,6 +190,10 @@ pub enum FailureCause {
     /// retried: the event goes straight to the dead letters.
     #[error("cannot decode the stored payload: {0}")]
     Decode(String),
+    /// The event could not be stored for this durable handler (the store failed, or the
+    /// event could not be serialized).
+    #[error("the event could not be stored for this durable handler: {0}")]
+    NotStored(String),
     /// A chain of follow-up events went deeper than the limit: most likely a cycle.
     #[error(
         "follow-up events nested {0} deep; is there a cycle of handlers publishing each other?"

@@ -192,44 +192,35 @@ struct AutomationTriggered {
 struct Loop(u32);
 
 #[event_handler(publishes(AutomationTriggered))]
-fn trigger_automation(e: &FormSubmitted, meta: Meta, publisher: Publisher) -> Result<(), String> {
-    let report = publisher.publish(&AutomationTriggered {
+fn trigger_automation(e: &FormSubmitted, meta: Meta, publisher: Publisher) {
+    publisher.publish(AutomationTriggered {
         form: e.form,
         cause: meta,
     });
-    if report.is_ok() {
-        Ok(())
-    } else {
-        Err(report.to_string())
-    }
 }
 
 static SEEN: Mutex<Vec<(Meta, Meta, u32)>> = Mutex::new(Vec::new());
 
 #[event_handler]
 fn record_automation(e: &AutomationTriggered, meta: Meta) {
-    SEEN.lock().unwrap().push((e.cause, meta, e.form));
+    SEEN.lock().unwrap().push((e.cause.clone(), meta, e.form));
 }
 
 #[event_handler]
-fn loop_forever(e: &Loop, publisher: Publisher, counter: Res<Counter>) -> Result<(), String> {
+fn loop_forever(e: &Loop, publisher: Publisher, counter: Res<Counter>) {
     counter.0.fetch_add(1, Ordering::SeqCst);
-    let report = publisher.publish(&Loop(e.0 + 1));
-    report
-        .failures()
-        .first()
-        .map_or(Ok(()), |f| Err(f.to_string()))
+    publisher.publish(Loop(e.0 + 1));
 }
 
 #[test]
 fn follow_up_events_carry_correlation_and_causation() {
     let (bus, _) = bus();
     let first = Meta::new::<FormSubmitted>();
-    let report = bus.publish_with(&FormSubmitted { form: 7 }, first);
+    let report = bus.publish_with(&FormSubmitted { form: 7 }, first.clone());
     assert!(report.is_ok(), "{report}");
 
     let seen = SEEN.lock().unwrap();
-    let (cause, follow_up, form) = seen.last().copied().unwrap();
+    let (cause, follow_up, form) = seen.last().cloned().unwrap();
     assert_eq!(form, 7);
     assert_eq!(
         cause, first,
@@ -306,4 +297,52 @@ fn enum_events_read_the_id_of_each_variant() {
     );
     assert_eq!(RecordChanged::Purged.aggregate_id(), None);
     assert_eq!(RecordChanged::VERSION, 3);
+}
+
+// Follow-ups inherit the mode of the dispatch they are in (issue 9, item 4).
+
+#[derive(DomainEvent)]
+struct Ordered(u32);
+
+#[derive(DomainEvent)]
+struct Invoiced(u32);
+
+static MAILED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[event_handler(publishes(Invoiced))]
+fn invoice(e: &Ordered, publisher: Publisher) {
+    publisher.publish(Invoiced(e.0));
+}
+
+#[event_handler]
+async fn mail_invoice(e: &Invoiced) {
+    tokio::task::yield_now().await;
+    MAILED.lock().unwrap().push(e.0);
+}
+
+#[tokio::test]
+async fn a_sync_handlers_follow_up_reaches_async_handlers_under_dispatch() {
+    let (bus, _) = bus();
+    let report = bus.dispatch(&Ordered(1)).await;
+    assert!(report.is_ok(), "{report}");
+    assert!(MAILED.lock().unwrap().contains(&1), "the async handler ran");
+    let follow_up = &report.follow_ups()[0];
+    assert_eq!((follow_up.event(), follow_up.ran()), ("Invoiced", 1));
+}
+
+#[test]
+fn a_skip_down_the_chain_shows_in_the_outer_report() {
+    let (bus, _) = bus();
+    let report = bus.publish(&Ordered(2));
+    assert!(!report.is_ok(), "{report}");
+    assert!(
+        report.skipped().is_empty(),
+        "the outer event's own handlers all ran"
+    );
+    assert_eq!(report.follow_ups()[0].skipped(), ["dispatch::mail_invoice"]);
+    assert!(!MAILED.lock().unwrap().contains(&2));
+    assert!(
+        report.to_string().contains("follow-up `Invoiced`"),
+        "{report}"
+    );
 }

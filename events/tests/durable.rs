@@ -306,10 +306,12 @@ async fn old_rows_are_upcast_and_bad_payloads_become_dead_letters() {
             "cannot decode the stored payload: v1 payload without `name`".to_owned()
         )
     );
-    assert!(
-        errors[1].2.starts_with(
-            "cannot decode the stored payload: invalid type: integer `7`, expected a string"
-        ),
+    // The field's path, the stored and current versions, and what to do (issue 9, item 7).
+    assert_eq!(
+        errors[1].2,
+        "cannot decode the stored payload: `users.user_registered`: at `first_name`: invalid type: integer `7`, expected a string; \
+         stored as version 2, this program reads version 2; \
+         if the event's shape changed, bump its `#[event(version = ..)]` and add an `upcast` that converts older payloads",
         "{errors:?}"
     );
     assert!(

@@ -42,6 +42,12 @@ pub fn expand(handler: &HandlerFn, event: &Type) -> TokenStream {
     let default = (retry.len() < 2).then(|| quote!(..__events::RetryPolicy::DEFAULT));
     let with_retry = (!retry.is_empty())
         .then(|| quote!(.with_retry(__events::RetryPolicy { #(#retry,)* #default })));
+    // A durable handler carries its event's encoder, so a bus given a store can record the
+    // event when it is published; the serde bound is spanned on the event type.
+    let with_encode = o.durable.get().is_some().then(|| {
+        let encode = quote_spanned!(event.span()=> __events::encode::<#event>);
+        quote!(.with_encode(#encode))
+    });
     let call = call(handler, event);
     let location = location(ident);
     // Spanned on the event type: "`X` is not a domain event" points at `&X` in the signature.
@@ -49,7 +55,7 @@ pub fn expand(handler: &HandlerFn, event: &Type) -> TokenStream {
     sealed(quote! {
         static __EVENTS_HANDLER: __events::Handler<#event> = __events::Handler::new(
             #name, #order, #call, &[#(#requires),*], &[#(#publishes),*], #location,
-        )#with_retry;
+        )#with_retry #with_encode;
         __events::inventory::submit!(#register(&__EVENTS_HANDLER));
     })
 }
@@ -89,7 +95,7 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
             quote!(decode)
         };
         // The `DeserializeOwned` bound is spanned on the event type.
-        quote_spanned!(event.span()=> let #event_var = __events::#decode::<#event>(#event_var)?;)
+        quote_spanned!(event.span()=> let #event_var = __events::#decode::<#event>(#event_var, #cx_var)?;)
     });
     let body = quote! {
         #decode

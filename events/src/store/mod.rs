@@ -8,6 +8,8 @@
 mod memory;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_outbox;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +26,10 @@ use crate::report::Report;
 use crate::DomainEvent;
 
 pub use memory::MemoryStore;
+/// The SQLite driver [`SqliteStore::transaction`] hands a `rusqlite::Transaction` of: use this
+/// re-export, so your code and the store agree on its version.
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -122,25 +128,43 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// The envelope handlers see for this event, typed as `E`: its stored id and time, its
-    /// correlation and causation.
+    /// correlation and causation, its aggregate, sequence and position.
     pub fn meta<E: DomainEvent>(&self) -> Meta {
+        self.envelope(E::NAME, E::VERSION)
+    }
+
+    /// The envelope of this event, for the event type of that name and (current) version.
+    pub(crate) fn envelope(&self, event_name: &'static str, version: u32) -> Meta {
         Meta {
             event_id: self.event_id,
             occurred_at: self.occurred_at,
             correlation_id: self.metadata.correlation_id.unwrap_or(self.event_id),
             causation_id: self.metadata.causation_id,
-            event_name: E::NAME,
-            version: E::VERSION,
+            event_name,
+            version,
+            aggregate_type: Some(self.aggregate_type.as_str().into()),
+            aggregate_id: Some(self.aggregate_id.as_str().into()),
+            sequence: Some(self.sequence),
+            position: Some(self.position),
+            stored_version: Some(self.version),
         }
     }
 
     /// Decodes the payload as one of the events of `S`; `Ok(None)` when the name is not one of
     /// them.
     pub fn decode<S: EventSet>(&self) -> Result<Option<S>, StoreError> {
-        S::from_json(&self.name, self.current_payload()?).map_err(|e| StoreError::Decode {
-            position: self.position,
-            name: self.name.clone(),
-            source: e,
+        S::from_json(&self.name, self.current_payload()?).map_err(|e| {
+            let current = crate::catalog::catalog()
+                .event(&self.name)
+                .map_or(self.version, |i| i.version());
+            StoreError::Decode {
+                position: self.position,
+                name: self.name.clone(),
+                source: serde::de::Error::custom(format_args!(
+                    "{e}; {}",
+                    crate::decode::hint(Some(self.version), current)
+                )),
+            }
         })
     }
 
@@ -170,7 +194,10 @@ pub struct StreamId<'a> {
 }
 
 /// What can go wrong with a store.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` is its message too, so `fn main() -> Result<(), StoreError>` and `.expect(..)`
+/// print it readably.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Someone else appended to the stream since it was read; nothing was written. Load the
@@ -217,6 +244,12 @@ pub enum StoreError {
     /// The backend failed (I/O, database).
     #[error("event store backend failed: {0}")]
     Backend(BoxError),
+}
+
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// An append-only event log. Backends: [`MemoryStore`] here; durable ones implement the same

@@ -269,10 +269,17 @@ impl SqliteStore {
             aggregate_type,
             aggregate_id: &aggregate_id,
         };
-        self.transaction(|tx| {
-            let current = stream_version(tx, stream)?;
-            Ok::<_, StoreError>(Self::append_in(tx, stream, current, vec![new])?.remove(0))
-        })
+        self.transaction(|tx| Self::append_last(tx, stream, new))
+    }
+
+    /// Appends one event after whatever its stream holds, inside the caller's transaction.
+    pub(crate) fn append_last(
+        tx: &Transaction<'_>,
+        stream: StreamId<'_>,
+        event: NewEvent,
+    ) -> Result<StoredEvent, StoreError> {
+        let current = stream_version(tx, stream)?;
+        Ok(Self::append_in(tx, stream, current, vec![event])?.remove(0))
     }
 
     /// The highest position in the log (0 when empty).

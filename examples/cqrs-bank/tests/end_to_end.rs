@@ -29,7 +29,7 @@ async fn commands_events_projection_and_notifications() {
                 account: "a".into(),
                 amount: 50_000,
             },
-            deposit,
+            deposit.clone(),
         )
         .await
         .unwrap();

@@ -77,8 +77,9 @@ fn create_record(e: &FormSubmitted, store: Res<Store>, publisher: Publisher) -> 
         record,
         values: e.values.clone(),
     };
-    let report = publisher.publish(&created);
-    println!("  form {} -> record {record}: {report}", e.form);
+    println!("  form {} -> record {record}", e.form);
+    // Runs right after this handler returns; its report is part of the outer report.
+    publisher.publish(created);
     Ok(())
 }
 
@@ -104,7 +105,7 @@ fn index_record(e: &RecordCreated, index: Res<SearchIndex>) {
 #[event_handler(name = "automations.new_lead", publishes(AutomationTriggered))]
 fn new_lead(e: &RecordCreated, publisher: Publisher) {
     if e.table == "leads" {
-        let _ = publisher.publish(&AutomationTriggered {
+        publisher.publish(AutomationTriggered {
             rule: "welcome-lead",
             record: e.record,
         });

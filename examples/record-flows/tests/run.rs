@@ -30,7 +30,9 @@ fn every_flow_runs() {
         "  tables.record_created -> webhooks.record_created (async, ",
         // chain + conditional: the lead triggers the automation
         "  automation welcome-lead for record 1 (correlation ",
-        "  form contact -> record 1: `tables.record_created`: 3 handler(s) ran, 0 failed, 1 skipped (webhooks.record_created)",
+        "  form contact -> record 1\n",
+        // the chained record's report is part of the form's: its async webhook was skipped
+        "  follow-up `tables.record_created`: 3 handler(s) ran, 0 failed, 1 skipped (webhooks.record_created)",
         // async flow with an isolated failure
         "  `tables.record_created`: 4 handler(s) ran, 1 failed\n  handler `webhooks.record_created` failed: webhook rejected record 100: no email",
         "  `tables.record_deleted`: 1 handler(s) ran, 0 failed",

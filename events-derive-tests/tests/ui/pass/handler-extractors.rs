@@ -19,7 +19,7 @@ struct Mailer {
 fn send_invoice(e: &OrderPlaced, mailer: Res<Mailer>, meta: Meta, publisher: Publisher) {
     let _ = meta;
     mailer.sent.lock().unwrap().push(e.order_id);
-    let _ = publisher.publish(&InvoiceSent);
+    publisher.publish(InvoiceSent);
 }
 
 #[event_handler]

@@ -1,0 +1,104 @@
+//! The SQLite store as a bus's [`DurableSink`], and its outbox call: publishing events into
+//! the caller's own transaction.
+
+use rusqlite::Transaction;
+
+use super::sqlite::SqliteStore;
+use super::{EventMetadata, NewEvent, StoreError, StreamId};
+use crate::bus::Bus;
+use crate::error::BoxError;
+use crate::outbox::{DurableRecord, DurableSink, Outbox};
+use crate::report::Report;
+
+/// Appends a bus's record to the end of its aggregate's stream.
+fn append_record(tx: &Transaction<'_>, record: DurableRecord) -> Result<u64, StoreError> {
+    let stream = StreamId {
+        aggregate_type: record.aggregate_type,
+        aggregate_id: &record.aggregate_id,
+    };
+    let event = NewEvent {
+        event_id: record.event_id,
+        name: record.name.to_owned(),
+        version: record.version,
+        payload: record.payload,
+        metadata: EventMetadata {
+            correlation_id: Some(record.correlation_id),
+            causation_id: record.causation_id,
+            ..EventMetadata::default()
+        },
+        occurred_at: record.occurred_at,
+    };
+    Ok(SqliteStore::append_last(tx, stream, event)?.position)
+}
+
+/// SQLite has a sync path: a bus stores from `publish` as well as from `dispatch`.
+#[async_trait::async_trait]
+impl DurableSink for SqliteStore {
+    async fn append(&self, record: DurableRecord) -> Result<u64, BoxError> {
+        self.append_blocking(record)
+    }
+
+    fn can_append_blocking(&self) -> bool {
+        true
+    }
+
+    fn append_blocking(&self, record: DurableRecord) -> Result<u64, BoxError> {
+        Ok(self.transaction(|tx| append_record(tx, record))?)
+    }
+}
+
+impl SqliteStore {
+    /// The transactional outbox with publishing: runs `f` in one write transaction, where it
+    /// writes its own rows with `tx` and publishes events with `outbox.publish(event)`. The
+    /// events with durable handlers are appended in the same transaction; after the commit,
+    /// every published event runs its sync handlers inline with the same metadata (the stored
+    /// event id is the one they see). If `f` fails, nothing is written and nothing published.
+    /// Returns `f`'s value and one report per published event.
+    ///
+    /// ```
+    /// use events::{event_handler, Bus, BoxError, DomainEvent};
+    /// use events::store::SqliteStore;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(DomainEvent, Serialize, Deserialize)]
+    /// #[event(aggregate = "Library")]
+    /// struct CardAdded { #[event(aggregate_id)] library: u32, card: String }
+    ///
+    /// #[event_handler(durable, name = "search.index_card")]
+    /// fn index_card(e: &CardAdded) { /* run later by a worker */ }
+    ///
+    /// let store = SqliteStore::open_in_memory()?;
+    /// let bus = Bus::builder().store(store.clone()).build()?;
+    /// store.transaction(|tx| Ok::<_, BoxError>(tx.execute_batch("CREATE TABLE cards (name TEXT)")?))?;
+    /// let ((), reports) = store.outbox(&bus, |tx, outbox| {
+    ///     tx.execute("INSERT INTO cards (name) VALUES (?1)", ["Black Lotus"])?;
+    ///     outbox.publish(CardAdded { library: 1, card: "Black Lotus".into() });
+    ///     Ok::<_, BoxError>(())
+    /// })?;
+    /// assert!(reports[0].is_ok());
+    /// assert_eq!(store.head()?, 1);
+    /// # Ok::<(), BoxError>(())
+    /// ```
+    pub fn outbox<T, E>(
+        &self,
+        bus: &Bus,
+        f: impl FnOnce(&Transaction<'_>, &mut Outbox<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<Report>), E>
+    where
+        E: From<StoreError>,
+    {
+        let mut outbox = Outbox::new(bus);
+        let value = self.transaction(|tx| {
+            let value = f(tx, &mut outbox)?;
+            let records = outbox.records().map_err(|(name, e)| {
+                StoreError::Backend(
+                    format!("cannot serialize event `{name}` for the store: {e}").into(),
+                )
+            })?;
+            for record in records {
+                append_record(tx, record)?;
+            }
+            Ok::<_, E>(value)
+        })?;
+        Ok((value, outbox.publish_committed()))
+    }
+}
