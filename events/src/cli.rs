@@ -140,14 +140,12 @@ pub async fn run(bus: &Bus, store: impl IntoDurableStore) -> ExitCode {
             };
         }
     };
-    match execute(
-        bus,
-        store.into_durable_store(),
-        cli,
-        &mut std::io::stdout().lock(),
-    )
-    .await
-    {
+    // The output is gathered first and printed at the end: holding stdout's lock across the
+    // awaits that run handlers would block every handler or logger that prints (a hang).
+    let mut out = Vec::new();
+    let result = execute(bus, store.into_durable_store(), cli, &mut out).await;
+    let printed = std::io::stdout().write_all(&out).map_err(CliError::Io);
+    match result.and(printed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
