@@ -30,8 +30,8 @@ use crate::catalog::catalog;
 use crate::store::connect;
 use crate::store::durable::{DurableStore, FailureStatus, IntoDurableStore, OnReset, Owner};
 use crate::store::StoreError;
-use crate::worker::{Worker, WorkerError};
-use crate::{Bus, HandlerKind};
+use crate::worker::{unknown_handler, Worker, WorkerError};
+use crate::{Bus, HandlerInfo, HandlerKind};
 
 /// The events operator CLI.
 #[derive(Debug, Parser)]
@@ -201,16 +201,20 @@ async fn execute(
             write!(out, "{summary}")?;
         }
         Command::Status => write!(out, "{}", status(store.as_ref()).await?)?,
-        Command::DeadLetters { handler } => write!(
-            out,
-            "{}",
-            dead_letters(store.as_ref(), handler.as_deref()).await?
-        )?,
+        Command::DeadLetters { handler } => {
+            handler_filter(handler.as_deref())?;
+            write!(
+                out,
+                "{}",
+                dead_letters(store.as_ref(), handler.as_deref()).await?
+            )?
+        }
         Command::Retry {
             id,
             all: _,
             handler,
         } => {
+            handler_filter(handler.as_deref())?;
             let n = store.retry_dead_letters(id, handler.as_deref()).await?;
             if n == 0 {
                 return Err(CliError::Usage(match id {
@@ -236,6 +240,23 @@ async fn execute(
         Command::Graph => write!(out, "{}", graph())?,
     }
     Ok(())
+}
+
+/// The durable handler of that name, or a one-line error listing the valid names.
+fn durable_handler(name: &str) -> Result<&'static HandlerInfo, CliError> {
+    match catalog().handler(name) {
+        Some(h) if h.kind() == HandlerKind::Durable => Ok(h),
+        Some(h) => Err(CliError::Usage(format!(
+            "handler `{name}` is {}, not durable: it has no checkpoint or dead letters",
+            h.kind().as_str()
+        ))),
+        None => Err(CliError::Usage(unknown_handler(name))),
+    }
+}
+
+/// Checks an optional `--handler` filter.
+fn handler_filter(name: Option<&str>) -> Result<(), CliError> {
+    name.map_or(Ok(()), |n| durable_handler(n).map(|_| ()))
 }
 
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -389,14 +410,7 @@ async fn replay(
     from: u64,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let info = catalog()
-        .handler(handler)
-        .filter(|h| h.kind() == HandlerKind::Durable)
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "`{handler}` is not a durable handler of this program (see `list`)"
-            ))
-        })?;
+    let info = durable_handler(handler)?;
     let owner = Owner::current();
     store
         .reset_handler(
