@@ -96,13 +96,17 @@ enum Command {
         /// The dead letter's id.
         id: i64,
     },
-    /// Deliver a handler's events again, from a position (default: the beginning).
+    /// Deliver a handler's events again, from a position (default: the beginning). Pending
+    /// failures are kept (they go on holding back their aggregates, so order is kept).
     Replay {
         /// The durable handler.
         handler: String,
-        /// The first position to deliver again.
+        /// The first position to deliver again (at most the log head).
         #[arg(long, default_value_t = 1)]
         from: u64,
+        /// Forget the handler's dead letters, retries and held events first (and say how many).
+        #[arg(long)]
+        discard_failures: bool,
     },
     /// The event flow as a Mermaid diagram: events, handlers, and the events they publish.
     Graph,
@@ -236,7 +240,18 @@ async fn execute(
                 "dead letter {id} dropped; events held behind it are released"
             )?;
         }
-        Command::Replay { handler, from } => replay(bus, &store, &handler, from, out).await?,
+        Command::Replay {
+            handler,
+            from,
+            discard_failures,
+        } => {
+            let failures = if discard_failures {
+                OnReset::DiscardFailures
+            } else {
+                OnReset::KeepFailures
+            };
+            replay(bus, &store, &handler, from, failures, out).await?
+        }
         Command::Graph => write!(out, "{}", graph())?,
     }
     Ok(())
@@ -408,18 +423,29 @@ async fn replay(
     store: &Arc<dyn DurableStore>,
     handler: &str,
     from: u64,
+    failures: OnReset,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let info = durable_handler(handler)?;
+    let head = store.log_head().await?;
+    if from > head {
+        return Err(StoreError::PastHead {
+            position: from,
+            head,
+        }
+        .into());
+    }
     let owner = Owner::current();
-    store
-        .reset_handler(
-            handler,
-            from.saturating_sub(1),
-            OnReset::DiscardFailures,
-            &owner,
-        )
+    let discarded = store
+        .reset_handler(handler, from.saturating_sub(1), failures, &owner)
         .await?;
+    if failures == OnReset::DiscardFailures {
+        writeln!(
+            out,
+            "discarded {} dead letter(s), {} retrying and {} held event(s) of {handler}",
+            discarded.dead, discarded.retrying, discarded.held
+        )?;
+    }
     let total = store.status(handler, info.event_name()).await?.lag;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -445,6 +471,11 @@ async fn replay(
         }
     };
     bar.finish_and_clear();
+    if let Some(lease) = summary.held_elsewhere.get(handler) {
+        return Err(CliError::Usage(format!(
+            "the checkpoint of `{handler}` was reset, and another worker took the handler over before this replay could start: {lease}; that worker delivers the replay"
+        )));
+    }
     let s = summary.handlers.get(handler).copied().unwrap_or_default();
     writeln!(
         out,
