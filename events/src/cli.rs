@@ -125,6 +125,9 @@ pub enum CliError {
     /// A command was given something it cannot use.
     #[error("{0}")]
     Usage(String),
+    /// `process` delivered nothing for these handlers: another worker held them the whole run.
+    #[error("another worker held {0} for the whole run (see above); run one worker per handler, or this one as a standby")]
+    HeldElsewhere(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -203,6 +206,10 @@ async fn execute(
             }
             let summary = worker.run().await?;
             write!(out, "{summary}")?;
+            if !summary.held_elsewhere.is_empty() {
+                let held: Vec<_> = summary.held_elsewhere.keys().map(String::as_str).collect();
+                return Err(CliError::HeldElsewhere(held.join(", ")));
+            }
         }
         Command::Status => write!(out, "{}", status(store.as_ref()).await?)?,
         Command::DeadLetters { handler } => {
@@ -344,7 +351,7 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         let lease = s
             .leases
             .iter()
-            .map(|l| l.owner.to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         rows.push(vec![
