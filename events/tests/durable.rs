@@ -538,6 +538,23 @@ async fn unknown_or_inline_handlers_are_refused_all_at_once() {
 #[event_handler]
 fn inline_only(_: &FormSubmitted) {}
 
+#[tokio::test]
+async fn worker_errors_print_their_message_in_debug_too() {
+    let (bus, store) = (bus(), stores().await.remove(0));
+    let err = Worker::new(&bus, &store)
+        .handlers(["test.nope"])
+        .drain()
+        .await
+        .unwrap_err();
+    // What `fn main() -> Result<(), WorkerError>` and `.expect(..)` print.
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(
+        format!("{err:?}")
+            .starts_with("the worker cannot start:\n  - no handler is named `test.nope`"),
+        "{err:?}"
+    );
+}
+
 // --- circuit breaker -------------------------------------------------------------------------
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
