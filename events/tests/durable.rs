@@ -1041,3 +1041,87 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
         event.position
     );
 }
+
+#[tokio::test]
+async fn renaming_a_checkpoint_moves_its_position_and_failures_and_refuses_conflicts() {
+    for store in stores().await {
+        renaming_a_checkpoint_on(store).await;
+    }
+}
+
+async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
+    use events::store::durable::{Record, Settlement};
+    let first = append(&store, &FormSubmitted { form: 1 }).await;
+    let owner = Owner::current();
+    let claim = |handler: &'static str| {
+        let (store, owner) = (store.clone(), owner.clone());
+        async move {
+            match store
+                .claim(handler, 0, &owner, Duration::from_secs(30))
+                .await
+                .unwrap()
+            {
+                Claimed::Acquired(claim) => claim,
+                Claimed::HeldBy(lease) => panic!("{lease}"),
+            }
+        }
+    };
+    let old = claim("test.old_name").await;
+    let retry = Record::Retry {
+        attempts: 1,
+        at: std::time::SystemTime::now(),
+        error: "down".into(),
+    };
+    store
+        .settle(
+            &old,
+            Settlement::New {
+                event: &first,
+                record: &retry,
+            },
+        )
+        .await
+        .unwrap();
+    let refused = store
+        .rename_checkpoint("test.old_name", "test.new_name")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Refused(m) if m.contains("is being delivered by pid")),
+        "{refused}"
+    );
+    store.release(&old).await.unwrap();
+    let taken = claim("test.taken_name").await;
+    store.release(&taken).await.unwrap();
+    let refused = store
+        .rename_checkpoint("test.old_name", "test.taken_name")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "a checkpoint named `test.taken_name` already exists; reset or rename it first"
+    );
+    store
+        .rename_checkpoint("test.old_name", "test.new_name")
+        .await
+        .unwrap();
+    let checkpoints: Vec<_> = store
+        .checkpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.handler, c.position))
+        .collect();
+    assert!(checkpoints.contains(&("test.new_name".into(), first.position)));
+    assert!(!checkpoints.iter().any(|(h, _)| h == "test.old_name"));
+    let failures = store.failures(Some("test.new_name")).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].status, FailureStatus::Retrying);
+    let missing = store
+        .rename_checkpoint("test.old_name", "test.other")
+        .await
+        .unwrap_err();
+    assert!(missing
+        .to_string()
+        .contains("no checkpoint named `test.old_name`"));
+}

@@ -318,3 +318,67 @@ fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
     worker.kill().unwrap();
     worker.wait().unwrap();
 }
+
+/// A checkpoint left under a name no handler has any more is reported (status, worker log) and
+/// can be moved to the handler's new name (issue 9, item 3).
+#[test]
+fn orphaned_checkpoints_are_reported_and_can_be_renamed() {
+    let app = App::new("cli-orphans");
+    app.run(&["place-orders", "5"]);
+    app.run(&[
+        "process",
+        "orders.send_confirmation",
+        "--max-runtime",
+        "1s",
+        "--poll-interval",
+        "20ms",
+    ]);
+    // The handler used to be called `orders.confirmation_v0`: its checkpoint has that name.
+    rusqlite::Connection::open(&app.db)
+        .unwrap()
+        .execute(
+            "UPDATE events_checkpoints SET handler = 'orders.confirmation_v0' WHERE handler = 'orders.send_confirmation'",
+            [],
+        )
+        .unwrap();
+
+    let status = app.run(&["status"]);
+    assert!(
+        status.contains("orphaned checkpoints (no durable handler of this program has their name; a renamed handler starts over unless you run `rename-checkpoint OLD NEW`):\n  orders.confirmation_v0 at position 5\n"),
+        "{status}"
+    );
+    assert_eq!(app.lag("orders.send_confirmation"), 5);
+    let worker = app.output(&["process", "orders.update_stock", "--max-runtime", "1s"]);
+    let log = String::from_utf8_lossy(&worker.stderr);
+    assert!(
+        log.contains("orphaned checkpoint: no durable handler of this program is named `orders.confirmation_v0`"),
+        "{log}"
+    );
+
+    for (new, refusal) in [
+        (
+            "orders.update_stock",
+            "error: a checkpoint named `orders.update_stock` already exists; reset or rename it first",
+        ),
+        (
+            "orders.sned_confirmation",
+            "error: no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock",
+        ),
+    ] {
+        let out = app.output(&["rename-checkpoint", "orders.confirmation_v0", new]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), refusal);
+    }
+    assert_eq!(
+        app.run(&[
+            "rename-checkpoint",
+            "orders.confirmation_v0",
+            "orders.send_confirmation"
+        ])
+        .trim(),
+        "checkpoint `orders.confirmation_v0` is now `orders.send_confirmation`"
+    );
+    let status = app.run(&["status"]);
+    assert!(!status.contains("orphaned"), "{status}");
+    assert_eq!(app.lag("orders.send_confirmation"), 0);
+}
