@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use events::store::durable::{Claimed, DurableStore, OnReset, Owner, PendingFailure};
+use events::store::durable::{Claim, Claimed, DurableStore, OnReset, Owner, PendingFailure};
 use events::store::{EventMetadata, SqliteStore, StoreError};
 use events::worker::{FailureStatus, Summary, Worker, WorkerError};
 use events::{event_handler, Bus, DomainEvent, Meta};
@@ -46,6 +46,19 @@ async fn append<E: DomainEvent + Serialize>(
         .expect("append")
 }
 
+/// Takes the claim on a handler's (first) segment; panics when another owner holds it.
+async fn take(store: &Arc<dyn DurableStore>, handler: &str, owner: &Owner, ttl: Duration) -> Claim {
+    match store.claim(handler, 0, owner, ttl).await.unwrap() {
+        Claimed::Acquired(claim) => claim,
+        Claimed::HeldBy(lease) => panic!("{handler} is held by {lease}"),
+    }
+}
+
+/// A handler's checkpoint as `status` reports it.
+async fn checkpoint(store: &Arc<dyn DurableStore>, handler: &str, event: &str) -> u64 {
+    store.status(handler, event).await.unwrap().checkpoint
+}
+
 /// Resets a handler's checkpoint as an operator would: under the handler's claim.
 async fn reset(
     store: &Arc<dyn DurableStore>,
@@ -53,12 +66,7 @@ async fn reset(
     after: u64,
     failures: OnReset,
 ) -> Result<events::store::durable::Discarded, StoreError> {
-    let Claimed::Acquired(claim) = store
-        .claim(handler, 0, &Owner::current(), Duration::from_secs(5))
-        .await?
-    else {
-        panic!("{handler} is free");
-    };
+    let claim = take(store, handler, &Owner::current(), Duration::from_secs(5)).await;
     let done = store.reset_checkpoint(&claim, after, failures).await;
     store.release(&claim).await?;
     done
@@ -950,59 +958,35 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
     let handler = "test.fenced";
     let event = append(&store, &FormSubmitted { form: 1 }).await;
     let (a, b) = (Owner::current(), Owner::current());
-    let Claimed::Acquired(first) = store
-        .claim(handler, 0, &a, Duration::from_millis(1))
-        .await
-        .unwrap()
-    else {
-        panic!("free");
-    };
+    let first = take(&store, handler, &a, Duration::from_millis(1)).await;
     // A renewal by the same owner keeps the token.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let Claimed::Acquired(renewed) = store
-        .claim(handler, 0, &a, Duration::from_millis(1))
-        .await
-        .unwrap()
-    else {
-        panic!("ours");
-    };
+    let renewed = take(&store, handler, &a, Duration::from_millis(1)).await;
     assert_eq!(renewed.token, first.token);
     // A stalls past its lease; B takes the handler over with a newer token.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let Claimed::Acquired(taken) = store
-        .claim(handler, 0, &b, Duration::from_secs(30))
-        .await
-        .unwrap()
-    else {
-        panic!("A's lease lapsed");
-    };
+    let taken = take(&store, handler, &b, Duration::from_secs(30)).await;
     assert!(taken.token > first.token);
     // A resumes: it cannot record anything, nor move the checkpoint.
     let done = Record::Done;
-    let err = store
-        .settle(
-            &first,
-            Settlement::New {
+    let deliver = |claim: Claim| {
+        let (store, event, done) = (store.clone(), event.clone(), done.clone());
+        async move {
+            let settled = Settlement::New {
                 event: &event,
                 record: &done,
-            },
-        )
-        .await
-        .unwrap_err();
+            };
+            store.settle(&claim, settled).await
+        }
+    };
+    let err = deliver(first.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
     let err = store
         .reset_checkpoint(&first, 0, OnReset::KeepFailures)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
-    assert_eq!(
-        store
-            .status(handler, "forms.form_submitted")
-            .await
-            .unwrap()
-            .checkpoint,
-        0
-    );
+    assert_eq!(checkpoint(&store, handler, "forms.form_submitted").await, 0);
     // A sees who holds it now.
     let Claimed::HeldBy(lease) = store
         .claim(handler, 0, &a, Duration::from_secs(30))
@@ -1013,31 +997,12 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
     };
     assert_eq!(lease.owner, b);
     // B settles fine; after B releases, A gets a newer token still.
-    store
-        .settle(
-            &taken,
-            Settlement::New {
-                event: &event,
-                record: &done,
-            },
-        )
-        .await
-        .unwrap();
+    deliver(taken.clone()).await.unwrap();
     store.release(&taken).await.unwrap();
-    let Claimed::Acquired(again) = store
-        .claim(handler, 0, &a, Duration::from_secs(30))
-        .await
-        .unwrap()
-    else {
-        panic!("released");
-    };
+    let again = take(&store, handler, &a, Duration::from_secs(30)).await;
     assert!(again.token > taken.token);
     assert_eq!(
-        store
-            .status(handler, "forms.form_submitted")
-            .await
-            .unwrap()
-            .checkpoint,
+        checkpoint(&store, handler, "forms.form_submitted").await,
         event.position
     );
 }
@@ -1053,20 +1018,8 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
     use events::store::durable::{Record, Settlement};
     let first = append(&store, &FormSubmitted { form: 1 }).await;
     let owner = Owner::current();
-    let claim = |handler: &'static str| {
-        let (store, owner) = (store.clone(), owner.clone());
-        async move {
-            match store
-                .claim(handler, 0, &owner, Duration::from_secs(30))
-                .await
-                .unwrap()
-            {
-                Claimed::Acquired(claim) => claim,
-                Claimed::HeldBy(lease) => panic!("{lease}"),
-            }
-        }
-    };
-    let old = claim("test.old_name").await;
+    let ttl = Duration::from_secs(30);
+    let old = take(&store, "test.old_name", &owner, ttl).await;
     let retry = Record::Retry {
         attempts: 1,
         at: std::time::SystemTime::now(),
@@ -1091,7 +1044,7 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
         "{refused}"
     );
     store.release(&old).await.unwrap();
-    let taken = claim("test.taken_name").await;
+    let taken = take(&store, "test.taken_name", &owner, ttl).await;
     store.release(&taken).await.unwrap();
     let refused = store
         .rename_checkpoint("test.old_name", "test.taken_name")

@@ -105,28 +105,14 @@ fn an_operator_session() {
     assert!(app
         .run(&["drop", id])
         .contains(&format!("dead letter {id} dropped")));
-    let out = app.run(&[
-        "process",
-        "orders.update_stock",
-        "--max-runtime",
-        "1s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    let out = app.process_for_a_second("orders.update_stock");
     assert!(out.contains("orders.update_stock: 2 delivered"), "{out}");
 
     // Retrying the others fails again (the orders still have no items) and dead-letters them anew.
     assert!(app
         .run(&["retry", "--all"])
         .starts_with("2 dead letter(s) scheduled for retry"));
-    let out = app.run(&[
-        "process",
-        "orders.update_stock",
-        "--max-runtime",
-        "1s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    let out = app.process_for_a_second("orders.update_stock");
     assert!(out.contains("2 dead-lettered"), "{out}");
     let bad = app.output(&["retry", "999"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -226,14 +212,7 @@ fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
     );
     assert_eq!(app.lag("orders.update_stock"), 8);
 
-    app.run(&[
-        "process",
-        "orders.update_stock",
-        "--max-runtime",
-        "1s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    app.process_for_a_second("orders.update_stock");
     assert_eq!(stock(&app), [1, 2, 3, 5, 7]);
     let dead = app.run(&["dead-letters"]);
     let row: Vec<_> = dead.lines().nth(1).unwrap().split_whitespace().collect();
@@ -325,14 +304,7 @@ fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
 fn orphaned_checkpoints_are_reported_and_can_be_renamed() {
     let app = App::new("cli-orphans");
     app.run(&["place-orders", "5"]);
-    app.run(&[
-        "process",
-        "orders.send_confirmation",
-        "--max-runtime",
-        "1s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    app.process_for_a_second("orders.send_confirmation");
     // The handler used to be called `orders.confirmation_v0`: its checkpoint has that name.
     rusqlite::Connection::open(&app.db)
         .unwrap()

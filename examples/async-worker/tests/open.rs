@@ -37,18 +37,23 @@ fn processes_opening_a_new_file_together_all_succeed() {
     }
 }
 
+/// The one-line error of `status` on `db`, which must fail.
+fn refusal(app: &App, db: &std::path::Path) -> String {
+    let out = app
+        .command(&["status"])
+        .env("EVENTS_DB", db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
 #[test]
 fn open_errors_name_the_file_and_say_what_is_wrong() {
     let app = App::new("open-errors");
     let missing = app.db.with_file_name("no-such-dir").join("shop.db");
-    let out = app
-        .command(&["status"])
-        .env("EVENTS_DB", &missing)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        refusal(&app, &missing),
         format!(
             "error: cannot open the event store {}: the directory {} does not exist; create it first",
             missing.display(),
@@ -62,14 +67,8 @@ fn open_errors_name_the_file_and_say_what_is_wrong() {
         "these are not the tables you are looking for\n".repeat(200),
     )
     .unwrap();
-    let out = app
-        .command(&["status"])
-        .env("EVENTS_DB", &not_a_db)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        refusal(&app, &not_a_db),
         format!(
             "error: cannot open the event store {}: the file exists but is not an SQLite database",
             not_a_db.display()
