@@ -354,3 +354,34 @@ fn orphaned_checkpoints_are_reported_and_can_be_renamed() {
     assert!(!status.contains("orphaned"), "{status}");
     assert_eq!(app.lag("orders.send_confirmation"), 0);
 }
+
+/// `--database-url` and `EVENTS_DATABASE_URL` point the CLI at another store than the
+/// application's own.
+#[test]
+fn the_database_url_picks_the_store() {
+    let app = App::new("cli-url");
+    let other = app.db.with_file_name("other.db");
+    let placed = app
+        .command(&["place-orders", "3"])
+        .env("EVENTS_DB", &other)
+        .output()
+        .unwrap();
+    assert!(placed.status.success());
+    let url = format!("sqlite://{}", other.display());
+    assert!(app.run(&["status"]).starts_with("log head: position 0\n"));
+    assert!(app
+        .run(&["status", "--database-url", &url])
+        .starts_with("log head: position 3\n"));
+    let out = app
+        .command(&["status"])
+        .env("EVENTS_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("log head: position 3\n"));
+    let out = app.output(&["status", "--database-url", "mysql://db/shop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: cannot open the event store mysql://db/shop: unknown backend `mysql`; use sqlite://PATH, sqlite::memory: or postgres://..."
+    );
+}

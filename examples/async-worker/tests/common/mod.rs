@@ -33,7 +33,8 @@ impl App {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_async-worker"));
         cmd.args(args)
             .env("EVENTS_DB", &self.db)
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove("EVENTS_DATABASE_URL");
         cmd
     }
 
