@@ -63,7 +63,7 @@ mod report;
 mod shim;
 pub mod store;
 pub mod testing;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "durable")]
 pub mod worker;
 
 #[doc(hidden)]

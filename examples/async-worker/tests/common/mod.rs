@@ -33,7 +33,8 @@ impl App {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_async-worker"));
         cmd.args(args)
             .env("EVENTS_DB", &self.db)
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove("EVENTS_DATABASE_URL");
         cmd
     }
 
@@ -60,6 +61,18 @@ impl App {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Runs one handler's worker for a second, polling every 20 ms; its summary.
+    pub fn process_for_a_second(&self, handler: &str) -> String {
+        self.run(&[
+            "process",
+            handler,
+            "--max-runtime",
+            "1s",
+            "--poll-interval",
+            "20ms",
+        ])
     }
 
     /// Lines `handler event_id customer order` the handlers wrote.
@@ -89,4 +102,23 @@ impl App {
             .unwrap_or_else(|| panic!("{status}"));
         line.split_whitespace().nth(3).unwrap().parse().unwrap()
     }
+}
+
+/// Waits for a child to exit by itself (up to `limit`, far above what it should take); kills it
+/// and panics with its output if it does not.
+pub fn wait_for_exit(mut child: Child, limit: std::time::Duration, what: &str) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {limit:?}, killed\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
