@@ -61,7 +61,7 @@ pub fn decode<E: Durable>(
     payload: &serde_json::Value,
     cx: &Context<'_>,
 ) -> Result<E, FailureCause> {
-    crate::decode::from_value(payload).map_err(|e| {
+    E::from_json(payload).map_err(|e| {
         let meta = cx.meta();
         FailureCause::Decode(format!(
             "`{}`: {e}; {}",
@@ -83,19 +83,33 @@ pub fn decode_all<E: Durable>(
 /// published).
 #[inline]
 pub fn encode<E: Durable>(event: &E) -> Result<serde_json::Value, serde_json::Error> {
-    serde_json::to_value(event)
+    event.to_json()
 }
 
-/// What a durable handler needs of its event: serde both ways. One trait for the decoding and
-/// the encoding, checked on the user's event type, so a type that misses either gets one error.
+/// What a durable handler needs of its event: serde both ways. One trait, implemented for every
+/// type that has both, and no supertraits: a type that misses both gets one error, not two.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the event of a durable handler",
     label = "must derive `Serialize` and `Deserialize`",
     note = "durable handlers get their event through the store, as JSON: add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`"
 )]
-pub trait Durable: serde::Serialize + serde::de::DeserializeOwned {}
+pub trait Durable: Sized {
+    /// The stored payload of the event.
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+    /// The event from a stored payload (already upcast); errors name the field's path.
+    fn from_json(payload: &serde_json::Value) -> Result<Self, serde_json::Error>;
+}
 
-impl<E: serde::Serialize + serde::de::DeserializeOwned> Durable for E {}
+impl<E: serde::Serialize + serde::de::DeserializeOwned> Durable for E {
+    #[inline]
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+
+    fn from_json(payload: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        crate::decode::from_value(payload)
+    }
+}
 
 /// The aggregate id of a field, for the derive.
 #[inline]
