@@ -1,7 +1,7 @@
 use events::{event_handler, DomainEvent};
 
 // Durable handlers read the event back from the store: it must implement `Deserialize`.
-#[derive(DomainEvent)]
+#[derive(DomainEvent, serde::Serialize)]
 struct Shipped {
     order: u64,
 }

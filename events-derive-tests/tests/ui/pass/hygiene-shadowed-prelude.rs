@@ -89,7 +89,7 @@ fn cx(_e: &Unit, _meta: Meta) {}
 #[event_handler]
 async fn __events_event(_e: &Unit) {}
 
-#[derive(DomainEvent, serde::Deserialize)]
+#[derive(DomainEvent, serde::Serialize, serde::Deserialize)]
 struct Stored {
     #[event(aggregate_id)]
     id: u64,
