@@ -3,9 +3,13 @@
 //! Every variant calls the same handler functions, which all do the same small real work
 //! ([`events_benches::work`]):
 //! - `direct`: the handlers called one after the other in code (the floor);
+//! - `fn_pointer`: the handlers called through a slice of `fn` pointers (the physical floor of
+//!   any bus whose handlers are chosen at run or link time: an indirect call each);
 //! - `vec_box_dyn_fn`: a `Vec<Box<dyn Fn(&E)>>` walked in order;
 //! - `hashmap_typeid_bus`: a hand-written runtime bus, `HashMap<TypeId, Vec<Box<dyn Fn(&dyn Any)>>>`
-//!   with a downcast per handler ([`events_benches::TypeIdBus`]);
+//!   with a downcast per handler ([`events_benches::TypeIdBus`]), std's SipHash;
+//! - `hashmap_typeid_identity`: the same map with an identity hasher, as careful crates do
+//!   ([`events_benches::IdentityTypeIdBus`]);
 //! - `tokio_broadcast`: `tokio::sync::broadcast` with one receiver per handler: one `send`, then
 //!   each receiver's `try_recv` (a clone of the event) handed to its handler;
 //! - `events_publish`: `Bus::publish` with the default configuration (untimed);
@@ -15,7 +19,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use events::Bus;
-use events_benches::{work, TypeIdBus};
+use events_benches::{work, IdentityTypeIdBus, TypeIdBus};
 use tokio::sync::broadcast;
 
 mod common;
@@ -72,6 +76,14 @@ macro_rules! bench_size {
             b.iter(|| $m::direct(black_box(e)))
         });
 
+        $group.bench_with_input(BenchmarkId::new("fn_pointer", n), &event, |b, e| {
+            b.iter(|| {
+                for h in black_box(handlers) {
+                    h(black_box(e));
+                }
+            })
+        });
+
         let boxed: Vec<Box<dyn Fn(&_)>> = handlers
             .iter()
             .map(|&h| Box::new(h) as Box<dyn Fn(&_)>)
@@ -84,17 +96,27 @@ macro_rules! bench_size {
             })
         });
 
-        let mut runtime_bus = TypeIdBus::default();
+        let mut runtime_bus = TypeIdBus::<std::hash::RandomState>::default();
+        let mut identity_bus = IdentityTypeIdBus::default();
         // A few other event types, as in any program with a bus.
         runtime_bus.subscribe(|e: &u64| work(*e));
         runtime_bus.subscribe(|e: &String| work(e.len() as u64));
         runtime_bus.subscribe(|e: &(u32, u32)| work(u64::from(e.0)));
+        identity_bus.subscribe(|e: &u64| work(*e));
+        identity_bus.subscribe(|e: &String| work(e.len() as u64));
+        identity_bus.subscribe(|e: &(u32, u32)| work(u64::from(e.0)));
         for &h in handlers {
             runtime_bus.subscribe(h);
+            identity_bus.subscribe(h);
         }
         $group.bench_with_input(BenchmarkId::new("hashmap_typeid_bus", n), &event, |b, e| {
             b.iter(|| runtime_bus.publish(black_box(e)))
         });
+        $group.bench_with_input(
+            BenchmarkId::new("hashmap_typeid_identity", n),
+            &event,
+            |b, e| b.iter(|| identity_bus.publish(black_box(e))),
+        );
 
         let (tx, _) = broadcast::channel(16);
         let mut receivers: Vec<_> = handlers.iter().map(|&h| (tx.subscribe(), h)).collect();

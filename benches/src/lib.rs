@@ -5,6 +5,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,14 +28,46 @@ pub fn work(value: u64) {
 type ErasedHandler = Box<dyn Fn(&dyn Any) + Send + Sync>;
 
 /// The baseline "hand-written runtime bus": handlers registered at run time in a
-/// `HashMap<TypeId, Vec<Box<dyn Fn(&dyn Any)>>>` (std's default hasher), found by the event's
-/// `TypeId` on every publish and downcast back to the event type.
-#[derive(Default)]
-pub struct TypeIdBus {
-    handlers: HashMap<TypeId, Vec<ErasedHandler>>,
+/// `HashMap<TypeId, Vec<Box<dyn Fn(&dyn Any)>>>`, found by the event's `TypeId` on every
+/// publish and downcast back to the event type. `S` is the map's hasher: std's SipHash by
+/// default, or [`IdentityHasher`] as careful crates do (a `TypeId` is already a hash).
+pub struct TypeIdBus<S = std::hash::RandomState> {
+    handlers: HashMap<TypeId, Vec<ErasedHandler>, S>,
 }
 
-impl TypeIdBus {
+impl<S: Default> Default for TypeIdBus<S> {
+    fn default() -> Self {
+        Self {
+            handlers: HashMap::default(),
+        }
+    }
+}
+
+/// The runtime bus with an identity hasher.
+pub type IdentityTypeIdBus = TypeIdBus<BuildHasherDefault<IdentityHasher>>;
+
+/// Hashes a `TypeId` to itself: it already is a hash (the `u64` it writes).
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not the path `TypeId` takes; folded in anyway so any key still hashes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
+impl<S: std::hash::BuildHasher + Default> TypeIdBus<S> {
     /// Registers `handler` for events of type `E`.
     pub fn subscribe<E: 'static>(&mut self, handler: impl Fn(&E) + Send + Sync + 'static) {
         self.handlers

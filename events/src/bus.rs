@@ -54,7 +54,7 @@ pub struct Bus {
 
 struct Inner {
     resources: Vec<Resource>,
-    /// Per catalog event: the `events_dispatched_total` counter.
+    /// Per catalog event: the `events_dispatched_total` counter; empty without a recorder.
     events: Box<[Counter]>,
     /// Per catalog handler (by global index).
     handlers: Box<[HandlerMetrics]>,
@@ -63,6 +63,18 @@ struct Inner {
     tap: Option<crate::testing::Capture>,
     /// Where events with durable handlers are stored when published.
     sink: Option<Arc<dyn DurableSink>>,
+    /// No capture and no timing: `publish` may take its plain path.
+    plain: bool,
+}
+
+impl Inner {
+    /// Counts a dispatch of the catalog event `index`.
+    #[inline]
+    fn count(&self, index: usize) {
+        if let Some(counter) = self.events.get(index) {
+            counter.increment(1);
+        }
+    }
 }
 
 struct Resource {
@@ -128,7 +140,8 @@ impl Bus {
     /// one that needs an async runtime) the durable handlers are reported skipped.
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
         let make = || Meta::of(event);
-        self.publish_in(event, &LazyMeta::new(&make), 0, true)
+        let meta = LazyMeta::new(&make);
+        self.publish_in(event, &meta, 0, true)
     }
 
     /// Like [`publish`](Self::publish), with the event's metadata given (an id and time of
@@ -143,7 +156,8 @@ impl Bus {
     /// [`publish`](Self::publish) does.
     pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
         let make = || Meta::of(event);
-        self.dispatch_in(event, &LazyMeta::new(&make), 0).await
+        let meta = LazyMeta::new(&make);
+        self.dispatch_in(event, &meta, 0).await
     }
 
     /// Like [`dispatch`](Self::dispatch), with the event's metadata given.
@@ -183,7 +197,8 @@ impl Bus {
             return too_deep::<E>(depth);
         }
         let make = || cause.caused_by(Meta::of(event));
-        self.publish_in(event, &LazyMeta::new(&make), depth, true)
+        let meta = LazyMeta::new(&make);
+        self.publish_in(event, &meta, depth, true)
     }
 
     pub(crate) async fn dispatch_caused<E: DomainEvent>(
@@ -196,7 +211,8 @@ impl Bus {
             return too_deep::<E>(depth);
         }
         let make = || cause.caused_by(Meta::of(event));
-        self.dispatch_in(event, &LazyMeta::new(&make), depth).await
+        let meta = LazyMeta::new(&make);
+        self.dispatch_in(event, &meta, depth).await
     }
 
     /// Publishes an event an [`Outbox`](crate::outbox::Outbox) already stored.
@@ -224,11 +240,29 @@ impl Bus {
             }
         }
         let state = E::Slot::registry().state();
-        self.inner.events[state.index].increment(1);
+        self.inner.count(state.index);
         Some(state)
     }
 
+    #[inline]
     fn publish_in<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: &LazyMeta,
+        depth: u32,
+        store: bool,
+    ) -> Report {
+        let state = E::Slot::registry().state();
+        if state.plain && self.inner.plain && !tracing::level_enabled!(tracing::Level::DEBUG) {
+            self.publish_plain(event, state, meta, depth)
+        } else {
+            self.publish_full(event, meta, depth, store)
+        }
+    }
+
+    /// `publish` with everything: capture, durable storage, skips, timing, spans.
+    #[inline(never)]
+    fn publish_full<E: DomainEvent>(
         &self,
         event: &E,
         meta: &LazyMeta,
@@ -263,7 +297,126 @@ impl Bus {
         report
     }
 
+    /// The common case, paying only for what is used: sync handlers only, no capture, no
+    /// timing, no spans. Failures, panics and follow-ups take the cold paths.
+    #[inline]
+    fn publish_plain<E: DomainEvent>(
+        &self,
+        event: &E,
+        state: &EventState<E>,
+        meta: &LazyMeta,
+        depth: u32,
+    ) -> Report {
+        self.inner.count(state.index);
+        let cx = Context::dispatching(self, meta, depth);
+        let mut report = Report::new(E::NAME);
+        for handler in state.sync.iter() {
+            let outcome = catch_unwind(AssertUnwindSafe(|| (handler.call)(event, &cx)));
+            // One branch for both rare cases: a failure, or a handler that took a publisher.
+            if !matches!(outcome, Ok(Ok(()))) | cx.has_follow_ups() {
+                let target = Target::of::<E>(handler.name, handler.index);
+                self.after_plain_call(target, outcome, &cx, &mut report);
+            }
+        }
+        if cx.has_follow_ups() {
+            // A publisher kept past the dispatch publishes its own from now on.
+            if let Some(follow_ups) = cx.close_follow_ups() {
+                self.publish_follow_ups(&cx, follow_ups, &mut report);
+            }
+        }
+        report.ran_all(state.sync.len());
+        report
+    }
+
+    /// After a sync handler on the plain path, when it failed or may have published follow-ups.
+    #[cold]
+    #[inline(never)]
+    fn after_plain_call(
+        &self,
+        target: Target,
+        outcome: std::thread::Result<Outcome>,
+        cx: &Context<'_>,
+        report: &mut Report,
+    ) {
+        if !matches!(outcome, Ok(Ok(()))) {
+            self.sync_failed(target, outcome, report);
+        }
+        // Follow-ups published by a handler run right after it.
+        if let Some(follow_ups) = cx.take_follow_ups() {
+            self.publish_follow_ups(cx, follow_ups, report);
+        }
+    }
+
+    /// A sync handler failed or panicked: metrics, log, report.
+    #[cold]
+    #[inline(never)]
+    fn sync_failed(
+        &self,
+        target: Target,
+        outcome: std::thread::Result<Outcome>,
+        report: &mut Report,
+    ) {
+        let outcome = outcome.unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p))));
+        let outcome = self.finish(target, None, outcome);
+        report.record(target.handler, outcome);
+    }
+
     async fn dispatch_in<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: &LazyMeta<'_>,
+        depth: u32,
+    ) -> Report {
+        let state = E::Slot::registry().state();
+        if state.durable.is_empty()
+            && self.inner.plain
+            && !tracing::level_enabled!(tracing::Level::DEBUG)
+        {
+            self.dispatch_plain(event, state, meta, depth).await
+        } else {
+            self.dispatch_full(event, meta, depth).await
+        }
+    }
+
+    /// `dispatch` in the common case: no capture, no durable handlers, no timing, no spans.
+    async fn dispatch_plain<E: DomainEvent>(
+        &self,
+        event: &E,
+        state: &EventState<E>,
+        meta: &LazyMeta<'_>,
+        depth: u32,
+    ) -> Report {
+        self.inner.count(state.index);
+        let cx = Context::dispatching(self, meta, depth);
+        let mut report = Report::new(E::NAME);
+        for handler in state.inline.iter() {
+            let outcome = match handler.call.call {
+                Call::Sync(call) => catch_unwind(AssertUnwindSafe(|| call(event, &cx)))
+                    .unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p)))),
+                Call::Async(call) => guarded(call(event, &cx)).await,
+                Call::Durable(_) | Call::DurableBatch(_) => continue,
+            };
+            if outcome.is_err() || cx.has_follow_ups() {
+                let target = Target::of::<E>(handler.name, handler.index);
+                if let Err(cause) = self.finish(target, None, outcome) {
+                    report.fail(handler.name, *cause);
+                }
+                if let Some(follow_ups) = cx.take_follow_ups() {
+                    Box::pin(self.dispatch_follow_ups(&cx, follow_ups, &mut report)).await;
+                }
+            }
+        }
+        if cx.has_follow_ups() {
+            if let Some(follow_ups) = cx.close_follow_ups() {
+                Box::pin(self.dispatch_follow_ups(&cx, follow_ups, &mut report)).await;
+            }
+        }
+        report.ran_all(state.inline.len());
+        report
+    }
+
+    /// `dispatch` with everything: capture, durable storage, timing, spans.
+    async fn dispatch_full<E: DomainEvent>(
         &self,
         event: &E,
         meta: &LazyMeta<'_>,
@@ -423,16 +576,14 @@ impl Bus {
         target: Target,
         cx: &Context<'_>,
         clock: &mut Clock,
-        mut future: crate::handler::BoxFuture<'_, Outcome>,
+        future: crate::handler::BoxFuture<'_, Outcome>,
     ) -> Outcome {
+        let guarded = guarded(future);
+        if !tracing::level_enabled!(tracing::Level::DEBUG) {
+            let outcome = guarded.await;
+            return self.finish(target, clock.lap(), outcome);
+        }
         let span = handler_span(target, cx);
-        let guarded =
-            poll_fn(
-                |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
-                    Ok(poll) => poll,
-                    Err(panic) => Poll::Ready(Err(Box::new(FailureCause::from_panic(panic)))),
-                },
-            );
         let outcome = guarded.instrument(span.clone()).await;
         let _entered = span.enter();
         self.finish(target, clock.lap(), outcome)
@@ -467,6 +618,18 @@ impl Bus {
             ),
         }
     }
+}
+
+/// A handler's future whose panic becomes its failure.
+fn guarded(
+    mut future: crate::handler::BoxFuture<'_, Outcome>,
+) -> impl std::future::Future<Output = Outcome> + Send + '_ {
+    poll_fn(
+        move |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(Box::new(FailureCause::from_panic(panic)))),
+        },
+    )
 }
 
 const ASYNC_SKIPPED: &str =
@@ -634,9 +797,13 @@ impl BusBuilder {
         if !problems.is_empty() {
             return Err(BuildError::new(problems));
         }
+        // Without a recorder (the no-op one is the only zero-sized recorder) there are no
+        // counter handles at all, and counting a dispatch costs one bounds check.
+        let counting = metrics::with_recorder(|r| std::mem::size_of_val(r) != 0);
         let events = catalog
             .events()
             .iter()
+            .filter(|_| counting)
             .map(|e| metrics::counter!("events_dispatched_total", "event" => e.name()))
             .collect();
         let handlers = catalog
@@ -661,6 +828,7 @@ impl BusBuilder {
                 events,
                 handlers,
                 record_durations: self.record_durations,
+                plain: self.tap.is_none() && !self.record_durations,
                 tap: self.tap,
                 sink: self.sink,
             }),

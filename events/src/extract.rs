@@ -43,6 +43,12 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Whether a handler asked for a publisher (there may be follow-ups to run).
+    #[inline]
+    pub(crate) fn has_follow_ups(&self) -> bool {
+        self.follow_ups.get().is_some()
+    }
+
     /// The follow-ups published since the last call, if a handler asked for a publisher.
     #[inline]
     pub(crate) fn take_follow_ups(&self) -> Option<Vec<Box<dyn FollowUp>>> {

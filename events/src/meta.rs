@@ -1,5 +1,6 @@
 //! Envelope metadata of an event: ids, time, causality, aggregate, place in the log.
 
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -149,7 +150,8 @@ impl Meta {
 /// Metadata made on first use: a dispatch whose handlers never ask for it never pays for a
 /// UUID and a clock read.
 pub(crate) struct LazyMeta<'a> {
-    cell: OnceLock<Meta>,
+    /// Emptied by `drop` (so nothing is left to drop): the check stays inline.
+    cell: ManuallyDrop<OnceLock<Meta>>,
     make: Option<&'a (dyn Fn() -> Meta + Sync)>,
 }
 
@@ -158,22 +160,39 @@ impl<'a> LazyMeta<'a> {
     #[inline]
     pub(crate) fn new(make: &'a (dyn Fn() -> Meta + Sync)) -> Self {
         Self {
-            cell: OnceLock::new(),
+            cell: ManuallyDrop::new(OnceLock::new()),
             make: Some(make),
         }
     }
 
     pub(crate) fn given(meta: Meta) -> Self {
         Self {
-            cell: OnceLock::from(meta),
+            cell: ManuallyDrop::new(OnceLock::from(meta)),
             make: None,
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self) -> &Meta {
         self.cell.get_or_init(|| match self.make {
             Some(make) => make(),
             None => unreachable!("metadata given up front"),
         })
     }
+}
+
+impl Drop for LazyMeta<'_> {
+    /// Inline and nearly free when no handler asked for the metadata.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(meta) = self.cell.take() {
+            drop_meta(meta);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_meta(meta: Meta) {
+    drop(meta);
 }

@@ -42,6 +42,8 @@ pub(crate) struct EventState<E: 'static> {
     pub(crate) durable: Box<[&'static str]>,
     /// How to serialize the event for the store (from its durable handlers).
     pub(crate) encode: Option<Encode<E>>,
+    /// Only sync handlers: `publish` may take its plain path.
+    pub(crate) plain: bool,
 }
 
 /// A handler that runs inline, with its name and global index (for logs and metrics).
@@ -62,6 +64,7 @@ impl<E: 'static> EventState<E> {
             asynchronous: Box::default(),
             durable: Box::default(),
             encode: handlers.iter().find_map(|h| h.encode),
+            plain: false,
         };
         let (mut sync, mut inline, mut asynchronous, mut durable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -87,6 +90,7 @@ impl<E: 'static> EventState<E> {
                 Call::Durable(_) | Call::DurableBatch(_) => durable.push(name),
             }
         }
+        state.plain = asynchronous.is_empty() && durable.is_empty();
         state.handlers = handlers;
         state.sync = sync.into();
         state.inline = inline.into();

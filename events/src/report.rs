@@ -34,6 +34,22 @@ pub struct Report {
     details: Option<Box<Details>>,
 }
 
+impl Drop for Report {
+    /// Inline and nearly free for a report that is only counters.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(details) = self.details.take() {
+            drop_details(details);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_details(details: Box<Details>) {
+    drop(details);
+}
+
 #[derive(Debug, Default)]
 struct Details {
     failures: Vec<Failure>,
@@ -49,6 +65,12 @@ impl Report {
             ran: 0,
             details: None,
         }
+    }
+
+    /// `count` more handlers ran (their failures are recorded apart).
+    #[inline]
+    pub(crate) fn ran_all(&mut self, count: usize) {
+        self.ran += count as u32;
     }
 
     #[inline]

@@ -51,7 +51,13 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let md = markdown(&results, &elements, &dir);
+    let mut md = markdown(&results, &elements, &dir);
+    // Instruction counts come from callgrind (`benches/instructions.sh`), not criterion: kept
+    // in their own file and appended as they are.
+    if let Ok(counts) = std::fs::read_to_string(out_dir.join("instructions.md")) {
+        md.push('\n');
+        md.push_str(&counts);
+    }
     let svg = chart(&results);
     std::fs::write(out_dir.join("results.md"), md).expect("write results.md");
     std::fs::write(out_dir.join("chart.svg"), svg).expect("write chart.svg");
