@@ -357,8 +357,10 @@ impl Bus {
         report: &mut Report,
     ) {
         let outcome = outcome.unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p))));
-        let outcome = self.finish(target, None, outcome);
-        report.record(target.handler, outcome);
+        // Counted with the others by the caller: only the failure is recorded here.
+        if let Err(cause) = self.finish(target, None, outcome) {
+            report.fail(target.handler, *cause);
+        }
     }
 
     async fn dispatch_in<E: DomainEvent>(

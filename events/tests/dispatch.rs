@@ -346,3 +346,27 @@ fn a_skip_down_the_chain_shows_in_the_outer_report() {
         "{report}"
     );
 }
+
+// An event with sync handlers only takes the plain path: failures and panics count once.
+
+#[derive(DomainEvent)]
+struct Rejected;
+
+#[event_handler]
+fn reject_with_error(_: &Rejected) -> Result<(), String> {
+    Err("rejected".into())
+}
+
+#[event_handler]
+fn reject_with_panic(_: &Rejected) {
+    panic!("rejected loudly")
+}
+
+#[tokio::test]
+async fn failures_of_sync_only_events_count_once_in_ran() {
+    let (bus, _) = bus();
+    for report in [bus.publish(&Rejected), bus.dispatch(&Rejected).await] {
+        assert_eq!(report.ran(), 2, "{report}");
+        assert_eq!(report.failures().len(), 2, "{report}");
+    }
+}
