@@ -144,7 +144,17 @@ pub enum CliError {
 /// Runs the CLI with the process's arguments, printing to stdout; returns the exit code
 /// (0: done, 1: the command failed, 2: bad arguments).
 pub async fn run(bus: &Bus, store: impl IntoDurableStore) -> ExitCode {
-    let cli = match Cli::try_parse() {
+    run_from(bus, store, std::env::args_os()).await
+}
+
+/// As [`run`], with the given arguments (the first is the program name): for an application
+/// that takes some arguments of its own first.
+pub async fn run_from<I, T>(bus: &Bus, store: impl IntoDurableStore, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

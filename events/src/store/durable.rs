@@ -257,6 +257,9 @@ pub struct HandlerStatus {
     pub checkpoint: u64,
     /// Events of its type after its checkpoints: its lag.
     pub lag: u64,
+    /// When the oldest event of its lag (the first after its checkpoint) occurred, so its lag
+    /// can be told in seconds; `None` when it has no lag.
+    pub lag_since: Option<SystemTime>,
     /// Events waiting for a retry.
     pub retrying: u64,
     /// Dead letters.

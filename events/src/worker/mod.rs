@@ -25,6 +25,7 @@
 //! turns and a blocking handler cannot hold a stop off for more than one event.
 
 mod engine;
+pub mod metrics;
 mod subscription;
 
 use std::collections::BTreeMap;

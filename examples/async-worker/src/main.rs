@@ -8,6 +8,8 @@
 //! cargo run -p async-worker -- place-orders 20           # the application stores events
 //! cargo run -p async-worker -- process orders.send_confirmation --max-runtime 5s
 //! cargo run -p async-worker -- status                    # any events CLI command works
+//! cargo run -p async-worker -- --metrics-addr 127.0.0.1:9000 process orders.update_stock
+//! curl -s 127.0.0.1:9000/metrics                         # Prometheus metrics while it runs
 //! ```
 //!
 //! Handlers write what they did to `$EVENTS_DB.handled` (one line per delivery), so the crash
@@ -20,11 +22,15 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use events::store::durable::IntoDurableStore;
 use events::store::{EventMetadata, SqliteStore};
+use events::worker::metrics::sample_durable_gauges;
 use events::{event_handler, Bus, DomainEvent, Meta, Res};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use serde::{Deserialize, Serialize};
 
 /// A customer placed an order.
@@ -138,6 +144,22 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    // `--metrics-addr ADDR` before the command: serve Prometheus metrics at http://ADDR/metrics.
+    // Installed before the bus is built, as the bus takes its counters from the recorder.
+    let metrics_addr = match take_metrics_addr(&mut args) {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(addr) = metrics_addr {
+        if let Err(e) = serve_metrics(addr) {
+            eprintln!("error: cannot serve metrics on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let db = std::env::var("EVENTS_DB").unwrap_or_else(|_| "async-worker.db".into());
     let store = match SqliteStore::open(&db) {
         Ok(store) => store,
@@ -146,6 +168,10 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if metrics_addr.is_some() {
+        let store = (&store).into_durable_store();
+        tokio::spawn(sample_durable_gauges(store, Duration::from_secs(1)));
+    }
     let journal = Journal::from_env(&db);
     let bus = match Bus::builder().resource(journal).build() {
         Ok(bus) => bus,
@@ -154,11 +180,37 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("place-orders") {
         return place_orders(&store, &args[2..]);
     }
-    events::cli::run(&bus, &store).await
+    events::cli::run_from(&bus, &store, args).await
+}
+
+/// Removes `--metrics-addr ADDR` from the front of the arguments and returns the address.
+fn take_metrics_addr(args: &mut Vec<String>) -> Result<Option<SocketAddr>, String> {
+    if args.get(1).map(String::as_str) != Some("--metrics-addr") {
+        return Ok(None);
+    }
+    let value = args
+        .get(2)
+        .ok_or("--metrics-addr needs an address, e.g. --metrics-addr 127.0.0.1:9000")?;
+    let addr = value.parse().map_err(|e| {
+        format!("--metrics-addr `{value}` is not an address ({e}); write e.g. 127.0.0.1:9000")
+    })?;
+    args.drain(1..3);
+    Ok(Some(addr))
+}
+
+/// Installs the Prometheus recorder with its HTTP listener on the current runtime: counters,
+/// handler duration histograms (buckets from 1 ms to 10 s) and the durable gauges.
+fn serve_metrics(addr: SocketAddr) -> Result<(), BuildError> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            Matcher::Full("events_handler_duration_seconds".into()),
+            &[0.001, 0.01, 0.1, 1.0, 10.0],
+        )?
+        .install()
 }
 
 /// `place-orders <count> [--customers N] [--empty-every K]`: the application's side, storing

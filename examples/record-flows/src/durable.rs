@@ -3,6 +3,7 @@
 //! batched handler, and two schema versions of one event.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -109,7 +110,7 @@ async fn post_to_crm(e: &RecordUpdated, crm: Res<Crm>, meta: Meta) -> Result<(),
 
 const HANDLERS: [&str; 2] = ["search.reindex_records", "webhooks.record_updated"];
 
-pub async fn run(bus: &Bus) -> Result<(), BoxError> {
+pub async fn run(bus: &Bus, metrics_addr: Option<SocketAddr>) -> Result<(), BoxError> {
     let store = SqliteStore::open_in_memory()?;
 
     // A V1 row, as the previous release of the engine wrote it.
@@ -193,7 +194,11 @@ pub async fn run(bus: &Bus) -> Result<(), BoxError> {
     println!("status:");
     cli(bus, &store, "status").await?;
     println!("graph (Mermaid):");
-    cli(bus, &store, "graph").await
+    cli(bus, &store, "graph").await?;
+    match metrics_addr {
+        Some(addr) => crate::metrics::print_scrape(addr, &store).await,
+        None => Ok(()),
+    }
 }
 
 /// Runs the worker until nothing is left to retry (retries fall due milliseconds later).

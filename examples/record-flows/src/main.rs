@@ -12,9 +12,11 @@
 //! that hold back the later updates of their record, an operator retrying and dropping them,
 //! and a V1 row read by a handler of V2.
 //!
-//! Run with `cargo run -p record-flows`.
+//! Run with `cargo run -p record-flows`; with `-- --metrics-addr 127.0.0.1:9000` it also serves
+//! Prometheus metrics and prints its own scrape at the end.
 
 mod durable;
+mod metrics;
 
 use std::sync::Mutex;
 
@@ -144,10 +146,12 @@ fn unindex_record(e: &RecordDeleted, index: Res<SearchIndex>) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), events::BoxError> {
+    let metrics_addr = metrics::serve_from_args()?;
     let bus = Bus::builder()
         .resource(Store::default())
         .resource(SearchIndex::default())
         .resource(durable::Crm::default())
+        .record_durations(metrics_addr.is_some())
         .build()?;
 
     println!("catalog:");
@@ -195,5 +199,5 @@ async fn main() -> Result<(), events::BoxError> {
     let index = bus.resource::<SearchIndex>().expect("provided above");
     println!("search index: {:?}", index.0.lock().unwrap());
 
-    durable::run(&bus).await
+    durable::run(&bus, metrics_addr).await
 }

@@ -438,6 +438,14 @@ impl DurableStore for SqliteStore {
             "SELECT COUNT(*) FROM events_log WHERE name = ?1 AND position > ?2",
             params![event, checkpoint as i64],
         )?;
+        let lag_since: Option<i64> = conn
+            .query_row(
+                "SELECT occurred_at FROM events_log WHERE name = ?1 AND position > ?2 ORDER BY position LIMIT 1",
+                params![event, checkpoint as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
         let by_status = |status: &str| {
             count(
                 &conn,
@@ -453,6 +461,7 @@ impl DurableStore for SqliteStore {
             handler: handler.to_owned(),
             checkpoint,
             lag,
+            lag_since: lag_since.map(from_micros),
             retrying: by_status("retrying")?,
             dead: by_status("dead")?,
             held: by_status("held")?,
