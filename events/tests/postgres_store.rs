@@ -434,3 +434,95 @@ async fn concurrent_writers_never_show_a_reader_a_gap() {
         assert!(stream.windows(2).all(|p| p[0].position < p[1].position));
     }
 }
+
+// --- wake-ups ------------------------------------------------------------------------------------
+
+/// A guard against a hang, not a speed assertion: a wake-up that never comes fails here.
+const NEVER: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn an_append_by_another_process_wakes_a_listening_store() {
+    let Some(url) = pg::schema_url("wakeup").await else {
+        return;
+    };
+    let worker_side = PostgresStore::connect(&url).await.unwrap();
+    worker_side.migrate().await.unwrap();
+    // Another pool, as another process would have.
+    let app_side = PostgresStore::connect(&url).await.unwrap();
+    let mut wakeups = worker_side.appended().subscribe();
+    // The listener announces once that it listens (anything before may have been missed).
+    tokio::time::timeout(NEVER, wakeups.changed())
+        .await
+        .expect("the listener starts")
+        .unwrap();
+    wakeups.mark_unchanged();
+    app_side
+        .append(library("1"), 0, vec![card(1, "lotus")])
+        .await
+        .unwrap();
+    tokio::time::timeout(NEVER, wakeups.changed())
+        .await
+        .expect("the append's NOTIFY wakes the other store")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_transaction_of_several_appends_sends_one_notification() {
+    use events::store::postgres::tokio_postgres::{AsyncMessage, NoTls};
+
+    let Some(url) = pg::schema_url("one_notify").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let schema: String = store
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // A raw listener that records every notification until a marker arrives.
+    let config: events::store::postgres::tokio_postgres::Config = url.parse().unwrap();
+    let (listener, mut connection) = config.connect(NoTls).await.unwrap();
+    let (tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) =
+            std::future::poll_fn(|cx| connection.poll_message(cx)).await
+        {
+            if let AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.channel().to_owned());
+            }
+        }
+    });
+    let channel = format!("events:{schema}");
+    listener
+        .batch_execute(&format!("LISTEN \"{channel}\"; LISTEN marker"))
+        .await
+        .unwrap();
+
+    let mut client = store.client().await.unwrap();
+    let t = client.transaction().await.unwrap();
+    for (i, id) in ["1", "2", "3"].into_iter().enumerate() {
+        PostgresStore::append_in(&t, library(id), 0, vec![card(i as u32, "x")])
+            .await
+            .unwrap();
+    }
+    t.commit().await.unwrap();
+    client.batch_execute("NOTIFY marker").await.unwrap();
+
+    let mut seen = Vec::new();
+    loop {
+        let channel = tokio::time::timeout(NEVER, received.recv())
+            .await
+            .expect("the marker arrives")
+            .unwrap();
+        if channel == "marker" {
+            break;
+        }
+        seen.push(channel);
+    }
+    assert_eq!(seen, [channel], "three appends, one commit, one notification");
+}

@@ -4,7 +4,10 @@ use super::{backend, PostgresStore};
 use crate::store::StoreError;
 
 /// Every migration, in order: (version, name, SQL). Append new files; never edit an old one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "log", include_str!("migrations/0001_log.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "log", include_str!("migrations/0001_log.sql")),
+    (2, "delivery", include_str!("migrations/0002_delivery.sql")),
+];
 
 /// What [`PostgresStore::migrate`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,10 +26,18 @@
 //! per-row trigger. The channel is named after the connection's schema, so stores in different
 //! schemas of one database do not wake each other.
 //!
+//! **Competing workers.** Each handler's stream is split into segments by aggregate
+//! (`FNV-1a("type/id") mod N`, `N` = [`segments`](PostgresStore::with_segments), 4 by default,
+//! or `segments=N` in the URL). Each (handler, segment) has one checkpoint and one claim, taken
+//! with `FOR UPDATE SKIP LOCKED` and a lease; a worker settles only while its claim's fencing
+//! token is current. An aggregate lives in one segment, so its order and its hold-back stay
+//! within one worker at a time.
+//!
 //! **Schema.** The tables live in the schema the connection's `search_path` selects (set it in
 //! the URL: `postgres://host/db?options=-c%20search_path%3Dshop`). [`PostgresStore::migrate`]
 //! creates and upgrades them from the `.sql` files next to this module.
 
+// mod delivery; (after the seam merge)
 mod migrate;
 mod wakeup;
 
@@ -50,6 +58,13 @@ pub use wakeup::Wakeups;
 /// Connections the pool opens at most, per store (per process).
 const POOL_SIZE: usize = 16;
 
+/// Segments per handler unless the URL or [`PostgresStore::with_segments`] says otherwise.
+pub const DEFAULT_SEGMENTS: u32 = 4;
+
+/// Wakes listeners of this schema when the transaction commits (one per transaction: identical
+/// notifications of a transaction are folded).
+const NOTIFY: &str = "SELECT pg_notify(left('events:' || current_schema(), 63), '')";
+
 /// The PostgreSQL event store: a connection pool on one database and schema. Cheap to clone:
 /// clones share the pool.
 ///
@@ -68,6 +83,7 @@ const POOL_SIZE: usize = 16;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    segments: u32,
     config: tokio_postgres::Config,
     wakeups: Wakeups,
 }
@@ -78,6 +94,7 @@ impl std::fmt::Debug for PostgresStore {
             .field("hosts", &self.config.get_hosts())
             .field("dbname", &self.config.get_dbname())
             .field("options", &self.config.get_options())
+            .field("segments", &self.segments)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +130,38 @@ pub(crate) fn backend(err: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(Box::new(PostgresError::new(message, Some(Box::new(err)))))
 }
 
+fn invalid_url(reason: String) -> StoreError {
+    StoreError::Backend(Box::new(PostgresError::new(
+        format!("invalid PostgreSQL URL: {reason}; expected postgres://user@host:port/database[?segments=N]"),
+        None,
+    )))
+}
+
+/// Takes our own `segments=N` out of the URL's query; the rest goes to the driver.
+fn split_url(url: &str) -> Result<(String, Option<u32>), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut segments = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("segments=") {
+            Some(n) => {
+                segments = Some(n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    invalid_url(format!("`segments={n}` is not a positive number"))
+                })?)
+            }
+            None => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, segments))
+}
+
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
     match err {
         deadpool_postgres::PoolError::Backend(e) => backend(e),
@@ -125,14 +174,13 @@ fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database?options=...`), checking
-    /// that the server answers. Does not create tables: see [`migrate`](Self::migrate).
+    /// that the server answers. `segments=N` in the query sets the segments per handler (see
+    /// [`with_segments`](Self::with_segments)). Does not create tables: see
+    /// [`migrate`](Self::migrate).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::Backend(Box::new(PostgresError::new(
-                format!("invalid PostgreSQL URL: {e}; expected postgres://user@host:port/database"),
-                None,
-            )))
-        })?;
+        let (url, segments) = split_url(url)?;
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| invalid_url(format!("{e}")))?;
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -146,6 +194,7 @@ impl PostgresStore {
             .expect("a pool without timeouts builds");
         let store = Self {
             pool,
+            segments: segments.unwrap_or(DEFAULT_SEGMENTS),
             wakeups: Wakeups::new(config.clone()),
             config,
         };
@@ -159,13 +208,22 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error)
     }
 
+    /// Splits each handler's stream into `segments` (at least 1) by aggregate, so up to that
+    /// many workers share a handler. Every worker of a handler must use the same number: a
+    /// claim with another number is refused while the handler has checkpoints.
+    pub fn with_segments(mut self, segments: u32) -> Self {
+        self.segments = segments.max(1);
+        self
+    }
+
     /// The connection settings (parsed from the URL).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
     }
 
-    /// The wake-ups of this store: a signal each time some process commits an append.
-    pub fn wakeups(&self) -> &Wakeups {
+    /// The wake-ups of this store: a counter that moves each time some process commits an
+    /// append.
+    pub fn appended(&self) -> &Wakeups {
         &self.wakeups
     }
 
@@ -193,56 +251,7 @@ impl PostgresStore {
         expected_version: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        // The counter first: once we hold it no other append can commit, so the version read
-        // next is final. A conflict returns before anything is written.
-        let head: i64 = tx
-            .query_one("SELECT head FROM events_head FOR UPDATE", &[])
-            .await
-            .map_err(backend)?
-            .get(0);
-        let actual = stream_version(tx, stream).await?;
-        if actual != expected_version {
-            return Err(StoreError::Conflict {
-                aggregate_type: stream.aggregate_type.to_owned(),
-                aggregate_id: stream.aggregate_id.to_owned(),
-                expected: expected_version,
-                actual,
-            });
-        }
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let first = head as u64 + 1;
-        let stored: Vec<StoredEvent> = (0u64..)
-            .zip(events)
-            .map(|(i, e)| StoredEvent {
-                position: first + i,
-                event_id: e.event_id,
-                name: e.name,
-                version: e.version,
-                aggregate_type: stream.aggregate_type.to_owned(),
-                aggregate_id: stream.aggregate_id.to_owned(),
-                sequence: expected_version + i + 1,
-                payload: e.payload,
-                metadata: e.metadata,
-                occurred_at: to_micros(e.occurred_at),
-            })
-            .collect();
-        insert(tx, &stored).await?;
-        tx.execute(
-            "UPDATE events_head SET head = $1",
-            &[&(stored.last().expect("not empty").position as i64)],
-        )
-        .await
-        .map_err(backend)?;
-        // Identical notifications of one transaction are folded: one per commit.
-        tx.execute(
-            "SELECT pg_notify(left('events:' || current_schema(), 63), '')",
-            &[],
-        )
-        .await
-        .map_err(backend)?;
-        Ok(stored)
+        append_locked(tx, stream, Some(expected_version), events).await
     }
 
     /// The highest committed position of the log (0 when empty).
@@ -268,6 +277,62 @@ impl PostgresStore {
         let rows = client.query(&sql, args).await.map_err(backend)?;
         rows.iter().map(stored_event).collect()
     }
+}
+
+/// Appends under the position counter's row lock (see the module documentation); with
+/// `expected: None` after whatever the stream holds.
+pub(crate) async fn append_locked(
+    tx: &Transaction<'_>,
+    stream: StreamId<'_>,
+    expected: Option<u64>,
+    events: Vec<NewEvent>,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    // The counter first: once we hold it no other append can commit, so the version read
+    // next is final. A conflict returns before anything is written.
+    let head: i64 = tx
+        .query_one("SELECT head FROM events_head FOR UPDATE", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    let actual = stream_version(tx, stream).await?;
+    let expected_version = expected.unwrap_or(actual);
+    if actual != expected_version {
+        return Err(StoreError::Conflict {
+            aggregate_type: stream.aggregate_type.to_owned(),
+            aggregate_id: stream.aggregate_id.to_owned(),
+            expected: expected_version,
+            actual,
+        });
+    }
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = head as u64 + 1;
+    let stored: Vec<StoredEvent> = (0u64..)
+        .zip(events)
+        .map(|(i, e)| StoredEvent {
+            position: first + i,
+            event_id: e.event_id,
+            name: e.name,
+            version: e.version,
+            aggregate_type: stream.aggregate_type.to_owned(),
+            aggregate_id: stream.aggregate_id.to_owned(),
+            sequence: expected_version + i + 1,
+            payload: e.payload,
+            metadata: e.metadata,
+            occurred_at: to_micros(e.occurred_at),
+        })
+        .collect();
+    insert(tx, &stored).await?;
+    tx.execute(
+        "UPDATE events_head SET head = $1",
+        &[&(stored.last().expect("not empty").position as i64)],
+    )
+    .await
+    .map_err(backend)?;
+    // Identical notifications of one transaction are folded: one per commit.
+    tx.execute(NOTIFY, &[]).await.map_err(backend)?;
+    Ok(stored)
 }
 
 /// Inserts events in one statement (arrays unnested), whatever their number.
@@ -380,6 +445,7 @@ impl EventStore for PostgresStore {
         let tx = client.transaction().await.map_err(backend)?;
         let stored = Self::append_in(&tx, stream, expected_version, events).await?;
         tx.commit().await.map_err(backend)?;
+        self.wakeups.wake();
         Ok(stored)
     }
 

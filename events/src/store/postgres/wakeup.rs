@@ -1,19 +1,20 @@
 //! Wake-ups through LISTEN/NOTIFY: one connection per store listens on the schema's channel
 //! and wakes the workers of this process when any process commits an append.
 //!
-//! Notifications sent while the listener is disconnected are lost, so workers also poll; after
-//! a reconnect the listener wakes everyone once, in case something was missed.
+//! Notifications sent while the listener is disconnected are lost, so workers also poll; each
+//! time the listener (re)starts listening it wakes everyone once, in case something was missed.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-/// The append signal of one store, shared by its clones. Listening starts on the first
-/// [`notify`](Wakeups::notify) and stops when the last clone is dropped.
+/// The append signal of one store, shared by its clones: a counter that moves when some
+/// process may have appended. Listening starts on the first [`subscribe`](Wakeups::subscribe)
+/// and stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct Wakeups {
     inner: Arc<Inner>,
@@ -21,7 +22,7 @@ pub struct Wakeups {
 
 struct Inner {
     config: tokio_postgres::Config,
-    notify: Arc<Notify>,
+    counter: Arc<watch::Sender<u64>>,
     listener: Mutex<Option<AbortHandle>>,
 }
 
@@ -55,42 +56,50 @@ impl Wakeups {
         Self {
             inner: Arc::new(Inner {
                 config,
-                notify: Arc::new(Notify::new()),
+                counter: Arc::new(watch::Sender::new(0)),
                 listener: Mutex::new(None),
             }),
         }
     }
 
-    /// The signal: `notify_waiters` is called after each committed append of any process (and
-    /// after the listener reconnects). Starts the listener on first use; call it from within a
-    /// tokio runtime.
-    pub fn notify(&self) -> &Notify {
+    /// The counter: it moves after each committed append of any process (and each time the
+    /// listener starts listening). Look at it, read, then await `changed()`: nothing committed
+    /// in between is missed. Starts the listener on first use: call it within a tokio runtime.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
         let mut listener = self.inner.lock();
         if listener.is_none() {
             let task = tokio::spawn(listen(
                 self.inner.config.clone(),
-                Arc::downgrade(&self.inner.notify),
+                Arc::downgrade(&self.inner.counter),
             ));
             *listener = Some(task.abort_handle());
         }
-        &self.inner.notify
+        self.inner.counter.subscribe()
+    }
+
+    /// Moves the counter: an append of this process committed.
+    pub(crate) fn wake(&self) {
+        bump(&self.inner.counter);
     }
 }
 
+fn bump(counter: &watch::Sender<u64>) {
+    counter.send_modify(|n| *n = n.wrapping_add(1));
+}
+
 /// Listens until the store is dropped, reconnecting with back-off.
-async fn listen(config: tokio_postgres::Config, notify: Weak<Notify>) {
+async fn listen(config: tokio_postgres::Config, counter: Weak<watch::Sender<u64>>) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match listen_once(&config, &notify).await {
+        match listen_once(&config, &counter).await {
             Ok(()) => backoff = BACKOFF_MIN,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "events: the PostgreSQL wake-up listener lost its connection; workers poll meanwhile");
             }
         }
-        let Some(n) = notify.upgrade() else { return };
-        // Anything committed while we were away went unannounced.
-        n.notify_waiters();
-        drop(n);
+        if counter.strong_count() == 0 {
+            return;
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
@@ -99,17 +108,17 @@ async fn listen(config: tokio_postgres::Config, notify: Weak<Notify>) {
 /// One connection's life: LISTEN, then wake on every notification until it closes.
 async fn listen_once(
     config: &tokio_postgres::Config,
-    notify: &Weak<Notify>,
+    counter: &Weak<watch::Sender<u64>>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (closed_tx, closed) = tokio::sync::oneshot::channel();
-    let weak = notify.clone();
+    let weak = counter.clone();
     // The connection is driven here; notifications arrive on its message stream.
     tokio::spawn(async move {
         let result = loop {
             match poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(_))) => match weak.upgrade() {
-                    Some(n) => n.notify_waiters(),
+                    Some(counter) => bump(&counter),
                     None => break Ok(()),
                 },
                 Some(Ok(_)) => {}
@@ -127,6 +136,11 @@ async fn listen_once(
         .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))
         .await?;
     tracing::debug!(channel, "events: listening for appends");
+    // Anything committed before we listened (or while we were away) went unannounced.
+    match counter.upgrade() {
+        Some(counter) => bump(&counter),
+        None => return Ok(()),
+    }
     // Keep `client` alive: dropping it would close the connection.
     let result = closed.await.unwrap_or(Ok(()));
     drop(client);
