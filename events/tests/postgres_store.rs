@@ -489,9 +489,7 @@ async fn a_transaction_of_several_appends_sends_one_notification() {
     let (listener, mut connection) = config.connect(NoTls).await.unwrap();
     let (tx, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
-        while let Some(Ok(message)) =
-            std::future::poll_fn(|cx| connection.poll_message(cx)).await
-        {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let AsyncMessage::Notification(n) = message {
                 let _ = tx.send(n.channel().to_owned());
             }
@@ -524,5 +522,9 @@ async fn a_transaction_of_several_appends_sends_one_notification() {
         }
         seen.push(channel);
     }
-    assert_eq!(seen, [channel], "three appends, one commit, one notification");
+    assert_eq!(
+        seen,
+        [channel],
+        "three appends, one commit, one notification"
+    );
 }

@@ -37,7 +37,7 @@
 //! the URL: `postgres://host/db?options=-c%20search_path%3Dshop`). [`PostgresStore::migrate`]
 //! creates and upgrades them from the `.sql` files next to this module.
 
-// mod delivery; (after the seam merge)
+mod delivery;
 mod migrate;
 mod wakeup;
 
@@ -160,6 +160,21 @@ fn split_url(url: &str) -> Result<(String, Option<u32>), StoreError> {
         format!("{base}?{}", rest.join("&"))
     };
     Ok((url, segments))
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:***@{host}{}", &rest[authority_end..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
@@ -473,6 +488,34 @@ impl EventStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::{aggregate_hash, fnv1a};
+
+    #[test]
+    fn messages_never_show_the_password() {
+        use super::redacted;
+        assert_eq!(
+            redacted("postgres://app:s3cret@db:5432/shop?x=1"),
+            "postgres://app:***@db:5432/shop?x=1"
+        );
+        assert_eq!(redacted("postgres://app@db/shop"), "postgres://app@db/shop");
+    }
+
+    #[test]
+    fn our_segments_parameter_is_taken_out_of_the_url() {
+        use super::split_url;
+        let (url, n) = split_url("postgres://db/shop?segments=8&options=-c%20x%3Dy").unwrap();
+        assert_eq!(
+            (url.as_str(), n),
+            ("postgres://db/shop?options=-c%20x%3Dy", Some(8))
+        );
+        let (url, n) = split_url("postgres://db/shop").unwrap();
+        assert_eq!((url.as_str(), n), ("postgres://db/shop", None));
+        let err = split_url("postgres://db/shop?segments=0").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`segments=0` is not a positive number"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_aggregate_hash_is_fnv1a_of_type_slash_id() {
