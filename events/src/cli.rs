@@ -30,8 +30,8 @@ use crate::catalog::catalog;
 use crate::store::connect;
 use crate::store::durable::{DurableStore, FailureStatus, IntoDurableStore, OnReset, Owner};
 use crate::store::StoreError;
-use crate::worker::{Worker, WorkerError};
-use crate::{Bus, HandlerKind};
+use crate::worker::{unknown_handler, Worker, WorkerError};
+use crate::{Bus, HandlerInfo, HandlerKind};
 
 /// The events operator CLI.
 #[derive(Debug, Parser)]
@@ -96,13 +96,17 @@ enum Command {
         /// The dead letter's id.
         id: i64,
     },
-    /// Deliver a handler's events again, from a position (default: the beginning).
+    /// Deliver a handler's events again, from a position (default: the beginning). Pending
+    /// failures are kept (they go on holding back their aggregates, so order is kept).
     Replay {
         /// The durable handler.
         handler: String,
-        /// The first position to deliver again.
+        /// The first position to deliver again (at most the log head).
         #[arg(long, default_value_t = 1)]
         from: u64,
+        /// Forget the handler's dead letters, retries and held events first (and say how many).
+        #[arg(long)]
+        discard_failures: bool,
     },
     /// The event flow as a Mermaid diagram: events, handlers, and the events they publish.
     Graph,
@@ -140,14 +144,12 @@ pub async fn run(bus: &Bus, store: impl IntoDurableStore) -> ExitCode {
             };
         }
     };
-    match execute(
-        bus,
-        store.into_durable_store(),
-        cli,
-        &mut std::io::stdout().lock(),
-    )
-    .await
-    {
+    // The output is gathered first and printed at the end: holding stdout's lock across the
+    // awaits that run handlers would block every handler or logger that prints (a hang).
+    let mut out = Vec::new();
+    let result = execute(bus, store.into_durable_store(), cli, &mut out).await;
+    let printed = std::io::stdout().write_all(&out).map_err(CliError::Io);
+    match result.and(printed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -203,16 +205,20 @@ async fn execute(
             write!(out, "{summary}")?;
         }
         Command::Status => write!(out, "{}", status(store.as_ref()).await?)?,
-        Command::DeadLetters { handler } => write!(
-            out,
-            "{}",
-            dead_letters(store.as_ref(), handler.as_deref()).await?
-        )?,
+        Command::DeadLetters { handler } => {
+            handler_filter(handler.as_deref())?;
+            write!(
+                out,
+                "{}",
+                dead_letters(store.as_ref(), handler.as_deref()).await?
+            )?
+        }
         Command::Retry {
             id,
             all: _,
             handler,
         } => {
+            handler_filter(handler.as_deref())?;
             let n = store.retry_dead_letters(id, handler.as_deref()).await?;
             if n == 0 {
                 return Err(CliError::Usage(match id {
@@ -234,10 +240,38 @@ async fn execute(
                 "dead letter {id} dropped; events held behind it are released"
             )?;
         }
-        Command::Replay { handler, from } => replay(bus, &store, &handler, from, out).await?,
+        Command::Replay {
+            handler,
+            from,
+            discard_failures,
+        } => {
+            let failures = if discard_failures {
+                OnReset::DiscardFailures
+            } else {
+                OnReset::KeepFailures
+            };
+            replay(bus, &store, &handler, from, failures, out).await?
+        }
         Command::Graph => write!(out, "{}", graph())?,
     }
     Ok(())
+}
+
+/// The durable handler of that name, or a one-line error listing the valid names.
+fn durable_handler(name: &str) -> Result<&'static HandlerInfo, CliError> {
+    match catalog().handler(name) {
+        Some(h) if h.kind() == HandlerKind::Durable => Ok(h),
+        Some(h) => Err(CliError::Usage(format!(
+            "handler `{name}` is {}, not durable: it has no checkpoint or dead letters",
+            h.kind().as_str()
+        ))),
+        None => Err(CliError::Usage(unknown_handler(name))),
+    }
+}
+
+/// Checks an optional `--handler` filter.
+fn handler_filter(name: Option<&str>) -> Result<(), CliError> {
+    name.map_or(Ok(()), |n| durable_handler(n).map(|_| ()))
 }
 
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -389,25 +423,29 @@ async fn replay(
     store: &Arc<dyn DurableStore>,
     handler: &str,
     from: u64,
+    failures: OnReset,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let info = catalog()
-        .handler(handler)
-        .filter(|h| h.kind() == HandlerKind::Durable)
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "`{handler}` is not a durable handler of this program (see `list`)"
-            ))
-        })?;
+    let info = durable_handler(handler)?;
+    let head = store.log_head().await?;
+    if from > head {
+        return Err(StoreError::PastHead {
+            position: from,
+            head,
+        }
+        .into());
+    }
     let owner = Owner::current();
-    store
-        .reset_handler(
-            handler,
-            from.saturating_sub(1),
-            OnReset::DiscardFailures,
-            &owner,
-        )
+    let discarded = store
+        .reset_handler(handler, from.saturating_sub(1), failures, &owner)
         .await?;
+    if failures == OnReset::DiscardFailures {
+        writeln!(
+            out,
+            "discarded {} dead letter(s), {} retrying and {} held event(s) of {handler}",
+            discarded.dead, discarded.retrying, discarded.held
+        )?;
+    }
     let total = store.status(handler, info.event_name()).await?.lag;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -433,6 +471,11 @@ async fn replay(
         }
     };
     bar.finish_and_clear();
+    if let Some(lease) = summary.held_elsewhere.get(handler) {
+        return Err(CliError::Usage(format!(
+            "the checkpoint of `{handler}` was reset, and another worker took the handler over before this replay could start: {lease}; that worker delivers the replay"
+        )));
+    }
     let s = summary.handlers.get(handler).copied().unwrap_or_default();
     writeln!(
         out,

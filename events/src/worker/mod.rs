@@ -336,10 +336,7 @@ impl Worker {
                     "handler `{name}` is {}, not durable: it runs inline; mark it `#[event_handler(durable)]` to deliver it from the store",
                     h.kind().as_str()
                 )),
-                None => {
-                    let known: Vec<_> = catalog.handlers().iter().filter(|h| h.kind() == HandlerKind::Durable).map(|h| h.name()).collect();
-                    problems.push(format!("no handler is named `{name}`; durable handlers: {}", known.join(", ")));
-                }
+                None => problems.push(unknown_handler(name)),
             }
         }
         if problems.is_empty() {
@@ -348,6 +345,21 @@ impl Worker {
             Err(WorkerError::Invalid(problems))
         }
     }
+}
+
+/// The one-line answer to a handler name that is not one of this program's: every durable
+/// handler's name, for the CLI and the worker alike.
+pub(crate) fn unknown_handler(name: &str) -> String {
+    let known: Vec<_> = catalog()
+        .handlers()
+        .iter()
+        .filter(|h| h.kind() == HandlerKind::Durable)
+        .map(|h| h.name())
+        .collect();
+    format!(
+        "no handler is named `{name}`; durable handlers: {}",
+        known.join(", ")
+    )
 }
 
 /// Stored checkpoints whose name no durable handler of this program has: a handler renamed or

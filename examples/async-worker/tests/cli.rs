@@ -165,3 +165,156 @@ fn an_operator_session() {
         "clap usage error"
     );
 }
+
+/// Every command that takes a handler name refuses an unknown one on one line, with the valid
+/// names, and a non-zero exit (issue 9, item 12).
+#[test]
+fn unknown_handler_names_are_refused_with_the_valid_ones() {
+    let app = App::new("cli-names");
+    app.run(&["place-orders", "4", "--empty-every", "2"]);
+    for args in [
+        &["dead-letters", "--handler", "orders.sned_confirmation"][..],
+        &["retry", "--all", "--handler", "orders.sned_confirmation"],
+        &["replay", "orders.sned_confirmation"],
+        &["process", "orders.sned_confirmation", "--max-runtime", "1s"],
+    ] {
+        let out = app.output(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("orders.sned_confirmation"))
+            .unwrap_or_else(|| panic!("{args:?}: {err}"));
+        assert!(
+            line.ends_with(
+                "no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock"
+            ),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// `replay` never skips, forgets or reorders (issue 9, item 5): `--from` past the head is an
+/// error, pending failures survive a replay unless `--discard-failures` (which says what it
+/// discarded), and a replay says so when another worker holds the handler.
+#[test]
+fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
+    let app = App::new("cli-replay");
+    // Orders 4 and 8 have no items; both belong to customer 0, like orders 2 and 6.
+    app.run(&[
+        "place-orders",
+        "8",
+        "--customers",
+        "2",
+        "--empty-every",
+        "4",
+    ]);
+    let stock = |app: &App| -> Vec<u64> {
+        app.handled()
+            .into_iter()
+            .filter(|(h, ..)| h == "orders.update_stock")
+            .map(|(.., order)| order)
+            .collect()
+    };
+
+    // Past the head: refused, and the checkpoint does not move past events never delivered.
+    let out = app.output(&["replay", "orders.update_stock", "--from", "12"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: position 12 is past the log head (8); give a position up to 8"
+    );
+    assert_eq!(app.lag("orders.update_stock"), 8);
+
+    app.run(&[
+        "process",
+        "orders.update_stock",
+        "--max-runtime",
+        "1s",
+        "--poll-interval",
+        "20ms",
+    ]);
+    assert_eq!(stock(&app), [1, 2, 3, 5, 7]);
+    let dead = app.run(&["dead-letters"]);
+    let row: Vec<_> = dead.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[1..6],
+        ["orders.update_stock", "4", "Customer/0", "2", "2"],
+        "{dead}"
+    );
+
+    // Replaying from 5 delivers 5 and 7 again; 6 and 8 stay held behind the dead letter at 4.
+    let out = app.run(&["replay", "orders.update_stock", "--from", "5"]);
+    assert!(
+        out.starts_with("replayed orders.update_stock from position 5: 2 delivered"),
+        "{out}"
+    );
+    assert_eq!(stock(&app), [1, 2, 3, 5, 7, 5, 7]);
+    let dead = app.run(&["dead-letters"]);
+    let row: Vec<_> = dead.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[1..6],
+        ["orders.update_stock", "4", "Customer/0", "2", "2"],
+        "{dead}"
+    );
+
+    // Replaying from 1: customer 0's orders before the dead letter come again, in order; the
+    // ones after it still wait.
+    app.run(&["replay", "orders.update_stock"]);
+    let again = &stock(&app)[7..];
+    let customer = |c: u64| {
+        again
+            .iter()
+            .copied()
+            .filter(|o| o % 2 == c)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!((customer(0), customer(1)), (vec![2], vec![1, 3, 5, 7]));
+
+    // Told to, a replay forgets the failures and says which.
+    let out = app.run(&[
+        "replay",
+        "orders.update_stock",
+        "--from",
+        "6",
+        "--discard-failures",
+    ]);
+    assert!(
+        out.starts_with(
+            "discarded 1 dead letter(s), 0 retrying and 2 held event(s) of orders.update_stock\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        stock(&app)[12..],
+        [6, 7],
+        "order 8 has no items: dead again"
+    );
+
+    // Another worker holds the handler: the replay says who, and changes nothing.
+    let mut worker = app.spawn(
+        &[
+            "process",
+            "orders.send_confirmation",
+            "--max-runtime",
+            "60s",
+        ],
+        0,
+    );
+    while app.lag("orders.send_confirmation") > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = app.output(&["replay", "orders.send_confirmation"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`orders.send_confirmation` is being delivered by another worker: pid {}",
+            worker.id()
+        )),
+        "{err}"
+    );
+    assert_eq!(app.lag("orders.send_confirmation"), 0);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
