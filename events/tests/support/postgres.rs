@@ -1,6 +1,7 @@
 //! A PostgreSQL schema of its own for each test, on the server `EVENTS_POSTGRES_URL` points at
 //! (`scripts/servers.sh` starts one). Without that variable a test skips with a message, unless
 //! `CI=true`: then a missing server fails the test.
+#![allow(dead_code)] // each test binary uses its own part
 
 use events::store::PostgresStore;
 

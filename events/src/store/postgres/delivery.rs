@@ -661,6 +661,23 @@ impl DurableStore for PostgresStore {
             .collect())
     }
 
+    async fn migrate(&self) -> Result<String, StoreError> {
+        let done = PostgresStore::migrate(self).await?;
+        Ok(if done.applied.is_empty() {
+            format!(
+                "schema `{}` is up to date (version {})",
+                done.schema, done.version
+            )
+        } else {
+            format!(
+                "schema `{}` migrated to version {}: applied {}",
+                done.schema,
+                done.version,
+                done.applied.join(", ")
+            )
+        })
+    }
+
     async fn rename_checkpoint(&self, from: &str, to: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;

@@ -6,6 +6,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub struct App {
     pub db: PathBuf,
+    /// A database URL (`EVENTS_DATABASE_URL`) instead of the SQLite file; the handlers'
+    /// journal stays next to `db`.
+    pub url: Option<String>,
     _dir: TempDir,
 }
 
@@ -25,7 +28,16 @@ impl App {
         std::fs::create_dir_all(&dir).unwrap();
         Self {
             db: dir.join("shop.db"),
+            url: None,
             _dir: TempDir(dir),
+        }
+    }
+
+    /// An application on the database `url` (its journal in a fresh directory).
+    pub fn on(name: &str, url: String) -> Self {
+        Self {
+            url: Some(url),
+            ..Self::new(name)
         }
     }
 
@@ -34,6 +46,10 @@ impl App {
         cmd.args(args)
             .env("EVENTS_DB", &self.db)
             .env_remove("RUST_LOG");
+        match &self.url {
+            Some(url) => cmd.env("EVENTS_DATABASE_URL", url),
+            None => cmd.env_remove("EVENTS_DATABASE_URL"),
+        };
         cmd
     }
 
