@@ -7,7 +7,7 @@ mod common;
 #[path = "../../../events/tests/support/postgres.rs"]
 mod pg;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::App;
@@ -39,21 +39,6 @@ fn wait(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
         assert!(started.elapsed() < limit, "{what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn stop(child: std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "SIGTERM is a clean stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -93,38 +78,12 @@ fn two_worker_processes_share_four_segments_and_survive_a_kill() {
         "the surviving worker did not finish the stream",
         || app.lag(HANDLER) == 0,
     );
-    stop(survivor);
+    common::terminate(survivor);
 
-    let handled: Vec<_> = app
-        .handled()
-        .into_iter()
-        .filter(|(h, ..)| h == HANDLER)
-        .collect();
-    let mut times: HashMap<&str, u32> = HashMap::new();
-    for (_, id, ..) in &handled {
-        *times.entry(id).or_default() += 1;
-    }
-    assert_eq!(times.len() as u64, EVENTS, "every event handled");
-    let duplicates: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
     // In flight at the kill: at most one event per segment the dead worker held.
-    assert!(
-        duplicates.len() <= 4 && duplicates.iter().all(|(_, n)| **n == 2),
-        "only events in flight at the kill repeat: {duplicates:?}"
-    );
-    // Per customer, orders arrive in the order they were placed (a redelivered event repeats
-    // itself, it never jumps back further).
-    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
-    for (_, _, customer, order) in &handled {
-        let previous = last.insert(*customer, *order).unwrap_or(0);
-        assert!(
-            *order >= previous,
-            "customer {customer}: order {order} after {previous}"
-        );
-    }
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 4);
     println!(
-        "{at_kill} handled at the kill, {} deliveries in all, {} duplicate(s)",
-        handled.len(),
-        duplicates.len()
+        "{at_kill} handled at the kill, {deliveries} deliveries in all, {duplicates} duplicate(s)"
     );
 }
 
@@ -153,7 +112,7 @@ fn concurrent_appending_processes_are_delivered_in_commit_order_without_gaps() {
         "the worker did not catch up",
         || app.lag(HANDLER) == 0,
     );
-    stop(worker);
+    common::terminate(worker);
 
     // The journal, mapped to log positions: exactly 1, 2, ..., 800, in that order.
     let positions: HashMap<String, u64> = runtime().block_on(async {
