@@ -1078,3 +1078,32 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
         .to_string()
         .contains("no checkpoint named `test.old_name`"));
 }
+
+#[tokio::test]
+async fn a_worker_that_never_gets_the_claim_names_the_holder() {
+    for store in stores().await {
+        let holder = Owner::current();
+        let claim = take(
+            &store,
+            "test.store_submission",
+            &holder,
+            Duration::from_secs(30),
+        )
+        .await;
+        let summary = Worker::new(&bus(), &store)
+            .handlers(["test.store_submission"])
+            .drain()
+            .await
+            .unwrap();
+        let lease = &summary.held_elsewhere["test.store_submission"];
+        assert_eq!(lease.owner, holder);
+        assert!(
+            summary.to_string().starts_with(&format!(
+                "test.store_submission: not delivered by this worker: another worker holds it: pid {} on ",
+                std::process::id()
+            )),
+            "{summary}"
+        );
+        store.release(&claim).await.unwrap();
+    }
+}
