@@ -1107,3 +1107,83 @@ async fn a_worker_that_never_gets_the_claim_names_the_holder() {
         store.release(&claim).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_reset_never_moves_forward_nor_overwrites_a_pending_failure() {
+    for store in stores().await {
+        a_reset_never_moves_forward_on(store).await;
+    }
+}
+
+async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
+    use events::store::durable::{Record, Settlement};
+    let (handler, event) = ("test.reset_contract", "forms.form_submitted");
+    let mut stored = Vec::new();
+    for form in 1..=3 {
+        stored.push(append(&store, &FormSubmitted { form }).await);
+    }
+    let claim = take(&store, handler, &Owner::current(), Duration::from_secs(30)).await;
+    let settle = |record: Record, i: usize| {
+        let (store, claim, e) = (store.clone(), claim.clone(), stored[i].clone());
+        async move {
+            let new = Settlement::New {
+                event: &e,
+                record: &record,
+            };
+            store.settle(&claim, new).await.unwrap();
+        }
+    };
+    settle(Record::Done, 0).await;
+    let retry = Record::Retry {
+        attempts: 1,
+        at: std::time::SystemTime::now() + Duration::from_secs(3600),
+        error: "down".into(),
+    };
+    settle(retry, 1).await;
+    assert_eq!(checkpoint(&store, handler, event).await, 2);
+
+    // Forward: nothing is skipped. Past the head: refused.
+    store
+        .reset_checkpoint(&claim, 3, OnReset::KeepFailures)
+        .await
+        .unwrap();
+    assert_eq!(checkpoint(&store, handler, event).await, 2);
+    let err = store
+        .reset_checkpoint(&claim, 4, OnReset::KeepFailures)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::PastHead {
+                position: 5,
+                head: 3
+            }
+        ),
+        "{err}"
+    );
+
+    // Back to the start, keeping failures: the retry survives being held on the way.
+    store
+        .reset_checkpoint(&claim, 0, OnReset::KeepFailures)
+        .await
+        .unwrap();
+    assert_eq!(checkpoint(&store, handler, event).await, 0);
+    settle(Record::Hold, 1).await;
+    let failures = store.failures(Some(handler)).await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0].status, failures[0].attempts),
+        (FailureStatus::Retrying, 1)
+    );
+    let discarded = store
+        .reset_checkpoint(&claim, 0, OnReset::DiscardFailures)
+        .await
+        .unwrap();
+    assert_eq!(
+        (discarded.retrying, discarded.dead, discarded.held),
+        (1, 0, 0)
+    );
+    assert!(store.failures(Some(handler)).await.unwrap().is_empty());
+    store.release(&claim).await.unwrap();
+}
