@@ -15,7 +15,7 @@
 //!
 //! Commands: `list`, `process <handler>... | --all [--max-runtime 10m]`, `status`,
 //! `dead-letters [--handler H]`, `retry <id> | --all`, `drop <id>`,
-//! `replay <handler> [--from POS]`, `graph`.
+//! `replay <handler> [--from POS] [--discard-failures]`, `graph`, `rename-checkpoint <old> <new>`.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -30,7 +30,7 @@ use crate::catalog::catalog;
 use crate::store::connect;
 use crate::store::durable::{DurableStore, FailureStatus, IntoDurableStore, OnReset, Owner};
 use crate::store::StoreError;
-use crate::worker::{unknown_handler, Worker, WorkerError};
+use crate::worker::{orphaned_checkpoints, unknown_handler, Worker, WorkerError};
 use crate::{Bus, HandlerInfo, HandlerKind};
 
 /// The events operator CLI.
@@ -112,6 +112,14 @@ enum Command {
     },
     /// The event flow as a Mermaid diagram: events, handlers, and the events they publish.
     Graph,
+    /// Move a checkpoint (and its pending failures) to a new name: after renaming or moving a
+    /// durable handler, so that it goes on where it was instead of delivering its history again.
+    RenameCheckpoint {
+        /// The stored checkpoint's name (see the orphaned checkpoints in `status`).
+        old: String,
+        /// The durable handler that takes it over; it must not have a checkpoint yet.
+        new: String,
+    },
 }
 
 /// A CLI command failed.
@@ -127,6 +135,9 @@ pub enum CliError {
     /// A command was given something it cannot use.
     #[error("{0}")]
     Usage(String),
+    /// `process` delivered nothing for these handlers: another worker held them the whole run.
+    #[error("another worker held {0} for the whole run (see above); run one worker per handler, or this one as a standby")]
+    HeldElsewhere(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -206,6 +217,10 @@ async fn execute(
             }
             let summary = worker.run().await?;
             write!(out, "{summary}")?;
+            if !summary.held_elsewhere.is_empty() {
+                let held: Vec<_> = summary.held_elsewhere.keys().map(String::as_str).collect();
+                return Err(CliError::HeldElsewhere(held.join(", ")));
+            }
         }
         Command::Status => write!(out, "{}", status(store.as_ref()).await?)?,
         Command::DeadLetters { handler } => {
@@ -256,6 +271,11 @@ async fn execute(
             replay(bus, &store, &handler, from, failures, out).await?
         }
         Command::Graph => write!(out, "{}", graph())?,
+        Command::RenameCheckpoint { old, new } => {
+            durable_handler(&new)?;
+            store.rename_checkpoint(&old, &new).await?;
+            writeln!(out, "checkpoint `{old}` is now `{new}`")?;
+        }
     }
     Ok(())
 }
@@ -347,7 +367,7 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         let lease = s
             .leases
             .iter()
-            .map(|l| l.owner.to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         rows.push(vec![
@@ -362,6 +382,7 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         ]);
     }
     let mut out = format!("log head: position {head}\n");
+    let orphans = orphaned_checkpoints(store).await?;
     out.push_str(&table(
         &[
             "HANDLER",
@@ -375,6 +396,19 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         ],
         rows,
     ));
+    if !orphans.is_empty() {
+        let positions: std::collections::BTreeMap<_, _> = store
+            .checkpoints()
+            .await?
+            .into_iter()
+            .map(|c| (c.handler, c.position))
+            .collect();
+        out.push_str("orphaned checkpoints (no durable handler of this program has their name; a renamed handler starts over unless you run `rename-checkpoint OLD NEW`):\n");
+        for name in orphans {
+            let position = positions.get(&name).copied().unwrap_or_default();
+            let _ = writeln!(out, "  {name} at position {position}");
+        }
+    }
     Ok(out)
 }
 

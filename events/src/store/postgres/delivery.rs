@@ -536,7 +536,7 @@ impl DurableStore for PostgresStore {
                 .map_err(backend)?;
             }
             tx.execute(
-                "UPDATE events_subscriptions SET position = $3, updated_at = now() WHERE handler = $1 AND segment = $2",
+                "UPDATE events_subscriptions SET position = LEAST(position, $3), updated_at = now() WHERE handler = $1 AND segment = $2",
                 &[&claim.handler, &segment, &(after as i64)],
             )
             .await

@@ -78,6 +78,18 @@ impl App {
             .unwrap()
     }
 
+    /// Runs one handler's worker for a second, polling every 20 ms; its summary.
+    pub fn process_for_a_second(&self, handler: &str) -> String {
+        self.run(&[
+            "process",
+            handler,
+            "--max-runtime",
+            "1s",
+            "--poll-interval",
+            "20ms",
+        ])
+    }
+
     /// Lines `handler event_id customer order` the handlers wrote.
     pub fn handled(&self) -> Vec<(String, String, u32, u64)> {
         let text =
