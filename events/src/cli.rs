@@ -52,6 +52,8 @@ struct Cli {
 enum Command {
     /// Every event and handler: kind, order, source location, resources.
     List,
+    /// Create or upgrade the store's tables (PostgreSQL; SQLite creates its own when it opens).
+    Migrate,
     /// Run durable handlers: deliver stored events until stopped (SIGINT/SIGTERM) or the time
     /// limit.
     Process {
@@ -206,6 +208,7 @@ async fn execute(
     };
     match cli.command {
         Command::List => write!(out, "{}", list())?,
+        Command::Migrate => writeln!(out, "{}", store.migrate().await?)?,
         Command::Process {
             handlers,
             all,

@@ -19,11 +19,26 @@ fn bus() -> Bus {
     Bus::builder().build().expect("bus builds")
 }
 
-/// A fresh, empty store of every backend the suite runs on.
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod pg;
+
+/// A fresh, empty store of every backend the suite runs on: SQLite in memory, and PostgreSQL
+/// (4 segments) in a schema of its own when the feature is on (`support/postgres.rs`).
 async fn stores() -> Vec<Arc<dyn DurableStore>> {
-    vec![Arc::new(
-        SqliteStore::open_in_memory().expect("store opens"),
-    )]
+    let sqlite: Arc<dyn DurableStore> =
+        Arc::new(SqliteStore::open_in_memory().expect("store opens"));
+    #[allow(unused_mut)]
+    let mut stores = vec![sqlite];
+    #[cfg(feature = "postgres")]
+    {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(store) = pg::store(&format!("durable_{n}")).await {
+            stores.push(Arc::new(store));
+        }
+    }
+    stores
 }
 
 /// Delivers everything due now to one handler.
@@ -54,22 +69,26 @@ async fn take(store: &Arc<dyn DurableStore>, handler: &str, owner: &Owner, ttl: 
     }
 }
 
-/// A handler's checkpoint as `status` reports it.
-async fn checkpoint(store: &Arc<dyn DurableStore>, handler: &str, event: &str) -> u64 {
-    store.status(handler, event).await.unwrap().checkpoint
+/// The stored checkpoint of one (handler, segment): the fencing tests settle on segment 0
+/// whatever segment the event hashes to.
+async fn segment_checkpoint(store: &Arc<dyn DurableStore>, handler: &str, segment: u32) -> u64 {
+    let checkpoints = store.checkpoints().await.unwrap();
+    checkpoints
+        .iter()
+        .find(|c| c.handler == handler && c.segment == segment)
+        .map_or(0, |c| c.position)
 }
 
-/// Resets a handler's checkpoint as an operator would: under the handler's claim.
+/// Resets a handler's checkpoint as an operator would: under the claims of all its segments.
 async fn reset(
     store: &Arc<dyn DurableStore>,
     handler: &str,
     after: u64,
     failures: OnReset,
 ) -> Result<events::store::durable::Discarded, StoreError> {
-    let claim = take(store, handler, &Owner::current(), Duration::from_secs(5)).await;
-    let done = store.reset_checkpoint(&claim, after, failures).await;
-    store.release(&claim).await?;
-    done
+    store
+        .reset_handler(handler, after, failures, &Owner::current())
+        .await
 }
 
 async fn dead_letters(store: &Arc<dyn DurableStore>, handler: &str) -> Vec<PendingFailure> {
@@ -491,7 +510,8 @@ async fn a_running_worker_wakes_on_append_without_waiting_for_its_poll_on(
         .status("test.store_submission", "forms.form_submitted")
         .await
         .unwrap();
-    assert_eq!(status.leases.len(), 1, "{status:?}");
+    // One lease per segment of the handler's stream (SQLite: one).
+    assert_eq!(status.leases.len(), store.segments() as usize, "{status:?}");
     assert_eq!(status.leases[0].owner.pid, std::process::id());
     append(&store, &FormSubmitted { form: 12 }).await;
     stop.send(()).unwrap();
@@ -601,11 +621,20 @@ async fn the_circuit_opens_after_failures_in_a_row_on(store: Arc<dyn DurableStor
         .drain()
         .await
         .unwrap();
-    // Three attempts, then the handler pauses: the other seven events wait, untouched.
-    assert_eq!(*PINGS.lock().unwrap(), 3);
-    assert_eq!(summary.handlers["test.ping"].failed, 3);
+    // Three attempts, then the handler pauses: the other seven events wait, untouched. (With
+    // several segments each segment's subscription has its own breaker: three per segment.)
+    let pings = *PINGS.lock().unwrap();
+    if store.segments() == 1 {
+        assert_eq!(pings, 3);
+    } else {
+        assert!((1..=3 * store.segments()).contains(&pings), "{pings}");
+    }
+    assert_eq!(summary.handlers["test.ping"].failed, u64::from(pings));
     let status = store.status("test.ping", "webhooks.ping").await.unwrap();
-    assert_eq!((status.retrying, status.lag), (3, 7));
+    assert_eq!(
+        (status.retrying, status.lag),
+        (u64::from(pings), 10 - u64::from(pings))
+    );
 }
 
 // --- transactional outbox --------------------------------------------------------------------
@@ -743,6 +772,24 @@ fn reindex(docs: &[DocumentChanged]) -> Result<(), String> {
     Ok(())
 }
 
+/// The batches `test.reindex` received are `expected` on one segment. With several, documents
+/// may sit in different segments, which take their own runs (a bad event splits only its own
+/// segment's run): each document's revisions still arrive in order, each exactly once.
+fn assert_runs<const N: usize>(store: &Arc<dyn DurableStore>, expected: [Vec<(u32, u32)>; N]) {
+    let batches = BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>();
+    if store.segments() == 1 {
+        return assert_eq!(batches, expected);
+    }
+    let per_doc = |batches: &[Vec<(u32, u32)>]| {
+        let mut docs = std::collections::BTreeMap::<u32, Vec<u32>>::new();
+        for (doc, rev) in batches.iter().flatten() {
+            docs.entry(*doc).or_default().push(*rev);
+        }
+        docs
+    };
+    assert_eq!(per_doc(&batches), per_doc(&expected), "{batches:?}");
+}
+
 #[tokio::test]
 async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
     for store in stores().await {
@@ -760,11 +807,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event_on(store: Arc<dyn Dura
         append(&store, &DocumentChanged { doc, rev }).await;
     }
     drain(&bus, &store, "test.reindex").await;
-    assert_eq!(
-        BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
-        [vec![(1, 1), (2, 1), (1, 2)]],
-        "one call"
-    );
+    assert_runs(&store, [vec![(1, 1), (2, 1), (1, 2)]]);
 
     // A bad event fails its batch; the batch is redelivered event by event: the bad one is
     // dead-lettered, the later event of its document is held, the others go through.
@@ -778,10 +821,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event_on(store: Arc<dyn Dura
         (2, 1, 1),
         "{summary}"
     );
-    assert_eq!(
-        BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
-        [vec![(3, 1)], vec![(3, 2)]]
-    );
+    assert_runs(&store, [vec![(3, 1)], vec![(3, 2)]]);
     let dead = dead_letters(&store, "test.reindex").await;
     assert_eq!(
         dead[0].last_error.as_deref(),
@@ -794,10 +834,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event_on(store: Arc<dyn Dura
     append(&store, &DocumentChanged { doc: 4, rev: 1 }).await;
     append(&store, &DocumentChanged { doc: 5, rev: 1 }).await;
     drain(&bus, &store, "test.reindex").await;
-    assert_eq!(
-        BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
-        [vec![(1, 3)], vec![(4, 1), (5, 1)]]
-    );
+    assert_runs(&store, [vec![(1, 3)], vec![(4, 1), (5, 1)]]);
     assert_eq!(
         store
             .status("test.reindex", "search.document_changed")
@@ -988,7 +1025,7 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
-    assert_eq!(checkpoint(&store, handler, "forms.form_submitted").await, 0);
+    assert_eq!(segment_checkpoint(&store, handler, 0).await, 0);
     // A sees who holds it now.
     let Claimed::HeldBy(lease) = store
         .claim(handler, 0, &a, Duration::from_secs(30))
@@ -1003,10 +1040,7 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
     store.release(&taken).await.unwrap();
     let again = take(&store, handler, &a, Duration::from_secs(30)).await;
     assert!(again.token > taken.token);
-    assert_eq!(
-        checkpoint(&store, handler, "forms.form_submitted").await,
-        event.position
-    );
+    assert_eq!(segment_checkpoint(&store, handler, 0).await, event.position);
 }
 
 #[tokio::test]
@@ -1079,4 +1113,113 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
     assert!(missing
         .to_string()
         .contains("no checkpoint named `test.old_name`"));
+}
+
+#[tokio::test]
+async fn a_worker_that_never_gets_the_claim_names_the_holder() {
+    for store in stores().await {
+        let holder = Owner::current();
+        let claim = take(
+            &store,
+            "test.store_submission",
+            &holder,
+            Duration::from_secs(30),
+        )
+        .await;
+        let summary = Worker::new(&bus(), &store)
+            .handlers(["test.store_submission"])
+            .drain()
+            .await
+            .unwrap();
+        let lease = &summary.held_elsewhere["test.store_submission"];
+        assert_eq!(lease.owner, holder);
+        assert!(
+            summary.to_string().starts_with(&format!(
+                "test.store_submission: not delivered by this worker: another worker holds it: pid {} on ",
+                std::process::id()
+            )),
+            "{summary}"
+        );
+        store.release(&claim).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reset_never_moves_forward_nor_overwrites_a_pending_failure() {
+    for store in stores().await {
+        a_reset_never_moves_forward_on(store).await;
+    }
+}
+
+async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
+    use events::store::durable::{Record, Settlement};
+    let handler = "test.reset_contract";
+    let mut stored = Vec::new();
+    for form in 1..=3 {
+        stored.push(append(&store, &FormSubmitted { form }).await);
+    }
+    let claim = take(&store, handler, &Owner::current(), Duration::from_secs(30)).await;
+    let settle = |record: Record, i: usize| {
+        let (store, claim, e) = (store.clone(), claim.clone(), stored[i].clone());
+        async move {
+            let new = Settlement::New {
+                event: &e,
+                record: &record,
+            };
+            store.settle(&claim, new).await.unwrap();
+        }
+    };
+    settle(Record::Done, 0).await;
+    let retry = Record::Retry {
+        attempts: 1,
+        at: std::time::SystemTime::now() + Duration::from_secs(3600),
+        error: "down".into(),
+    };
+    settle(retry, 1).await;
+    assert_eq!(segment_checkpoint(&store, handler, 0).await, 2);
+
+    // Forward: nothing is skipped. Past the head: refused.
+    store
+        .reset_checkpoint(&claim, 3, OnReset::KeepFailures)
+        .await
+        .unwrap();
+    assert_eq!(segment_checkpoint(&store, handler, 0).await, 2);
+    let err = store
+        .reset_checkpoint(&claim, 4, OnReset::KeepFailures)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::PastHead {
+                position: 5,
+                head: 3
+            }
+        ),
+        "{err}"
+    );
+
+    // Back to the start, keeping failures: the retry survives being held on the way.
+    store
+        .reset_checkpoint(&claim, 0, OnReset::KeepFailures)
+        .await
+        .unwrap();
+    assert_eq!(segment_checkpoint(&store, handler, 0).await, 0);
+    settle(Record::Hold, 1).await;
+    let failures = store.failures(Some(handler)).await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0].status, failures[0].attempts),
+        (FailureStatus::Retrying, 1)
+    );
+    let discarded = store
+        .reset_checkpoint(&claim, 0, OnReset::DiscardFailures)
+        .await
+        .unwrap();
+    assert_eq!(
+        (discarded.retrying, discarded.dead, discarded.held),
+        (1, 0, 0)
+    );
+    assert!(store.failures(Some(handler)).await.unwrap().is_empty());
+    store.release(&claim).await.unwrap();
 }

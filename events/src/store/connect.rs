@@ -30,12 +30,16 @@ pub async fn connect(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
     match scheme {
         "sqlite" => open_sqlite(url, rest),
         "postgres" | "postgresql" => {
-            // The PostgreSQL backend fills this arm in.
             #[cfg(feature = "postgres")]
             {
-                Err(refuse(
-                    "the PostgreSQL backend is not implemented yet".to_owned(),
-                ))
+                let store =
+                    super::PostgresStore::connect(url)
+                        .await
+                        .map_err(|e| StoreError::Open {
+                            path: super::postgres::redacted(url).into(),
+                            reason: e.to_string(),
+                        })?;
+                Ok(Arc::new(store))
             }
             #[cfg(not(feature = "postgres"))]
             {

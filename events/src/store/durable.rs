@@ -388,6 +388,12 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
     /// moved). Refuses when `to` already has a checkpoint, when `from` has none, or while a
     /// worker holds a live lease on `from`.
     async fn rename_checkpoint(&self, from: &str, to: &str) -> Result<(), StoreError>;
+
+    /// Creates or upgrades the backend's tables (the CLI's `migrate`); returns what it did, in
+    /// one line. Backends that create their tables when they open have nothing to do.
+    async fn migrate(&self) -> Result<String, StoreError> {
+        Ok("nothing to migrate: this store creates its tables when it opens".to_owned())
+    }
 }
 
 /// Anything a [`Worker`](crate::worker::Worker) or the CLI can run on: a backend by reference

@@ -10,6 +10,8 @@ mod connect;
 #[cfg(feature = "durable")]
 pub mod durable;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -38,6 +40,8 @@ pub use memory::MemoryStore;
 /// re-export, so your code and the store agree on its version.
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -66,6 +66,16 @@ pub(crate) struct Finished {
 }
 
 /// Why a step ended early.
+/// What the loop does after a turn.
+enum Turn {
+    Again,
+    Stop,
+}
+
+/// Back-off after a store error: from this, doubling, up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 enum Interrupt {
     /// The claim passed to another worker: stop working on it.
     LeaseLost,
@@ -136,6 +146,11 @@ impl Subscription {
         self.segment
     }
 
+    /// Delivers until stopped (or, with `drain`, until nothing is due). A store error in a
+    /// long run (the database went away, a connection broke) is logged and retried with
+    /// back-off: the checkpoints are in the store, so the subscription resumes where they say
+    /// (a claim that lapsed meanwhile is taken again, or lost to another worker). A drain
+    /// returns the error instead, so a one-off run fails loudly.
     pub(crate) async fn run(
         mut self,
         bus: &Bus,
@@ -145,55 +160,36 @@ impl Subscription {
         drain: bool,
     ) -> Result<Finished, StoreError> {
         let mut wakeups = store.wakeups();
+        let mut pause = RETRY_MIN;
         loop {
-            if stop.requested() {
-                break;
-            }
-            let claimed = self.claim.is_some() && !self.lease_due();
-            if !claimed && !self.claim(store, options).await? {
-                if drain || stop.wait(options.poll_interval, None).await {
-                    break;
-                }
-                continue;
-            }
-            if let Some(pause) = self.breaker.remaining(Instant::now()) {
-                if drain || stop.wait(pause, None).await {
-                    break;
-                }
-                continue;
-            }
-            // Look at the wake-up counter before reading, so an append in between is not missed.
-            wakeups.borrow_and_update();
-            let claim = self.claim.clone().expect("claimed above");
-            let worked = match self.step(bus, store, &claim, options, &stop).await {
-                Ok(worked) => worked,
-                Err(Interrupt::LeaseLost) => {
+            match self
+                .turn(bus, store, options, &mut stop, &mut wakeups, drain)
+                .await
+            {
+                Ok(Turn::Again) => pause = RETRY_MIN,
+                Ok(Turn::Stop) => break,
+                Err(e) if !drain && matches!(e, StoreError::Backend(_)) => {
+                    metrics::counter!("events_worker_store_errors_total", "handler" => self.name)
+                        .increment(1);
                     tracing::warn!(
                         handler = self.name,
                         segment = self.segment,
-                        "lost the lease to another worker (this one stalled past it): the event in hand was not recorded and may be delivered again by the new holder"
+                        error = %e,
+                        retry_in = ?pause,
+                        "the store failed; retrying, and resuming from the stored checkpoint"
                     );
-                    self.claim = None;
-                    continue;
+                    if stop.wait(pause, None).await {
+                        break;
+                    }
+                    pause = (pause * 2).min(RETRY_MAX);
                 }
-                Err(Interrupt::Store(e)) => return Err(e),
-            };
-            if worked {
-                continue;
-            }
-            if drain {
-                break;
-            }
-            let mut sleep = options.poll_interval;
-            if let Some(at) = store.next_retry(&claim).await? {
-                sleep = sleep.min(at.duration_since(SystemTime::now()).unwrap_or_default());
-            }
-            if stop.wait(sleep, Some(&mut wakeups)).await {
-                break;
+                Err(e) => return Err(e),
             }
         }
         if let Some(claim) = &self.claim {
-            store.release(claim).await?;
+            if let Err(e) = store.release(claim).await {
+                tracing::warn!(handler = self.name, segment = self.segment, error = %e, "could not release the lease; it lapses after its TTL");
+            }
         }
         Ok(Finished {
             handler: self.name,
@@ -204,6 +200,64 @@ impl Subscription {
                 self.last_holder
             },
         })
+    }
+
+    /// One turn of the loop: claim, deliver what is due, or wait.
+    async fn turn(
+        &mut self,
+        bus: &Bus,
+        store: &dyn DurableStore,
+        options: &Options,
+        stop: &mut Stop,
+        wakeups: &mut watch::Receiver<u64>,
+        drain: bool,
+    ) -> Result<Turn, StoreError> {
+        if stop.requested() {
+            return Ok(Turn::Stop);
+        }
+        let claimed = self.claim.is_some() && !self.lease_due();
+        if !claimed && !self.claim(store, options).await? {
+            if drain || stop.wait(options.poll_interval, None).await {
+                return Ok(Turn::Stop);
+            }
+            return Ok(Turn::Again);
+        }
+        if let Some(pause) = self.breaker.remaining(Instant::now()) {
+            if drain || stop.wait(pause, None).await {
+                return Ok(Turn::Stop);
+            }
+            return Ok(Turn::Again);
+        }
+        // Look at the wake-up counter before reading, so an append in between is not missed.
+        wakeups.borrow_and_update();
+        let claim = self.claim.clone().expect("claimed above");
+        let worked = match self.step(bus, store, &claim, options, stop).await {
+            Ok(worked) => worked,
+            Err(Interrupt::LeaseLost) => {
+                tracing::warn!(
+                    handler = self.name,
+                    segment = self.segment,
+                    "lost the lease to another worker (this one stalled past it): the event in hand was not recorded and may be delivered again by the new holder"
+                );
+                self.claim = None;
+                return Ok(Turn::Again);
+            }
+            Err(Interrupt::Store(e)) => return Err(e),
+        };
+        if worked {
+            return Ok(Turn::Again);
+        }
+        if drain {
+            return Ok(Turn::Stop);
+        }
+        let mut sleep = options.poll_interval;
+        if let Some(at) = store.next_retry(&claim).await? {
+            sleep = sleep.min(at.duration_since(SystemTime::now()).unwrap_or_default());
+        }
+        if stop.wait(sleep, Some(wakeups)).await {
+            return Ok(Turn::Stop);
+        }
+        Ok(Turn::Again)
     }
 
     /// Takes or renews the claim; `false` when another worker holds it.

@@ -24,10 +24,10 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use events::store::durable::IntoDurableStore;
-use events::store::{EventMetadata, SqliteStore};
+use events::store::{DurableStore, EventMetadata, SqliteStore};
 use events::worker::metrics::sample_durable_gauges;
 use events::{event_handler, Bus, DomainEvent, Meta, Res};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
@@ -161,7 +161,19 @@ async fn run() -> ExitCode {
         }
     }
     let db = std::env::var("EVENTS_DB").unwrap_or_else(|_| "async-worker.db".into());
-    let store = match SqliteStore::open(&db) {
+    // `--database-url` / `EVENTS_DATABASE_URL` (e.g. postgres://...) instead of the SQLite file;
+    // the handlers' journal stays next to `EVENTS_DB`.
+    let url = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("EVENTS_DATABASE_URL").ok())
+        .filter(|url| !url.is_empty());
+    let opened = match &url {
+        Some(url) => events::store::connect(url).await,
+        None => SqliteStore::open(&db).map(|s| Arc::new(s) as Arc<dyn DurableStore>),
+    };
+    let store = match opened {
         Ok(store) => store,
         Err(e) => {
             eprintln!("error: {e}");
@@ -169,8 +181,7 @@ async fn run() -> ExitCode {
         }
     };
     if metrics_addr.is_some() {
-        let store = (&store).into_durable_store();
-        tokio::spawn(sample_durable_gauges(store, Duration::from_secs(1)));
+        tokio::spawn(sample_durable_gauges(store.clone(), Duration::from_secs(1)));
     }
     let journal = Journal::from_env(&db);
     let bus = match Bus::builder().resource(journal).build() {
@@ -180,10 +191,14 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.get(1).map(String::as_str) == Some("place-orders") {
-        return place_orders(&store, &args[2..]);
+    let mut own = args.clone();
+    if let Some(i) = own.iter().position(|a| a == "--database-url") {
+        own.drain(i..(i + 2).min(own.len()));
     }
-    events::cli::run_from(&bus, &store, args).await
+    if own.get(1).map(String::as_str) == Some("place-orders") {
+        return place_orders(&store, &own[2..]).await;
+    }
+    events::cli::run_from(&bus, store, args).await
 }
 
 /// Removes `--metrics-addr ADDR` from the front of the arguments and returns the address.
@@ -216,7 +231,7 @@ fn serve_metrics(addr: SocketAddr) -> Result<(), BuildError> {
 /// `place-orders <count> [--customers N] [--empty-every K]`: the application's side, storing
 /// `OrderPlaced` events (every K-th order has no items and will be dead-lettered by the stock
 /// handler).
-fn place_orders(store: &SqliteStore, args: &[String]) -> ExitCode {
+async fn place_orders(store: &Arc<dyn DurableStore>, args: &[String]) -> ExitCode {
     let arg = |name: &str, default: u64| {
         args.iter()
             .position(|a| a == name)
@@ -238,7 +253,7 @@ fn place_orders(store: &SqliteStore, args: &[String]) -> ExitCode {
             order,
             items,
         };
-        if let Err(err) = store.append_event(&e, EventMetadata::default()) {
+        if let Err(err) = store.append_event(&e, EventMetadata::default()).await {
             eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }

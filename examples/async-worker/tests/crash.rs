@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use common::App;
@@ -58,53 +57,9 @@ fn a_killed_worker_loses_nothing() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = worker.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = worker.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "SIGTERM is a clean stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let handled: Vec<_> = app
-        .handled()
-        .into_iter()
-        .filter(|(h, ..)| h == HANDLER)
-        .collect();
-    let mut times: HashMap<&str, u32> = HashMap::new();
-    for (_, id, ..) in &handled {
-        *times.entry(id).or_default() += 1;
-    }
-    assert_eq!(
-        times.len() as u64,
-        EVENTS,
-        "every event handled at least once"
-    );
-    let duplicates: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        duplicates.len() <= 1,
-        "only the event in flight may be handled twice: {duplicates:?}"
-    );
-    assert!(duplicates.iter().all(|(_, n)| **n == 2));
-
-    // Per customer (the aggregate), orders arrive in the order they were placed (a redelivered
-    // event repeats itself, it never jumps back further).
-    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
-    for (_, _, customer, order) in &handled {
-        let previous = last.insert(*customer, *order).unwrap_or(0);
-        assert!(
-            *order >= previous,
-            "customer {customer}: order {order} after {previous}"
-        );
-    }
+    common::terminate(worker);
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 1);
     println!(
-        "{before_restart} handled before the kill, {} deliveries in all, {} duplicate(s)",
-        handled.len(),
-        duplicates.len()
+        "{before_restart} handled before the kill, {deliveries} deliveries in all, {duplicates} duplicate(s)"
     );
 }

@@ -6,6 +6,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub struct App {
     pub db: PathBuf,
+    /// A database URL (`EVENTS_DATABASE_URL`) instead of the SQLite file; the handlers'
+    /// journal stays next to `db`.
+    pub url: Option<String>,
     _dir: TempDir,
 }
 
@@ -25,7 +28,16 @@ impl App {
         std::fs::create_dir_all(&dir).unwrap();
         Self {
             db: dir.join("shop.db"),
+            url: None,
             _dir: TempDir(dir),
+        }
+    }
+
+    /// An application on the database `url` (its journal in a fresh directory).
+    pub fn on(name: &str, url: String) -> Self {
+        Self {
+            url: Some(url),
+            ..Self::new(name)
         }
     }
 
@@ -33,8 +45,11 @@ impl App {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_async-worker"));
         cmd.args(args)
             .env("EVENTS_DB", &self.db)
-            .env_remove("RUST_LOG")
-            .env_remove("EVENTS_DATABASE_URL");
+            .env_remove("RUST_LOG");
+        match &self.url {
+            Some(url) => cmd.env("EVENTS_DATABASE_URL", url),
+            None => cmd.env_remove("EVENTS_DATABASE_URL"),
+        };
         cmd
     }
 
@@ -121,4 +136,56 @@ pub fn wait_for_exit(mut child: Child, limit: std::time::Duration, what: &str) -
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Stops a worker with SIGTERM and checks that it finished cleanly.
+pub fn terminate(child: Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SIGTERM is a clean stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// After workers were killed mid-stream: every one of `events` events was handled by
+/// `handler`, at most `in_flight` of them twice (never more), and each customer's orders
+/// arrived in the order they were placed (a redelivered event repeats itself, it never jumps
+/// back further). Returns (deliveries, duplicates).
+pub fn check_after_kill(app: &App, handler: &str, events: u64, in_flight: usize) -> (usize, usize) {
+    use std::collections::{BTreeMap, HashMap};
+    let handled: Vec<_> = app
+        .handled()
+        .into_iter()
+        .filter(|(h, ..)| h == handler)
+        .collect();
+    let mut times: HashMap<&str, u32> = HashMap::new();
+    for (_, id, ..) in &handled {
+        *times.entry(id).or_default() += 1;
+    }
+    assert_eq!(
+        times.len() as u64,
+        events,
+        "every event handled at least once"
+    );
+    let duplicates: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicates.len() <= in_flight && duplicates.iter().all(|(_, n)| **n == 2),
+        "only the events in flight at the kill may be handled twice: {duplicates:?}"
+    );
+    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+    for (_, _, customer, order) in &handled {
+        let previous = last.insert(*customer, *order).unwrap_or(0);
+        assert!(
+            *order >= previous,
+            "customer {customer}: order {order} after {previous}"
+        );
+    }
+    (handled.len(), duplicates.len())
 }

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Starts the servers the tests need (PostgreSQL) on loopback, each with a throw-away data
+# directory, and stops them again.
+#
+#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL, run CMD, stop (any exit)
+#   eval "$(scripts/servers.sh start)"   start and export EVENTS_POSTGRES_URL and EVENTS_SERVERS_DIR
+#   scripts/servers.sh stop         stop what `start` started (reads EVENTS_SERVERS_DIR)
+#
+# Example: scripts/servers.sh run cargo test --workspace --all-features
+#
+# PostgreSQL refuses to run as root: as root the server runs as the `postgres` system user
+# (created by Debian's package) or `nobody`. Settings: EVENTS_PG_PORT (default: the first free
+# port from 54329 up), EVENTS_PG_FSYNC (default `off`: a test server need not survive a power
+# loss; set `on` for benchmarks that should pay for durable commits).
+set -euo pipefail
+
+die() { echo "servers.sh: $*" >&2; exit 1; }
+
+pg_bindir() {
+    if command -v initdb >/dev/null 2>&1; then
+        dirname "$(readlink -f "$(command -v initdb)")"
+        return
+    fi
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$dir" ] && [ -x "$dir/initdb" ] ||
+        die "PostgreSQL server binaries not found; install them (Debian: apt-get install -y postgresql)"
+    echo "$dir"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+    local port=${EVENTS_PG_PORT:-54329}
+    if [ -n "${EVENTS_PG_PORT:-}" ]; then
+        port_in_use "$port" && die "EVENTS_PG_PORT=$port is already in use; pick another port"
+        echo "$port"
+        return
+    fi
+    while port_in_use "$port"; do port=$((port + 1)); done
+    echo "$port"
+}
+
+# Runs a command as the unprivileged server user (as ourselves when we are not root), from the
+# servers' directory (the server user may not be allowed into the caller's).
+as_server_user() {
+    (
+        cd "$servers_dir"
+        if [ "$(id -u)" = 0 ]; then
+            exec runuser -u "$server_user" -- "$@"
+        else
+            exec "$@"
+        fi
+    )
+}
+
+start_postgres() {
+    local bin port data
+    bin=$(pg_bindir)
+    port=$(free_port)
+    data="$servers_dir/postgres"
+    mkdir -p "$data"
+    if [ "$(id -u)" = 0 ]; then
+        server_user=postgres
+        id "$server_user" >/dev/null 2>&1 || server_user=nobody
+        chown -R "$server_user" "$servers_dir"
+    fi
+    as_server_user "$bin/initdb" --pgdata="$data" --username=events --auth=trust \
+        --encoding=UTF8 --no-locale >"$servers_dir/initdb.log" 2>&1 ||
+        { cat "$servers_dir/initdb.log" >&2; die "initdb failed (log above)"; }
+    echo "$bin" >"$servers_dir/postgres.bin"
+    as_server_user "$bin/pg_ctl" --pgdata="$data" --log="$servers_dir/postgres.log" --wait \
+        --options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$servers_dir -c max_connections=300 -c fsync=${EVENTS_PG_FSYNC:-off}" \
+        start >/dev/null ||
+        { cat "$servers_dir/postgres.log" >&2; die "the PostgreSQL server did not start (log above)"; }
+    as_server_user "$bin/createdb" --host=127.0.0.1 --port="$port" --username=events events ||
+        die "could not create the database \`events\`"
+    EVENTS_POSTGRES_URL="postgres://events@127.0.0.1:$port/events"
+}
+
+stop_postgres() {
+    local dir=$1
+    [ -f "$dir/postgres.bin" ] || return 0
+    servers_dir=$dir
+    if [ "$(id -u)" = 0 ]; then server_user=$(stat -c %U "$dir/postgres"); fi
+    as_server_user "$(cat "$dir/postgres.bin")/pg_ctl" --pgdata="$dir/postgres" --mode=fast \
+        --wait stop >/dev/null || echo "servers.sh: could not stop PostgreSQL in $dir" >&2
+}
+
+start() {
+    servers_dir=${servers_dir:-$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")}
+    chmod 755 "$servers_dir"
+    start_postgres
+    echo "PostgreSQL running at $EVENTS_POSTGRES_URL (data in $servers_dir)" >&2
+}
+
+stop() {
+    local dir=${1:-${EVENTS_SERVERS_DIR:-}}
+    [ -n "$dir" ] || die "nothing to stop: EVENTS_SERVERS_DIR is not set (it is exported by \`start\`)"
+    [ -d "$dir" ] || return 0
+    stop_postgres "$dir"
+    rm -rf "$dir"
+}
+
+case "${1:-}" in
+start)
+    start
+    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_SERVERS_DIR=%q\n' "$EVENTS_POSTGRES_URL" "$servers_dir"
+    ;;
+stop)
+    stop "${2:-}"
+    ;;
+run)
+    shift
+    [ $# -gt 0 ] || die "usage: scripts/servers.sh run CMD..."
+    servers_dir=$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")
+    trap 'stop "$servers_dir"' EXIT
+    start
+    export EVENTS_POSTGRES_URL EVENTS_SERVERS_DIR="$servers_dir"
+    trap 'exit 130' INT TERM
+    "$@"
+    ;;
+*)
+    die "usage: scripts/servers.sh start | stop [DIR] | run CMD..."
+    ;;
+esac
