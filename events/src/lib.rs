@@ -55,6 +55,8 @@ mod event;
 mod extract;
 mod handler;
 mod meta;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod registry;
 mod report;
 pub mod store;

@@ -17,7 +17,7 @@
 //! Several worker processes can share a store: a lease per handler makes sure one delivers it
 //! at a time; a crashed worker's lease expires after `lease_ttl`.
 
-mod queries;
+pub(crate) mod queries;
 mod subscription;
 
 use std::collections::BTreeMap;
@@ -33,6 +33,8 @@ use crate::store::{SqliteStore, StoreError};
 use crate::{Bus, HandlerKind};
 
 pub use queries::{FailureStatus, HandlerStatus, PendingFailure};
+#[cfg(feature = "nats")]
+pub(crate) use subscription::wait;
 use subscription::Subscription;
 
 /// Delivers stored events to durable handlers until stopped.

@@ -416,7 +416,7 @@ fn jitter(delay: Duration, salt: u64) -> Duration {
 }
 
 /// Waits for `timeout`, a stop, or the wake-up; `true` when stopped.
-async fn wait(
+pub(crate) async fn wait(
     stopped: &mut watch::Receiver<bool>,
     timeout: Duration,
     wake: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
