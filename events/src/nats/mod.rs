@@ -11,6 +11,10 @@
 //!
 //! - [`Relay`] publishes a log to a stream, in log order, each event once: see [`relay`] for
 //!   how a killed relay neither skips nor repeats an event.
+//! - [`Inbox`] takes a stream's events into a consuming service's own store, where its
+//!   durable handlers get them from the worker, with their retries, dead letters and
+//!   hold-back: see [`inbox`] for the scheme (per-aggregate order and idempotency from the
+//!   origin's aggregate sequence) and the `AckWait` / `MaxAckPending` settings.
 //! - [`headers`] is the wire format: the payload as the body, the envelope in headers,
 //!   `Nats-Msg-Id` = the event id, subject `<prefix>.<event name>.<aggregate id>`.
 //!
@@ -20,11 +24,17 @@
 //! every start); a longer window costs server memory per message.
 
 pub mod headers;
+pub mod inbox;
 pub mod relay;
 mod stream;
 
+pub use inbox::{Inbox, InboxSummary};
 pub use relay::{Relay, RelayStore, RelaySummary};
 pub use stream::StreamSettings;
+
+use std::future::Future;
+
+use tokio::sync::watch;
 
 use crate::store::StoreError;
 
@@ -69,6 +79,19 @@ pub enum NatsError {
         /// The event id the log has at that position.
         found: Option<uuid::Uuid>,
     },
+    /// The inbox already holds another event where an incoming one belongs (same aggregate,
+    /// same sequence).
+    #[error("the inbox of stream `{stream}` holds {} where event {event_id} (origin position {position}) belongs: two origins share the stream name, or the origin's log was rebuilt; give the new origin its own stream name and consumer", .found.map_or("nothing".to_owned(), |id| format!("event {id}")))]
+    InboxConflict {
+        /// The stream's name.
+        stream: String,
+        /// The incoming event's position in the origin's log.
+        position: u64,
+        /// The incoming event's id.
+        event_id: uuid::Uuid,
+        /// The event the inbox has there.
+        found: Option<uuid::Uuid>,
+    },
     /// Another process took the relay's lease (this one stalled for longer than the lease).
     #[error("lease `{lease}` was taken over by another process; this one stops")]
     LeaseLost {
@@ -85,6 +108,24 @@ impl NatsError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Publish { .. } | Self::Stream { .. })
     }
+}
+
+/// Runs `work` until it ends or `shutdown` completes; then tells it to stop (through the
+/// watch it was given) and waits for it to finish what it has in hand.
+async fn until_shutdown<T, F: Future<Output = T>>(
+    shutdown: impl Future<Output = ()>,
+    work: impl FnOnce(watch::Receiver<bool>) -> F,
+) -> T {
+    let (stop, stopped) = watch::channel(false);
+    let work = work(stopped);
+    tokio::pin!(work, shutdown);
+    tokio::select! {
+        done = &mut work => return done,
+        () = &mut shutdown => {}
+    }
+    tracing::info!("shutdown requested; finishing what is in hand");
+    let _ = stop.send(true);
+    work.await
 }
 
 /// Connects to a NATS server; the client reconnects on its own, without limit, when the

@@ -230,18 +230,7 @@ impl<S: RelayStore> Relay<S> {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<RelaySummary, NatsError> {
-        let (stop, stopped) = watch::channel(false);
-        let relay = self.relay(stopped, false);
-        tokio::pin!(relay, shutdown);
-        tokio::select! {
-            done = &mut relay => return done,
-            () = &mut shutdown => {}
-        }
-        tracing::info!(
-            "relay stopping: shutdown requested; waiting for the acknowledgements in flight"
-        );
-        let _ = stop.send(true);
-        relay.await
+        super::until_shutdown(shutdown, |stopped| self.relay(stopped, false)).await
     }
 
     /// Publishes everything the log holds now, then returns (tests, one-off catch-up).
