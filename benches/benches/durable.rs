@@ -27,6 +27,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use events::store::durable::{DurableStore, OnReset, Owner};
 use events::store::{EventMetadata, NewEvent, SqliteStore, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
@@ -207,9 +208,14 @@ fn delivery(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                store
-                    .reset_checkpoint("bench.durable_noop", 0)
-                    .expect("reset");
+                let durable: &dyn DurableStore = store;
+                rt.block_on(durable.reset_handler(
+                    "bench.durable_noop",
+                    0,
+                    OnReset::DiscardFailures,
+                    &Owner::current(),
+                ))
+                .expect("reset");
                 let start = Instant::now();
                 drain();
                 total += start.elapsed();

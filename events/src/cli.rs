@@ -9,6 +9,10 @@
 //! # }
 //! ```
 //!
+//! The store the application hands over is the default; the global `--database-url` (or
+//! `EVENTS_DATABASE_URL`) points the CLI at another one (`sqlite://PATH`, `sqlite::memory:`,
+//! `postgres://...`, see [`store::connect`](crate::store::connect)).
+//!
 //! Commands: `list`, `process <handler>... | --all [--max-runtime 10m]`, `status`,
 //! `dead-letters [--handler H]`, `retry <id> | --all`, `drop <id>`,
 //! `replay <handler> [--from POS]`, `graph`.
@@ -17,14 +21,17 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::catalog::catalog;
-use crate::store::{SqliteStore, StoreError};
-use crate::worker::{Worker, WorkerError};
-use crate::{Bus, HandlerKind};
+use crate::store::connect;
+use crate::store::durable::{DurableStore, FailureStatus, IntoDurableStore, OnReset, Owner};
+use crate::store::StoreError;
+use crate::worker::{unknown_handler, Worker, WorkerError};
+use crate::{Bus, HandlerInfo, HandlerKind};
 
 /// The events operator CLI.
 #[derive(Debug, Parser)]
@@ -33,6 +40,10 @@ use crate::{Bus, HandlerKind};
     about = "Inspect and run the event handlers linked into this program"
 )]
 struct Cli {
+    /// The store to work on instead of the application's own (`sqlite://PATH`,
+    /// `sqlite::memory:`, `postgres://...`).
+    #[arg(long, global = true, env = "EVENTS_DATABASE_URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,7 +128,7 @@ pub enum CliError {
 
 /// Runs the CLI with the process's arguments, printing to stdout; returns the exit code
 /// (0: done, 1: the command failed, 2: bad arguments).
-pub async fn run(bus: &Bus, store: &SqliteStore) -> ExitCode {
+pub async fn run(bus: &Bus, store: impl IntoDurableStore) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -129,7 +140,12 @@ pub async fn run(bus: &Bus, store: &SqliteStore) -> ExitCode {
             };
         }
     };
-    match execute(bus, store, cli, &mut std::io::stdout().lock()).await {
+    // The output is gathered first and printed at the end: holding stdout's lock across the
+    // awaits that run handlers would block every handler or logger that prints (a hang).
+    let mut out = Vec::new();
+    let result = execute(bus, store.into_durable_store(), cli, &mut out).await;
+    let printed = std::io::stdout().write_all(&out).map_err(CliError::Io);
+    match result.and(printed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -141,7 +157,7 @@ pub async fn run(bus: &Bus, store: &SqliteStore) -> ExitCode {
 /// Runs the CLI with the given arguments (the first is the program name), writing to `out`.
 pub async fn run_with<I, T>(
     bus: &Bus,
-    store: &SqliteStore,
+    store: impl IntoDurableStore,
     args: I,
     out: &mut dyn Write,
 ) -> Result<(), CliError>
@@ -150,15 +166,19 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args).map_err(|e| CliError::Usage(e.to_string()))?;
-    execute(bus, store, cli, out).await
+    execute(bus, store.into_durable_store(), cli, out).await
 }
 
 async fn execute(
     bus: &Bus,
-    store: &SqliteStore,
+    store: Arc<dyn DurableStore>,
     cli: Cli,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    let store = match &cli.database_url {
+        Some(url) => connect(url).await?,
+        None => store,
+    };
     match cli.command {
         Command::List => write!(out, "{}", list())?,
         Command::Process {
@@ -168,7 +188,7 @@ async fn execute(
             poll_interval,
             lease_ttl,
         } => {
-            let mut worker = Worker::new(bus, store)
+            let mut worker = Worker::new(bus, &store)
                 .poll_interval(poll_interval)
                 .lease_ttl(lease_ttl);
             if !all {
@@ -180,16 +200,22 @@ async fn execute(
             let summary = worker.run().await?;
             write!(out, "{summary}")?;
         }
-        Command::Status => write!(out, "{}", status(store)?)?,
+        Command::Status => write!(out, "{}", status(store.as_ref()).await?)?,
         Command::DeadLetters { handler } => {
-            write!(out, "{}", dead_letters(store, handler.as_deref())?)?
+            handler_filter(handler.as_deref())?;
+            write!(
+                out,
+                "{}",
+                dead_letters(store.as_ref(), handler.as_deref()).await?
+            )?
         }
         Command::Retry {
             id,
             all: _,
             handler,
         } => {
-            let n = store.retry_dead_letters(id, handler.as_deref())?;
+            handler_filter(handler.as_deref())?;
+            let n = store.retry_dead_letters(id, handler.as_deref()).await?;
             if n == 0 {
                 return Err(CliError::Usage(match id {
                     Some(id) => format!("no dead letter with id {id}"),
@@ -202,7 +228,7 @@ async fn execute(
             )?;
         }
         Command::Drop { id } => {
-            if !store.drop_dead_letter(id)? {
+            if !store.drop_dead_letter(id).await? {
                 return Err(CliError::Usage(format!("no dead letter with id {id}")));
             }
             writeln!(
@@ -210,10 +236,27 @@ async fn execute(
                 "dead letter {id} dropped; events held behind it are released"
             )?;
         }
-        Command::Replay { handler, from } => replay(bus, store, &handler, from, out).await?,
+        Command::Replay { handler, from } => replay(bus, &store, &handler, from, out).await?,
         Command::Graph => write!(out, "{}", graph())?,
     }
     Ok(())
+}
+
+/// The durable handler of that name, or a one-line error listing the valid names.
+fn durable_handler(name: &str) -> Result<&'static HandlerInfo, CliError> {
+    match catalog().handler(name) {
+        Some(h) if h.kind() == HandlerKind::Durable => Ok(h),
+        Some(h) => Err(CliError::Usage(format!(
+            "handler `{name}` is {}, not durable: it has no checkpoint or dead letters",
+            h.kind().as_str()
+        ))),
+        None => Err(CliError::Usage(unknown_handler(name))),
+    }
+}
+
+/// Checks an optional `--handler` filter.
+fn handler_filter(name: Option<&str>) -> Result<(), CliError> {
+    name.map_or(Ok(()), |n| durable_handler(n).map(|_| ()))
 }
 
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -274,15 +317,21 @@ fn list() -> String {
     )
 }
 
-fn status(store: &SqliteStore) -> Result<String, StoreError> {
-    let head = store.head()?;
+async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
+    let head = store.log_head().await?;
     let mut rows = Vec::new();
     for h in catalog()
         .handlers()
         .iter()
         .filter(|h| h.kind() == HandlerKind::Durable)
     {
-        let s = store.handler_status(h.name(), h.event_name())?;
+        let s = store.status(h.name(), h.event_name()).await?;
+        let lease = s
+            .leases
+            .iter()
+            .map(|l| l.owner.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         rows.push(vec![
             s.handler,
             h.event_name().to_owned(),
@@ -291,7 +340,7 @@ fn status(store: &SqliteStore) -> Result<String, StoreError> {
             s.retrying.to_string(),
             s.dead.to_string(),
             s.held.to_string(),
-            s.leased_by.unwrap_or_else(|| "-".into()),
+            if lease.is_empty() { "-".into() } else { lease },
         ]);
     }
     let mut out = format!("log head: position {head}\n");
@@ -311,11 +360,14 @@ fn status(store: &SqliteStore) -> Result<String, StoreError> {
     Ok(out)
 }
 
-fn dead_letters(store: &SqliteStore, handler: Option<&str>) -> Result<String, StoreError> {
-    let failures = store.failures(handler)?;
+async fn dead_letters(
+    store: &dyn DurableStore,
+    handler: Option<&str>,
+) -> Result<String, StoreError> {
+    let failures = store.failures(handler).await?;
     let rows = failures
         .iter()
-        .filter(|f| f.status == crate::worker::FailureStatus::Dead)
+        .filter(|f| f.status == FailureStatus::Dead)
         .map(|f| {
             let held = failures
                 .iter()
@@ -353,21 +405,22 @@ fn dead_letters(store: &SqliteStore, handler: Option<&str>) -> Result<String, St
 
 async fn replay(
     bus: &Bus,
-    store: &SqliteStore,
+    store: &Arc<dyn DurableStore>,
     handler: &str,
     from: u64,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let info = catalog()
-        .handler(handler)
-        .filter(|h| h.kind() == HandlerKind::Durable)
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "`{handler}` is not a durable handler of this program (see `list`)"
-            ))
-        })?;
-    store.reset_checkpoint(handler, from.saturating_sub(1))?;
-    let total = store.handler_status(handler, info.event_name())?.lag;
+    let info = durable_handler(handler)?;
+    let owner = Owner::current();
+    store
+        .reset_handler(
+            handler,
+            from.saturating_sub(1),
+            OnReset::DiscardFailures,
+            &owner,
+        )
+        .await?;
+    let total = store.status(handler, info.event_name()).await?.lag;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -377,13 +430,16 @@ async fn replay(
         .progress_chars("=> "),
     );
     bar.set_message(format!("replaying {handler}"));
-    let worker = Worker::new(bus, store).handlers([handler]).drain();
+    let worker = Worker::new(bus, store)
+        .owner(owner)
+        .handlers([handler])
+        .drain();
     tokio::pin!(worker);
     let summary = loop {
         tokio::select! {
             done = &mut worker => break done?,
             () = tokio::time::sleep(Duration::from_millis(100)) => {
-                let lag = store.handler_status(handler, info.event_name())?.lag;
+                let lag = store.status(handler, info.event_name()).await?.lag;
                 bar.set_position(total.saturating_sub(lag));
             }
         }

@@ -61,7 +61,7 @@ mod registry;
 mod report;
 pub mod store;
 pub mod testing;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "durable")]
 pub mod worker;
 
 #[doc(hidden)]

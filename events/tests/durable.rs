@@ -1,11 +1,16 @@
 #![cfg(feature = "sqlite")]
-//! Durable delivery on SQLite: checkpoints, catch-up, replay, retries, dead letters, hold-back,
-//! undecodable payloads, upcasting, wake-ups, leases, the circuit breaker.
+//! Durable delivery: checkpoints, catch-up, replay, retries, dead letters, hold-back,
+//! undecodable payloads, upcasting, wake-ups, leases and fencing, the circuit breaker.
+//!
+//! The behavioural tests run once per backend in [`stores`]: each takes the store as an
+//! `Arc<dyn DurableStore>`, so a new backend joins the suite by adding itself there. Tests
+//! of one backend's own API (SQLite's transactional outbox, raw rows) say so in their name.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use events::store::{EventMetadata, SqliteStore};
+use events::store::durable::{Claimed, DurableStore, OnReset, Owner, PendingFailure};
+use events::store::{EventMetadata, SqliteStore, StoreError};
 use events::worker::{FailureStatus, Summary, Worker, WorkerError};
 use events::{event_handler, Bus, DomainEvent, Meta};
 use serde::{Deserialize, Serialize};
@@ -14,17 +19,57 @@ fn bus() -> Bus {
     Bus::builder().build().expect("bus builds")
 }
 
-fn store() -> SqliteStore {
-    SqliteStore::open_in_memory().expect("store opens")
+/// A fresh, empty store of every backend the suite runs on.
+async fn stores() -> Vec<Arc<dyn DurableStore>> {
+    vec![Arc::new(
+        SqliteStore::open_in_memory().expect("store opens"),
+    )]
 }
 
 /// Delivers everything due now to one handler.
-async fn drain(bus: &Bus, store: &SqliteStore, handler: &str) -> Summary {
+async fn drain(bus: &Bus, store: &Arc<dyn DurableStore>, handler: &str) -> Summary {
     Worker::new(bus, store)
         .handlers([handler])
         .drain()
         .await
         .expect("worker runs")
+}
+
+/// Appends one typed event after whatever its stream holds.
+async fn append<E: DomainEvent + Serialize>(
+    store: &Arc<dyn DurableStore>,
+    event: &E,
+) -> events::store::StoredEvent {
+    store
+        .append_event(event, EventMetadata::default())
+        .await
+        .expect("append")
+}
+
+/// Resets a handler's checkpoint as an operator would: under the handler's claim.
+async fn reset(
+    store: &Arc<dyn DurableStore>,
+    handler: &str,
+    after: u64,
+    failures: OnReset,
+) -> Result<events::store::durable::Discarded, StoreError> {
+    let Claimed::Acquired(claim) = store
+        .claim(handler, 0, &Owner::current(), Duration::from_secs(5))
+        .await?
+    else {
+        panic!("{handler} is free");
+    };
+    let done = store.reset_checkpoint(&claim, after, failures).await;
+    store.release(&claim).await?;
+    done
+}
+
+async fn dead_letters(store: &Arc<dyn DurableStore>, handler: &str) -> Vec<PendingFailure> {
+    let failures = store.failures(Some(handler)).await.unwrap();
+    failures
+        .into_iter()
+        .filter(|f| f.status == FailureStatus::Dead)
+        .collect()
 }
 
 // --- delivery, catch-up, replay ---------------------------------------------------------------
@@ -46,21 +91,20 @@ fn index_card(e: &CardAdded, meta: Meta) {
 
 #[tokio::test]
 async fn a_new_handler_catches_up_and_a_reset_replays() {
-    let (bus, store) = (bus(), store());
+    for store in stores().await {
+        a_new_handler_catches_up_and_a_reset_replays_on(store).await;
+    }
+}
+
+async fn a_new_handler_catches_up_and_a_reset_replays_on(store: Arc<dyn DurableStore>) {
+    let bus = bus();
     let mut ids = Vec::new();
     for card in ["lotus", "mox", "recall"] {
-        ids.push(
-            store
-                .append_event(
-                    &CardAdded {
-                        library: 1,
-                        card: card.into(),
-                    },
-                    EventMetadata::default(),
-                )
-                .unwrap()
-                .event_id,
-        );
+        let e = CardAdded {
+            library: 1,
+            card: card.into(),
+        };
+        ids.push(append(&store, &e).await.event_id);
     }
     // A published event never reaches a durable handler inline.
     assert_eq!(
@@ -86,7 +130,8 @@ async fn a_new_handler_catches_up_and_a_reset_replays() {
     );
 
     let status = store
-        .handler_status("test.index_card", "cards.card_added")
+        .status("test.index_card", "cards.card_added")
+        .await
         .unwrap();
     assert_eq!((status.checkpoint, status.lag), (3, 0));
 
@@ -94,7 +139,9 @@ async fn a_new_handler_catches_up_and_a_reset_replays() {
     let again = drain(&bus, &store, "test.index_card").await;
     assert_eq!(again.handlers["test.index_card"].delivered, 0);
     // ...until the checkpoint is reset: replay from position 2.
-    store.reset_checkpoint("test.index_card", 1).unwrap();
+    reset(&store, "test.index_card", 1, OnReset::KeepFailures)
+        .await
+        .unwrap();
     drain(&bus, &store, "test.index_card").await;
     let replayed: Vec<_> = INDEXED.lock().unwrap().drain(..).map(|(c, _)| c).collect();
     assert_eq!(replayed, ["mox", "recall"]);
@@ -125,12 +172,13 @@ fn sync_record(e: &RecordUpdated) -> Result<(), String> {
     Ok(())
 }
 
-async fn drain_sync(bus: &Bus, store: &SqliteStore) {
+async fn drain_sync(bus: &Bus, store: &Arc<dyn DurableStore>) {
     // Retries are due a few milliseconds later: drain until nothing is left to retry.
     for _ in 0..50 {
         drain(bus, store, "test.sync_record").await;
         let retrying = store
             .failures(Some("test.sync_record"))
+            .await
             .unwrap()
             .iter()
             .any(|f| f.status == FailureStatus::Retrying);
@@ -142,21 +190,31 @@ async fn drain_sync(bus: &Bus, store: &SqliteStore) {
     panic!("retries never settled");
 }
 
+/// The tests on `test.sync_record` share its statics: one at a time.
+static SYNC_RECORD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_dead_letter_holds_back_only_its_own_aggregate_until_retried() {
-    let (bus, store) = (bus(), store());
+    let _one_at_a_time = SYNC_RECORD.lock().await;
+    for store in stores().await {
+        a_dead_letter_holds_back_only_its_own_aggregate_until_retried_on(store).await;
+    }
+}
+
+async fn a_dead_letter_holds_back_only_its_own_aggregate_until_retried_on(
+    store: Arc<dyn DurableStore>,
+) {
+    let bus = bus();
     BROKEN.lock().unwrap().push((1, 2));
     for (record, step) in [(1, 1), (2, 1), (1, 2), (2, 2), (1, 3), (2, 3)] {
-        store
-            .append_event(&RecordUpdated { record, step }, EventMetadata::default())
-            .unwrap();
+        append(&store, &RecordUpdated { record, step }).await;
     }
     drain_sync(&bus, &store).await;
 
     // Record 2 went through; record 1 stopped at its failing step 2, and step 3 waits behind it.
     let synced: Vec<_> = SYNCED.lock().unwrap().drain(..).collect();
     assert_eq!(synced, [(1, 1), (2, 1), (2, 2), (2, 3)]);
-    let failures = store.failures(Some("test.sync_record")).unwrap();
+    let failures = store.failures(Some("test.sync_record")).await.unwrap();
     assert_eq!(failures.len(), 2, "{failures:?}");
     let dead = &failures[0];
     assert_eq!(
@@ -173,7 +231,8 @@ async fn a_dead_letter_holds_back_only_its_own_aggregate_until_retried() {
         (FailureStatus::Held, 5)
     );
     let status = store
-        .handler_status("test.sync_record", "records.record_updated")
+        .status("test.sync_record", "records.record_updated")
+        .await
         .unwrap();
     assert_eq!(
         (status.checkpoint, status.lag, status.dead, status.held),
@@ -182,28 +241,40 @@ async fn a_dead_letter_holds_back_only_its_own_aggregate_until_retried() {
 
     // The remote is fixed; the operator retries: step 2, then the held step 3, in order.
     BROKEN.lock().unwrap().clear();
-    assert_eq!(store.retry_dead_letters(Some(dead.id), None).unwrap(), 1);
+    assert_eq!(
+        store.retry_dead_letters(Some(dead.id), None).await.unwrap(),
+        1
+    );
     drain_sync(&bus, &store).await;
     assert_eq!(
         SYNCED.lock().unwrap().drain(..).collect::<Vec<_>>(),
         [(1, 2), (1, 3)]
     );
-    assert!(store.failures(Some("test.sync_record")).unwrap().is_empty());
+    assert!(store
+        .failures(Some("test.sync_record"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn dropping_a_dead_letter_releases_the_events_behind_it() {
-    let (bus, store) = (bus(), store());
+    let _one_at_a_time = SYNC_RECORD.lock().await;
+    for store in stores().await {
+        dropping_a_dead_letter_releases_the_events_behind_it_on(store).await;
+    }
+}
+
+async fn dropping_a_dead_letter_releases_the_events_behind_it_on(store: Arc<dyn DurableStore>) {
+    let bus = bus();
     BROKEN.lock().unwrap().push((7, 1));
     for step in 1..=3 {
-        store
-            .append_event(&RecordUpdated { record: 7, step }, EventMetadata::default())
-            .unwrap();
+        append(&store, &RecordUpdated { record: 7, step }).await;
     }
     drain_sync(&bus, &store).await;
-    let dead = store.dead_letters(Some("test.sync_record")).unwrap();
+    let dead = dead_letters(&store, "test.sync_record").await;
     assert_eq!(dead.len(), 1);
-    assert!(store.drop_dead_letter(dead[0].id).unwrap());
+    assert!(store.drop_dead_letter(dead[0].id).await.unwrap());
     drain_sync(&bus, &store).await;
     let synced: Vec<_> = SYNCED
         .lock()
@@ -214,6 +285,7 @@ async fn dropping_a_dead_letter_releases_the_events_behind_it() {
         .collect();
     assert_eq!(synced, [(7, 2), (7, 3)]);
     SYNCED.lock().unwrap().retain(|(r, _)| *r != 7);
+    BROKEN.lock().unwrap().clear();
 }
 
 // --- bad payloads and schema evolution -------------------------------------------------------
@@ -250,50 +322,61 @@ async fn welcome(e: &UserRegistered) {
     WELCOMED.lock().unwrap().push(e.clone());
 }
 
-fn insert_raw(store: &SqliteStore, position: u32, version: u32, payload: &str) {
-    store
-        .transaction(|tx| {
-            tx.execute(
-                "INSERT INTO events_log (position, event_id, name, version, aggregate_type, aggregate_id, sequence, payload, metadata, occurred_at)
-                 VALUES (?1, ?2, 'users.user_registered', ?3, 'User', ?1, 1, ?4, '{}', 0)",
-                rusqlite::params![position, uuid::Uuid::now_v7().to_string(), version, payload],
-            )
-            .map_err(|e| events::store::StoreError::Backend(e.into()))
-        })
-        .unwrap();
+/// Appends a row as an older (or newer) program would have written it.
+async fn append_raw(
+    store: &Arc<dyn DurableStore>,
+    user: u32,
+    version: u32,
+    payload: serde_json::Value,
+) {
+    let row = events::store::NewEvent {
+        event_id: uuid::Uuid::now_v7(),
+        name: "users.user_registered".into(),
+        version,
+        payload,
+        metadata: EventMetadata::default(),
+        occurred_at: std::time::SystemTime::now(),
+    };
+    let stream = events::store::StreamId {
+        aggregate_type: "User",
+        aggregate_id: &user.to_string(),
+    };
+    store.append_to(stream, Some(0), vec![row]).await.unwrap();
 }
 
 #[tokio::test]
 async fn old_rows_are_upcast_and_bad_payloads_become_dead_letters() {
-    let (bus, store) = (bus(), store());
-    insert_raw(&store, 1, 1, r#"{"user": 1, "name": "Ada Lovelace"}"#); // a real v1 row
-    insert_raw(&store, 2, 1, r#"{"user": 2}"#); // v1 without a name: the upcaster fails
-    insert_raw(&store, 3, 2, r#"{"user": 3, "first_name": 7}"#); // v2, wrong type
-    insert_raw(&store, 4, 2, "not json at all");
-    insert_raw(&store, 5, 3, r#"{"user": 5}"#); // from a newer program
-    store
-        .append_event(
-            &UserRegistered {
-                user: 6,
-                first_name: "Grace".into(),
-                last_name: "Hopper".into(),
-            },
-            EventMetadata::default(),
-        )
-        .unwrap();
+    for store in stores().await {
+        old_rows_are_upcast_and_bad_payloads_become_dead_letters_on(store).await;
+    }
+}
+
+async fn old_rows_are_upcast_and_bad_payloads_become_dead_letters_on(store: Arc<dyn DurableStore>) {
+    use serde_json::json;
+    let bus = bus();
+    append_raw(&store, 1, 1, json!({"user": 1, "name": "Ada Lovelace"})).await; // a real v1 row
+    append_raw(&store, 2, 1, json!({"user": 2})).await; // v1 without a name: the upcaster fails
+    append_raw(&store, 3, 2, json!({"user": 3, "first_name": 7})).await; // v2, wrong type
+    append_raw(&store, 4, 3, json!({"user": 4})).await; // from a newer program
+    let grace = UserRegistered {
+        user: 5,
+        first_name: "Grace".into(),
+        last_name: "Hopper".into(),
+    };
+    append(&store, &grace).await;
 
     let summary = drain(&bus, &store, "test.welcome").await;
     assert_eq!(summary.handlers["test.welcome"].delivered, 2);
-    assert_eq!(summary.handlers["test.welcome"].dead_lettered, 4);
+    assert_eq!(summary.handlers["test.welcome"].dead_lettered, 3);
     let welcomed: Vec<_> = WELCOMED
         .lock()
         .unwrap()
         .drain(..)
         .map(|u| format!("{} {} {}", u.user, u.first_name, u.last_name))
         .collect();
-    assert_eq!(welcomed, ["1 Ada Lovelace", "6 Grace Hopper"]);
+    assert_eq!(welcomed, ["1 Ada Lovelace", "5 Grace Hopper"]);
 
-    let dead = store.dead_letters(Some("test.welcome")).unwrap();
+    let dead = dead_letters(&store, "test.welcome").await;
     let errors: Vec<_> = dead
         .iter()
         .map(|d| (d.position, d.attempts, d.last_error.clone().unwrap()))
@@ -315,14 +398,36 @@ async fn old_rows_are_upcast_and_bad_payloads_become_dead_letters() {
     assert!(
         errors[2]
             .2
-            .contains("invalid type: string \"not json at all\""),
-        "{errors:?}"
-    );
-    assert!(
-        errors[3]
-            .2
             .contains("stored with schema version 3, and this program knows version 2"),
         "{errors:?}"
+    );
+}
+
+fn sqlite_insert_raw(store: &SqliteStore, position: u32, version: u32, payload: &str) {
+    store
+        .transaction(|tx| {
+            tx.execute(
+                "INSERT INTO events_log (position, event_id, name, version, aggregate_type, aggregate_id, sequence, payload, metadata, occurred_at)
+                 VALUES (?1, ?2, 'users.user_registered', ?3, 'User', ?1, 1, ?4, '{}', 0)",
+                rusqlite::params![position, uuid::Uuid::now_v7().to_string(), version, payload],
+            )
+            .map_err(|e| StoreError::Backend(e.into()))
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_a_payload_that_is_not_json_becomes_a_dead_letter() {
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    sqlite_insert_raw(&sqlite, 1, 2, "not json at all");
+    let store: Arc<dyn DurableStore> = Arc::new(sqlite);
+    let summary = drain(&bus(), &store, "test.welcome").await;
+    assert_eq!(summary.handlers["test.welcome"].dead_lettered, 1);
+    let dead = dead_letters(&store, "test.welcome").await;
+    let error = dead[0].last_error.as_deref().unwrap();
+    assert!(
+        error.contains("invalid type: string \"not json at all\""),
+        "{error}"
     );
 }
 
@@ -343,7 +448,15 @@ fn store_submission(e: &FormSubmitted) {
 
 #[tokio::test]
 async fn a_running_worker_wakes_on_append_without_waiting_for_its_poll() {
-    let (bus, store) = (bus(), store());
+    for store in stores().await {
+        a_running_worker_wakes_on_append_without_waiting_for_its_poll_on(store).await;
+    }
+}
+
+async fn a_running_worker_wakes_on_append_without_waiting_for_its_poll_on(
+    store: Arc<dyn DurableStore>,
+) {
+    let bus = bus();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = Worker::new(&bus, &store)
         .handlers(["test.store_submission"])
@@ -353,9 +466,7 @@ async fn a_running_worker_wakes_on_append_without_waiting_for_its_poll() {
         });
     let worker = tokio::spawn(worker);
     tokio::time::sleep(Duration::from_millis(50)).await; // the worker is idle, waiting
-    store
-        .append_event(&FormSubmitted { form: 11 }, EventMetadata::default())
-        .unwrap();
+    append(&store, &FormSubmitted { form: 11 }).await;
     let delivered = async {
         while !SUBMITTED.lock().unwrap().contains(&11) {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -365,30 +476,32 @@ async fn a_running_worker_wakes_on_append_without_waiting_for_its_poll() {
         .await
         .expect("woken by the append, not by the hour-long poll");
 
-    // While it runs, it holds the handler's lease: a second worker delivers nothing.
+    // While it runs, it holds the handler's lease, with this process's pid.
     let status = store
-        .handler_status("test.store_submission", "forms.form_submitted")
+        .status("test.store_submission", "forms.form_submitted")
+        .await
         .unwrap();
-    assert!(status.leased_by.is_some());
-    store
-        .append_event(&FormSubmitted { form: 12 }, EventMetadata::default())
-        .unwrap();
+    assert_eq!(status.leases.len(), 1, "{status:?}");
+    assert_eq!(status.leases[0].owner.pid, std::process::id());
+    append(&store, &FormSubmitted { form: 12 }).await;
     stop.send(()).unwrap();
     let summary = worker.await.unwrap().unwrap();
     assert!(summary.handlers["test.store_submission"].delivered >= 1);
     assert_eq!(
         store
-            .handler_status("test.store_submission", "forms.form_submitted")
+            .status("test.store_submission", "forms.form_submitted")
+            .await
             .unwrap()
-            .leased_by,
-        None,
+            .leases,
+        [],
         "released on stop"
     );
+    SUBMITTED.lock().unwrap().clear();
 }
 
 #[tokio::test]
 async fn max_runtime_stops_the_worker_cleanly() {
-    let (bus, store) = (bus(), store());
+    let (bus, store) = (bus(), stores().await.remove(0));
     let summary = Worker::new(&bus, &store)
         .handlers(["test.store_submission"])
         .max_runtime(Duration::from_millis(100))
@@ -400,7 +513,7 @@ async fn max_runtime_stops_the_worker_cleanly() {
 
 #[tokio::test]
 async fn unknown_or_inline_handlers_are_refused_all_at_once() {
-    let (bus, store) = (bus(), store());
+    let (bus, store) = (bus(), stores().await.remove(0));
     let err = Worker::new(&bus, &store)
         .handlers(["test.nope", "durable::inline_only"])
         .drain()
@@ -444,11 +557,16 @@ fn ping(_: &Ping) -> Result<(), &'static str> {
 
 #[tokio::test]
 async fn the_circuit_opens_after_failures_in_a_row() {
-    let (bus, store) = (bus(), store());
+    for store in stores().await {
+        *PINGS.lock().unwrap() = 0;
+        the_circuit_opens_after_failures_in_a_row_on(store).await;
+    }
+}
+
+async fn the_circuit_opens_after_failures_in_a_row_on(store: Arc<dyn DurableStore>) {
+    let bus = bus();
     for hook in 0..10 {
-        store
-            .append_event(&Ping { hook }, EventMetadata::default())
-            .unwrap();
+        append(&store, &Ping { hook }).await;
     }
     let summary = Worker::new(&bus, &store)
         .handlers(["test.ping"])
@@ -459,18 +577,18 @@ async fn the_circuit_opens_after_failures_in_a_row() {
     // Three attempts, then the handler pauses: the other seven events wait, untouched.
     assert_eq!(*PINGS.lock().unwrap(), 3);
     assert_eq!(summary.handlers["test.ping"].failed, 3);
-    let status = store.handler_status("test.ping", "webhooks.ping").unwrap();
+    let status = store.status("test.ping", "webhooks.ping").await.unwrap();
     assert_eq!((status.retrying, status.lag), (3, 7));
 }
 
 // --- transactional outbox --------------------------------------------------------------------
 
 #[test]
-fn application_rows_and_their_events_commit_or_roll_back_together() {
+fn sqlite_application_rows_and_their_events_commit_or_roll_back_together() {
     use events::store::{NewEvent, StreamId};
     use events::BoxError;
 
-    let store = store();
+    let store = SqliteStore::open_in_memory().unwrap();
     store
         .transaction(|tx| {
             Ok::<_, BoxError>(tx.execute_batch("CREATE TABLE cards (library INTEGER, card TEXT)")?)
@@ -541,12 +659,12 @@ events::event_set! {
 }
 
 #[tokio::test]
-async fn aggregates_and_projections_read_old_rows_through_the_upcaster() {
-    use events::store::{EventStore, StoreError, StreamId};
+async fn sqlite_aggregates_and_projections_read_old_rows_through_the_upcaster() {
+    use events::store::{EventStore, StreamId};
 
-    let store = store();
-    insert_raw(&store, 1, 1, r#"{"user": 1, "name": "Ada Lovelace"}"#);
-    insert_raw(&store, 2, 1, r#"{"user": 2}"#);
+    let store = SqliteStore::open_in_memory().unwrap();
+    sqlite_insert_raw(&store, 1, 1, r#"{"user": 1, "name": "Ada Lovelace"}"#);
+    sqlite_insert_raw(&store, 2, 1, r#"{"user": 2}"#);
     let stream = store
         .read_stream(StreamId {
             aggregate_type: "User",
@@ -600,15 +718,19 @@ fn reindex(docs: &[DocumentChanged]) -> Result<(), String> {
 
 #[tokio::test]
 async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
-    let (bus, store) = (bus(), store());
+    for store in stores().await {
+        batch_handlers_take_runs_and_isolate_a_bad_event_on(store).await;
+    }
+}
+
+async fn batch_handlers_take_runs_and_isolate_a_bad_event_on(store: Arc<dyn DurableStore>) {
+    let bus = bus();
     assert!(events::catalog()
         .handler("test.reindex")
         .unwrap()
         .is_batch());
     for (doc, rev) in [(1, 1), (2, 1), (1, 2)] {
-        store
-            .append_event(&DocumentChanged { doc, rev }, EventMetadata::default())
-            .unwrap();
+        append(&store, &DocumentChanged { doc, rev }).await;
     }
     drain(&bus, &store, "test.reindex").await;
     assert_eq!(
@@ -620,9 +742,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
     // A bad event fails its batch; the batch is redelivered event by event: the bad one is
     // dead-lettered, the later event of its document is held, the others go through.
     for (doc, rev) in [(3, 1), (1, 0), (3, 2), (1, 3)] {
-        store
-            .append_event(&DocumentChanged { doc, rev }, EventMetadata::default())
-            .unwrap();
+        append(&store, &DocumentChanged { doc, rev }).await;
     }
     let summary = drain(&bus, &store, "test.reindex").await;
     let s = summary.handlers["test.reindex"];
@@ -635,7 +755,7 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
         BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
         [vec![(3, 1)], vec![(3, 2)]]
     );
-    let dead = store.dead_letters(Some("test.reindex")).unwrap();
+    let dead = dead_letters(&store, "test.reindex").await;
     assert_eq!(
         dead[0].last_error.as_deref(),
         Some("document 1 has no revision")
@@ -643,19 +763,9 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
 
     // Next run: the held event is delivered alone once the dead letter is dropped; new events
     // after it come as one batch again.
-    store.drop_dead_letter(dead[0].id).unwrap();
-    store
-        .append_event(
-            &DocumentChanged { doc: 4, rev: 1 },
-            EventMetadata::default(),
-        )
-        .unwrap();
-    store
-        .append_event(
-            &DocumentChanged { doc: 5, rev: 1 },
-            EventMetadata::default(),
-        )
-        .unwrap();
+    store.drop_dead_letter(dead[0].id).await.unwrap();
+    append(&store, &DocumentChanged { doc: 4, rev: 1 }).await;
+    append(&store, &DocumentChanged { doc: 5, rev: 1 }).await;
     drain(&bus, &store, "test.reindex").await;
     assert_eq!(
         BATCHES.lock().unwrap().drain(..).collect::<Vec<_>>(),
@@ -663,7 +773,8 @@ async fn batch_handlers_take_runs_and_isolate_a_bad_event() {
     );
     assert_eq!(
         store
-            .handler_status("test.reindex", "search.document_changed")
+            .status("test.reindex", "search.document_changed")
+            .await
             .unwrap()
             .lag,
         0
@@ -688,11 +799,15 @@ async fn send_newsletter(e: &NewsletterQueued) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_never_deliver_the_same_handler_at_once_even_through_long_steps() {
-    let (bus, store) = (bus(), store());
+    for store in stores().await {
+        two_workers_never_deliver_the_same_handler_at_once_on(store).await;
+    }
+}
+
+async fn two_workers_never_deliver_the_same_handler_at_once_on(store: Arc<dyn DurableStore>) {
+    let bus = bus();
     for id in 0..24 {
-        store
-            .append_event(&NewsletterQueued { id }, EventMetadata::default())
-            .unwrap();
+        append(&store, &NewsletterQueued { id }).await;
     }
     // 24 deliveries of 25 ms take 600 ms, twice the 300 ms lease: the worker holding it must
     // renew it between deliveries, or the other one would take over mid-step. (Renewal starts
@@ -726,7 +841,7 @@ async fn two_workers_never_deliver_the_same_handler_at_once_even_through_long_st
     }
     assert_eq!(delivered, 24);
     assert_eq!(
-        *SENT.lock().unwrap(),
+        std::mem::take(&mut *SENT.lock().unwrap()),
         (0..24).collect::<Vec<_>>(),
         "each once, in order"
     );
@@ -735,8 +850,8 @@ async fn two_workers_never_deliver_the_same_handler_at_once_even_through_long_st
 // --- optimistic concurrency on SQLite --------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_race_on_one_stream_one_wins_and_nothing_is_torn() {
-    use events::store::{EventStore, NewEvent, StoreError, StreamId};
+async fn sqlite_two_writers_race_on_one_stream_one_wins_and_nothing_is_torn() {
+    use events::store::{EventStore, NewEvent, StreamId};
 
     let path = std::env::temp_dir().join(format!("events-race-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
@@ -802,4 +917,110 @@ async fn two_writers_race_on_one_stream_one_wins_and_nothing_is_torn() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+}
+
+// --- claims and fencing ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_claim_lost_to_another_worker_cannot_settle_or_reset() {
+    for store in stores().await {
+        a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store).await;
+    }
+}
+
+async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn DurableStore>) {
+    use events::store::durable::{Record, Settlement};
+    let handler = "test.fenced";
+    let event = append(&store, &FormSubmitted { form: 1 }).await;
+    let (a, b) = (Owner::current(), Owner::current());
+    let Claimed::Acquired(first) = store
+        .claim(handler, 0, &a, Duration::from_millis(1))
+        .await
+        .unwrap()
+    else {
+        panic!("free");
+    };
+    // A renewal by the same owner keeps the token.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let Claimed::Acquired(renewed) = store
+        .claim(handler, 0, &a, Duration::from_millis(1))
+        .await
+        .unwrap()
+    else {
+        panic!("ours");
+    };
+    assert_eq!(renewed.token, first.token);
+    // A stalls past its lease; B takes the handler over with a newer token.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let Claimed::Acquired(taken) = store
+        .claim(handler, 0, &b, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("A's lease lapsed");
+    };
+    assert!(taken.token > first.token);
+    // A resumes: it cannot record anything, nor move the checkpoint.
+    let done = Record::Done;
+    let err = store
+        .settle(
+            &first,
+            Settlement::New {
+                event: &event,
+                record: &done,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    let err = store
+        .reset_checkpoint(&first, 0, OnReset::KeepFailures)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert_eq!(
+        store
+            .status(handler, "forms.form_submitted")
+            .await
+            .unwrap()
+            .checkpoint,
+        0
+    );
+    // A sees who holds it now.
+    let Claimed::HeldBy(lease) = store
+        .claim(handler, 0, &a, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("B holds it");
+    };
+    assert_eq!(lease.owner, b);
+    // B settles fine; after B releases, A gets a newer token still.
+    store
+        .settle(
+            &taken,
+            Settlement::New {
+                event: &event,
+                record: &done,
+            },
+        )
+        .await
+        .unwrap();
+    store.release(&taken).await.unwrap();
+    let Claimed::Acquired(again) = store
+        .claim(handler, 0, &a, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("released");
+    };
+    assert!(again.token > taken.token);
+    assert_eq!(
+        store
+            .status(handler, "forms.form_submitted")
+            .await
+            .unwrap()
+            .checkpoint,
+        event.position
+    );
 }

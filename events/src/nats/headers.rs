@@ -26,12 +26,11 @@
 
 use std::fmt::Write as _;
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::header::{HeaderMap, HeaderName, HeaderValue, NATS_MESSAGE_ID};
 use uuid::Uuid;
 
-use crate::store::sqlite::{from_micros, micros};
 use crate::store::{EventMetadata, StoredEvent};
 
 /// The event id.
@@ -182,6 +181,16 @@ pub fn from_message(
 
 fn occurred_at(text: &str) -> Option<SystemTime> {
     text.parse::<i64>().ok().map(from_micros)
+}
+
+/// Microseconds since the Unix epoch (the store's precision).
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn from_micros(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
 }
 
 /// A header's last value.

@@ -15,8 +15,11 @@
 //! stream `<NATS stream>:<aggregate type>` / `<aggregate id>` of this service's log with the
 //! expected version `sequence - 1` (its sequence in the origin's aggregate stream), so:
 //! - a redelivered event (the consumer died after the append, before the ack) finds its
-//!   sequence taken by itself: it is acknowledged and counted as a duplicate, never appended
-//!   twice (the event id is checked);
+//!   sequence taken: it is acknowledged and counted as a duplicate, never appended twice (the
+//!   inbox's streams are named after the NATS stream, and the relay refuses to fill one stream
+//!   from two logs, so the sequence identifies the event; a stream deleted and created again
+//!   for another log needs a new stream name, or the consuming store's inbox events of the old
+//!   one are taken for the new one's);
 //! - an event that arrives before an earlier one of its aggregate (two consumers compete for
 //!   the messages; one holds the earlier one) is refused by the version check and handed back
 //!   with a short delay (`nak`), until the earlier one is in: the aggregate's order in the
@@ -35,6 +38,7 @@
 //! for inspection.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
@@ -44,7 +48,9 @@ use tokio::sync::watch;
 
 use super::headers;
 use super::NatsError;
-use crate::store::{EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use crate::store::durable::{DurableStore, IntoDurableStore};
+use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
+use crate::worker::Stop;
 
 /// Metadata field naming the NATS stream an event came from.
 pub const SOURCE_STREAM_FIELD: &str = "nats.stream";
@@ -57,7 +63,7 @@ pub const SOURCE_POSITION_FIELD: &str = "nats.position";
 /// # async fn run(store: events::store::SqliteStore) -> Result<(), events::nats::NatsError> {
 /// use events::nats::Inbox;
 ///
-/// let summary = Inbox::connect(store, "nats://127.0.0.1:4222")
+/// let summary = Inbox::connect(&store, "nats://127.0.0.1:4222")
 ///     .await?
 ///     .source("ORDERS", "shipping") // the stream, and this service's durable consumer
 ///     .run_until(events::worker::shutdown_signal())
@@ -66,8 +72,8 @@ pub const SOURCE_POSITION_FIELD: &str = "nats.position";
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct Inbox<S> {
-    store: S,
+pub struct Inbox {
+    store: Arc<dyn DurableStore>,
     js: jetstream::Context,
     stream: String,
     consumer: String,
@@ -109,17 +115,17 @@ enum Taken {
     Rejected,
 }
 
-impl<S: EventStore + 'static> Inbox<S> {
+impl Inbox {
     /// Connects to the NATS server at `url` (the client reconnects on its own).
-    pub async fn connect(store: S, url: &str) -> Result<Self, NatsError> {
+    pub async fn connect(store: impl IntoDurableStore, url: &str) -> Result<Self, NatsError> {
         let client = super::connect(url, "events-inbox").await?;
         Ok(Self::new(store, client))
     }
 
     /// An inbox over an existing NATS connection.
-    pub fn new(store: S, client: async_nats::Client) -> Self {
+    pub fn new(store: impl IntoDurableStore, client: async_nats::Client) -> Self {
         Self {
-            store,
+            store: store.into_durable_store(),
             js: jetstream::ContextBuilder::new()
                 .timeout(Duration::from_secs(5))
                 .build(client),
@@ -161,22 +167,23 @@ impl<S: EventStore + 'static> Inbox<S> {
 
     async fn take(
         self,
-        mut stopped: watch::Receiver<bool>,
+        stopped: watch::Receiver<bool>,
         drain: bool,
     ) -> Result<InboxSummary, NatsError> {
+        let mut stop = Stop::new(stopped, None);
         let mut summary = InboxSummary::default();
         let mut backoff = Duration::from_millis(100);
         loop {
-            if *stopped.borrow() {
+            if stop.requested() {
                 break;
             }
-            match self.fetch(&mut summary, &stopped, drain).await {
+            match self.fetch(&mut summary, &stop, drain).await {
                 Ok(true) => break,
                 Ok(false) => backoff = Duration::from_millis(100),
                 Err(e) if e.is_transient() => {
                     summary.interruptions += 1;
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "inbox interrupted; fetching again");
-                    if crate::worker::wait(&mut stopped, backoff, None).await {
+                    if stop.wait(backoff, None).await {
                         break;
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -208,7 +215,7 @@ impl<S: EventStore + 'static> Inbox<S> {
     async fn fetch(
         &self,
         summary: &mut InboxSummary,
-        stopped: &watch::Receiver<bool>,
+        stop: &Stop,
         drain: bool,
     ) -> Result<bool, NatsError> {
         let stream_error = |reason: String| NatsError::Stream {
@@ -248,7 +255,7 @@ impl<S: EventStore + 'static> Inbox<S> {
                 Taken::Deferred => summary.deferred += 1,
                 Taken::Rejected => summary.rejected += 1,
             }
-            if *stopped.borrow() {
+            if stop.requested() {
                 return Ok(true);
             }
         }
@@ -279,7 +286,7 @@ impl<S: EventStore + 'static> Inbox<S> {
         let expected = event.sequence.saturating_sub(1);
         match self
             .store
-            .append(local, expected, vec![self.new_event(&event)])
+            .append_to(local, Some(expected), vec![self.new_event(&event)])
             .await
         {
             Ok(_) => {
@@ -287,7 +294,6 @@ impl<S: EventStore + 'static> Inbox<S> {
                 Ok(Taken::Ingested)
             }
             Err(StoreError::Conflict { actual, .. }) if actual >= event.sequence => {
-                self.check_same_event(local, &event).await?;
                 tracing::debug!(
                     position = event.position,
                     "redelivered event already in the inbox"
@@ -334,25 +340,6 @@ impl<S: EventStore + 'static> Inbox<S> {
             payload: event.payload.clone(),
             metadata,
             occurred_at: event.occurred_at,
-        }
-    }
-
-    /// A sequence already taken must be taken by this very event; anything else means two
-    /// origins share a stream name, which would silently drop events.
-    async fn check_same_event(
-        &self,
-        local: StreamId<'_>,
-        event: &StoredEvent,
-    ) -> Result<(), NatsError> {
-        let stored = self.store.read_stream(local).await?;
-        match stored.iter().find(|e| e.sequence == event.sequence) {
-            Some(e) if e.event_id == event.event_id => Ok(()),
-            other => Err(NatsError::InboxConflict {
-                stream: self.stream.clone(),
-                position: event.position,
-                event_id: event.event_id,
-                found: other.map(|e| e.event_id),
-            }),
         }
     }
 

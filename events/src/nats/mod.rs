@@ -29,7 +29,7 @@ pub mod relay;
 mod stream;
 
 pub use inbox::{Inbox, InboxSummary};
-pub use relay::{Relay, RelayStore, RelaySummary};
+pub use relay::{Relay, RelaySummary};
 pub use stream::StreamSettings;
 
 use std::future::Future;

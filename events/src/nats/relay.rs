@@ -19,79 +19,20 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::headers;
 use super::stream::StreamSettings;
 use super::NatsError;
-use crate::store::{EventStore, SqliteStore, StoreError, StoredEvent};
-use crate::worker::{queries, wait};
-
-/// What the relay needs from the store of the log it relays: the log, a checkpoint, a lease
-/// and a wake-up.
-pub trait RelayStore: Send + Sync + 'static {
-    /// Up to `limit` events after position `after`, in position order.
-    fn read_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
-    /// The checkpoint named `name` (0 when there is none).
-    fn checkpoint(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Sets the checkpoint named `name`.
-    fn save_checkpoint(
-        &self,
-        name: &str,
-        position: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Takes or renews the lease `name` for `owner`; `false` when someone else holds it.
-    fn lease(
-        &self,
-        name: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Gives the lease up.
-    fn release(
-        &self,
-        name: &str,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Notified when this process appends to the log (events appended by other processes are
-    /// found by polling).
-    fn appended(&self) -> Option<&Notify>;
-}
-
-impl RelayStore for SqliteStore {
-    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read_all(after, limit).await
-    }
-
-    async fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
-        queries::checkpoint(&self.lock(), name)
-    }
-
-    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
-        self.reset_checkpoint(name, position)
-    }
-
-    async fn lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
-        queries::acquire_lease(self, name, owner, ttl)
-    }
-
-    async fn release(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        queries::release_lease(self, name, owner)
-    }
-
-    fn appended(&self) -> Option<&Notify> {
-        Some(SqliteStore::appended(self))
-    }
-}
+use crate::store::durable::{Claim, Claimed, DurableStore, IntoDurableStore, Owner, Settlement};
+use crate::store::StoredEvent;
+use crate::worker::Stop;
 
 /// Publishes a store's log to a JetStream stream until stopped.
 ///
@@ -99,7 +40,7 @@ impl RelayStore for SqliteStore {
 /// # async fn run(store: events::store::SqliteStore) -> Result<(), events::nats::NatsError> {
 /// use events::nats::Relay;
 ///
-/// let summary = Relay::connect(store, "nats://127.0.0.1:4222")
+/// let summary = Relay::connect(&store, "nats://127.0.0.1:4222")
 ///     .await?
 ///     .stream("ORDERS", "orders")
 ///     .run() // until SIGINT/SIGTERM
@@ -108,8 +49,8 @@ impl RelayStore for SqliteStore {
 /// # Ok(()) }
 /// ```
 #[must_use]
-pub struct Relay<S> {
-    store: S,
+pub struct Relay {
+    store: Arc<dyn DurableStore>,
     js: jetstream::Context,
     settings: StreamSettings,
     max_in_flight: usize,
@@ -117,7 +58,7 @@ pub struct Relay<S> {
     poll_interval: Duration,
     checkpoint_every: u64,
     lease_ttl: Duration,
-    owner: String,
+    owner: Owner,
 }
 
 /// What a relay run did.
@@ -143,22 +84,16 @@ impl std::fmt::Display for RelaySummary {
     }
 }
 
-/// How a run ended without error.
-enum Ended {
-    Stopped,
-    Drained,
-}
-
-impl<S: RelayStore> Relay<S> {
+impl Relay {
     /// Connects to the NATS server at `url` (the client reconnects on its own when the
     /// connection drops).
-    pub async fn connect(store: S, url: &str) -> Result<Self, NatsError> {
+    pub async fn connect(store: impl IntoDurableStore, url: &str) -> Result<Self, NatsError> {
         let client = super::connect(url, "events-relay").await?;
         Ok(Self::new(store, client))
     }
 
     /// A relay over an existing NATS connection.
-    pub fn new(store: S, client: async_nats::Client) -> Self {
+    pub fn new(store: impl IntoDurableStore, client: async_nats::Client) -> Self {
         let max_in_flight = 1024;
         let js = jetstream::ContextBuilder::new()
             .timeout(Duration::from_secs(5))
@@ -166,7 +101,7 @@ impl<S: RelayStore> Relay<S> {
             .backpressure_on_inflight(true)
             .build(client);
         Self {
-            store,
+            store: store.into_durable_store(),
             js,
             settings: StreamSettings::default(),
             max_in_flight,
@@ -174,7 +109,7 @@ impl<S: RelayStore> Relay<S> {
             poll_interval: Duration::from_millis(200),
             checkpoint_every: 1000,
             lease_ttl: Duration::from_secs(15),
-            owner: format!("{}@{}", std::process::id(), uuid::Uuid::now_v7()),
+            owner: Owner::current(),
         }
     }
 
@@ -241,39 +176,39 @@ impl<S: RelayStore> Relay<S> {
 
     async fn relay(
         self,
-        mut stopped: watch::Receiver<bool>,
+        stopped: watch::Receiver<bool>,
         drain: bool,
     ) -> Result<RelaySummary, NatsError> {
         let name = self.checkpoint_name();
+        let mut stop = Stop::new(stopped, None);
         let mut summary = RelaySummary::default();
         let mut backoff = Duration::from_millis(100);
+        let mut claim = None;
         let outcome = loop {
-            if *stopped.borrow() {
+            if stop.requested() {
                 break Ok(());
             }
-            match self.store.lease(&name, &self.owner, self.lease_ttl).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::debug!(
-                        lease = name.as_str(),
-                        "another relay holds the lease; waiting"
-                    );
-                    if wait(&mut stopped, self.poll_interval, None).await {
+            let held = match self
+                .store
+                .claim(&name, 0, &self.owner, self.lease_ttl)
+                .await
+            {
+                Ok(Claimed::Acquired(c)) => claim.insert(c).clone(),
+                Ok(Claimed::HeldBy(lease)) => {
+                    tracing::debug!(%lease, "another relay holds the stream; waiting");
+                    if stop.wait(self.poll_interval, None).await {
                         break Ok(());
                     }
                     continue;
                 }
                 Err(e) => break Err(e.into()),
-            }
-            match self
-                .run_once(&name, &mut summary, &mut stopped, drain)
-                .await
-            {
-                Ok(_) => break Ok(()),
+            };
+            match self.run_once(held, &mut summary, &mut stop, drain).await {
+                Ok(()) => break Ok(()),
                 Err(e) if e.is_transient() => {
                     summary.interruptions += 1;
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay interrupted; starting again from the stream's last event");
-                    if wait(&mut stopped, backoff, None).await {
+                    if stop.wait(backoff, None).await {
                         break Ok(());
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -281,59 +216,73 @@ impl<S: RelayStore> Relay<S> {
                 Err(e) => break Err(e),
             }
         };
-        let released = self.store.release(&name, &self.owner).await;
+        let released = match &claim {
+            Some(claim) => self.store.release(claim).await,
+            None => Ok(()),
+        };
         outcome?;
         released?;
-        summary.checkpoint = self.store.checkpoint(&name).await?;
+        summary.checkpoint = self.checkpoint(&name).await?;
         tracing::info!(%summary, "relay stopped");
         Ok(summary)
+    }
+
+    /// The relay's checkpoint (0 before its first run).
+    async fn checkpoint(&self, name: &str) -> Result<u64, NatsError> {
+        Ok(self
+            .store
+            .checkpoints()
+            .await?
+            .into_iter()
+            .find(|c| c.handler == name && c.segment == 0)
+            .map_or(0, |c| c.position))
     }
 
     /// One run: reconcile with the stream, then publish until stopped, drained or failed.
     async fn run_once(
         &self,
-        name: &str,
+        mut claim: Claim,
         summary: &mut RelaySummary,
-        stopped: &mut watch::Receiver<bool>,
+        stop: &mut Stop,
         drain: bool,
-    ) -> Result<Ended, NatsError> {
+    ) -> Result<(), NatsError> {
         self.settings.ensure(&self.js).await?;
-        let (mut checkpoint, mut sequence) = self.reconcile(name).await?;
+        let (mut checkpoint, mut sequence) = self.reconcile(&claim).await?;
         let mut saved = checkpoint;
         let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
-        let mut lease_renewed = Instant::now();
+        let mut renewed = Instant::now();
         let mut read = checkpoint;
+        let mut wakeups = self.store.wakeups();
         loop {
-            if *stopped.borrow() {
+            if stop.requested() {
                 self.settle(&mut in_flight, 0, &mut checkpoint, summary)
                     .await?;
-                self.save(name, &mut saved, checkpoint).await?;
-                return Ok(Ended::Stopped);
+                return self.save(&claim, &mut saved, checkpoint).await;
             }
-            if lease_renewed.elapsed() > self.lease_ttl / 3 {
-                if !self.store.lease(name, &self.owner, self.lease_ttl).await? {
-                    return Err(NatsError::LeaseLost {
-                        lease: name.to_owned(),
-                    });
-                }
-                lease_renewed = Instant::now();
+            if renewed.elapsed() > self.lease_ttl / 3 {
+                claim = match self
+                    .store
+                    .claim(&claim.handler, 0, &self.owner, self.lease_ttl)
+                    .await?
+                {
+                    Claimed::Acquired(c) => c,
+                    Claimed::HeldBy(_) => {
+                        return Err(NatsError::LeaseLost {
+                            lease: claim.handler.clone(),
+                        })
+                    }
+                };
+                renewed = Instant::now();
             }
-            // Listen before looking, so an append between the two is not missed.
-            let appended = self.store.appended().map(Notify::notified);
-            tokio::pin!(appended);
-            if let Some(n) = appended.as_mut().as_pin_mut() {
-                n.enable();
-            }
-            let page = self.store.read_after(read, self.page).await?;
+            // Look at the wake-up counter before reading, so an append in between is not missed.
+            wakeups.borrow_and_update();
+            let page = self.store.read_log(read, self.page).await?;
             if page.is_empty() {
                 self.settle(&mut in_flight, 0, &mut checkpoint, summary)
                     .await?;
-                self.save(name, &mut saved, checkpoint).await?;
-                if drain {
-                    return Ok(Ended::Drained);
-                }
-                if wait(stopped, self.poll_interval, appended.as_pin_mut()).await {
-                    return Ok(Ended::Stopped);
+                self.save(&claim, &mut saved, checkpoint).await?;
+                if drain || stop.wait(self.poll_interval, Some(&mut wakeups)).await {
+                    return Ok(());
                 }
                 continue;
             }
@@ -352,28 +301,29 @@ impl<S: RelayStore> Relay<S> {
                 sequence += 1;
             }
             if checkpoint - saved >= self.checkpoint_every {
-                self.save(name, &mut saved, checkpoint).await?;
+                self.save(&claim, &mut saved, checkpoint).await?;
             }
         }
     }
 
     /// Brings the checkpoint to what the stream really holds; returns it and the stream's last
     /// sequence.
-    async fn reconcile(&self, name: &str) -> Result<(u64, u64), NatsError> {
-        let checkpoint = self.store.checkpoint(name).await?;
+    async fn reconcile(&self, claim: &Claim) -> Result<(u64, u64), NatsError> {
+        let name = claim.handler.as_str();
+        let checkpoint = self.checkpoint(name).await?;
         let Some(last) = self.settings.last_event(&self.js).await? else {
             if checkpoint > 0 {
                 tracing::warn!(
                     stream = self.settings.name.as_str(),
                     checkpoint,
-                    "the stream is empty but the relay's checkpoint is past position 0: it was deleted or purged; events up to the checkpoint are not in it (reset the checkpoint `{name}` to 0 to publish them again)"
+                    "the stream is empty but the relay's checkpoint is past position 0: it was deleted or purged; events up to the checkpoint are not in it (replay the relay's checkpoint from 0 to publish them again)"
                 );
             }
             return Ok((checkpoint, 0));
         };
         let logged = self
             .store
-            .read_after(last.position.saturating_sub(1), 1)
+            .read_log(last.position.saturating_sub(1), 1)
             .await?;
         match logged.first() {
             Some(e) if e.position == last.position && e.event_id == last.event_id => {}
@@ -394,7 +344,14 @@ impl<S: RelayStore> Relay<S> {
                 to = last.position,
                 "relay checkpoint moved to the stream's last event (acknowledged before the relay stopped, not yet recorded)"
             );
-            self.store.save_checkpoint(name, last.position).await?;
+            self.store
+                .settle(
+                    claim,
+                    Settlement::Run {
+                        last: last.position,
+                    },
+                )
+                .await?;
             return Ok((last.position, last.sequence));
         }
         if last.position < checkpoint {
@@ -402,7 +359,7 @@ impl<S: RelayStore> Relay<S> {
                 stream = self.settings.name.as_str(),
                 stream_position = last.position,
                 checkpoint,
-                "the stream ends before the relay's checkpoint: messages were removed from it; those events are not republished (reset the checkpoint `{name}` to publish them again)"
+                "the stream ends before the relay's checkpoint: messages were removed from it; those events are not republished (replay the relay's checkpoint to publish them again)"
             );
         }
         Ok((checkpoint, last.sequence))
@@ -463,9 +420,11 @@ impl<S: RelayStore> Relay<S> {
         Ok(())
     }
 
-    async fn save(&self, name: &str, saved: &mut u64, checkpoint: u64) -> Result<(), NatsError> {
+    async fn save(&self, claim: &Claim, saved: &mut u64, checkpoint: u64) -> Result<(), NatsError> {
         if checkpoint > *saved {
-            self.store.save_checkpoint(name, checkpoint).await?;
+            self.store
+                .settle(claim, Settlement::Run { last: checkpoint })
+                .await?;
             *saved = checkpoint;
         }
         Ok(())

@@ -5,9 +5,13 @@
 //! (tests, examples, prototypes). Its methods return `Send` futures, so a database backend can
 //! implement them with `async fn`.
 
+#[cfg(feature = "durable")]
+mod connect;
+#[cfg(feature = "durable")]
+pub mod durable;
 mod memory;
 #[cfg(feature = "sqlite")]
-pub(crate) mod sqlite;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,6 +27,10 @@ use crate::meta::Meta;
 use crate::report::Report;
 use crate::DomainEvent;
 
+#[cfg(feature = "durable")]
+pub use connect::connect;
+#[cfg(feature = "durable")]
+pub use durable::{DurableStore, IntoDurableStore};
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
@@ -217,6 +225,34 @@ pub enum StoreError {
     /// The backend failed (I/O, database).
     #[error("event store backend failed: {0}")]
     Backend(BoxError),
+    /// The store could not be opened.
+    #[error("cannot open the event store {}: {reason}", .path.display())]
+    Open {
+        /// The file (or URL) given.
+        path: std::path::PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A worker's claim on a handler passed to another worker (its lease lapsed): nothing was
+    /// written; the event in hand may be delivered again by the new holder.
+    #[error("lost the lease on handler `{handler}` (segment {segment}) to another worker; nothing was written")]
+    LeaseLost {
+        /// The handler.
+        handler: String,
+        /// The segment.
+        segment: u32,
+    },
+    /// A position beyond the end of the log was asked for.
+    #[error("position {position} is past the log head ({head}); give a position up to {head}")]
+    PastHead {
+        /// The position asked for.
+        position: u64,
+        /// The last position in the log.
+        head: u64,
+    },
+    /// An operator request the store refused, with the reason and what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// An append-only event log. Backends: [`MemoryStore`] here; durable ones implement the same

@@ -14,27 +14,35 @@
 //! go on. After several failures in a row a handler's circuit opens and it pauses for a
 //! cool-down, then probes with one event.
 //!
-//! Several worker processes can share a store: a lease per handler makes sure one delivers it
-//! at a time; a crashed worker's lease expires after `lease_ttl`.
+//! Several worker processes can share a store: a claim (a lease with a fencing token) per
+//! handler segment makes sure one worker delivers it at a time; a crashed worker's lease
+//! expires after `lease_ttl`, and a worker that stalled past its lease cannot commit once
+//! another took over. The worker runs on any [`DurableStore`]; the decisions it applies live in
+//! the backend-neutral engine.
+//!
+//! Whatever the runtime flavour, a worker checks for a stop (signal, `max_runtime`) between
+//! every two deliveries and yields to the runtime there, so the handlers of one worker take
+//! turns and a blocking handler cannot hold a stop off for more than one event.
 
-pub(crate) mod queries;
+mod engine;
 mod subscription;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::catalog::catalog;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::durable::{DurableStore, IntoDurableStore, Lease, Owner};
+use crate::store::StoreError;
 use crate::{Bus, HandlerKind};
 
-pub use queries::{FailureStatus, HandlerStatus, PendingFailure};
-#[cfg(feature = "nats")]
-pub(crate) use subscription::wait;
+pub use crate::store::durable::{FailureStatus, HandlerStatus, PendingFailure};
+pub(crate) use subscription::Stop;
 use subscription::Subscription;
 
 /// Delivers stored events to durable handlers until stopped.
@@ -56,7 +64,7 @@ use subscription::Subscription;
 #[must_use]
 pub struct Worker {
     bus: Bus,
-    store: SqliteStore,
+    store: Arc<dyn DurableStore>,
     handlers: Option<Vec<String>>,
     options: Options,
 }
@@ -69,11 +77,12 @@ pub(crate) struct Options {
     pub(crate) batch: usize,
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
-    pub(crate) owner: String,
+    pub(crate) owner: Owner,
 }
 
-/// The worker could not start, or its store failed.
-#[derive(Debug, thiserror::Error)]
+/// The worker could not start, or its store failed. `Debug` shows the same readable message
+/// as `Display`, so `fn main() -> Result<(), WorkerError>` and `.expect(..)` print it.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
     /// The handlers asked for are not all durable handlers of this program.
@@ -84,11 +93,30 @@ pub enum WorkerError {
     Store(#[from] StoreError),
 }
 
+impl std::fmt::Debug for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// What a worker run did, per handler.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Per handler name.
     pub handlers: BTreeMap<String, HandlerSummary>,
+    /// Handlers this worker never got to deliver because another worker held them the whole
+    /// run, with the last lease seen.
+    pub held_elsewhere: BTreeMap<String, Lease>,
+}
+
+impl Summary {
+    fn add(&mut self, handler: &str, s: HandlerSummary) {
+        let total = self.handlers.entry(handler.to_owned()).or_default();
+        total.delivered += s.delivered;
+        total.failed += s.failed;
+        total.dead_lettered += s.dead_lettered;
+        total.held += s.held;
+    }
 }
 
 /// What a worker run did for one handler.
@@ -107,22 +135,29 @@ pub struct HandlerSummary {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (name, s) in &self.handlers {
-            writeln!(
-                f,
-                "{name}: {} delivered, {} failed attempts, {} dead-lettered, {} held back",
-                s.delivered, s.failed, s.dead_lettered, s.held
-            )?;
+            match self.held_elsewhere.get(name) {
+                Some(lease) => writeln!(
+                    f,
+                    "{name}: not delivered by this worker: another worker holds it: {lease}"
+                )?,
+                None => writeln!(
+                    f,
+                    "{name}: {} delivered, {} failed attempts, {} dead-lettered, {} held back",
+                    s.delivered, s.failed, s.dead_lettered, s.held
+                )?,
+            }
         }
         Ok(())
     }
 }
 
 impl Worker {
-    /// A worker for every durable handler of the program, on `store`.
-    pub fn new(bus: &Bus, store: &SqliteStore) -> Self {
+    /// A worker for every durable handler of the program, on `store` (a backend by reference,
+    /// or the `Arc<dyn DurableStore>` of [`connect`](crate::store::connect)).
+    pub fn new(bus: &Bus, store: impl IntoDurableStore) -> Self {
         Self {
             bus: bus.clone(),
-            store: store.clone(),
+            store: store.into_durable_store(),
             handlers: None,
             options: Options {
                 max_runtime: None,
@@ -131,7 +166,7 @@ impl Worker {
                 batch: 100,
                 breaker_threshold: 5,
                 breaker_cooldown: Duration::from_secs(30),
-                owner: format!("{}@{}", std::process::id(), uuid::Uuid::now_v7()),
+                owner: Owner::current(),
             },
         }
     }
@@ -162,6 +197,12 @@ impl Worker {
     /// How long a handler's lease outlives a worker that stopped renewing it (default 15 s).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.options.lease_ttl = ttl;
+        self
+    }
+
+    /// This worker's identity on its claims (default: this host and process, a fresh id).
+    pub fn owner(mut self, owner: Owner) -> Self {
+        self.options.owner = owner;
         self
     }
 
@@ -197,24 +238,27 @@ impl Worker {
         drain: bool,
     ) -> Result<Summary, WorkerError> {
         let subscriptions = self.subscriptions()?;
+        warn_orphans(self.store.as_ref()).await?;
         let (stop, stopped) = watch::channel(false);
+        let deadline = self.options.max_runtime.map(|limit| Instant::now() + limit);
         let mut tasks = JoinSet::new();
         for sub in subscriptions {
-            let (bus, store, options, stopped) = (
-                self.bus.clone(),
-                self.store.clone(),
-                self.options.clone(),
-                stopped.clone(),
+            let (bus, store, options) =
+                (self.bus.clone(), self.store.clone(), self.options.clone());
+            let stop = Stop::new(stopped.clone(), deadline);
+            let span = tracing::info_span!(
+                "subscription",
+                handler = sub.name(),
+                segment = sub.segment()
             );
-            let span = tracing::info_span!("subscription", handler = sub.name());
             tasks.spawn(
-                async move { sub.run(&bus, &store, &options, stopped, drain).await }
+                async move { sub.run(&bus, store.as_ref(), &options, stop, drain).await }
                     .instrument(span),
             );
         }
         let deadline = async {
-            match self.options.max_runtime {
-                Some(limit) => tokio::time::sleep(limit).await,
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -222,12 +266,17 @@ impl Worker {
         let mut first_error = None;
         // Records a finished subscription; `true` when it failed.
         let mut collect = |joined: Result<
-            Result<(String, HandlerSummary), StoreError>,
+            Result<subscription::Finished, StoreError>,
             tokio::task::JoinError,
         >| {
             let error = match joined {
-                Ok(Ok((name, s))) => {
-                    summary.handlers.insert(name, s);
+                Ok(Ok(done)) => {
+                    summary.add(done.handler, done.summary);
+                    if let Some(lease) = done.held_elsewhere {
+                        summary
+                            .held_elsewhere
+                            .insert(done.handler.to_owned(), lease);
+                    }
                     return false;
                 }
                 Ok(Err(e)) => WorkerError::Store(e),
@@ -273,24 +322,22 @@ impl Worker {
             .handlers()
             .iter()
             .filter(|h| h.kind() == HandlerKind::Durable);
+        let segments = self.store.segments();
+        let subscribe =
+            |h| (0..segments).map(move |s| Subscription::new(h, s, catalog, &self.options));
         let Some(names) = &self.handlers else {
-            return Ok(durable
-                .map(|h| Subscription::new(h, catalog, &self.options))
-                .collect());
+            return Ok(durable.flat_map(subscribe).collect());
         };
         let mut problems = Vec::new();
         let mut subs = Vec::new();
         for name in names {
             match catalog.handler(name) {
-                Some(h) if h.kind() == HandlerKind::Durable => subs.push(Subscription::new(h, catalog, &self.options)),
+                Some(h) if h.kind() == HandlerKind::Durable => subs.extend(subscribe(h)),
                 Some(h) => problems.push(format!(
                     "handler `{name}` is {}, not durable: it runs inline; mark it `#[event_handler(durable)]` to deliver it from the store",
                     h.kind().as_str()
                 )),
-                None => {
-                    let known: Vec<_> = catalog.handlers().iter().filter(|h| h.kind() == HandlerKind::Durable).map(|h| h.name()).collect();
-                    problems.push(format!("no handler is named `{name}`; durable handlers: {}", known.join(", ")));
-                }
+                None => problems.push(unknown_handler(name)),
             }
         }
         if problems.is_empty() {
@@ -299,6 +346,51 @@ impl Worker {
             Err(WorkerError::Invalid(problems))
         }
     }
+}
+
+/// The one-line answer to a handler name that is not one of this program's: every durable
+/// handler's name, for the CLI and the worker alike.
+pub(crate) fn unknown_handler(name: &str) -> String {
+    let known: Vec<_> = catalog()
+        .handlers()
+        .iter()
+        .filter(|h| h.kind() == HandlerKind::Durable)
+        .map(|h| h.name())
+        .collect();
+    format!(
+        "no handler is named `{name}`; durable handlers: {}",
+        known.join(", ")
+    )
+}
+
+/// Stored checkpoints whose name no durable handler of this program has: a handler renamed or
+/// moved, whose new name starts from the beginning unless its checkpoint is moved
+/// (`rename-checkpoint`).
+pub async fn orphaned_checkpoints(store: &dyn DurableStore) -> Result<Vec<String>, StoreError> {
+    let catalog = catalog();
+    let mut orphans: Vec<String> = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| c.handler)
+        .filter(|name| {
+            catalog
+                .handler(name)
+                .is_none_or(|h| h.kind() != HandlerKind::Durable)
+        })
+        .collect();
+    orphans.dedup();
+    Ok(orphans)
+}
+
+async fn warn_orphans(store: &dyn DurableStore) -> Result<(), StoreError> {
+    for name in orphaned_checkpoints(store).await? {
+        tracing::warn!(
+            checkpoint = name.as_str(),
+            "orphaned checkpoint: no durable handler of this program is named `{name}`; if a handler was renamed, move its checkpoint with `rename-checkpoint {name} <new name>`, or its new name delivers the whole history again"
+        );
+    }
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

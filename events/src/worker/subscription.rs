@@ -1,13 +1,11 @@
-//! One durable handler's delivery loop.
+//! One durable handler segment's delivery loop: claim, deliver what is due, settle each outcome
+//! with the checkpoint, and give up the work as soon as the claim is lost.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
-use std::hash::BuildHasher;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::queries::{self, aggregate_key, PendingFailure, Settle};
+use super::engine::{decide, Breaker, HoldBack};
 use super::{HandlerSummary, Options};
 use crate::bus::{Clock, Target};
 use crate::catalog::DurableShim;
@@ -16,78 +14,119 @@ use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
 use crate::meta::{LazyMeta, Meta};
 use crate::report::FailureCause;
-use crate::store::{SqliteStore, StoreError, StoredEvent};
+use crate::store::durable::{
+    aggregate_key, Claim, Claimed, DurableStore, Lease, PendingFailure, Record, Settlement,
+};
+use crate::store::{StoreError, StoredEvent};
 use crate::Bus;
+
+/// When to stop: a stop was sent, or the run's deadline passed (checked on the clock too, so
+/// a subscription that has not yielded for a while still sees it).
+pub(crate) struct Stop {
+    stopped: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+}
+
+impl Stop {
+    pub(crate) fn new(stopped: watch::Receiver<bool>, deadline: Option<Instant>) -> Self {
+        Self { stopped, deadline }
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        *self.stopped.borrow() || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Waits for `timeout`, a stop, or `wake`; `true` when stopped.
+    pub(crate) async fn wait(
+        &mut self,
+        timeout: Duration,
+        wake: Option<&mut watch::Receiver<u64>>,
+    ) -> bool {
+        let woken = async {
+            match wake {
+                Some(w) => {
+                    if w.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.stopped.changed() => {}
+            () = tokio::time::sleep(timeout) => {}
+            () = woken => {}
+        }
+        self.requested()
+    }
+}
+
+/// What a subscription did, once it stopped.
+pub(crate) struct Finished {
+    pub(crate) handler: &'static str,
+    pub(crate) summary: HandlerSummary,
+    /// The lease of another worker, when this one never got the claim.
+    pub(crate) held_elsewhere: Option<Lease>,
+}
+
+/// Why a step ended early.
+enum Interrupt {
+    /// The claim passed to another worker: stop working on it.
+    LeaseLost,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Interrupt {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LeaseLost { .. } => Interrupt::LeaseLost,
+            other => Interrupt::Store(other),
+        }
+    }
+}
 
 pub(crate) struct Subscription {
     name: &'static str,
+    segment: u32,
     event: &'static EventInfo,
     call: DurableShim,
     retry: RetryPolicy,
     index: usize,
     breaker: Breaker,
     summary: HandlerSummary,
-    /// Until when this worker's lease on the handler is known to hold.
+    claim: Option<Claim>,
+    ever_claimed: bool,
+    last_holder: Option<Lease>,
+    /// Until when this worker's claim is known to hold.
     lease_until: Instant,
-    /// Renew the lease once less than this is left of it.
+    /// Renew the claim once less than this is left of it.
     renew_within: Duration,
 }
 
-/// Pauses a handler after `threshold` failures in a row; after the cool-down one event
-/// probes: a success closes the circuit, a failure opens it again.
-struct Breaker {
-    threshold: u32,
-    cooldown: Duration,
-    failures_in_a_row: u32,
-    open_until: Option<Instant>,
-}
-
-impl Breaker {
-    fn record(&mut self, ok: bool, handler: &str) {
-        if ok {
-            self.failures_in_a_row = 0;
-            self.open_until = None;
-            return;
-        }
-        self.failures_in_a_row += 1;
-        if self.failures_in_a_row >= self.threshold {
-            self.open_until = Some(Instant::now() + self.cooldown);
-            tracing::warn!(
-                handler,
-                failures = self.failures_in_a_row,
-                cooldown_ms = self.cooldown.as_millis() as u64,
-                "circuit open: handler paused"
-            );
-        }
-    }
-
-    /// How long the handler must still wait, if its circuit is open.
-    fn remaining(&self) -> Option<Duration> {
-        self.open_until
-            .and_then(|t| t.checked_duration_since(Instant::now()))
-            .filter(|d| !d.is_zero())
-    }
-}
-
 impl Subscription {
-    pub(crate) fn new(handler: &HandlerInfo, catalog: &'static Catalog, options: &Options) -> Self {
+    pub(crate) fn new(
+        handler: &HandlerInfo,
+        segment: u32,
+        catalog: &'static Catalog,
+        options: &Options,
+    ) -> Self {
         let (call, retry) = handler.durable.expect("durable handler");
         let event = catalog
             .event(handler.event_name())
             .expect("a handler's event is in the catalog");
         Self {
             name: handler.name(),
+            segment,
             event,
             call,
             retry,
             index: handler.index,
-            breaker: Breaker {
-                threshold: options.breaker_threshold,
-                cooldown: options.breaker_cooldown,
-                failures_in_a_row: 0,
-                open_until: None,
-            },
+            breaker: Breaker::new(options.breaker_threshold, options.breaker_cooldown),
             summary: HandlerSummary::default(),
+            claim: None,
+            ever_claimed: false,
+            last_holder: None,
             lease_until: Instant::now(),
             renew_within: options.lease_ttl / 2,
         }
@@ -97,42 +136,52 @@ impl Subscription {
         self.name
     }
 
+    pub(crate) fn segment(&self) -> u32 {
+        self.segment
+    }
+
     pub(crate) async fn run(
         mut self,
         bus: &Bus,
-        store: &SqliteStore,
+        store: &dyn DurableStore,
         options: &Options,
-        mut stopped: watch::Receiver<bool>,
+        mut stop: Stop,
         drain: bool,
-    ) -> Result<(String, HandlerSummary), StoreError> {
+    ) -> Result<Finished, StoreError> {
+        let mut wakeups = store.wakeups();
         loop {
-            if *stopped.borrow() {
+            if stop.requested() {
                 break;
             }
-            // Renew the lease when half of it is used up.
-            if self.lease_due() {
-                if queries::acquire_lease(store, self.name, &options.owner, options.lease_ttl)? {
-                    self.lease_until = Instant::now() + options.lease_ttl;
-                } else {
-                    tracing::debug!("lease held by another worker; waiting");
-                    if drain || wait(&mut stopped, options.poll_interval, None).await {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            if let Some(pause) = self.breaker.remaining() {
-                if drain || wait(&mut stopped, pause, None).await {
+            let claimed = self.claim.is_some() && !self.lease_due();
+            if !claimed && !self.claim(store, options).await? {
+                if drain || stop.wait(options.poll_interval, None).await {
                     break;
                 }
                 continue;
             }
-            // Listen before looking, so an append between the two is not missed.
-            let appended = store.appended().notified();
-            tokio::pin!(appended);
-            appended.as_mut().enable();
-
-            let worked = self.step(bus, store, options, &stopped).await?;
+            if let Some(pause) = self.breaker.remaining(Instant::now()) {
+                if drain || stop.wait(pause, None).await {
+                    break;
+                }
+                continue;
+            }
+            // Look at the wake-up counter before reading, so an append in between is not missed.
+            wakeups.borrow_and_update();
+            let claim = self.claim.clone().expect("claimed above");
+            let worked = match self.step(bus, store, &claim, options, &stop).await {
+                Ok(worked) => worked,
+                Err(Interrupt::LeaseLost) => {
+                    tracing::warn!(
+                        handler = self.name,
+                        segment = self.segment,
+                        "lost the lease to another worker (this one stalled past it): the event in hand was not recorded and may be delivered again by the new holder"
+                    );
+                    self.claim = None;
+                    continue;
+                }
+                Err(Interrupt::Store(e)) => return Err(e),
+            };
             if worked {
                 continue;
             }
@@ -140,55 +189,122 @@ impl Subscription {
                 break;
             }
             let mut sleep = options.poll_interval;
-            if let Some(at) = queries::next_retry(store, self.name)? {
+            if let Some(at) = store.next_retry(&claim).await? {
                 sleep = sleep.min(at.duration_since(SystemTime::now()).unwrap_or_default());
             }
-            if wait(&mut stopped, sleep, Some(appended)).await {
+            if stop.wait(sleep, Some(&mut wakeups)).await {
                 break;
             }
         }
-        queries::release_lease(store, self.name, &options.owner)?;
-        Ok((self.name.to_owned(), self.summary))
+        if let Some(claim) = &self.claim {
+            store.release(claim).await?;
+        }
+        Ok(Finished {
+            handler: self.name,
+            summary: self.summary,
+            held_elsewhere: if self.ever_claimed {
+                None
+            } else {
+                self.last_holder
+            },
+        })
+    }
+
+    /// Takes or renews the claim; `false` when another worker holds it.
+    async fn claim(
+        &mut self,
+        store: &dyn DurableStore,
+        options: &Options,
+    ) -> Result<bool, StoreError> {
+        match store
+            .claim(self.name, self.segment, &options.owner, options.lease_ttl)
+            .await?
+        {
+            Claimed::Acquired(claim) => {
+                if self.claim.as_ref().is_some_and(|c| c.token != claim.token) {
+                    tracing::warn!(
+                        handler = self.name,
+                        "the lease lapsed and was taken again: another worker may have delivered meanwhile"
+                    );
+                }
+                self.lease_until = Instant::now() + options.lease_ttl;
+                self.claim = Some(claim);
+                self.ever_claimed = true;
+                Ok(true)
+            }
+            Claimed::HeldBy(lease) => {
+                if self.last_holder.as_ref().map(|l| &l.owner) != Some(&lease.owner) {
+                    tracing::warn!(
+                        handler = self.name,
+                        segment = self.segment,
+                        holder_host = lease.owner.host.as_str(),
+                        holder_pid = lease.owner.pid,
+                        "another worker holds this handler: {lease}; waiting for its lease"
+                    );
+                }
+                self.claim = None;
+                self.last_holder = Some(lease);
+                Ok(false)
+            }
+        }
     }
 
     /// Delivers what is due; `true` if anything was done.
     async fn step(
         &mut self,
         bus: &Bus,
-        store: &SqliteStore,
+        store: &dyn DurableStore,
+        claim: &Claim,
         options: &Options,
-        stopped: &watch::Receiver<bool>,
-    ) -> Result<bool, StoreError> {
+        stop: &Stop,
+    ) -> Result<bool, Interrupt> {
         let mut worked = false;
-        for (pending, event) in queries::due_heads(store, self.name, options.batch)? {
-            if self.must_pause(stopped) {
+        for (pending, event) in store.due_pending(claim, options.batch).await? {
+            if self.must_pause(stop).await {
                 return Ok(true);
             }
             let outcome = self.deliver(bus, std::slice::from_ref(&event)).await;
-            let settle = self.settle(&outcome, pending.attempts + 1, &event);
-            self.count(&settle, &event);
-            queries::settle_pending(store, pending.id, settle_ref(&settle))?;
+            let record = decide(
+                &outcome,
+                pending.attempts + 1,
+                &self.retry,
+                event.position,
+                SystemTime::now(),
+            );
+            store
+                .settle(
+                    claim,
+                    Settlement::Pending {
+                        id: pending.id,
+                        record: &record,
+                    },
+                )
+                .await?;
+            self.count(&record, &event);
             log_resolved(&pending, &outcome);
             worked = true;
         }
-        let events = queries::new_events(store, self.name, self.event.name(), options.batch)?;
+        let events = store
+            .new_events(claim, self.event.name(), options.batch)
+            .await?;
         if events.is_empty() {
             return Ok(worked);
         }
-        // Read once per step, then kept up to date here: only this worker (the lease holder)
-        // adds failures for the handler; an operator's retry or drop meanwhile can only make
-        // the set stale towards holding back, which stays in order.
-        let mut blocked = queries::blocked_aggregates(store, self.name)?;
+        // Read once per step, then kept up to date here: only the claim holder adds failures
+        // for the segment; an operator's retry or drop meanwhile can only make the set stale
+        // towards holding back, which stays in order.
+        let mut hold = HoldBack::new(store.blocked_aggregates(claim).await?);
         if matches!(self.call, DurableShim::Batch(_)) {
-            self.deliver_batches(bus, store, events, &mut blocked, stopped)
+            self.deliver_batches(bus, store, claim, events, &mut hold, stop)
                 .await?;
             return Ok(true);
         }
         for event in events {
-            if self.must_pause(stopped) {
+            if self.must_pause(stop).await {
                 return Ok(true);
             }
-            self.deliver_new(bus, store, &event, &mut blocked).await?;
+            self.deliver_new(bus, store, claim, &event, &mut hold)
+                .await?;
         }
         Ok(true)
     }
@@ -197,26 +313,33 @@ impl Subscription {
     async fn deliver_new(
         &mut self,
         bus: &Bus,
-        store: &SqliteStore,
+        store: &dyn DurableStore,
+        claim: &Claim,
         event: &StoredEvent,
-        blocked: &mut HashSet<String>,
+        hold: &mut HoldBack,
     ) -> Result<(), StoreError> {
-        let key = aggregate_key(event);
-        let settle = if blocked.contains(&key) {
+        let record = if hold.holds(event) {
             tracing::debug!(
                 position = event.position,
                 "held back behind an earlier failure of its aggregate"
             );
-            Owned::Hold
+            Record::Hold
         } else {
             let outcome = self.deliver(bus, std::slice::from_ref(event)).await;
-            self.settle(&outcome, 1, event)
+            decide(&outcome, 1, &self.retry, event.position, SystemTime::now())
         };
-        self.count(&settle, event);
-        if !matches!(settle, Owned::Done) {
-            blocked.insert(key);
-        }
-        queries::settle_new(store, self.name, event, settle_ref(&settle))
+        store
+            .settle(
+                claim,
+                Settlement::New {
+                    event,
+                    record: &record,
+                },
+            )
+            .await?;
+        hold.note(event, &record);
+        self.count(&record, event);
+        Ok(())
     }
 
     /// A batch handler takes runs of consecutive deliverable events in one call. A blocked
@@ -225,26 +348,28 @@ impl Subscription {
     async fn deliver_batches(
         &mut self,
         bus: &Bus,
-        store: &SqliteStore,
+        store: &dyn DurableStore,
+        claim: &Claim,
         events: Vec<StoredEvent>,
-        blocked: &mut HashSet<String>,
-        stopped: &watch::Receiver<bool>,
+        hold: &mut HoldBack,
+        stop: &Stop,
     ) -> Result<(), StoreError> {
         let mut run: Vec<StoredEvent> = Vec::new();
         let mut rest = events.into_iter();
         loop {
             let next = rest.next();
             let ends_run = match &next {
-                Some(event) => blocked.contains(&aggregate_key(event)),
+                Some(event) => hold.holds(event),
                 None => true,
             };
             if ends_run && !run.is_empty() {
-                if self.must_pause(stopped) {
+                if self.must_pause(stop).await {
                     return Ok(());
                 }
                 let outcome = self.deliver(bus, &run).await;
                 if outcome.is_ok() {
-                    queries::settle_run(store, self.name, run.last().map_or(0, |e| e.position))?;
+                    let last = run.last().map_or(0, |e| e.position);
+                    store.settle(claim, Settlement::Run { last }).await?;
                     self.summary.delivered += run.len() as u64;
                 } else {
                     tracing::warn!(
@@ -252,29 +377,34 @@ impl Subscription {
                         "batch failed; delivering its events one by one"
                     );
                     for event in &run {
-                        self.deliver_new(bus, store, event, blocked).await?;
+                        self.deliver_new(bus, store, claim, event, hold).await?;
                     }
                 }
                 run.clear();
             }
             match next {
-                Some(event) if ends_run => self.deliver_new(bus, store, &event, blocked).await?,
+                Some(event) if ends_run => {
+                    self.deliver_new(bus, store, claim, &event, hold).await?
+                }
                 Some(event) => run.push(event),
                 None => return Ok(()),
             }
         }
     }
 
-    /// Whether the lease needs renewing before more work.
+    /// Whether the claim needs renewing before more work.
     fn lease_due(&self) -> bool {
         self.lease_until.saturating_duration_since(Instant::now()) < self.renew_within
     }
 
-    /// Whether to stop working through a step before the next event: a stop was asked for,
-    /// the circuit opened, or the lease must be renewed (back in the loop) so that a long
-    /// step never outlives it.
-    fn must_pause(&self, stopped: &watch::Receiver<bool>) -> bool {
-        *stopped.borrow() || self.breaker.remaining().is_some() || self.lease_due()
+    /// Called between two deliveries: yields to the runtime (so the other handlers of this
+    /// worker, the signal handler and the run's timer get their turn even on a current-thread
+    /// runtime), then says whether to stop working through the step before the next event: a
+    /// stop was asked for, the circuit opened, or the claim must be renewed (back in the loop)
+    /// so that a long step never outlives it.
+    async fn must_pause(&self, stop: &Stop) -> bool {
+        tokio::task::yield_now().await;
+        stop.requested() || self.breaker.remaining(Instant::now()).is_some() || self.lease_due()
     }
 
     async fn deliver(&mut self, bus: &Bus, events: &[StoredEvent]) -> Outcome {
@@ -317,36 +447,29 @@ impl Subscription {
             }
             (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
         };
-        self.breaker.record(outcome.is_ok(), self.name);
+        if self.breaker.record(outcome.is_ok(), Instant::now()) {
+            tracing::warn!(
+                handler = self.name,
+                failures = self.breaker.failures_in_a_row(),
+                cooldown_ms = self.breaker_cooldown_ms(),
+                "circuit open: handler paused"
+            );
+        }
         outcome
     }
 
-    /// What to record after attempt number `attempt` of `event`.
-    fn settle(&self, outcome: &Outcome, attempt: u32, event: &StoredEvent) -> Owned {
-        match outcome {
-            Ok(()) => Owned::Done,
-            Err(cause) if matches!(**cause, FailureCause::Decode(_)) => Owned::Dead {
-                attempts: attempt,
-                error: cause.to_string(),
-            },
-            Err(cause) if attempt >= self.retry.max_attempts => Owned::Dead {
-                attempts: attempt,
-                error: cause.to_string(),
-            },
-            Err(cause) => Owned::Retry {
-                attempts: attempt,
-                at: SystemTime::now() + jitter(self.retry.backoff(attempt), event.position),
-                error: cause.to_string(),
-            },
-        }
+    fn breaker_cooldown_ms(&self) -> u64 {
+        self.breaker
+            .remaining(Instant::now())
+            .map_or(0, |d| d.as_millis() as u64)
     }
 
-    fn count(&mut self, settle: &Owned, event: &StoredEvent) {
+    fn count(&mut self, record: &Record, event: &StoredEvent) {
         let s = &mut self.summary;
-        match settle {
-            Owned::Done => s.delivered += 1,
-            Owned::Retry { .. } => s.failed += 1,
-            Owned::Dead { attempts, error } => {
+        match record {
+            Record::Done => s.delivered += 1,
+            Record::Retry { .. } => s.failed += 1,
+            Record::Dead { attempts, error } => {
                 s.failed += 1;
                 s.dead_lettered += 1;
                 tracing::error!(
@@ -358,43 +481,8 @@ impl Subscription {
                     "event dead-lettered"
                 );
             }
-            Owned::Hold => s.held += 1,
+            Record::Hold => s.held += 1,
         }
-    }
-}
-
-/// `Settle` with owned error text.
-enum Owned {
-    Done,
-    Retry {
-        attempts: u32,
-        at: SystemTime,
-        error: String,
-    },
-    Dead {
-        attempts: u32,
-        error: String,
-    },
-    Hold,
-}
-
-fn settle_ref(owned: &Owned) -> Settle<'_> {
-    match owned {
-        Owned::Done => Settle::Done,
-        Owned::Retry {
-            attempts,
-            at,
-            error,
-        } => Settle::Retry {
-            attempts: *attempts,
-            at: *at,
-            error,
-        },
-        Owned::Dead { attempts, error } => Settle::Dead {
-            attempts: *attempts,
-            error,
-        },
-        Owned::Hold => Settle::Hold,
     }
 }
 
@@ -406,31 +494,4 @@ fn log_resolved(pending: &PendingFailure, outcome: &Outcome) {
             "pending event delivered"
         );
     }
-}
-
-/// A random 50 to 100% of `delay`, so retries of many events do not arrive in lockstep.
-fn jitter(delay: Duration, salt: u64) -> Duration {
-    let random = RandomState::new().hash_one((salt, SystemTime::now()));
-    let fraction = 0.5 + (random % 1_000) as f64 / 2_000.0;
-    delay.mul_f64(fraction)
-}
-
-/// Waits for `timeout`, a stop, or the wake-up; `true` when stopped.
-pub(crate) async fn wait(
-    stopped: &mut watch::Receiver<bool>,
-    timeout: Duration,
-    wake: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
-) -> bool {
-    let woken = async {
-        match wake {
-            Some(w) => w.await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = stopped.changed() => {}
-        () = tokio::time::sleep(timeout) => {}
-        () = woken => {}
-    }
-    *stopped.borrow()
 }

@@ -11,7 +11,12 @@
 //! ```
 //!
 //! Handlers write what they did to `$EVENTS_DB.handled` (one line per delivery), so the crash
-//! test can check that nothing was lost.
+//! test can check that nothing was lost. The process tests set a few more variables:
+//! `HANDLER_DELAY_MS` (work per delivery), `PRINT_DELIVERIES=1` (handlers also print to
+//! stdout, as many do), `LOG_STDOUT=1` (logs to stdout, the usual `tracing_subscriber::fmt()`
+//! set-up), `WORKER_THREADS=N` (a multi-thread runtime instead of the current-thread one), and
+//! `STALL_ON_ORDER=N` (the process freezes itself with SIGSTOP while handling order N, as a
+//! long GC pause or a suspended VM would, and reports that attempt as failed once continued).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -38,11 +43,37 @@ struct Journal {
     path: String,
     /// Simulated work per delivery (`HANDLER_DELAY_MS`), so a crash lands mid-stream.
     delay: Duration,
+    /// Also print each delivery to stdout (`PRINT_DELIVERIES=1`).
+    print: bool,
+    /// Freeze the process while handling this order (`STALL_ON_ORDER`).
+    stall_on: Option<u64>,
 }
 
 impl Journal {
+    fn from_env(db: &str) -> Self {
+        let var = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        Self {
+            path: format!("{db}.handled"),
+            delay: Duration::from_millis(var("HANDLER_DELAY_MS").unwrap_or(0)),
+            print: var("PRINT_DELIVERIES") == Some(1),
+            stall_on: var("STALL_ON_ORDER"),
+        }
+    }
+
     fn record(&self, handler: &str, e: &OrderPlaced, meta: &Meta) -> std::io::Result<()> {
         std::thread::sleep(self.delay);
+        if self.stall_on == Some(e.order) {
+            std::process::Command::new("kill")
+                .args(["-STOP", &std::process::id().to_string()])
+                .status()?;
+            return Err(std::io::Error::other(format!(
+                "stalled while handling order {}",
+                e.order
+            )));
+        }
+        if self.print {
+            println!("{handler}: order {} handled", e.order);
+        }
         let line = format!("{handler} {} {} {}\n", meta.event_id(), e.customer, e.order);
         OpenOptions::new()
             .create(true)
@@ -75,30 +106,47 @@ async fn update_stock(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> Res
         .map_err(|err| err.to_string())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let db = std::env::var("EVENTS_DB").unwrap_or_else(|_| "async-worker.db".into());
-    let delay = std::env::var("HANDLER_DELAY_MS")
+fn main() -> ExitCode {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("LOG_STDOUT").as_deref() == Ok("1") {
+        logs.with_writer(std::io::stdout).init();
+    } else {
+        logs.with_writer(std::io::stderr).init();
+    }
+    // One thread by default, as a worker process under a supervisor needs no more.
+    let threads: usize = std::env::var("WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let mut runtime = match threads {
+        0 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
+    let db = std::env::var("EVENTS_DB").unwrap_or_else(|_| "async-worker.db".into());
     let store = match SqliteStore::open(&db) {
         Ok(store) => store,
         Err(e) => {
-            eprintln!("error: cannot open {db}: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let journal = Journal {
-        path: format!("{db}.handled"),
-        delay: Duration::from_millis(delay),
-    };
+    let journal = Journal::from_env(&db);
     let bus = match Bus::builder().resource(journal).build() {
         Ok(bus) => bus,
         Err(e) => {

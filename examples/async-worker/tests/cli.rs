@@ -165,3 +165,31 @@ fn an_operator_session() {
         "clap usage error"
     );
 }
+
+/// Every command that takes a handler name refuses an unknown one on one line, with the valid
+/// names, and a non-zero exit (issue 9, item 12).
+#[test]
+fn unknown_handler_names_are_refused_with_the_valid_ones() {
+    let app = App::new("cli-names");
+    app.run(&["place-orders", "4", "--empty-every", "2"]);
+    for args in [
+        &["dead-letters", "--handler", "orders.sned_confirmation"][..],
+        &["retry", "--all", "--handler", "orders.sned_confirmation"],
+        &["replay", "orders.sned_confirmation"],
+        &["process", "orders.sned_confirmation", "--max-runtime", "1s"],
+    ] {
+        let out = app.output(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains("orders.sned_confirmation"))
+            .unwrap_or_else(|| panic!("{args:?}: {err}"));
+        assert!(
+            line.ends_with(
+                "no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock"
+            ),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use events::store::{EventMetadata, EventStore, NewEvent, SqliteStore, StreamId};
+use events::store::{DurableStore, EventMetadata, EventStore, NewEvent, SqliteStore, StreamId};
 use events::worker::{FailureStatus, Summary, Worker};
 use events::{event_handler, BoxError, Bus, DomainEvent, Meta, Res};
 use serde::{Deserialize, Serialize};
@@ -157,7 +157,7 @@ pub async fn run(bus: &Bus) -> Result<(), BoxError> {
     cli(bus, &store, "status").await?;
 
     println!("dead letters (each holds back the later updates of its record):");
-    for f in store.failures(Some("webhooks.record_updated"))? {
+    for f in store.failures(Some("webhooks.record_updated")).await? {
         let error = f.last_error.unwrap_or_default();
         match f.status {
             FailureStatus::Dead => println!(
@@ -171,15 +171,16 @@ pub async fn run(bus: &Bus) -> Result<(), BoxError> {
     println!("operator: the CRM learns `phone`, record 2 is retried, record 4's email dropped:");
     let crm = bus.resource::<Crm>().expect("provided by main");
     crm.fields.lock().unwrap().push("phone");
-    for dead in store.dead_letters(None)? {
+    let failures = store.failures(None).await?;
+    for dead in failures.iter().filter(|f| f.status == FailureStatus::Dead) {
         if dead.aggregate == "Record/2" {
-            store.retry_dead_letters(Some(dead.id), None)?;
+            store.retry_dead_letters(Some(dead.id), None).await?;
             println!(
                 "  retry #{}: attempted again now, then what it held",
                 dead.id
             );
         } else {
-            store.drop_dead_letter(dead.id)?;
+            store.drop_dead_letter(dead.id).await?;
             println!(
                 "  drop #{}: skipped for good, what it held is released",
                 dead.id
@@ -207,7 +208,7 @@ async fn drain(bus: &Bus, store: &SqliteStore) -> Result<Summary, BoxError> {
             t.dead_lettered += s.dead_lettered;
             t.held += s.held;
         }
-        let failures = store.failures(None)?;
+        let failures = store.failures(None).await?;
         if !failures.iter().any(|f| f.status == FailureStatus::Retrying) {
             return Ok(total);
         }

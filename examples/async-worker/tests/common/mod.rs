@@ -90,3 +90,22 @@ impl App {
         line.split_whitespace().nth(3).unwrap().parse().unwrap()
     }
 }
+
+/// Waits for a child to exit by itself (up to `limit`, far above what it should take); kills it
+/// and panics with its output if it does not.
+pub fn wait_for_exit(mut child: Child, limit: std::time::Duration, what: &str) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {limit:?}, killed\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -1,7 +1,9 @@
 //! The embedded durable store: an SQLite file (or `:memory:`), no server.
 //!
 //! One table is the append-only log; two more hold each durable handler's checkpoint and lease,
-//! and its pending failures (retries, dead letters, and the events held back behind them).
+//! and its pending failures (retries, dead letters, and the events held back behind them): see
+//! `schema.sql` next to this file. `delivery.rs` implements
+//! [`DurableStore`](super::DurableStore) on them, with one segment per handler.
 //!
 //! **No gaps.** SQLite runs one write transaction at a time, and a position is assigned inside
 //! it (`MAX(position) + 1`). A reader therefore never sees position `p` committed while a lower
@@ -10,55 +12,36 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, Row, Transaction, TransactionBehavior};
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StreamId};
 use crate::DomainEvent;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events_log (
-    position       INTEGER PRIMARY KEY,
-    event_id       TEXT    NOT NULL UNIQUE,
-    name           TEXT    NOT NULL,
-    version        INTEGER NOT NULL,
-    aggregate_type TEXT    NOT NULL,
-    aggregate_id   TEXT    NOT NULL,
-    sequence       INTEGER NOT NULL,
-    payload        TEXT    NOT NULL,
-    metadata       TEXT    NOT NULL,
-    occurred_at    INTEGER NOT NULL,
-    UNIQUE (aggregate_type, aggregate_id, sequence)
-);
-CREATE INDEX IF NOT EXISTS events_log_by_name ON events_log (name, position);
-CREATE TABLE IF NOT EXISTS events_checkpoints (
-    handler     TEXT    PRIMARY KEY,
-    position    INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until INTEGER NOT NULL DEFAULT 0,
-    updated_at  INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS events_failures (
-    id              INTEGER PRIMARY KEY,
-    handler         TEXT    NOT NULL,
-    position        INTEGER NOT NULL,
-    aggregate_key   TEXT    NOT NULL,
-    status          TEXT    NOT NULL CHECK (status IN ('retrying', 'dead', 'held')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER,
-    last_error      TEXT,
-    updated_at      INTEGER NOT NULL,
-    UNIQUE (handler, position)
-);
-CREATE INDEX IF NOT EXISTS events_failures_by_aggregate ON events_failures (handler, aggregate_key, position);
-";
+mod delivery;
+
+/// The tables, applied at open.
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Columns added to `events_checkpoints` after its first release: files created before get
+/// them at open.
+const ADDED_CHECKPOINT_COLUMNS: [(&str, &str); 3] = [
+    ("lease_host", "TEXT"),
+    ("lease_pid", "INTEGER"),
+    ("lease_token", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// How long opening waits for other processes that hold the file's lock, like every
+/// statement does.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The embedded event store. Cheap to clone: clones share one connection and one wake-up
-/// signal, so a worker in the same process wakes as soon as an append commits.
+/// signal, so a worker in the same process wakes as soon as an append commits. Opening waits
+/// (up to 10 s) for other processes that are creating or writing the same file.
 ///
 /// ```
 /// use events::store::{EventMetadata, EventStore, NewEvent, SqliteStore, StreamId};
@@ -74,7 +57,7 @@ CREATE INDEX IF NOT EXISTS events_failures_by_aggregate ON events_failures (hand
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    appended: Arc<Notify>,
+    wakeups: Arc<watch::Sender<u64>>,
     path: Option<PathBuf>,
 }
 
@@ -86,26 +69,52 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-pub(crate) fn backend(err: rusqlite::Error) -> StoreError {
+fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(err))
 }
 
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
 /// Microseconds since the Unix epoch, as stored.
-pub(crate) fn micros(t: SystemTime) -> i64 {
+fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-pub(crate) fn from_micros(us: i64) -> SystemTime {
+fn from_micros(us: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the store in an SQLite file, creating its tables if needed.
+    /// Opens (or creates) the store in an SQLite file, creating its tables if needed. The error
+    /// names the file and says when its directory is missing or it is not an SQLite database.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path).map_err(backend)?;
-        Self::init(conn, Some(path))
+        let open_error = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(open_error(format!(
+                    "the directory {} does not exist; create it first",
+                    dir.display()
+                )));
+            }
+        }
+        let conn = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;
+        Self::init(conn, Some(path.clone())).map_err(|e| match e {
+            StoreError::Backend(source) => open_error(match source.downcast_ref() {
+                Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::NotADatabase => {
+                    "the file exists but is not an SQLite database".to_owned()
+                }
+                _ => source.to_string(),
+            }),
+            other => other,
+        })
     }
 
     /// A private store in memory (tests, examples).
@@ -114,20 +123,46 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
-        // WAL: readers (workers, the CLI) never block the writer. NORMAL sync survives a crash
-        // of the process; only a power loss can lose the last commits.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(backend)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(backend)?;
-        conn.execute_batch(SCHEMA).map_err(backend)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+        // Switching a new file to WAL and creating the tables take the file's exclusive lock,
+        // and SQLite does not always call the busy handler for them: several processes opening
+        // one new file at once retry here instead of failing with `database is locked`.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::prepare(&conn) {
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other.map_err(backend)?,
+            }
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            appended: Arc::new(Notify::new()),
+            wakeups: Arc::new(watch::Sender::new(0)),
             path,
         })
+    }
+
+    /// Journal mode, tables, and columns added since a file was created.
+    fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+        // WAL: readers (workers, the CLI) never block the writer. NORMAL sync survives a crash
+        // of the process; only a power loss can lose the last commits.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        for (column, decl) in ADDED_CHECKPOINT_COLUMNS {
+            let present: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('events_checkpoints') WHERE name = ?1",
+                [column],
+                |r| r.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE events_checkpoints ADD COLUMN {column} {decl}"
+                ))?;
+            }
+        }
+        Ok(())
     }
 
     /// The file this store lives in (`None` in memory).
@@ -135,13 +170,13 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Wakes workers of this process waiting for new events.
-    pub(crate) fn appended(&self) -> &Notify {
-        &self.appended
+    fn wake(&self) {
+        self.wakeups.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Runs `f` in one write transaction on the store's connection and commits: the
@@ -173,16 +208,13 @@ impl SqliteStore {
         E: From<StoreError>,
     {
         let out = self.write(f)?;
-        self.appended.notify_waiters();
+        self.wake();
         Ok(out)
     }
 
     /// One write transaction, committed, without waking workers: for the worker's own
     /// bookkeeping (checkpoints, failures), which appends nothing.
-    pub(crate) fn write<T, E>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E>
+    fn write<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -280,7 +312,7 @@ impl SqliteStore {
         head(&self.lock())
     }
 
-    pub(crate) fn read_where(
+    fn read_where(
         conn: &Connection,
         filter: &str,
         args: impl rusqlite::Params,
@@ -308,7 +340,7 @@ fn stream_version(conn: &Connection, stream: StreamId<'_>) -> Result<u64, StoreE
 }
 
 /// The last position of the log (0 when empty).
-pub(crate) fn head(conn: &Connection) -> Result<u64, StoreError> {
+fn head(conn: &Connection) -> Result<u64, StoreError> {
     conn.query_row(
         "SELECT COALESCE(MAX(position), 0) FROM events_log",
         [],
@@ -320,7 +352,7 @@ pub(crate) fn head(conn: &Connection) -> Result<u64, StoreError> {
 
 /// A log row before its JSON columns are parsed: a malformed row is an error of that row
 /// (its position is known), not of the whole read.
-pub(crate) struct RawRow {
+struct RawRow {
     position: u64,
     event_id: String,
     name: String,

@@ -1,0 +1,481 @@
+//! The seam between durable delivery and a database: [`DurableStore`], the one object-safe trait
+//! a backend implements (SQLite here, PostgreSQL behind its feature), so the engine, the
+//! [`Worker`](crate::worker::Worker) and the CLI are written once and an application picks its
+//! backend from a URL at run time ([`connect`](super::connect)).
+//!
+//! The model every backend keeps:
+//! - a handler's stream is split into [`segments`](DurableStore::segments) by a stable hash of
+//!   the aggregate (SQLite: one segment); each (handler, segment) has its own checkpoint and
+//!   its own [`Claim`];
+//! - a claim is a lease with an [`Owner`] and a fencing `token` that grows each time the claim
+//!   changes hands: every write a worker makes passes its claim and fails with
+//!   [`StoreError::LeaseLost`] once another worker took over, so a worker that stalled past its
+//!   lease cannot commit stale work;
+//! - an outcome and the checkpoint move commit in one transaction ([`DurableStore::settle`]);
+//! - while an aggregate has a pending failure (retrying, dead, or held back), that handler's
+//!   later events of the aggregate are held back behind it, in position order.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{NewEvent, StoreError, StoredEvent, StreamId};
+
+/// A worker process's identity, written on the claims it holds so that operators (`status`)
+/// and other workers can say who holds what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The machine's host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+    /// A random id per [`Worker`](crate::worker::Worker): two workers of one process differ.
+    pub worker: Uuid,
+}
+
+impl Owner {
+    /// This process, with a fresh worker id.
+    pub fn current() -> Self {
+        Self {
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            worker: Uuid::now_v7(),
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.host)
+    }
+}
+
+/// A live lease on one (handler, segment), as others see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The handler.
+    pub handler: String,
+    /// The segment of the handler's stream.
+    pub segment: u32,
+    /// Who holds it.
+    pub owner: Owner,
+    /// When it lapses unless renewed.
+    pub expires_at: SystemTime,
+}
+
+impl fmt::Display for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let left = self
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        write!(
+            f,
+            "{} (lease expires in {} ms)",
+            self.owner,
+            left.as_millis()
+        )
+    }
+}
+
+/// A claim this worker holds on one (handler, segment): pass it to every delivery call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The handler.
+    pub handler: String,
+    /// The segment of the handler's stream.
+    pub segment: u32,
+    /// The holder.
+    pub owner: Owner,
+    /// The fencing token: grows each time the claim passes to another owner; a write with an
+    /// older token fails with [`StoreError::LeaseLost`].
+    pub token: u64,
+    /// When the lease lapses unless renewed.
+    pub expires_at: SystemTime,
+}
+
+/// The answer to [`DurableStore::claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claimed {
+    /// The claim is ours (taken or renewed).
+    Acquired(Claim),
+    /// Another live worker holds it.
+    HeldBy(Lease),
+}
+
+/// Where a failed event stands for one handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureStatus {
+    /// Will be tried again at `next_attempt_at`.
+    Retrying,
+    /// Out of attempts (or undecodable): waits for an operator to retry or drop it.
+    Dead,
+    /// Not tried yet: an earlier event of the same aggregate is retrying or dead.
+    Held,
+}
+
+impl FailureStatus {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureStatus::Retrying => "retrying",
+            FailureStatus::Dead => "dead",
+            FailureStatus::Held => "held",
+        }
+    }
+
+    /// The status of a stored name (`None` for an unknown one).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "retrying" => Some(FailureStatus::Retrying),
+            "dead" => Some(FailureStatus::Dead),
+            "held" => Some(FailureStatus::Held),
+            _ => None,
+        }
+    }
+}
+
+/// One pending failure of one handler: a dead letter, a retry, or an event held back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingFailure {
+    /// Its id, for `retry` and `drop`.
+    pub id: i64,
+    /// The handler.
+    pub handler: String,
+    /// The event's position in the log.
+    pub position: u64,
+    /// `type/id` of the event's aggregate ([`aggregate_key`]).
+    pub aggregate: String,
+    /// Where it stands.
+    pub status: FailureStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it is tried next (retrying only).
+    pub next_attempt_at: Option<SystemTime>,
+    /// The last error's text.
+    pub last_error: Option<String>,
+}
+
+/// The key hold-back works by: `type/id` of an event's aggregate.
+pub fn aggregate_key(event: &StoredEvent) -> String {
+    format!("{}/{}", event.aggregate_type, event.aggregate_id)
+}
+
+/// What to record for one event after an attempt (or instead of one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// Delivered: nothing pending remains.
+    Done,
+    /// Failed: try again at `at`, after `attempts` attempts.
+    Retry {
+        /// Attempts made so far.
+        attempts: u32,
+        /// When to try next.
+        at: SystemTime,
+        /// The error's text.
+        error: String,
+    },
+    /// Failed for good: a dead letter.
+    Dead {
+        /// Attempts made.
+        attempts: u32,
+        /// The error's text.
+        error: String,
+    },
+    /// Not attempted: an earlier event of its aggregate is pending. A pending failure that
+    /// already exists for the event (a replay reading it again) is kept as it is.
+    Hold,
+}
+
+/// One write of a worker, committed with the checkpoint it implies.
+#[derive(Clone, Copy, Debug)]
+pub enum Settlement<'a> {
+    /// A new event (after the checkpoint): record its outcome and move the checkpoint past it.
+    New {
+        /// The event.
+        event: &'a StoredEvent,
+        /// Its outcome.
+        record: &'a Record,
+    },
+    /// A run of new events a batch handler took in one call: move the checkpoint past `last`.
+    Run {
+        /// The last event's position.
+        last: u64,
+    },
+    /// Another attempt of a pending event: record its outcome (`Done` removes it).
+    Pending {
+        /// The pending failure's id.
+        id: i64,
+        /// Its outcome.
+        record: &'a Record,
+    },
+}
+
+/// What to do with a handler's pending failures when its checkpoint is reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnReset {
+    /// Keep them: their events stay pending and keep holding back their aggregates, so a
+    /// replay delivers each aggregate in order.
+    KeepFailures,
+    /// Forget every pending failure of the handler (dead letters, retries, held events).
+    DiscardFailures,
+}
+
+/// Pending failures a checkpoint reset forgot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Discarded {
+    /// Dead letters.
+    pub dead: u64,
+    /// Scheduled retries.
+    pub retrying: u64,
+    /// Events held back.
+    pub held: u64,
+}
+
+/// One stored checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The handler name it is keyed by.
+    pub handler: String,
+    /// The segment.
+    pub segment: u32,
+    /// The last position handled (or passed).
+    pub position: u64,
+}
+
+/// One handler's progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerStatus {
+    /// The handler.
+    pub handler: String,
+    /// The last position it has handled (or passed); with several segments, the lowest.
+    pub checkpoint: u64,
+    /// Events of its type after its checkpoints: its lag.
+    pub lag: u64,
+    /// Events waiting for a retry.
+    pub retrying: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Events held back behind a retry or dead letter of the same aggregate.
+    pub held: u64,
+    /// Live leases on its segments.
+    pub leases: Vec<Lease>,
+}
+
+/// The durable side of a backend: the log as the worker and the CLI need it, claims,
+/// checkpoints and pending failures. Object-safe, so `Arc<dyn DurableStore>` is chosen at run
+/// time (see [`connect`](super::connect)).
+///
+/// Every method that changes what a handler has done takes the [`Claim`] and fails with
+/// [`StoreError::LeaseLost`] when the claim is no longer current.
+#[async_trait]
+pub trait DurableStore: Send + Sync + fmt::Debug {
+    // --- the log -------------------------------------------------------------------------
+
+    /// Into how many segments each handler's stream is split (SQLite: 1).
+    fn segments(&self) -> u32;
+
+    /// Appends `events` to a stream in one transaction. With `Some(version)` the stream must
+    /// be at that version ([`StoreError::Conflict`] otherwise, nothing written); with `None`
+    /// they go after whatever the stream holds.
+    async fn append_to(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: Option<u64>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Up to `limit` events with a position greater than `after`, in position order, none of
+    /// which a still-open transaction could precede.
+    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The highest committed position (0 when the log is empty).
+    async fn log_head(&self) -> Result<u64, StoreError>;
+
+    /// A counter that changes when something may have been appended (or a dead letter was
+    /// rescheduled): look at its value, read, then await `changed()`; nothing is missed in
+    /// between. Workers poll as well, for writers it cannot see.
+    fn wakeups(&self) -> watch::Receiver<u64>;
+
+    // --- delivery (a claim holder) ---------------------------------------------------------
+
+    /// Takes the claim on (handler, segment) for `ttl`, or renews it when `owner` holds it
+    /// (same token); a lapsed claim is taken with a new token. [`Claimed::HeldBy`] when
+    /// another owner's lease is live.
+    async fn claim(
+        &self,
+        handler: &str,
+        segment: u32,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<Claimed, StoreError>;
+
+    /// Gives the claim up (the token stays, so the next owner gets a newer one).
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Up to `limit` events named `event` of the claim's segment after its checkpoint, in
+    /// position order.
+    async fn new_events(
+        &self,
+        claim: &Claim,
+        event: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The aggregates ([`aggregate_key`]) of the claim's segment with a pending failure.
+    async fn blocked_aggregates(&self, claim: &Claim) -> Result<HashSet<String>, StoreError>;
+
+    /// The pending events that may be attempted now, with their events: the first pending
+    /// event of each aggregate, when it is held (its blocker is gone) or its retry is due.
+    async fn due_pending(
+        &self,
+        claim: &Claim,
+        limit: usize,
+    ) -> Result<Vec<(PendingFailure, StoredEvent)>, StoreError>;
+
+    /// When the claim's next retry is due, if any.
+    async fn next_retry(&self, claim: &Claim) -> Result<Option<SystemTime>, StoreError>;
+
+    /// Records an outcome and the checkpoint it implies in one transaction, if the claim is
+    /// still current ([`StoreError::LeaseLost`] otherwise, nothing written).
+    async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError>;
+
+    /// Moves the claim's checkpoint back (or forward) so that it receives again every event
+    /// after `after`. Fails with [`StoreError::PastHead`] when `after` is beyond the log head.
+    async fn reset_checkpoint(
+        &self,
+        claim: &Claim,
+        after: u64,
+        failures: OnReset,
+    ) -> Result<Discarded, StoreError>;
+
+    // --- administration ----------------------------------------------------------------------
+
+    /// Every pending failure (dead letters, retries, held events), optionally of one handler,
+    /// ordered by handler and position.
+    async fn failures(&self, handler: Option<&str>) -> Result<Vec<PendingFailure>, StoreError>;
+
+    /// Schedules dead letters for a new round of attempts now: one by id, or all (of one
+    /// handler). Returns how many.
+    async fn retry_dead_letters(
+        &self,
+        id: Option<i64>,
+        handler: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// Drops a dead letter: its event is skipped for good by that handler, and the events of
+    /// its aggregate held behind it are released. Returns whether it existed.
+    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Progress of handler `handler` of event `event`.
+    async fn status(&self, handler: &str, event: &str) -> Result<HandlerStatus, StoreError>;
+
+    /// Every stored checkpoint, by handler and segment.
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// Moves a handler's checkpoints and pending failures to a new name (a handler renamed or
+    /// moved). Refuses when `to` already has a checkpoint, when `from` has none, or while a
+    /// worker holds a live lease on `from`.
+    async fn rename_checkpoint(&self, from: &str, to: &str) -> Result<(), StoreError>;
+}
+
+/// Anything a [`Worker`](crate::worker::Worker) or the CLI can run on: a backend by reference
+/// (cloned: backends are cheap handles) or an `Arc<dyn DurableStore>` from
+/// [`connect`](super::connect).
+pub trait IntoDurableStore {
+    /// The shared backend.
+    fn into_durable_store(self) -> Arc<dyn DurableStore>;
+}
+
+impl<S: DurableStore + Clone + 'static> IntoDurableStore for &S {
+    fn into_durable_store(self) -> Arc<dyn DurableStore> {
+        Arc::new(self.clone())
+    }
+}
+
+impl IntoDurableStore for Arc<dyn DurableStore> {
+    fn into_durable_store(self) -> Arc<dyn DurableStore> {
+        self
+    }
+}
+
+impl IntoDurableStore for &Arc<dyn DurableStore> {
+    fn into_durable_store(self) -> Arc<dyn DurableStore> {
+        Arc::clone(self)
+    }
+}
+
+impl dyn DurableStore {
+    /// Appends one typed event to its aggregate's stream (from `E::AGGREGATE_TYPE` and
+    /// `aggregate_id()`, or the event's name when it has none), after whatever the stream
+    /// holds.
+    pub async fn append_event<E: crate::DomainEvent + serde::Serialize>(
+        &self,
+        event: &E,
+        metadata: super::EventMetadata,
+    ) -> Result<StoredEvent, StoreError> {
+        let new = NewEvent::new(event, metadata)?;
+        let aggregate_id = event.aggregate_id().unwrap_or_default();
+        let stream = StreamId {
+            aggregate_type: E::AGGREGATE_TYPE.unwrap_or(E::NAME),
+            aggregate_id: &aggregate_id,
+        };
+        let mut stored = self.append_to(stream, None, vec![new]).await?;
+        Ok(stored.remove(0))
+    }
+
+    /// Resets every segment's checkpoint of `handler` so that it receives again every event
+    /// after `after` (0: the whole history): the operator's replay. Takes the claims of all
+    /// segments first, as `owner`, and gives them back afterwards, so no running worker moves
+    /// a checkpoint meanwhile; refuses, changing nothing, while another worker holds one.
+    pub async fn reset_handler(
+        &self,
+        handler: &str,
+        after: u64,
+        failures: OnReset,
+        owner: &Owner,
+    ) -> Result<Discarded, StoreError> {
+        const TTL: Duration = Duration::from_secs(30);
+        let mut claims = Vec::new();
+        let mut held = None;
+        for segment in 0..self.segments() {
+            match self.claim(handler, segment, owner, TTL).await? {
+                Claimed::Acquired(claim) => claims.push(claim),
+                Claimed::HeldBy(lease) => {
+                    held = Some(lease);
+                    break;
+                }
+            }
+        }
+        let mut total = Discarded::default();
+        let mut outcome = Ok(());
+        if let Some(lease) = held {
+            outcome = Err(StoreError::Refused(format!(
+                "`{handler}` is being delivered by another worker: {lease}; stop it (or wait for its lease to lapse) and try again"
+            )));
+        } else {
+            for claim in &claims {
+                match self.reset_checkpoint(claim, after, failures).await {
+                    Ok(d) => {
+                        total.dead += d.dead;
+                        total.retrying += d.retrying;
+                        total.held += d.held;
+                    }
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        for claim in &claims {
+            self.release(claim).await?;
+        }
+        outcome.map(|()| total)
+    }
+}

@@ -1,0 +1,517 @@
+//! [`DurableStore`] on SQLite: one segment per handler, so a claim is the handler's row in
+//! `events_checkpoints` (its lease and fencing token) and its checkpoint is that row's
+//! position.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{backend, from_micros, head, micros, stream_version, SqliteStore};
+use crate::store::durable::{
+    aggregate_key, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
+    HandlerStatus, Lease, OnReset, Owner, PendingFailure, Record, Settlement,
+};
+use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
+
+fn now() -> i64 {
+    micros(SystemTime::now())
+}
+
+/// The lease on `handler` as stored, live or lapsed.
+fn lease_row(conn: &Connection, handler: &str) -> Result<Option<Lease>, StoreError> {
+    conn.query_row(
+        "SELECT lease_owner, lease_host, lease_pid, lease_until
+         FROM events_checkpoints WHERE handler = ?1 AND lease_owner IS NOT NULL",
+        [handler],
+        |r| {
+            let worker: String = r.get(0)?;
+            Ok(Lease {
+                handler: handler.to_owned(),
+                segment: 0,
+                owner: Owner {
+                    host: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    pid: r.get::<_, Option<u32>>(2)?.unwrap_or_default(),
+                    worker: Uuid::parse_str(&worker).unwrap_or_else(|_| Uuid::nil()),
+                },
+                expires_at: from_micros(r.get(3)?),
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)
+}
+
+/// Fails with [`StoreError::LeaseLost`] unless `claim` is the handler's current claim.
+fn check_claim(conn: &Connection, claim: &Claim) -> Result<(), StoreError> {
+    let current: Option<(Option<String>, i64)> = conn
+        .query_row(
+            "SELECT lease_owner, lease_token FROM events_checkpoints WHERE handler = ?1",
+            [&claim.handler],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let owner = claim.owner.worker.to_string();
+    match current {
+        Some((Some(o), token)) if o == owner && token as u64 == claim.token => Ok(()),
+        _ => Err(StoreError::LeaseLost {
+            handler: claim.handler.clone(),
+            segment: claim.segment,
+        }),
+    }
+}
+
+fn checkpoint(conn: &Connection, handler: &str) -> Result<u64, StoreError> {
+    let position: Option<i64> = conn
+        .query_row(
+            "SELECT position FROM events_checkpoints WHERE handler = ?1",
+            [handler],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    Ok(position.unwrap_or(0) as u64)
+}
+
+fn advance(tx: &Transaction<'_>, handler: &str, position: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE events_checkpoints SET position = MAX(position, ?2), updated_at = ?3 WHERE handler = ?1",
+        params![handler, position as i64, now()],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn insert_failure(
+    tx: &Transaction<'_>,
+    handler: &str,
+    event: &StoredEvent,
+    record: &Record,
+) -> Result<(), StoreError> {
+    let (status, attempts, next, error) = match record {
+        Record::Done => return Ok(()),
+        Record::Retry {
+            attempts,
+            at,
+            error,
+        } => (
+            FailureStatus::Retrying,
+            *attempts,
+            Some(micros(*at)),
+            Some(error),
+        ),
+        Record::Dead { attempts, error } => (FailureStatus::Dead, *attempts, None, Some(error)),
+        // A replay reads events again: one already pending stays as it is.
+        Record::Hold => (FailureStatus::Held, 0, None, None),
+    };
+    let verb = if *record == Record::Hold {
+        "INSERT OR IGNORE"
+    } else {
+        "INSERT OR REPLACE"
+    };
+    tx.execute(
+        &format!("{verb} INTO events_failures (handler, position, aggregate_key, status, attempts, next_attempt_at, last_error, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![handler, event.position as i64, aggregate_key(event), status.as_str(), attempts, next, error, now()],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn update_failure(tx: &Transaction<'_>, id: i64, record: &Record) -> Result<(), StoreError> {
+    match record {
+        Record::Done => tx.execute("DELETE FROM events_failures WHERE id = ?1", [id]),
+        Record::Retry { attempts, at, error } => tx.execute(
+            "UPDATE events_failures SET status = 'retrying', attempts = ?2, next_attempt_at = ?3, last_error = ?4, updated_at = ?5 WHERE id = ?1",
+            params![id, attempts, micros(*at), error, now()],
+        ),
+        Record::Dead { attempts, error } => tx.execute(
+            "UPDATE events_failures SET status = 'dead', attempts = ?2, next_attempt_at = NULL, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, attempts, error, now()],
+        ),
+        Record::Hold => Ok(0),
+    }
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn select_failures(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<PendingFailure>, StoreError> {
+    let sql = format!(
+        "SELECT f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error
+         FROM events_failures f {filter}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(args, |r| {
+            let status: String = r.get(4)?;
+            Ok(PendingFailure {
+                id: r.get(0)?,
+                handler: r.get(1)?,
+                position: r.get::<_, i64>(2)? as u64,
+                aggregate: r.get(3)?,
+                // The table's CHECK constraint allows only the three names.
+                status: FailureStatus::parse(&status).unwrap_or(FailureStatus::Held),
+                attempts: r.get(5)?,
+                next_attempt_at: r.get::<_, Option<i64>>(6)?.map(from_micros),
+                last_error: r.get(7)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.map(|r| r.map_err(backend)).collect()
+}
+
+fn count(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<u64, StoreError> {
+    conn.query_row(sql, args, |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(backend)
+}
+
+#[async_trait]
+impl DurableStore for SqliteStore {
+    fn segments(&self) -> u32 {
+        1
+    }
+
+    async fn append_to(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: Option<u64>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.transaction(|tx| {
+            let expected = match expected_version {
+                Some(v) => v,
+                None => stream_version(tx, stream)?,
+            };
+            Self::append_in(tx, stream, expected, events)
+        })
+    }
+
+    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        Self::read_where(
+            &self.lock(),
+            "WHERE position > ?1 ORDER BY position LIMIT ?2",
+            params![after as i64, limit as i64],
+        )
+    }
+
+    async fn log_head(&self) -> Result<u64, StoreError> {
+        head(&self.lock())
+    }
+
+    fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wakeups.subscribe()
+    }
+
+    async fn claim(
+        &self,
+        handler: &str,
+        segment: u32,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<Claimed, StoreError> {
+        debug_assert_eq!(segment, 0, "SQLite has one segment per handler");
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO events_checkpoints (handler) VALUES (?1)",
+                [handler],
+            )
+            .map_err(backend)?;
+            let now = now();
+            let worker = owner.worker.to_string();
+            if let Some(lease) = lease_row(tx, handler)? {
+                if lease.owner.worker != owner.worker && micros(lease.expires_at) >= now {
+                    return Ok(Claimed::HeldBy(lease));
+                }
+            }
+            let until = now + ttl.as_micros() as i64;
+            // The same owner renews with its token; anyone else takes a new one.
+            tx.execute(
+                "UPDATE events_checkpoints SET
+                    lease_token = CASE WHEN lease_owner = ?2 THEN lease_token ELSE lease_token + 1 END,
+                    lease_owner = ?2, lease_host = ?3, lease_pid = ?4, lease_until = ?5
+                 WHERE handler = ?1",
+                params![handler, worker, owner.host, owner.pid, until],
+            )
+            .map_err(backend)?;
+            let token: i64 = tx
+                .query_row(
+                    "SELECT lease_token FROM events_checkpoints WHERE handler = ?1",
+                    [handler],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            Ok(Claimed::Acquired(Claim {
+                handler: handler.to_owned(),
+                segment,
+                owner: owner.clone(),
+                token: token as u64,
+                expires_at: from_micros(until),
+            }))
+        })
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "UPDATE events_checkpoints SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL, lease_until = 0
+                 WHERE handler = ?1 AND lease_owner = ?2 AND lease_token = ?3",
+                params![claim.handler, claim.owner.worker.to_string(), claim.token as i64],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn new_events(
+        &self,
+        claim: &Claim,
+        event: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = self.lock();
+        let after = checkpoint(&conn, &claim.handler)?;
+        Self::read_where(
+            &conn,
+            "WHERE name = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
+            params![event, after as i64, limit as i64],
+        )
+    }
+
+    async fn blocked_aggregates(&self, claim: &Claim) -> Result<HashSet<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT aggregate_key FROM events_failures WHERE handler = ?1")
+            .map_err(backend)?;
+        let keys = stmt
+            .query_map([&claim.handler], |r| r.get(0))
+            .map_err(backend)?;
+        keys.map(|k| k.map_err(backend)).collect()
+    }
+
+    async fn due_pending(
+        &self,
+        claim: &Claim,
+        limit: usize,
+    ) -> Result<Vec<(PendingFailure, StoredEvent)>, StoreError> {
+        let conn = self.lock();
+        let heads = select_failures(
+            &conn,
+            "WHERE f.handler = ?1
+               AND (f.status = 'held' OR (f.status = 'retrying' AND f.next_attempt_at <= ?2))
+               AND f.position = (SELECT MIN(g.position) FROM events_failures g WHERE g.handler = f.handler AND g.aggregate_key = f.aggregate_key)
+             ORDER BY f.position LIMIT ?3",
+            params![claim.handler, now(), limit as i64],
+        )?;
+        let mut out = Vec::with_capacity(heads.len());
+        for head in heads {
+            let mut events =
+                Self::read_where(&conn, "WHERE position = ?1", [head.position as i64])?;
+            if let Some(event) = events.pop() {
+                out.push((head, event));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn next_retry(&self, claim: &Claim) -> Result<Option<SystemTime>, StoreError> {
+        let at: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT MIN(next_attempt_at) FROM events_failures WHERE handler = ?1 AND status = 'retrying'",
+                [&claim.handler],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        Ok(at.map(from_micros))
+    }
+
+    async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError> {
+        self.write(|tx| {
+            check_claim(tx, claim)?;
+            match settlement {
+                Settlement::New { event, record } => {
+                    insert_failure(tx, &claim.handler, event, record)?;
+                    advance(tx, &claim.handler, event.position)
+                }
+                Settlement::Run { last } => advance(tx, &claim.handler, last),
+                Settlement::Pending { id, record } => update_failure(tx, id, record),
+            }
+        })
+    }
+
+    async fn reset_checkpoint(
+        &self,
+        claim: &Claim,
+        after: u64,
+        failures: OnReset,
+    ) -> Result<Discarded, StoreError> {
+        let discarded = self.write(|tx| {
+            check_claim(tx, claim)?;
+            let head = head(tx)?;
+            if after > head {
+                return Err(StoreError::PastHead {
+                    position: after + 1,
+                    head,
+                });
+            }
+            let mut discarded = Discarded::default();
+            if failures == OnReset::DiscardFailures {
+                let by = |status: &str| {
+                    count(
+                        tx,
+                        "SELECT COUNT(*) FROM events_failures WHERE handler = ?1 AND status = ?2",
+                        params![claim.handler, status],
+                    )
+                };
+                discarded = Discarded {
+                    dead: by("dead")?,
+                    retrying: by("retrying")?,
+                    held: by("held")?,
+                };
+                tx.execute(
+                    "DELETE FROM events_failures WHERE handler = ?1",
+                    [&claim.handler],
+                )
+                .map_err(backend)?;
+            }
+            tx.execute(
+                "UPDATE events_checkpoints SET position = ?2, updated_at = ?3 WHERE handler = ?1",
+                params![claim.handler, after as i64, now()],
+            )
+            .map_err(backend)?;
+            Ok(discarded)
+        })?;
+        self.wake();
+        Ok(discarded)
+    }
+
+    async fn failures(&self, handler: Option<&str>) -> Result<Vec<PendingFailure>, StoreError> {
+        select_failures(
+            &self.lock(),
+            "WHERE ?1 IS NULL OR f.handler = ?1 ORDER BY f.handler, f.position",
+            [handler],
+        )
+    }
+
+    async fn retry_dead_letters(
+        &self,
+        id: Option<i64>,
+        handler: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let n = self
+            .lock()
+            .execute(
+                "UPDATE events_failures SET status = 'retrying', attempts = 0, next_attempt_at = ?1, updated_at = ?1
+                 WHERE status = 'dead' AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR handler = ?3)",
+                params![now(), id, handler],
+            )
+            .map_err(backend)?;
+        self.wake();
+        Ok(n)
+    }
+
+    async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+        let n = self
+            .lock()
+            .execute(
+                "DELETE FROM events_failures WHERE id = ?1 AND status = 'dead'",
+                [id],
+            )
+            .map_err(backend)?;
+        self.wake();
+        Ok(n == 1)
+    }
+
+    async fn status(&self, handler: &str, event: &str) -> Result<HandlerStatus, StoreError> {
+        let conn = self.lock();
+        let checkpoint = checkpoint(&conn, handler)?;
+        let lag = count(
+            &conn,
+            "SELECT COUNT(*) FROM events_log WHERE name = ?1 AND position > ?2",
+            params![event, checkpoint as i64],
+        )?;
+        let by_status = |status: &str| {
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM events_failures WHERE handler = ?1 AND status = ?2",
+                params![handler, status],
+            )
+        };
+        let leases = lease_row(&conn, handler)?
+            .filter(|lease| lease.expires_at >= SystemTime::now())
+            .into_iter()
+            .collect();
+        Ok(HandlerStatus {
+            handler: handler.to_owned(),
+            checkpoint,
+            lag,
+            retrying: by_status("retrying")?,
+            dead: by_status("dead")?,
+            held: by_status("held")?,
+            leases,
+        })
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT handler, position FROM events_checkpoints ORDER BY handler")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Checkpoint {
+                    handler: r.get(0)?,
+                    segment: 0,
+                    position: r.get::<_, i64>(1)? as u64,
+                })
+            })
+            .map_err(backend)?;
+        rows.map(|r| r.map_err(backend)).collect()
+    }
+
+    async fn rename_checkpoint(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let exists = |handler: &str| {
+                count(
+                    tx,
+                    "SELECT COUNT(*) FROM events_checkpoints WHERE handler = ?1",
+                    [handler],
+                )
+                .map(|n| n > 0)
+            };
+            if !exists(from)? {
+                return Err(StoreError::Refused(format!(
+                    "there is no checkpoint named `{from}` (see `status`)"
+                )));
+            }
+            if exists(to)? {
+                return Err(StoreError::Refused(format!(
+                    "a checkpoint named `{to}` already exists; reset or rename it first"
+                )));
+            }
+            if let Some(lease) = lease_row(tx, from)? {
+                if lease.expires_at >= SystemTime::now() {
+                    return Err(StoreError::Refused(format!(
+                        "`{from}` is being delivered by {lease}; stop that worker first"
+                    )));
+                }
+            }
+            for table in ["events_checkpoints", "events_failures"] {
+                tx.execute(
+                    &format!("UPDATE {table} SET handler = ?2 WHERE handler = ?1"),
+                    params![from, to],
+                )
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+    }
+}

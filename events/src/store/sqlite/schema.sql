@@ -1,0 +1,46 @@
+-- The SQLite store's schema, applied at open (every statement is idempotent).
+
+-- The append-only log. `position` is assigned inside the one write transaction SQLite runs at
+-- a time, so the log a reader sees is always a gap-free prefix.
+CREATE TABLE IF NOT EXISTS events_log (
+    position       INTEGER PRIMARY KEY,
+    event_id       TEXT    NOT NULL UNIQUE,
+    name           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    aggregate_type TEXT    NOT NULL,
+    aggregate_id   TEXT    NOT NULL,
+    sequence       INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    metadata       TEXT    NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    UNIQUE (aggregate_type, aggregate_id, sequence)
+);
+CREATE INDEX IF NOT EXISTS events_log_by_name ON events_log (name, position);
+
+-- One row per durable handler (one segment on SQLite): its checkpoint and its lease. The
+-- lease token grows each time the lease changes hands (fencing).
+CREATE TABLE IF NOT EXISTS events_checkpoints (
+    handler     TEXT    PRIMARY KEY,
+    position    INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    updated_at  INTEGER NOT NULL DEFAULT 0,
+    lease_host  TEXT,
+    lease_pid   INTEGER,
+    lease_token INTEGER NOT NULL DEFAULT 0
+);
+
+-- Pending failures per handler: retries, dead letters, and the events held back behind them.
+CREATE TABLE IF NOT EXISTS events_failures (
+    id              INTEGER PRIMARY KEY,
+    handler         TEXT    NOT NULL,
+    position        INTEGER NOT NULL,
+    aggregate_key   TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('retrying', 'dead', 'held')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (handler, position)
+);
+CREATE INDEX IF NOT EXISTS events_failures_by_aggregate ON events_failures (handler, aggregate_key, position);
