@@ -373,6 +373,8 @@ pub async fn orphaned_checkpoints(store: &dyn DurableStore) -> Result<Vec<String
         .await?
         .into_iter()
         .map(|c| c.handler)
+        // `relay:<stream>` is the NATS relay's checkpoint, not a handler's.
+        .filter(|name| !name.starts_with("relay:"))
         .filter(|name| {
             catalog
                 .handler(name)
