@@ -15,8 +15,8 @@
 //!
 //! Commands: `list`, `process <handler>... | --all [--max-runtime 10m]`, `status`,
 //! `dead-letters [--handler H]`, `retry <id> | --all`, `drop <id>`,
-//! `replay <handler> [--from POS]`, `graph`; with feature `nats`: `relay` and
-//! `process --source nats://...`.
+//! `replay <handler> [--from POS] [--discard-failures]`, `graph`, `rename-checkpoint <old> <new>`;
+//! with feature `nats`: `relay` and `process --source nats://...`.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -31,7 +31,7 @@ use crate::catalog::catalog;
 use crate::store::connect;
 use crate::store::durable::{DurableStore, FailureStatus, IntoDurableStore, OnReset, Owner};
 use crate::store::StoreError;
-use crate::worker::{unknown_handler, Worker, WorkerError};
+use crate::worker::{orphaned_checkpoints, unknown_handler, Worker, WorkerError};
 use crate::{Bus, HandlerInfo, HandlerKind};
 
 /// The events operator CLI.
@@ -102,16 +102,28 @@ enum Command {
         /// The dead letter's id.
         id: i64,
     },
-    /// Deliver a handler's events again, from a position (default: the beginning).
+    /// Deliver a handler's events again, from a position (default: the beginning). Pending
+    /// failures are kept (they go on holding back their aggregates, so order is kept).
     Replay {
         /// The durable handler.
         handler: String,
-        /// The first position to deliver again.
+        /// The first position to deliver again (at most the log head).
         #[arg(long, default_value_t = 1)]
         from: u64,
+        /// Forget the handler's dead letters, retries and held events first (and say how many).
+        #[arg(long)]
+        discard_failures: bool,
     },
     /// The event flow as a Mermaid diagram: events, handlers, and the events they publish.
     Graph,
+    /// Move a checkpoint (and its pending failures) to a new name: after renaming or moving a
+    /// durable handler, so that it goes on where it was instead of delivering its history again.
+    RenameCheckpoint {
+        /// The stored checkpoint's name (see the orphaned checkpoints in `status`).
+        old: String,
+        /// The durable handler that takes it over; it must not have a checkpoint yet.
+        new: String,
+    },
     /// Publish the log, in order, to a NATS JetStream stream until stopped (SIGINT/SIGTERM).
     #[cfg(feature = "nats")]
     Relay {
@@ -170,6 +182,9 @@ pub enum CliError {
     /// A command was given something it cannot use.
     #[error("{0}")]
     Usage(String),
+    /// `process` delivered nothing for these handlers: another worker held them the whole run.
+    #[error("another worker held {0} for the whole run (see above); run one worker per handler, or this one as a standby")]
+    HeldElsewhere(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -258,6 +273,10 @@ async fn execute(
             }
             let summary = worker.run().await?;
             write!(out, "{summary}")?;
+            if !summary.held_elsewhere.is_empty() {
+                let held: Vec<_> = summary.held_elsewhere.keys().map(String::as_str).collect();
+                return Err(CliError::HeldElsewhere(held.join(", ")));
+            }
         }
         Command::Status => write!(out, "{}", status(store.as_ref()).await?)?,
         Command::DeadLetters { handler } => {
@@ -295,8 +314,24 @@ async fn execute(
                 "dead letter {id} dropped; events held behind it are released"
             )?;
         }
-        Command::Replay { handler, from } => replay(bus, &store, &handler, from, out).await?,
+        Command::Replay {
+            handler,
+            from,
+            discard_failures,
+        } => {
+            let failures = if discard_failures {
+                OnReset::DiscardFailures
+            } else {
+                OnReset::KeepFailures
+            };
+            replay(bus, &store, &handler, from, failures, out).await?
+        }
         Command::Graph => write!(out, "{}", graph())?,
+        Command::RenameCheckpoint { old, new } => {
+            durable_handler(&new)?;
+            store.rename_checkpoint(&old, &new).await?;
+            writeln!(out, "checkpoint `{old}` is now `{new}`")?;
+        }
         #[cfg(feature = "nats")]
         Command::Relay {
             nats,
@@ -409,7 +444,7 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         let lease = s
             .leases
             .iter()
-            .map(|l| l.owner.to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         rows.push(vec![
@@ -424,6 +459,7 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         ]);
     }
     let mut out = format!("log head: position {head}\n");
+    let orphans = orphaned_checkpoints(store).await?;
     out.push_str(&table(
         &[
             "HANDLER",
@@ -437,6 +473,19 @@ async fn status(store: &dyn DurableStore) -> Result<String, StoreError> {
         ],
         rows,
     ));
+    if !orphans.is_empty() {
+        let positions: std::collections::BTreeMap<_, _> = store
+            .checkpoints()
+            .await?
+            .into_iter()
+            .map(|c| (c.handler, c.position))
+            .collect();
+        out.push_str("orphaned checkpoints (no durable handler of this program has their name; a renamed handler starts over unless you run `rename-checkpoint OLD NEW`):\n");
+        for name in orphans {
+            let position = positions.get(&name).copied().unwrap_or_default();
+            let _ = writeln!(out, "  {name} at position {position}");
+        }
+    }
     Ok(out)
 }
 
@@ -488,18 +537,29 @@ async fn replay(
     store: &Arc<dyn DurableStore>,
     handler: &str,
     from: u64,
+    failures: OnReset,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let info = durable_handler(handler)?;
+    let head = store.log_head().await?;
+    if from > head {
+        return Err(StoreError::PastHead {
+            position: from,
+            head,
+        }
+        .into());
+    }
     let owner = Owner::current();
-    store
-        .reset_handler(
-            handler,
-            from.saturating_sub(1),
-            OnReset::DiscardFailures,
-            &owner,
-        )
+    let discarded = store
+        .reset_handler(handler, from.saturating_sub(1), failures, &owner)
         .await?;
+    if failures == OnReset::DiscardFailures {
+        writeln!(
+            out,
+            "discarded {} dead letter(s), {} retrying and {} held event(s) of {handler}",
+            discarded.dead, discarded.retrying, discarded.held
+        )?;
+    }
     let total = store.status(handler, info.event_name()).await?.lag;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -525,6 +585,11 @@ async fn replay(
         }
     };
     bar.finish_and_clear();
+    if let Some(lease) = summary.held_elsewhere.get(handler) {
+        return Err(CliError::Usage(format!(
+            "the checkpoint of `{handler}` was reset, and another worker took the handler over before this replay could start: {lease}; that worker delivers the replay"
+        )));
+    }
     let s = summary.handlers.get(handler).copied().unwrap_or_default();
     writeln!(
         out,
@@ -618,6 +683,10 @@ mod nats {
         let (summary, taken) = (summary?, taken?);
         writeln!(out, "{taken}")?;
         write!(out, "{summary}")?;
+        if !summary.held_elsewhere.is_empty() {
+            let held: Vec<_> = summary.held_elsewhere.keys().map(String::as_str).collect();
+            return Err(CliError::HeldElsewhere(held.join(", ")));
+        }
         Ok(())
     }
 }

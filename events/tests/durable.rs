@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use events::store::durable::{Claimed, DurableStore, OnReset, Owner, PendingFailure};
+use events::store::durable::{Claim, Claimed, DurableStore, OnReset, Owner, PendingFailure};
 use events::store::{EventMetadata, SqliteStore, StoreError};
 use events::worker::{FailureStatus, Summary, Worker, WorkerError};
 use events::{event_handler, Bus, DomainEvent, Meta};
@@ -46,6 +46,19 @@ async fn append<E: DomainEvent + Serialize>(
         .expect("append")
 }
 
+/// Takes the claim on a handler's (first) segment; panics when another owner holds it.
+async fn take(store: &Arc<dyn DurableStore>, handler: &str, owner: &Owner, ttl: Duration) -> Claim {
+    match store.claim(handler, 0, owner, ttl).await.unwrap() {
+        Claimed::Acquired(claim) => claim,
+        Claimed::HeldBy(lease) => panic!("{handler} is held by {lease}"),
+    }
+}
+
+/// A handler's checkpoint as `status` reports it.
+async fn checkpoint(store: &Arc<dyn DurableStore>, handler: &str, event: &str) -> u64 {
+    store.status(handler, event).await.unwrap().checkpoint
+}
+
 /// Resets a handler's checkpoint as an operator would: under the handler's claim.
 async fn reset(
     store: &Arc<dyn DurableStore>,
@@ -53,12 +66,7 @@ async fn reset(
     after: u64,
     failures: OnReset,
 ) -> Result<events::store::durable::Discarded, StoreError> {
-    let Claimed::Acquired(claim) = store
-        .claim(handler, 0, &Owner::current(), Duration::from_secs(5))
-        .await?
-    else {
-        panic!("{handler} is free");
-    };
+    let claim = take(store, handler, &Owner::current(), Duration::from_secs(5)).await;
     let done = store.reset_checkpoint(&claim, after, failures).await;
     store.release(&claim).await?;
     done
@@ -538,6 +546,23 @@ async fn unknown_or_inline_handlers_are_refused_all_at_once() {
 #[event_handler]
 fn inline_only(_: &FormSubmitted) {}
 
+#[tokio::test]
+async fn worker_errors_print_their_message_in_debug_too() {
+    let (bus, store) = (bus(), stores().await.remove(0));
+    let err = Worker::new(&bus, &store)
+        .handlers(["test.nope"])
+        .drain()
+        .await
+        .unwrap_err();
+    // What `fn main() -> Result<(), WorkerError>` and `.expect(..)` print.
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(
+        format!("{err:?}")
+            .starts_with("the worker cannot start:\n  - no handler is named `test.nope`"),
+        "{err:?}"
+    );
+}
+
 // --- circuit breaker -------------------------------------------------------------------------
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
@@ -933,59 +958,35 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
     let handler = "test.fenced";
     let event = append(&store, &FormSubmitted { form: 1 }).await;
     let (a, b) = (Owner::current(), Owner::current());
-    let Claimed::Acquired(first) = store
-        .claim(handler, 0, &a, Duration::from_millis(1))
-        .await
-        .unwrap()
-    else {
-        panic!("free");
-    };
+    let first = take(&store, handler, &a, Duration::from_millis(1)).await;
     // A renewal by the same owner keeps the token.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let Claimed::Acquired(renewed) = store
-        .claim(handler, 0, &a, Duration::from_millis(1))
-        .await
-        .unwrap()
-    else {
-        panic!("ours");
-    };
+    let renewed = take(&store, handler, &a, Duration::from_millis(1)).await;
     assert_eq!(renewed.token, first.token);
     // A stalls past its lease; B takes the handler over with a newer token.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let Claimed::Acquired(taken) = store
-        .claim(handler, 0, &b, Duration::from_secs(30))
-        .await
-        .unwrap()
-    else {
-        panic!("A's lease lapsed");
-    };
+    let taken = take(&store, handler, &b, Duration::from_secs(30)).await;
     assert!(taken.token > first.token);
     // A resumes: it cannot record anything, nor move the checkpoint.
     let done = Record::Done;
-    let err = store
-        .settle(
-            &first,
-            Settlement::New {
+    let deliver = |claim: Claim| {
+        let (store, event, done) = (store.clone(), event.clone(), done.clone());
+        async move {
+            let settled = Settlement::New {
                 event: &event,
                 record: &done,
-            },
-        )
-        .await
-        .unwrap_err();
+            };
+            store.settle(&claim, settled).await
+        }
+    };
+    let err = deliver(first.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
     let err = store
         .reset_checkpoint(&first, 0, OnReset::KeepFailures)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
-    assert_eq!(
-        store
-            .status(handler, "forms.form_submitted")
-            .await
-            .unwrap()
-            .checkpoint,
-        0
-    );
+    assert_eq!(checkpoint(&store, handler, "forms.form_submitted").await, 0);
     // A sees who holds it now.
     let Claimed::HeldBy(lease) = store
         .claim(handler, 0, &a, Duration::from_secs(30))
@@ -996,31 +997,193 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
     };
     assert_eq!(lease.owner, b);
     // B settles fine; after B releases, A gets a newer token still.
+    deliver(taken.clone()).await.unwrap();
+    store.release(&taken).await.unwrap();
+    let again = take(&store, handler, &a, Duration::from_secs(30)).await;
+    assert!(again.token > taken.token);
+    assert_eq!(
+        checkpoint(&store, handler, "forms.form_submitted").await,
+        event.position
+    );
+}
+
+#[tokio::test]
+async fn renaming_a_checkpoint_moves_its_position_and_failures_and_refuses_conflicts() {
+    for store in stores().await {
+        renaming_a_checkpoint_on(store).await;
+    }
+}
+
+async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
+    use events::store::durable::{Record, Settlement};
+    let first = append(&store, &FormSubmitted { form: 1 }).await;
+    let owner = Owner::current();
+    let ttl = Duration::from_secs(30);
+    let old = take(&store, "test.old_name", &owner, ttl).await;
+    let retry = Record::Retry {
+        attempts: 1,
+        at: std::time::SystemTime::now(),
+        error: "down".into(),
+    };
     store
         .settle(
-            &taken,
+            &old,
             Settlement::New {
-                event: &event,
-                record: &done,
+                event: &first,
+                record: &retry,
             },
         )
         .await
         .unwrap();
+    let refused = store
+        .rename_checkpoint("test.old_name", "test.new_name")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Refused(m) if m.contains("is being delivered by pid")),
+        "{refused}"
+    );
+    store.release(&old).await.unwrap();
+    let taken = take(&store, "test.taken_name", &owner, ttl).await;
     store.release(&taken).await.unwrap();
-    let Claimed::Acquired(again) = store
-        .claim(handler, 0, &a, Duration::from_secs(30))
+    let refused = store
+        .rename_checkpoint("test.old_name", "test.taken_name")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "a checkpoint named `test.taken_name` already exists; reset or rename it first"
+    );
+    store
+        .rename_checkpoint("test.old_name", "test.new_name")
+        .await
+        .unwrap();
+    let checkpoints: Vec<_> = store
+        .checkpoints()
         .await
         .unwrap()
-    else {
-        panic!("released");
-    };
-    assert!(again.token > taken.token);
-    assert_eq!(
-        store
-            .status(handler, "forms.form_submitted")
+        .into_iter()
+        .map(|c| (c.handler, c.position))
+        .collect();
+    assert!(checkpoints.contains(&("test.new_name".into(), first.position)));
+    assert!(!checkpoints.iter().any(|(h, _)| h == "test.old_name"));
+    let failures = store.failures(Some("test.new_name")).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].status, FailureStatus::Retrying);
+    let missing = store
+        .rename_checkpoint("test.old_name", "test.other")
+        .await
+        .unwrap_err();
+    assert!(missing
+        .to_string()
+        .contains("no checkpoint named `test.old_name`"));
+}
+
+#[tokio::test]
+async fn a_worker_that_never_gets_the_claim_names_the_holder() {
+    for store in stores().await {
+        let holder = Owner::current();
+        let claim = take(
+            &store,
+            "test.store_submission",
+            &holder,
+            Duration::from_secs(30),
+        )
+        .await;
+        let summary = Worker::new(&bus(), &store)
+            .handlers(["test.store_submission"])
+            .drain()
             .await
-            .unwrap()
-            .checkpoint,
-        event.position
+            .unwrap();
+        let lease = &summary.held_elsewhere["test.store_submission"];
+        assert_eq!(lease.owner, holder);
+        assert!(
+            summary.to_string().starts_with(&format!(
+                "test.store_submission: not delivered by this worker: another worker holds it: pid {} on ",
+                std::process::id()
+            )),
+            "{summary}"
+        );
+        store.release(&claim).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reset_never_moves_forward_nor_overwrites_a_pending_failure() {
+    for store in stores().await {
+        a_reset_never_moves_forward_on(store).await;
+    }
+}
+
+async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
+    use events::store::durable::{Record, Settlement};
+    let (handler, event) = ("test.reset_contract", "forms.form_submitted");
+    let mut stored = Vec::new();
+    for form in 1..=3 {
+        stored.push(append(&store, &FormSubmitted { form }).await);
+    }
+    let claim = take(&store, handler, &Owner::current(), Duration::from_secs(30)).await;
+    let settle = |record: Record, i: usize| {
+        let (store, claim, e) = (store.clone(), claim.clone(), stored[i].clone());
+        async move {
+            let new = Settlement::New {
+                event: &e,
+                record: &record,
+            };
+            store.settle(&claim, new).await.unwrap();
+        }
+    };
+    settle(Record::Done, 0).await;
+    let retry = Record::Retry {
+        attempts: 1,
+        at: std::time::SystemTime::now() + Duration::from_secs(3600),
+        error: "down".into(),
+    };
+    settle(retry, 1).await;
+    assert_eq!(checkpoint(&store, handler, event).await, 2);
+
+    // Forward: nothing is skipped. Past the head: refused.
+    store
+        .reset_checkpoint(&claim, 3, OnReset::KeepFailures)
+        .await
+        .unwrap();
+    assert_eq!(checkpoint(&store, handler, event).await, 2);
+    let err = store
+        .reset_checkpoint(&claim, 4, OnReset::KeepFailures)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::PastHead {
+                position: 5,
+                head: 3
+            }
+        ),
+        "{err}"
     );
+
+    // Back to the start, keeping failures: the retry survives being held on the way.
+    store
+        .reset_checkpoint(&claim, 0, OnReset::KeepFailures)
+        .await
+        .unwrap();
+    assert_eq!(checkpoint(&store, handler, event).await, 0);
+    settle(Record::Hold, 1).await;
+    let failures = store.failures(Some(handler)).await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0].status, failures[0].attempts),
+        (FailureStatus::Retrying, 1)
+    );
+    let discarded = store
+        .reset_checkpoint(&claim, 0, OnReset::DiscardFailures)
+        .await
+        .unwrap();
+    assert_eq!(
+        (discarded.retrying, discarded.dead, discarded.held),
+        (1, 0, 0)
+    );
+    assert!(store.failures(Some(handler)).await.unwrap().is_empty());
+    store.release(&claim).await.unwrap();
 }

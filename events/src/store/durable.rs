@@ -345,8 +345,11 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
     /// still current ([`StoreError::LeaseLost`] otherwise, nothing written).
     async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError>;
 
-    /// Moves the claim's checkpoint back (or forward) so that it receives again every event
-    /// after `after`. Fails with [`StoreError::PastHead`] when `after` is beyond the log head.
+    /// Moves the claim's checkpoint back so that it receives again every event after `after`
+    /// (never forward: events it has not had yet are not skipped). Fails with
+    /// [`StoreError::PastHead`] when `after` is beyond the log head. With
+    /// [`OnReset::KeepFailures`] the pending failures stay, and events read again behind them
+    /// are held back in order.
     async fn reset_checkpoint(
         &self,
         claim: &Claim,

@@ -105,28 +105,14 @@ fn an_operator_session() {
     assert!(app
         .run(&["drop", id])
         .contains(&format!("dead letter {id} dropped")));
-    let out = app.run(&[
-        "process",
-        "orders.update_stock",
-        "--max-runtime",
-        "1s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    let out = app.process_for_a_second("orders.update_stock");
     assert!(out.contains("orders.update_stock: 2 delivered"), "{out}");
 
     // Retrying the others fails again (the orders still have no items) and dead-letters them anew.
     assert!(app
         .run(&["retry", "--all"])
         .starts_with("2 dead letter(s) scheduled for retry"));
-    let out = app.run(&[
-        "process",
-        "orders.update_stock",
-        "--max-runtime",
-        "1s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    let out = app.process_for_a_second("orders.update_stock");
     assert!(out.contains("2 dead-lettered"), "{out}");
     let bad = app.output(&["retry", "999"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -192,4 +178,210 @@ fn unknown_handler_names_are_refused_with_the_valid_ones() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// The only dead letter is order 4's, holding back two later orders of customer 0.
+fn dead_letter_4_holds_two(app: &App) {
+    let dead = app.run(&["dead-letters"]);
+    assert_eq!(dead.lines().count(), 2, "{dead}");
+    let row: Vec<_> = dead.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[1..6],
+        ["orders.update_stock", "4", "Customer/0", "2", "2"],
+        "{dead}"
+    );
+}
+
+/// `replay` never skips, forgets or reorders (issue 9, item 5): `--from` past the head is an
+/// error, pending failures survive a replay unless `--discard-failures` (which says what it
+/// discarded), and a replay says so when another worker holds the handler.
+#[test]
+fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
+    let app = App::new("cli-replay");
+    // Orders 4 and 8 have no items; both belong to customer 0, like orders 2 and 6.
+    app.run(&[
+        "place-orders",
+        "8",
+        "--customers",
+        "2",
+        "--empty-every",
+        "4",
+    ]);
+    let stock = |app: &App| -> Vec<u64> {
+        app.handled()
+            .into_iter()
+            .filter(|(h, ..)| h == "orders.update_stock")
+            .map(|(.., order)| order)
+            .collect()
+    };
+
+    // Past the head: refused, and the checkpoint does not move past events never delivered.
+    let out = app.output(&["replay", "orders.update_stock", "--from", "12"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: position 12 is past the log head (8); give a position up to 8"
+    );
+    assert_eq!(app.lag("orders.update_stock"), 8);
+
+    app.process_for_a_second("orders.update_stock");
+    assert_eq!(stock(&app), [1, 2, 3, 5, 7]);
+    dead_letter_4_holds_two(&app);
+
+    // Replaying from 5 delivers 5 and 7 again; 6 and 8 stay held behind the dead letter at 4.
+    let out = app.run(&["replay", "orders.update_stock", "--from", "5"]);
+    assert!(
+        out.starts_with("replayed orders.update_stock from position 5: 2 delivered"),
+        "{out}"
+    );
+    assert_eq!(stock(&app), [1, 2, 3, 5, 7, 5, 7]);
+    dead_letter_4_holds_two(&app);
+
+    // Replaying from 1: customer 0's orders before the dead letter come again, in order; the
+    // ones after it still wait.
+    app.run(&["replay", "orders.update_stock"]);
+    let again = &stock(&app)[7..];
+    let customer = |c: u64| {
+        again
+            .iter()
+            .copied()
+            .filter(|o| o % 2 == c)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!((customer(0), customer(1)), (vec![2], vec![1, 3, 5, 7]));
+
+    // Told to, a replay forgets the failures and says which.
+    let out = app.run(&[
+        "replay",
+        "orders.update_stock",
+        "--from",
+        "6",
+        "--discard-failures",
+    ]);
+    assert!(
+        out.starts_with(
+            "discarded 1 dead letter(s), 0 retrying and 2 held event(s) of orders.update_stock\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        stock(&app)[12..],
+        [6, 7],
+        "order 8 has no items: dead again"
+    );
+
+    // Another worker holds the handler: the replay says who, and changes nothing.
+    let mut worker = app.spawn(
+        &[
+            "process",
+            "orders.send_confirmation",
+            "--max-runtime",
+            "60s",
+        ],
+        0,
+    );
+    while app.lag("orders.send_confirmation") > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = app.output(&["replay", "orders.send_confirmation"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`orders.send_confirmation` is being delivered by another worker: pid {}",
+            worker.id()
+        )),
+        "{err}"
+    );
+    assert_eq!(app.lag("orders.send_confirmation"), 0);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
+
+/// A checkpoint left under a name no handler has any more is reported (status, worker log) and
+/// can be moved to the handler's new name (issue 9, item 3).
+#[test]
+fn orphaned_checkpoints_are_reported_and_can_be_renamed() {
+    let app = App::new("cli-orphans");
+    app.run(&["place-orders", "5"]);
+    app.process_for_a_second("orders.send_confirmation");
+    // The handler used to be called `orders.confirmation_v0`: its checkpoint has that name.
+    rusqlite::Connection::open(&app.db)
+        .unwrap()
+        .execute(
+            "UPDATE events_checkpoints SET handler = 'orders.confirmation_v0' WHERE handler = 'orders.send_confirmation'",
+            [],
+        )
+        .unwrap();
+
+    let status = app.run(&["status"]);
+    assert!(
+        status.contains("orphaned checkpoints (no durable handler of this program has their name; a renamed handler starts over unless you run `rename-checkpoint OLD NEW`):\n  orders.confirmation_v0 at position 5\n"),
+        "{status}"
+    );
+    assert_eq!(app.lag("orders.send_confirmation"), 5);
+    let worker = app.output(&["process", "orders.update_stock", "--max-runtime", "1s"]);
+    let log = String::from_utf8_lossy(&worker.stderr);
+    assert!(
+        log.contains("orphaned checkpoint: no durable handler of this program is named `orders.confirmation_v0`"),
+        "{log}"
+    );
+
+    for (new, refusal) in [
+        (
+            "orders.update_stock",
+            "error: a checkpoint named `orders.update_stock` already exists; reset or rename it first",
+        ),
+        (
+            "orders.sned_confirmation",
+            "error: no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock",
+        ),
+    ] {
+        let out = app.output(&["rename-checkpoint", "orders.confirmation_v0", new]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), refusal);
+    }
+    assert_eq!(
+        app.run(&[
+            "rename-checkpoint",
+            "orders.confirmation_v0",
+            "orders.send_confirmation"
+        ])
+        .trim(),
+        "checkpoint `orders.confirmation_v0` is now `orders.send_confirmation`"
+    );
+    let status = app.run(&["status"]);
+    assert!(!status.contains("orphaned"), "{status}");
+    assert_eq!(app.lag("orders.send_confirmation"), 0);
+}
+
+/// `--database-url` and `EVENTS_DATABASE_URL` point the CLI at another store than the
+/// application's own.
+#[test]
+fn the_database_url_picks_the_store() {
+    let app = App::new("cli-url");
+    let other = app.db.with_file_name("other.db");
+    let placed = app
+        .command(&["place-orders", "3"])
+        .env("EVENTS_DB", &other)
+        .output()
+        .unwrap();
+    assert!(placed.status.success());
+    let url = format!("sqlite://{}", other.display());
+    assert!(app.run(&["status"]).starts_with("log head: position 0\n"));
+    assert!(app
+        .run(&["status", "--database-url", &url])
+        .starts_with("log head: position 3\n"));
+    let out = app
+        .command(&["status"])
+        .env("EVENTS_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("log head: position 3\n"));
+    let out = app.output(&["status", "--database-url", "mysql://db/shop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: cannot open the event store mysql://db/shop: unknown backend `mysql`; use sqlite://PATH, sqlite::memory: or postgres://..."
+    );
 }

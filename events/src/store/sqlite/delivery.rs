@@ -383,7 +383,7 @@ impl DurableStore for SqliteStore {
                 .map_err(backend)?;
             }
             tx.execute(
-                "UPDATE events_checkpoints SET position = ?2, updated_at = ?3 WHERE handler = ?1",
+                "UPDATE events_checkpoints SET position = MIN(position, ?2), updated_at = ?3 WHERE handler = ?1",
                 params![claim.handler, after as i64, now()],
             )
             .map_err(backend)?;

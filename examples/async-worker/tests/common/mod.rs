@@ -33,7 +33,8 @@ impl App {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_async-worker"));
         cmd.args(args)
             .env("EVENTS_DB", &self.db)
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove("EVENTS_DATABASE_URL");
         cmd
     }
 
@@ -60,6 +61,18 @@ impl App {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Runs one handler's worker for a second, polling every 20 ms; its summary.
+    pub fn process_for_a_second(&self, handler: &str) -> String {
+        self.run(&[
+            "process",
+            handler,
+            "--max-runtime",
+            "1s",
+            "--poll-interval",
+            "20ms",
+        ])
     }
 
     /// Lines `handler event_id customer order` the handlers wrote.
