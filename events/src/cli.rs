@@ -15,7 +15,8 @@
 //!
 //! Commands: `list`, `process <handler>... | --all [--max-runtime 10m]`, `status`,
 //! `dead-letters [--handler H]`, `retry <id> | --all`, `drop <id>`,
-//! `replay <handler> [--from POS] [--discard-failures]`, `graph`, `rename-checkpoint <old> <new>`.
+//! `replay <handler> [--from POS] [--discard-failures]`, `graph`, `rename-checkpoint <old> <new>`;
+//! with feature `nats`: `relay` and `process --source nats://...`.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -72,6 +73,11 @@ enum Command {
         /// How long a handler's lease outlives a worker that died without releasing it.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
         lease_ttl: Duration,
+        /// Take another service's events from NATS JetStream into this store first
+        /// (`nats://HOST:PORT`): a durable pull consumer feeds the store, the worker delivers.
+        #[cfg(feature = "nats")]
+        #[command(flatten)]
+        source: NatsSource,
     },
     /// Progress of every durable handler: checkpoint, lag, retries, dead letters, lease.
     Status,
@@ -120,6 +126,49 @@ enum Command {
         /// The durable handler that takes it over; it must not have a checkpoint yet.
         new: String,
     },
+    /// Publish the log, in order, to a NATS JetStream stream until stopped (SIGINT/SIGTERM).
+    #[cfg(feature = "nats")]
+    Relay {
+        /// The NATS server.
+        #[arg(long, env = "EVENTS_NATS_URL")]
+        nats: String,
+        /// The stream (created or updated with the relay's settings).
+        #[arg(long, default_value = "EVENTS")]
+        stream: String,
+        /// The first token of the subjects: `<prefix>.<event name>.<aggregate id>`.
+        #[arg(long, default_value = "events")]
+        subject_prefix: String,
+        /// How long the stream drops a second publish of the same event id.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+        duplicate_window: Duration,
+        /// Publishes waiting for their acknowledgement at once.
+        #[arg(long, default_value_t = 1024)]
+        max_in_flight: usize,
+        /// How often to look for events written by other processes.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "200ms")]
+        poll_interval: Duration,
+        /// How long the relay's lease outlives a relay that died without releasing it.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+        lease_ttl: Duration,
+    },
+}
+
+/// `process --source nats://...`: where another service's events come from.
+#[cfg(feature = "nats")]
+#[derive(Debug, clap::Args)]
+struct NatsSource {
+    /// The NATS server to take events from (`nats://HOST:PORT`).
+    #[arg(long = "source")]
+    url: Option<String>,
+    /// The stream the other service relays to.
+    #[arg(long, default_value = "EVENTS", requires = "url")]
+    stream: String,
+    /// This service's durable consumer on it (one per consuming service).
+    #[arg(long, default_value = "inbox", requires = "url")]
+    consumer: String,
+    /// How long a message handed to a consumer that died waits before redelivery.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", requires = "url")]
+    ack_wait: Duration,
 }
 
 /// A CLI command failed.
@@ -141,6 +190,10 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
+    /// NATS failed.
+    #[cfg(feature = "nats")]
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
 }
 
 /// Runs the CLI with the process's arguments, printing to stdout; returns the exit code
@@ -215,6 +268,8 @@ async fn execute(
             max_runtime,
             poll_interval,
             lease_ttl,
+            #[cfg(feature = "nats")]
+            source,
         } => {
             let mut worker = Worker::new(bus, &store)
                 .poll_interval(poll_interval)
@@ -224,6 +279,10 @@ async fn execute(
             }
             if let Some(limit) = max_runtime {
                 worker = worker.max_runtime(limit);
+            }
+            #[cfg(feature = "nats")]
+            if let Some(url) = &source.url {
+                return nats::process(worker, &store, url, &source, out).await;
             }
             let summary = worker.run().await?;
             write!(out, "{summary}")?;
@@ -285,6 +344,27 @@ async fn execute(
             durable_handler(&new)?;
             store.rename_checkpoint(&old, &new).await?;
             writeln!(out, "checkpoint `{old}` is now `{new}`")?;
+        }
+        #[cfg(feature = "nats")]
+        Command::Relay {
+            nats,
+            stream,
+            subject_prefix,
+            duplicate_window,
+            max_in_flight,
+            poll_interval,
+            lease_ttl,
+        } => {
+            let summary = crate::nats::Relay::connect(&store, &nats)
+                .await?
+                .stream(stream, subject_prefix)
+                .duplicate_window(duplicate_window)
+                .max_in_flight(max_in_flight)
+                .poll_interval(poll_interval)
+                .lease_ttl(lease_ttl)
+                .run()
+                .await?;
+            writeln!(out, "{summary}")?;
         }
     }
     Ok(())
@@ -563,4 +643,63 @@ pub fn graph() -> String {
         }
     }
     out
+}
+
+/// `process --source nats://...`.
+#[cfg(feature = "nats")]
+mod nats {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use tokio::sync::watch;
+
+    use super::{CliError, NatsSource};
+    use crate::nats::Inbox;
+    use crate::store::durable::DurableStore;
+    use crate::worker::{shutdown_signal, Worker};
+
+    /// Runs the inbox and the worker side by side until a signal or the worker's time limit;
+    /// whichever ends first stops the other.
+    pub(super) async fn process(
+        worker: Worker,
+        store: &Arc<dyn DurableStore>,
+        url: &str,
+        source: &NatsSource,
+        out: &mut dyn Write,
+    ) -> Result<(), CliError> {
+        let inbox = Inbox::connect(store, url)
+            .await?
+            .source(source.stream.as_str(), source.consumer.as_str())
+            .ack_wait(source.ack_wait);
+        let (stop, stopped) = watch::channel(false);
+        let until = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let worker = worker.run_until(until(stopped.clone()));
+        let inbox = inbox.run_until(until(stopped));
+        let signal = shutdown_signal();
+        tokio::pin!(worker, inbox, signal);
+        let (summary, taken) = tokio::select! {
+            () = &mut signal => {
+                let _ = stop.send(true);
+                (worker.await, inbox.await)
+            }
+            summary = &mut worker => {
+                let _ = stop.send(true);
+                (summary, inbox.await)
+            }
+            taken = &mut inbox => {
+                let _ = stop.send(true);
+                (worker.await, taken)
+            }
+        };
+        let (summary, taken) = (summary?, taken?);
+        writeln!(out, "{taken}")?;
+        write!(out, "{summary}")?;
+        if !summary.held_elsewhere.is_empty() {
+            let held: Vec<_> = summary.held_elsewhere.keys().map(String::as_str).collect();
+            return Err(CliError::HeldElsewhere(held.join(", ")));
+        }
+        Ok(())
+    }
 }

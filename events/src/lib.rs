@@ -57,6 +57,8 @@ mod event;
 mod extract;
 mod handler;
 mod meta;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod outbox;
 mod registry;
 mod report;

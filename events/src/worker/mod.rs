@@ -43,7 +43,8 @@ use crate::store::StoreError;
 use crate::{Bus, HandlerKind};
 
 pub use crate::store::durable::{FailureStatus, HandlerStatus, PendingFailure};
-use subscription::{Stop, Subscription};
+pub(crate) use subscription::Stop;
+use subscription::Subscription;
 
 /// Delivers stored events to durable handlers until stopped.
 ///
@@ -373,6 +374,8 @@ pub async fn orphaned_checkpoints(store: &dyn DurableStore) -> Result<Vec<String
         .await?
         .into_iter()
         .map(|c| c.handler)
+        // `relay:<stream>` is the NATS relay's checkpoint, not a handler's.
+        .filter(|name| !name.starts_with("relay:"))
         .filter(|name| {
             catalog
                 .handler(name)

@@ -32,12 +32,16 @@ impl Stop {
         Self { stopped, deadline }
     }
 
-    fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         *self.stopped.borrow() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Waits for `timeout`, a stop, or `wake`; `true` when stopped.
-    async fn wait(&mut self, timeout: Duration, wake: Option<&mut watch::Receiver<u64>>) -> bool {
+    pub(crate) async fn wait(
+        &mut self,
+        timeout: Duration,
+        wake: Option<&mut watch::Receiver<u64>>,
+    ) -> bool {
         let woken = async {
             match wake {
                 Some(w) => {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The distributed scenario, locally: NATS (JetStream), the ordering service (places orders in
+# its store, relays its log, sends receipts) and the shipping service (takes the stream into its
+# own store, schedules deliveries, retries, dead-letters). Prints what each side did.
+#
+#   examples/distributed/run.sh            20 orders; NATS from EVENTS_NATS_URL or started here
+#
+# Settings: ORDERS (default 20), DISTRIBUTED_STREAM (default ORDERS), ORDERING_BIN and
+# SHIPPING_BIN (default: built with cargo).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+orders=${ORDERS:-20}
+stream=${DISTRIBUTED_STREAM:-ORDERS}
+if [ -z "${ORDERING_BIN:-}" ] || [ -z "${SHIPPING_BIN:-}" ]; then
+    cargo build -q -p distributed
+    ORDERING_BIN=${CARGO_TARGET_DIR:-target}/debug/ordering
+    SHIPPING_BIN=${CARGO_TARGET_DIR:-target}/debug/shipping
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/events-distributed.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -n "${own_nats:-}" ]; then scripts/nats.sh stop "$EVENTS_NATS_DIR"; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export ORDERING_DB=$work/ordering.db SHIPPING_DB=$work/shipping.db
+if [ -z "${EVENTS_NATS_URL:-}" ]; then
+    eval "$(scripts/nats.sh start)"
+    own_nats=1
+fi
+
+# (Long-running processes are started without these functions, so that $! is their pid.)
+ordering() { "$ORDERING_BIN" "$@"; }
+shipping() { "$SHIPPING_BIN" "$@"; }
+# The columns of a handler's line in `status`: HANDLER EVENT CHECKPOINT LAG RETRYING DEAD HELD.
+column() { awk -v h="$2" -v c="$3" '$1 == h { print $c }' <<<"$1"; }
+
+ordering place-orders "$orders"
+"$ORDERING_BIN" relay --nats "$EVENTS_NATS_URL" --stream "$stream" --subject-prefix "${stream,,}" \
+    >"$work/relay.out" 2>"$work/relay.err" &
+pids+=($!)
+"$ORDERING_BIN" process --all --poll-interval 50ms >"$work/ordering.out" 2>"$work/ordering.err" &
+pids+=($!)
+"$SHIPPING_BIN" process --all --source "$EVENTS_NATS_URL" --stream "$stream" --consumer shipping \
+    --poll-interval 50ms >"$work/shipping.out" 2>"$work/shipping.err" &
+pids+=($!)
+
+# Until both sides have settled every order: shipping's inbox holds them all, nothing is left
+# to deliver or retry; ordering has sent every receipt.
+for _ in $(seq 600); do
+    s=$(shipping status)
+    o=$(ordering status)
+    if grep -q "^log head: position $orders\$" <<<"$s" &&
+        [ "$(column "$s" shipping.schedule_delivery 4)" = 0 ] &&
+        [ "$(column "$s" shipping.schedule_delivery 5)" = 0 ] &&
+        [ "$(column "$o" ordering.send_receipt 4)" = 0 ]; then
+        settled=1
+        break
+    fi
+    sleep 0.2
+done
+for pid in "${pids[@]}"; do kill "$pid"; done
+for pid in "${pids[@]}"; do
+    rc=0; wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || { cat "$work"/*.err >&2; echo "a service (pid $pid) failed: exit $rc (logs above)" >&2; exit 1; }
+done
+pids=()
+[ -n "${settled:-}" ] || { cat "$work"/*.err >&2; echo "the services did not settle within 2 minutes" >&2; exit 1; }
+
+echo "== ordering: receipts (its own durable handler)"
+grep -c '^ordering: receipt' "$work/ordering.out" | sed 's/$/ receipts sent/'
+echo "== ordering: relay"
+cat "$work/relay.out"
+echo "== shipping: deliveries scheduled"
+grep '^shipping: delivery' "$work/shipping.out" | sort -t' ' -k5n
+echo "== shipping: inbox and worker"
+grep -v '^shipping: delivery' "$work/shipping.out"
+echo "== shipping: status"
+shipping status
+echo "== shipping: dead letters (in the shipping store)"
+shipping dead-letters

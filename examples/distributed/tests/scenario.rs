@@ -1,0 +1,45 @@
+//! Runs `run.sh`, the scenario the README shows, against a real nats-server: both services'
+//! real binaries, the relay, the inbox and both workers as separate processes.
+
+use std::process::Command;
+
+#[test]
+fn the_scenario_runs_from_its_script() {
+    let Some(nats) = nats_harness::server!("distributed_scenario") else {
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/run.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .env("ORDERING_BIN", env!("CARGO_BIN_EXE_ordering"))
+        .env("SHIPPING_BIN", env!("CARGO_BIN_EXE_shipping"))
+        .env("EVENTS_NATS_URL", nats.url())
+        .env("DISTRIBUTED_STREAM", nats.unique("ORDERS"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "ordering: 20 orders placed",
+        "20 receipts sent",
+        "relay: 20 published, 0 duplicates",
+        "inbox: 20 ingested, 0 duplicates",
+        "shipping.schedule_delivery: 16 delivered, 12 failed attempts, 4 dead-lettered, 0 held back",
+        "log head: position 20",
+        "no carrier delivers to Atlantis (order 20)",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    // Transient carrier failures were retried into deliveries; only Atlantis is dead.
+    let scheduled = stdout
+        .lines()
+        .filter(|l| l.starts_with("shipping: delivery of order"))
+        .count();
+    assert_eq!(scheduled, 16, "{stdout}");
+    assert!(
+        stdout.contains("shipping: delivery of order 9 to 9 Main St scheduled"),
+        "{stdout}"
+    );
+}
