@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Starts the servers the tests need (PostgreSQL) on loopback, each with a throw-away data
-# directory, and stops them again.
+# Starts the servers the tests need (PostgreSQL, and NATS with JetStream through
+# scripts/nats.sh) on loopback, each with a throw-away data directory, and stops them again.
 #
-#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL, run CMD, stop (any exit)
-#   eval "$(scripts/servers.sh start)"   start and export EVENTS_POSTGRES_URL and EVENTS_SERVERS_DIR
+#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL and EVENTS_NATS_URL, run
+#                                   CMD, stop (any exit)
+#   eval "$(scripts/servers.sh start)"   start and export EVENTS_POSTGRES_URL, EVENTS_NATS_URL and
+#                                   EVENTS_SERVERS_DIR
 #   scripts/servers.sh stop         stop what `start` started (reads EVENTS_SERVERS_DIR)
 #
 # Example: scripts/servers.sh run cargo test --workspace --all-features
@@ -13,6 +15,8 @@
 # port from 54329 up), EVENTS_PG_FSYNC (default `off`: a test server need not survive a power
 # loss; set `on` for benchmarks that should pay for durable commits).
 set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "servers.sh: $*" >&2; exit 1; }
 
@@ -92,12 +96,15 @@ start() {
     chmod 755 "$servers_dir"
     start_postgres
     echo "PostgreSQL running at $EVENTS_POSTGRES_URL (data in $servers_dir)" >&2
+    mkdir -p "$servers_dir/nats"
+    eval "$(nats_dir="$servers_dir/nats" "$here/nats.sh" start)"
 }
 
 stop() {
     local dir=${1:-${EVENTS_SERVERS_DIR:-}}
     [ -n "$dir" ] || die "nothing to stop: EVENTS_SERVERS_DIR is not set (it is exported by \`start\`)"
     [ -d "$dir" ] || return 0
+    [ -d "$dir/nats" ] && "$here/nats.sh" stop "$dir/nats"
     stop_postgres "$dir"
     rm -rf "$dir"
 }
@@ -105,7 +112,8 @@ stop() {
 case "${1:-}" in
 start)
     start
-    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_SERVERS_DIR=%q\n' "$EVENTS_POSTGRES_URL" "$servers_dir"
+    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_NATS_URL=%q EVENTS_SERVERS_DIR=%q\n' \
+        "$EVENTS_POSTGRES_URL" "$EVENTS_NATS_URL" "$servers_dir"
     ;;
 stop)
     stop "${2:-}"
@@ -116,7 +124,7 @@ run)
     servers_dir=$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")
     trap 'stop "$servers_dir"' EXIT
     start
-    export EVENTS_POSTGRES_URL EVENTS_SERVERS_DIR="$servers_dir"
+    export EVENTS_POSTGRES_URL EVENTS_NATS_URL EVENTS_SERVERS_DIR="$servers_dir"
     trap 'exit 130' INT TERM
     "$@"
     ;;
