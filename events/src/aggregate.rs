@@ -471,8 +471,8 @@ impl<A, S: fmt::Debug> fmt::Debug for Repository<A, S> {
 /// A command executed by [`Repository::execute`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError<E> {
-    /// The aggregate rejected the command.
-    #[error("command rejected by the aggregate")]
+    /// The aggregate rejected the command; shown with the aggregate's own message.
+    #[error("{0}")]
     Rejected(E),
     /// Loading or appending failed; a [`StoreError::Conflict`] means another writer won.
     #[error(transparent)]

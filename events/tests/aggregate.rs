@@ -444,3 +444,25 @@ async fn a_projection_is_rebuilt_from_position_zero_and_replay_keeps_event_ids()
     let replayed: Vec<_> = REPLAYED.lock().unwrap().iter().map(|(_, id)| *id).collect();
     assert_eq!(replayed, increments, "handlers see the stored event ids");
 }
+
+// ---- a rejected command's message ------------------------------------------------------
+
+#[derive(Debug, thiserror::Error)]
+#[error("funds not available")]
+struct NoFunds;
+
+#[derive(events::Command)]
+#[command(error = ExecuteError<NoFunds>)]
+struct Spend;
+
+#[events::command_handler]
+fn spend(_: Spend) -> Result<(), ExecuteError<NoFunds>> {
+    Err(ExecuteError::Rejected(NoFunds))
+}
+
+#[tokio::test]
+async fn a_rejected_command_displays_the_aggregates_own_message() {
+    let bus = Bus::builder().build().unwrap();
+    let err = bus.send(Spend).await.unwrap_err();
+    assert_eq!(err.to_string(), "command rejected: funds not available");
+}
