@@ -6,6 +6,7 @@
 mod command;
 mod ctxt;
 mod event;
+mod event_set;
 mod function;
 mod handler;
 mod options;
@@ -37,4 +38,12 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn command_handler(args: TokenStream, input: TokenStream) -> TokenStream {
     command::expand_handler(args.into(), input.into()).into()
+}
+
+/// Derives `events::EventSet` for an enum of an aggregate's events (struct, tuple or unit
+/// variants), each stored under its own name and version. See the `events` crate.
+#[proc_macro_derive(EventSet, attributes(event_set))]
+pub fn derive_event_set(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    event_set::expand(&input).into()
 }

@@ -302,45 +302,66 @@ impl Bus {
             tracing::error!(command = C::NAME, "command has no handler");
             return Err(SendError::NoHandler(C::NAME));
         };
-        let meta = LazyMeta::given(meta);
+        let lazy = LazyMeta::given(meta);
         let cx = Context {
             bus: self,
-            meta: &meta,
+            meta: &lazy,
             depth: 0,
         };
-        let span = tracing::debug_span!(
-            "command_handler",
-            command = C::NAME,
-            handler = handler.name,
-            command_id = %cx.meta().event_id()
-        );
-        let outcome = match handler.call {
+        match handler.call {
             CommandCall::Sync(call) => {
+                let span = command_span::<C>(handler.name, &meta);
                 let _entered = span.enter();
-                catch_unwind(AssertUnwindSafe(|| call(command, &cx)))
-                    .unwrap_or_else(|p| Err(panicked(p)))
+                let outcome = catch_unwind(AssertUnwindSafe(|| call(command, &cx)))
+                    .unwrap_or_else(|p| Err(panicked(p)));
+                log_outcome::<C>(&outcome);
+                outcome
             }
             CommandCall::Async(call) => {
-                let mut future = call(command, &cx);
-                poll_fn(|task| {
-                    match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
-                        Ok(poll) => poll,
-                        Err(panic) => Poll::Ready(Err(panicked(panic))),
-                    }
-                })
-                .instrument(span.clone())
-                .await
+                run_instrumented::<C>(handler.name, &meta, call(command, &cx)).await
             }
-        };
-        let _entered = span.enter();
-        match &outcome {
-            Ok(_) => tracing::debug!(command = C::NAME, "command handled"),
-            Err(SendError::Rejected(e)) => {
-                tracing::info!(command = C::NAME, "command rejected by its handler: {e}")
-            }
-            Err(e) => tracing::error!(command = C::NAME, "command failed: {e}"),
         }
-        outcome
+    }
+}
+
+fn command_span<C: Command>(handler: &'static str, meta: &Meta) -> tracing::Span {
+    tracing::debug_span!(
+        "command_handler",
+        command = C::NAME,
+        handler,
+        command_id = %meta.event_id()
+    )
+}
+
+/// Runs a command's future inside its span, turning a panic into [`SendError::Panic`], and
+/// logs the outcome.
+pub(crate) async fn run_instrumented<C: Command>(
+    handler: &'static str,
+    meta: &Meta,
+    mut future: BoxFuture<'_, CommandOutcome<C>>,
+) -> CommandOutcome<C> {
+    let span = command_span::<C>(handler, meta);
+    let outcome =
+        poll_fn(
+            |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+                Ok(poll) => poll,
+                Err(panic) => Poll::Ready(Err(panicked(panic))),
+            },
+        )
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    log_outcome::<C>(&outcome);
+    outcome
+}
+
+fn log_outcome<C: Command>(outcome: &CommandOutcome<C>) {
+    match outcome {
+        Ok(_) => tracing::debug!(command = C::NAME, "command handled"),
+        Err(SendError::Rejected(e)) => {
+            tracing::info!(command = C::NAME, "command rejected by its handler: {e}")
+        }
+        Err(e) => tracing::error!(command = C::NAME, "command failed: {e}"),
     }
 }
 

@@ -20,9 +20,11 @@ pub struct CommandType<'a> {
     pub output: Option<Type>,
     pub error: Option<Type>,
     pub remote_handler: bool,
+    /// `aggregate = Type`: routed to that aggregate, with the id from `ids`.
+    pub aggregate: Option<(Type, super::route::IdFields)>,
 }
 
-const COMMAND_OPTIONS: &[&str] = &["name", "output", "error", "remote_handler"];
+const COMMAND_OPTIONS: &[&str] = &["name", "output", "error", "remote_handler", "aggregate"];
 
 impl<'a> CommandType<'a> {
     pub fn from_ast(input: &'a DeriveInput) -> syn::Result<Self> {
@@ -41,6 +43,7 @@ impl<'a> CommandType<'a> {
             );
         }
         let (mut name, mut output, mut error, mut remote) = (None, None, None, None);
+        let mut aggregate: Option<Type> = None;
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("command")) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("name") {
@@ -58,6 +61,9 @@ impl<'a> CommandType<'a> {
                         skip_value(&meta)?;
                     }
                     set_once(&cx, &mut remote, &meta, Some(()));
+                } else if meta.path.is_ident("aggregate") {
+                    let v = meta.value()?.parse::<Type>()?;
+                    set_once(&cx, &mut aggregate, &meta, Some(v));
                 } else {
                     unknown(&cx, "command", &meta, COMMAND_OPTIONS)?;
                 }
@@ -67,6 +73,14 @@ impl<'a> CommandType<'a> {
                 cx.syn_error(err);
             }
         }
+        let ids = super::route::id_fields(&cx, input);
+        super::route::check(
+            &cx,
+            aggregate.as_ref(),
+            &ids,
+            [&output, &error],
+            remote.is_some(),
+        );
         cx.check()?;
         Ok(CommandType {
             ident: &input.ident,
@@ -75,6 +89,7 @@ impl<'a> CommandType<'a> {
             output,
             error,
             remote_handler: remote.is_some(),
+            aggregate: aggregate.map(|a| (a, ids)),
         })
     }
 }

@@ -18,6 +18,23 @@ pub fn derive(command: &CommandType) -> TokenStream {
             quote!(#default)
         }
     };
+    if let Some((aggregate, ids)) = &command.aggregate {
+        let routed = super::route::expand(ident, aggregate, ids);
+        let body = slot_and_impl(
+            command.vis,
+            &quote!(#ident),
+            &name,
+            &quote!(u64),
+            &quote!(::events::sourcing::RoutedError<#ident>),
+        );
+        return quote! {
+            #[allow(non_upper_case_globals, non_camel_case_types)]
+            const _: () = {
+                #body
+                #routed
+            };
+        };
+    }
     let output = match &command.output {
         Some(ty) => quote!(#ty),
         None => quote!(()),

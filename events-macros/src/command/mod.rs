@@ -2,6 +2,7 @@
 
 mod ast;
 mod expand;
+mod route;
 
 use proc_macro2::TokenStream;
 use syn::DeriveInput;

@@ -16,11 +16,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::EventSet;
-use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::meta::Meta;
-use crate::report::Report;
 use crate::DomainEvent;
 
 pub use memory::MemoryStore;
@@ -124,24 +121,19 @@ impl StoredEvent {
     /// The envelope handlers see for this event, typed as `E`: its stored id and time, its
     /// correlation and causation.
     pub fn meta<E: DomainEvent>(&self) -> Meta {
+        self.meta_named(E::NAME, E::VERSION)
+    }
+
+    /// The envelope of this event under the given name and version (an event set's variant).
+    pub(crate) fn meta_named(&self, event_name: &'static str, version: u32) -> Meta {
         Meta {
             event_id: self.event_id,
             occurred_at: self.occurred_at,
             correlation_id: self.metadata.correlation_id.unwrap_or(self.event_id),
             causation_id: self.metadata.causation_id,
-            event_name: E::NAME,
-            version: E::VERSION,
+            event_name,
+            version,
         }
-    }
-
-    /// Decodes the payload as one of the events of `S`; `Ok(None)` when the name is not one of
-    /// them.
-    pub fn decode<S: EventSet>(&self) -> Result<Option<S>, StoreError> {
-        S::from_json(&self.name, self.current_payload()?).map_err(|e| StoreError::Decode {
-            position: self.position,
-            name: self.name.clone(),
-            source: e,
-        })
     }
 
     /// The payload brought to the current version of its event type by the event's upcaster
@@ -261,95 +253,4 @@ pub trait EventStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
-}
-
-/// A read model built from events: it can be reset and rebuilt from the store.
-///
-/// Live updates come from event handlers that call [`apply`](Projection::apply) (or methods
-/// of their own); [`rebuild`] replays the whole store through `apply` and touches no other
-/// handler, so notifications are not sent again.
-pub trait Projection: Send + Sync {
-    /// The events it reads.
-    type Event: EventSet;
-    /// Empties the read model.
-    fn reset(&self);
-    /// Updates the read model with one event.
-    fn apply(&self, event: &Self::Event, stored: &StoredEvent);
-}
-
-/// How many events one call to [`rebuild`] or [`replay`] read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Replayed {
-    /// Events that were one of the set's and were applied or dispatched.
-    pub applied: u64,
-    /// Events of other types, skipped.
-    pub skipped: u64,
-    /// The last position read.
-    pub position: u64,
-}
-
-const PAGE: usize = 512;
-
-/// Reads the log after `after` page by page and hands each event of the set `S` (upcast and
-/// decoded) to `each`, counting the events of other types as skipped.
-async fn walk<S: EventSet, St: EventStore + ?Sized>(
-    store: &St,
-    after: u64,
-    mut each: impl AsyncFnMut(S, &StoredEvent),
-) -> Result<Replayed, StoreError> {
-    let mut done = Replayed {
-        position: after,
-        ..Replayed::default()
-    };
-    loop {
-        let page = store.read_all(done.position, PAGE).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        done.position = last.position;
-        for stored in &page {
-            match stored.decode::<S>()? {
-                Some(event) => {
-                    each(event, stored).await;
-                    done.applied += 1;
-                }
-                None => done.skipped += 1,
-            }
-        }
-    }
-    Ok(done)
-}
-
-/// Resets `projection` and replays the whole store through it, from position 0.
-pub async fn rebuild<P: Projection, S: EventStore + ?Sized>(
-    projection: &P,
-    store: &S,
-) -> Result<Replayed, StoreError> {
-    projection.reset();
-    let done = walk::<P::Event, _>(store, 0, async |event, stored| {
-        projection.apply(&event, stored)
-    })
-    .await?;
-    tracing::info!(
-        applied = done.applied,
-        skipped = done.skipped,
-        "projection rebuilt"
-    );
-    Ok(done)
-}
-
-/// Dispatches every stored event of the set `S` after position `after` to all of its handlers,
-/// in position order, with its stored metadata: the "tracker" of a CQRS application. Returns
-/// what was read and the handlers' reports.
-pub async fn replay<S: EventSet, St: EventStore + ?Sized>(
-    store: &St,
-    bus: &Bus,
-    after: u64,
-) -> Result<(Replayed, Vec<Report>), StoreError> {
-    let mut reports = Vec::new();
-    let done = walk::<S, _>(store, after, async |event, stored| {
-        reports.push(event.dispatch_stored(bus, stored).await);
-    })
-    .await?;
-    Ok((done, reports))
 }
