@@ -278,6 +278,7 @@ pub fn command_meta<C: Command>() -> Meta {
         causation_id: None,
         event_name: C::NAME,
         version: 1,
+        fields: None,
     }
 }
 
@@ -302,7 +303,7 @@ impl Bus {
             tracing::error!(command = C::NAME, "command has no handler");
             return Err(SendError::NoHandler(C::NAME));
         };
-        let lazy = LazyMeta::given(meta);
+        let lazy = LazyMeta::given(meta.clone());
         let cx = Context {
             bus: self,
             meta: &lazy,

@@ -117,7 +117,7 @@ impl<T: Send + Sync + 'static> FromContext for Res<T> {
 
 impl FromContext for Meta {
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
-        Ok(*cx.meta.get())
+        Ok(cx.meta.get().clone())
     }
 }
 
@@ -134,13 +134,14 @@ pub struct Publisher {
 impl Publisher {
     /// Publishes a follow-up event: its sync handlers run inline (see [`Bus::publish`]).
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
-        self.bus.publish_caused(event, self.cause, self.depth + 1)
+        self.bus
+            .publish_caused(event, self.cause.clone(), self.depth + 1)
     }
 
     /// Dispatches a follow-up event to its sync and async handlers (see [`Bus::dispatch`]).
     pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
         self.bus
-            .dispatch_caused(event, self.cause, self.depth + 1)
+            .dispatch_caused(event, self.cause.clone(), self.depth + 1)
             .await
     }
 
@@ -154,7 +155,7 @@ impl FromContext for Publisher {
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
         Ok(Publisher {
             bus: cx.bus.clone(),
-            cause: *cx.meta.get(),
+            cause: cx.meta.get().clone(),
             depth: cx.depth,
         })
     }

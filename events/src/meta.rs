@@ -1,6 +1,7 @@
 //! Envelope metadata of an event: ids, time, causality.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -12,7 +13,11 @@ use crate::DomainEvent;
 /// Handlers ask for it as a parameter (`meta: events::Meta`). The event id is a UUID v7 (ordered
 /// by time); durable handlers use it to be idempotent. Follow-up events published through a
 /// [`Publisher`](crate::Publisher) carry the same correlation id and this event's id as causation id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Free-form fields (user id, tenant, request id) given to a command with
+/// [`with_field`](Meta::with_field) travel along: into every event the command causes, stored
+/// or not, and into the `Meta` of their handlers.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
     pub(crate) event_id: Uuid,
     pub(crate) occurred_at: SystemTime,
@@ -20,6 +25,8 @@ pub struct Meta {
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) event_name: &'static str,
     pub(crate) version: u32,
+    /// Free-form fields, shared along a chain (`None`: none, without an allocation).
+    pub(crate) fields: Option<Arc<BTreeMap<String, String>>>,
 }
 
 impl Meta {
@@ -34,6 +41,7 @@ impl Meta {
             causation_id: None,
             event_name: E::NAME,
             version: E::VERSION,
+            fields: None,
         }
     }
 
@@ -42,6 +50,7 @@ impl Meta {
         Self {
             correlation_id: self.correlation_id,
             causation_id: Some(self.event_id),
+            fields: self.fields.clone(),
             ..Self::new::<E>()
         }
     }
@@ -50,6 +59,26 @@ impl Meta {
     pub fn with_correlation_id(mut self, id: Uuid) -> Self {
         self.correlation_id = id;
         self
+    }
+
+    /// Adds a free-form field (user id, tenant, request id...): sent with a command, it is
+    /// stored with every event the command causes and seen by their handlers.
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        Arc::make_mut(self.fields.get_or_insert_with(Default::default))
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// A free-form field, if set.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.as_deref()?.get(key).map(String::as_str)
+    }
+
+    /// Every free-form field.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields
+            .iter()
+            .flat_map(|f| f.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     /// The event's unique id (UUID v7).

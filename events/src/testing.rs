@@ -122,7 +122,7 @@ impl Capture {
             .map(|(_, keep)| keep(event));
         self.lock().push(Captured {
             name: E::NAME,
-            meta: *meta,
+            meta: meta.clone(),
             event: kept,
         });
         self.inner.mute

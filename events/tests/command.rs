@@ -95,7 +95,9 @@ async fn a_command_reaches_its_one_handler_with_extractors() {
 async fn events_raised_by_a_command_are_caused_by_it() {
     let bus = bus();
     let meta = events::command_meta::<Credit>();
-    bus.send_with(Credit { amount: 41 }, meta).await.unwrap();
+    bus.send_with(Credit { amount: 41 }, meta.clone())
+        .await
+        .unwrap();
     let seen = SEEN.lock().unwrap();
     assert!(seen.contains(&(41, Some(meta.event_id()))));
 }
@@ -143,7 +145,9 @@ async fn a_capture_records_what_a_command_published() {
         .build()
         .unwrap();
     let meta = events::command_meta::<Credit>();
-    bus.send_with(Credit { amount: 3 }, meta).await.unwrap();
+    bus.send_with(Credit { amount: 3 }, meta.clone())
+        .await
+        .unwrap();
     let _ = bus.publish(&Audited { what: "credit" });
     assert_eq!(capture.names(), ["Credited", "Audited"]);
     assert_eq!(capture.events::<Audited>(), [Audited { what: "credit" }]);

@@ -208,7 +208,7 @@ static SEEN: Mutex<Vec<(Meta, Meta, u32)>> = Mutex::new(Vec::new());
 
 #[event_handler]
 fn record_automation(e: &AutomationTriggered, meta: Meta) {
-    SEEN.lock().unwrap().push((e.cause, meta, e.form));
+    SEEN.lock().unwrap().push((e.cause.clone(), meta, e.form));
 }
 
 #[event_handler]
@@ -225,11 +225,11 @@ fn loop_forever(e: &Loop, publisher: Publisher, counter: Res<Counter>) -> Result
 fn follow_up_events_carry_correlation_and_causation() {
     let (bus, _) = bus();
     let first = Meta::new::<FormSubmitted>();
-    let report = bus.publish_with(&FormSubmitted { form: 7 }, first);
+    let report = bus.publish_with(&FormSubmitted { form: 7 }, first.clone());
     assert!(report.is_ok(), "{report}");
 
     let seen = SEEN.lock().unwrap();
-    let (cause, follow_up, form) = seen.last().copied().unwrap();
+    let (cause, follow_up, form) = seen.last().cloned().unwrap();
     assert_eq!(form, 7);
     assert_eq!(
         cause, first,

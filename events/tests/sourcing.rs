@@ -188,13 +188,20 @@ fn a_mismatch_prints_what_was_expected_and_what_happened() {
 // ---- the event set ---------------------------------------------------------------------
 
 static SEEN: Mutex<Vec<(&'static str, u32, String)>> = Mutex::new(Vec::new());
+static USERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// One handler for every event of the aggregate: it takes the set's enum.
+/// One handler for every event of the aggregate: it takes the set's enum. (Two tests feed it:
+/// events sent with a user id go to `USERS`, the others to `SEEN`.)
 #[event_handler]
 fn tab_history(event: &TabEvent, meta: Meta) {
-    SEEN.lock()
-        .unwrap()
-        .push((meta.event_name(), meta.version(), format!("{event:?}")));
+    match meta.field("user_id") {
+        Some(user) => USERS.lock().unwrap().push(user.to_owned()),
+        None => {
+            SEEN.lock()
+                .unwrap()
+                .push((meta.event_name(), meta.version(), format!("{event:?}")))
+        }
+    }
 }
 
 #[tokio::test]
@@ -361,4 +368,47 @@ fn a_bus_without_the_store_or_the_services_of_a_routed_command_does_not_start() 
     let err = Bus::builder().build().unwrap_err().to_string();
     assert!(err.contains("SharedStore"), "{err}");
     assert!(err.contains("sourcing::Bar"), "{err}");
+}
+
+#[tokio::test]
+async fn command_metadata_reaches_every_stored_event_and_the_handlers_meta() {
+    let store = MemoryStore::new();
+    let bus = Bus::builder()
+        .event_store(store.clone())
+        .resource(Bar::default())
+        .build()
+        .unwrap();
+    let meta = events::command_meta::<TabCommand>()
+        .with_field("user_id", "u-7")
+        .with_field("tenant", "acme")
+        .with_field("request_id", "r-1");
+    let open = TabCommand::Open {
+        tab: "t-5".into(),
+        table: 2,
+    };
+    bus.send_with(open, meta.clone()).await.unwrap();
+    let order = TabCommand::Order {
+        drink: "tea".into(),
+    };
+    bus.send_to_with("t-5", order, meta.clone()).await.unwrap();
+    let stored = store.read_all(0, 10).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for event in &stored {
+        let fields: Vec<_> = event
+            .metadata
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("request_id", "r-1"),
+                ("tenant", "acme"),
+                ("user_id", "u-7")
+            ]
+        );
+        assert_eq!(event.metadata.causation_id, Some(meta.event_id()));
+    }
+    assert_eq!(*USERS.lock().unwrap(), ["u-7", "u-7"]);
 }

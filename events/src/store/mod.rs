@@ -37,12 +37,13 @@ pub struct EventMetadata {
 }
 
 impl EventMetadata {
-    /// Metadata of events caused by the command or event described by `cause`.
+    /// Metadata of events caused by the command or event described by `cause`, with its
+    /// free-form fields.
     pub fn caused_by(cause: &Meta) -> Self {
         Self {
             correlation_id: Some(cause.correlation_id()),
             causation_id: Some(cause.event_id()),
-            fields: BTreeMap::new(),
+            fields: cause.fields.as_deref().cloned().unwrap_or_default(),
         }
     }
 
@@ -133,6 +134,8 @@ impl StoredEvent {
             causation_id: self.metadata.causation_id,
             event_name,
             version,
+            fields: (!self.metadata.fields.is_empty())
+                .then(|| std::sync::Arc::new(self.metadata.fields.clone())),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::catalog::DurableShim;
 use crate::catalog::{Catalog, EventInfo, HandlerInfo};
 use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
-use crate::meta::{LazyMeta, Meta};
+use crate::meta::LazyMeta;
 use crate::report::FailureCause;
 use crate::store::{SqliteStore, StoreError, StoredEvent};
 use crate::Bus;
@@ -281,14 +281,7 @@ impl Subscription {
         let Some(event) = events.last() else {
             return Ok(());
         };
-        let meta = Meta {
-            event_id: event.event_id,
-            occurred_at: event.occurred_at,
-            correlation_id: event.metadata.correlation_id.unwrap_or(event.event_id),
-            causation_id: event.metadata.causation_id,
-            event_name: self.event.name(),
-            version: self.event.version(),
-        };
+        let meta = event.meta_named(self.event.name(), self.event.version());
         let lazy = LazyMeta::given(meta);
         let cx = Context {
             bus,
