@@ -106,7 +106,7 @@ impl<V: View> ViewRepository<V> {
 
     /// The view `id` and its version, if it was ever saved.
     pub fn load(&self, id: &str) -> Result<Option<(V, u64)>, StoreError> {
-        load(&self.store.lock(), id)
+        load(&*self.store.try_lock()?, id)
     }
 
     /// Like [`load`](Self::load), inside the caller's transaction.

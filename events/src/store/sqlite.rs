@@ -135,8 +135,18 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
+    /// The connection, for internal callers that never run inside a user's transaction.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.try_lock().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The connection, or [`StoreError::Reentered`] when this thread is inside this store's
+    /// own [`transaction`](Self::transaction) (std's mutex would deadlock).
+    pub(crate) fn try_lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        if reentry::held(&self.conn) {
+            return Err(StoreError::Reentered);
+        }
+        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Wakes workers of this process waiting for new events.
@@ -186,11 +196,14 @@ impl SqliteStore {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.lock();
+        let mut conn = self.try_lock()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let out = f(&tx)?;
+        let out = {
+            let _held = reentry::Hold::new(&self.conn);
+            f(&tx)?
+        };
         tx.commit().map_err(backend)?;
         Ok(out)
     }
@@ -277,7 +290,12 @@ impl SqliteStore {
 
     /// The highest position in the log (0 when empty).
     pub fn head(&self) -> Result<u64, StoreError> {
-        head(&self.lock())
+        head(&*self.try_lock()?)
+    }
+
+    /// Like [`head`](Self::head), inside the caller's transaction.
+    pub fn head_in(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+        head(tx)
     }
 
     pub(crate) fn read_where(
@@ -388,7 +406,7 @@ impl EventStore for SqliteStore {
 
     async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         Self::read_where(
-            &self.lock(),
+            &*self.try_lock()?,
             "WHERE aggregate_type = ?1 AND aggregate_id = ?2 ORDER BY sequence",
             params![stream.aggregate_type, stream.aggregate_id],
         )
@@ -396,9 +414,51 @@ impl EventStore for SqliteStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         Self::read_where(
-            &self.lock(),
+            &*self.try_lock()?,
             "WHERE position > ?1 ORDER BY position LIMIT ?2",
             params![after as i64, limit as i64],
         )
+    }
+}
+
+/// Which stores' connections this thread holds inside a `transaction` closure.
+mod reentry {
+    use std::cell::RefCell;
+    use std::sync::{Arc, Mutex};
+
+    use rusqlite::Connection;
+
+    thread_local! {
+        static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn key(conn: &Arc<Mutex<Connection>>) -> usize {
+        Arc::as_ptr(conn) as usize
+    }
+
+    pub(super) fn held(conn: &Arc<Mutex<Connection>>) -> bool {
+        HELD.with(|h| h.borrow().contains(&key(conn)))
+    }
+
+    /// Marks the connection held by this thread until dropped (also on a panic).
+    pub(super) struct Hold(usize);
+
+    impl Hold {
+        pub(super) fn new(conn: &Arc<Mutex<Connection>>) -> Self {
+            let key = key(conn);
+            HELD.with(|h| h.borrow_mut().push(key));
+            Hold(key)
+        }
+    }
+
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            HELD.with(|h| {
+                let mut held = h.borrow_mut();
+                if let Some(i) = held.iter().rposition(|k| *k == self.0) {
+                    held.remove(i);
+                }
+            });
+        }
     }
 }
