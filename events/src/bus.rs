@@ -59,6 +59,8 @@ struct Inner {
     /// Per catalog handler (by global index).
     handlers: Box<[HandlerMetrics]>,
     record_durations: bool,
+    /// Per catalog handler: whether this bus runs it (`None`: all of them).
+    serves: Option<Box<[bool]>>,
     /// Test capture (`events::testing::Capture`): sees every published event.
     tap: Option<crate::testing::Capture>,
 }
@@ -96,6 +98,8 @@ impl std::fmt::Debug for Bus {
 pub struct BusBuilder {
     resources: Vec<Resource>,
     record_durations: bool,
+    /// Module paths whose handlers the bus serves (empty: every linked handler).
+    serve: Vec<&'static str>,
     pub(crate) tap: Option<crate::testing::Capture>,
 }
 
@@ -105,6 +109,7 @@ impl Bus {
         BusBuilder {
             resources: Vec::new(),
             record_durations: false,
+            serve: Vec::new(),
             tap: None,
         }
     }
@@ -208,6 +213,9 @@ impl Bus {
         let mut report = Report::new(E::NAME);
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for (i, handler) in state.handlers.iter().enumerate() {
+            if !self.serves(state.base + i) {
+                continue;
+            }
             match handler.call {
                 Call::Sync(call) => {
                     let target = Target::of::<E>(handler, state.base + i);
@@ -234,6 +242,9 @@ impl Bus {
         let mut report = Report::new(E::NAME);
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for (i, handler) in state.handlers.iter().enumerate() {
+            if !self.serves(state.base + i) {
+                continue;
+            }
             let target = Target::of::<E>(handler, state.base + i);
             let outcome = match handler.call {
                 Call::Sync(call) => {
@@ -248,6 +259,12 @@ impl Bus {
             report.record(handler.name, outcome);
         }
         report
+    }
+
+    /// Whether this bus runs the catalog handler at `index` (see [`BusBuilder::serve_module`]).
+    #[inline]
+    fn serves(&self, index: usize) -> bool {
+        self.inner.serves.as_ref().is_none_or(|s| s[index])
     }
 
     /// The clock for one dispatch's handler durations (stopped unless `record_durations`).
@@ -428,6 +445,26 @@ impl BusBuilder {
         self
     }
 
+    /// Serves only the handlers defined in the module `path` or below it (like
+    /// `"billing::handlers"`); call it once per module. Other linked handlers do not run on
+    /// this bus and their resources are not required: a tool that links the domain crate for a
+    /// few handlers does not have to provide the resources of all the others. Command handlers
+    /// outside the subset are not checked for resources either.
+    pub fn serve_module(mut self, path: &'static str) -> Self {
+        self.serve.push(path);
+        self
+    }
+
+    /// Whether a handler defined in `module_path` is served.
+    fn selected(&self, module_path: &str) -> bool {
+        self.serve.is_empty()
+            || self.serve.iter().any(|p| {
+                module_path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    }
+
     /// Checks the whole program once and builds the bus, or lists every problem found:
     /// duplicate handler or event names, resources that handlers need but were not provided,
     /// resources provided twice.
@@ -450,6 +487,10 @@ impl BusBuilder {
                 duration: metrics::histogram!("events_handler_duration_seconds", "handler" => h.name()),
             })
             .collect();
+        let serves = (!self.serve.is_empty()).then(|| {
+            let served = |h: &HandlerInfo| self.selected(h.location().module_path());
+            catalog.handlers().iter().map(served).collect()
+        });
         tracing::debug!(
             events = catalog.events().len(),
             handlers = catalog.handlers().len(),
@@ -462,6 +503,7 @@ impl BusBuilder {
                 events,
                 handlers,
                 record_durations: self.record_durations,
+                serves,
                 tap: self.tap,
             }),
         })
@@ -511,6 +553,9 @@ impl BusBuilder {
         }
 
         for h in catalog.handlers() {
+            if !self.selected(h.location().module_path()) {
+                continue;
+            }
             for req in h.requirements() {
                 if !provided.contains_key(&(req.type_id)()) {
                     problems.push(Problem::MissingResource {
@@ -521,7 +566,10 @@ impl BusBuilder {
                 }
             }
         }
-        problems.extend(crate::command::problems(&|id| provided.contains_key(&id)));
+        problems.extend(crate::command::problems(
+            &|id| provided.contains_key(&id),
+            &|module| self.selected(module),
+        ));
         problems
     }
 }

@@ -229,7 +229,10 @@ impl CommandEntry {
 inventory::collect!(CommandEntry);
 
 /// Start-up checks of commands: exactly one handler each, and every resource it asks for.
-pub(crate) fn problems(provided: &dyn Fn(std::any::TypeId) -> bool) -> Vec<Problem> {
+pub(crate) fn problems(
+    provided: &dyn Fn(std::any::TypeId) -> bool,
+    served: &dyn Fn(&str) -> bool,
+) -> Vec<Problem> {
     let mut entries: Vec<_> = inventory::iter::<CommandEntry>
         .into_iter()
         .map(|e| e.0)
@@ -253,6 +256,9 @@ pub(crate) fn problems(provided: &dyn Fn(std::any::TypeId) -> bool) -> Vec<Probl
             }),
         }
         for (name, location, requires) in handlers {
+            if !served(location.module_path()) {
+                continue;
+            }
             for req in requires.iter().flatten() {
                 if !provided((req.type_id)()) {
                     problems.push(Problem::MissingResource {
