@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::bus::Bus;
 use crate::extract::{ExtractError, Requirement};
 use crate::sourcing::set::EventSet;
+use crate::sourcing::snapshot::Snapshots;
 
 /// An aggregate rebuilt from its event stream.
 ///
@@ -52,6 +53,12 @@ pub trait EventSourced: Default + Send + Sync + 'static {
     type Event: EventSet;
     /// Applies one event to the state. It must not fail: the event already happened.
     fn apply(&mut self, event: &Self::Event);
+
+    /// Whether and how often to save snapshots of the state (default: never). Long streams
+    /// then load from the last snapshot instead of their first event.
+    fn snapshots() -> Option<Snapshots<Self>> {
+        None
+    }
 }
 
 /// An event-sourced aggregate handles a command: it decides which events happen, from its

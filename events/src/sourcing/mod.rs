@@ -8,6 +8,7 @@ mod projection;
 mod repository;
 mod route;
 mod set;
+mod snapshot;
 #[cfg(feature = "sqlite")]
 mod view;
 
@@ -16,6 +17,7 @@ pub use projection::{catch_up, rebuild, replay, Projection, RebuildError, Replay
 pub use repository::{Committed, ExecuteError, Repository, DEFAULT_ATTEMPTS};
 pub use route::{AggregateCommand, RoutedError, SharedStore};
 pub use set::{EventOf, EventSet};
+pub use snapshot::Snapshots;
 #[cfg(feature = "sqlite")]
 pub use view::{AggregateView, View, ViewRepository};
 

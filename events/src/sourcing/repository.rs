@@ -8,6 +8,7 @@ use crate::bus::Bus;
 use crate::report::Report;
 use crate::sourcing::aggregate::{EventSourced, Handle};
 use crate::sourcing::set::EventSet;
+use crate::sourcing::snapshot;
 use crate::store::{EventMetadata, EventStore, StoreError, StoredEvent, StreamId};
 
 /// How many times [`Repository::execute`] runs a command that lost an append race before it
@@ -127,10 +128,18 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
 
     /// Rebuilds the aggregate from its stream: the aggregate and its version (0 when the
     /// stream is empty, `A::default()` then).
+    ///
+    /// With [`EventSourced::snapshots`], starts from the stream's snapshot (when it has one of
+    /// the current version) and replays only the events after it.
     pub async fn load(&self, id: &str) -> Result<(A, u64), StoreError> {
-        let stream = self.store.read_stream(Self::stream(id)).await?;
-        let mut aggregate = A::default();
-        let version = apply_all(&mut aggregate, &stream, 0)?;
+        let stream = Self::stream(id);
+        let restored = match A::snapshots() {
+            Some(policy) => snapshot::restore(&self.store, stream, &policy).await?,
+            None => None,
+        };
+        let (mut aggregate, from) = restored.unwrap_or_default();
+        let events = self.store.read_stream_after(stream, from).await?;
+        let version = apply_all(&mut aggregate, &events, from)?;
         Ok((aggregate, version))
     }
 
@@ -181,6 +190,10 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
                 .await
                 .map_err(ExecuteError::Rejected)?;
             match self.append(id, version, events, metadata.clone()).await {
+                Ok(committed) => {
+                    self.snapshot(id, aggregate, version, &committed).await;
+                    return Ok(committed);
+                }
                 Err(StoreError::Conflict { actual, .. }) if attempt < self.attempts => {
                     metrics::counter!("events_command_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
@@ -197,6 +210,35 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
                 other => return Ok(other?),
             }
         }
+    }
+}
+
+impl<A: EventSourced, S: EventStore> Repository<A, S> {
+    /// Saves a snapshot when the append passed a snapshot point of `A`'s policy.
+    async fn snapshot(
+        &self,
+        id: &str,
+        mut aggregate: A,
+        before: u64,
+        committed: &Committed<A::Event>,
+    ) {
+        let Some(policy) = A::snapshots() else {
+            return;
+        };
+        if !policy.due(before, committed.version) {
+            return;
+        }
+        for (event, _) in &committed.events {
+            aggregate.apply(event);
+        }
+        snapshot::save(
+            &self.store,
+            Self::stream(id),
+            &policy,
+            &aggregate,
+            committed.version,
+        )
+        .await;
     }
 }
 

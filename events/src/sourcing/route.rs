@@ -12,7 +12,9 @@ use crate::handler::BoxFuture;
 use crate::meta::Meta;
 use crate::sourcing::aggregate::{Handle, Services};
 use crate::sourcing::repository::{ExecuteError, Repository};
-use crate::store::{EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use crate::store::{
+    EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId,
+};
 
 /// A command that targets one instance of an event-sourced aggregate. Implemented by
 /// `#[derive(Command)]` with `#[command(aggregate = Type)]`; the id comes from the field
@@ -62,6 +64,20 @@ trait DynStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>>;
+    fn read_stream_after<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>>;
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        snapshot: StoredSnapshot,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 impl<T: EventStore + 'static> DynStore for T {
@@ -86,6 +102,26 @@ impl<T: EventStore + 'static> DynStore for T {
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
         Box::pin(EventStore::read_all(self, after, limit))
     }
+    fn read_stream_after<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(EventStore::read_stream_after(self, stream, after))
+    }
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
+        Box::pin(EventStore::load_snapshot(self, stream))
+    }
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        snapshot: StoredSnapshot,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(EventStore::save_snapshot(self, stream, snapshot))
+    }
 }
 
 impl EventStore for SharedStore {
@@ -102,6 +138,26 @@ impl EventStore for SharedStore {
     }
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.0.read_all(after, limit).await
+    }
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_stream_after(stream, after).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        self.0.load_snapshot(stream).await
+    }
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        self.0.save_snapshot(stream, snapshot).await
     }
 }
 

@@ -8,6 +8,8 @@
 mod memory;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_snapshots;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -155,6 +157,18 @@ impl StoredEvent {
     }
 }
 
+/// The saved state of one aggregate instance, so loading it replays only the events after
+/// `sequence`. Written and read by the event-sourcing layer; the store keeps one per stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSnapshot {
+    /// The aggregate's snapshot schema version: a snapshot of another version is ignored.
+    pub version: u32,
+    /// The stream's sequence the state includes.
+    pub sequence: u64,
+    /// The state, serialized with serde.
+    pub state: serde_json::Value,
+}
+
 /// A stream: one aggregate instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamId<'a> {
@@ -260,4 +274,38 @@ pub trait EventStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The events of one stream with a sequence greater than `after`, in order (the default
+    /// reads the whole stream and drops the first ones).
+    fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        async move {
+            let mut events = self.read_stream(stream).await?;
+            events.retain(|e| e.sequence > after);
+            Ok(events)
+        }
+    }
+
+    /// The stream's snapshot, if the store keeps one (the default keeps none).
+    fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> impl Future<Output = Result<Option<StoredSnapshot>, StoreError>> + Send {
+        let _ = stream;
+        async { Ok(None) }
+    }
+
+    /// Replaces the stream's snapshot; `Ok(false)` when the store keeps no snapshots (the
+    /// default).
+    fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (stream, snapshot);
+        async { Ok(false) }
+    }
 }

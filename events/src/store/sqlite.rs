@@ -17,7 +17,10 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use super::{
+    sqlite_snapshots, EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot,
+    StreamId,
+};
 use crate::DomainEvent;
 
 const SCHEMA: &str = "
@@ -418,6 +421,29 @@ impl EventStore for SqliteStore {
             "WHERE position > ?1 ORDER BY position LIMIT ?2",
             params![after as i64, limit as i64],
         )
+    }
+
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        sqlite_snapshots::read_stream_after(self, stream, after)
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        sqlite_snapshots::load(self, stream)
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        sqlite_snapshots::save(self, stream, snapshot)
     }
 }
 
