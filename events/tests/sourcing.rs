@@ -269,14 +269,19 @@ async fn each_variant_is_stored_under_its_own_name_and_version_and_reaches_the_s
 
 // ---- routing ---------------------------------------------------------------------------
 
+/// A bus whose routed commands use `store` and `bar`.
+fn bus_over(store: &MemoryStore, bar: Bar) -> Bus {
+    Bus::builder()
+        .event_store(store.clone())
+        .resource(bar)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_command_is_routed_to_its_aggregate_by_its_id_field_or_the_send_call() {
     let store = MemoryStore::new();
-    let bus = Bus::builder()
-        .event_store(store.clone())
-        .resource(Bar::default())
-        .build()
-        .unwrap();
+    let bus = bus_over(&store, Bar::default());
     let version = bus
         .send(TabCommand::Open {
             tab: "t-1".into(),
@@ -324,11 +329,7 @@ async fn a_routed_command_that_loses_the_append_race_runs_again_on_the_new_state
         interfere: Some(store.clone()),
         ..Bar::default()
     };
-    let bus = Bus::builder()
-        .event_store(store.clone())
-        .resource(bar)
-        .build()
-        .unwrap();
+    let bus = bus_over(&store, bar);
     bus.send_to(
         "t-1",
         TabCommand::Open {
@@ -373,11 +374,7 @@ fn a_bus_without_the_store_or_the_services_of_a_routed_command_does_not_start() 
 #[tokio::test]
 async fn command_metadata_reaches_every_stored_event_and_the_handlers_meta() {
     let store = MemoryStore::new();
-    let bus = Bus::builder()
-        .event_store(store.clone())
-        .resource(Bar::default())
-        .build()
-        .unwrap();
+    let bus = bus_over(&store, Bar::default());
     let meta = events::command_meta::<TabCommand>()
         .with_field("user_id", "u-7")
         .with_field("tenant", "acme")
