@@ -9,6 +9,7 @@ mod attr;
 mod command;
 mod ctxt;
 mod event;
+mod event_set;
 #[cfg(test)]
 mod expansion_size;
 mod function;
@@ -40,4 +41,12 @@ pub fn event_handler(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn command_handler(args: TokenStream, input: TokenStream) -> TokenStream {
     function::expand_attribute::<command::CommandHandler>(args.into(), input.into()).into()
+}
+
+/// Derives `events::EventSet` for an enum of an aggregate's events (struct, tuple or unit
+/// variants), each stored under its own name and version. See the `events` crate.
+#[proc_macro_derive(EventSet, attributes(event_set))]
+pub fn derive_event_set(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    event_set::expand(&input).into()
 }

@@ -3,7 +3,10 @@
 pub use inventory;
 pub use serde_json;
 
-pub use crate::aggregate::SetMember;
+pub use crate::sourcing::{
+    variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, RouteFn,
+};
+pub use crate::sourcing::{MemberFns, SetMember, Variant};
 
 pub use crate::command::{
     CommandCall, CommandEntry, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot,

@@ -5,7 +5,7 @@ use std::any::{type_name, Any, TypeId};
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -59,12 +59,33 @@ struct Inner {
     /// Per catalog handler (by global index).
     handlers: Box<[HandlerMetrics]>,
     record_durations: bool,
+    /// The handlers this bus runs, when built with `serve_module` (`None`: all of them).
+    subset: Option<Subset>,
     /// Test capture (`events::testing::Capture`): sees every published event.
     tap: Option<crate::testing::Capture>,
     /// Where events with durable handlers are stored when published.
     sink: Option<Arc<dyn DurableSink>>,
     /// No capture and no timing: `publish` may take its plain path.
     plain: bool,
+}
+
+/// The handlers of a bus built with [`BusBuilder::serve_module`]: each event type's handler
+/// slices filtered once, on its first dispatch on this bus, so dispatch checks nothing per
+/// handler. Such a bus always takes the full paths (the plain ones read the unfiltered slices).
+struct Subset {
+    /// Per catalog handler: whether this bus runs it.
+    served: Box<[bool]>,
+    /// Per catalog event: its filtered `EventState<E>`.
+    states: Box<[OnceLock<Box<dyn Any + Send + Sync>>]>,
+}
+
+impl Subset {
+    fn state<E: DomainEvent>(&self, all: &EventState<E>) -> &EventState<E> {
+        self.states[all.index]
+            .get_or_init(|| Box::new(all.served(&self.served)))
+            .downcast_ref()
+            .expect("a subset state has its event's type")
+    }
 }
 
 impl Inner {
@@ -110,6 +131,8 @@ impl std::fmt::Debug for Bus {
 pub struct BusBuilder {
     resources: Vec<Resource>,
     record_durations: bool,
+    /// Module paths whose handlers the bus serves (empty: every linked handler).
+    serve: Vec<&'static str>,
     pub(crate) tap: Option<crate::testing::Capture>,
     sink: Option<Arc<dyn DurableSink>>,
     required_handlers: Vec<String>,
@@ -122,6 +145,7 @@ impl Bus {
         BusBuilder {
             resources: Vec::new(),
             record_durations: false,
+            serve: Vec::new(),
             tap: None,
             sink: None,
             required_handlers: Vec::new(),
@@ -233,7 +257,7 @@ impl Bus {
     /// The start of every dispatch: a test capture may take the event; otherwise it is counted
     /// and its handlers are looked up.
     #[inline]
-    fn begin<E: DomainEvent>(&self, event: &E, meta: &LazyMeta) -> Option<&'static EventState<E>> {
+    fn begin<E: DomainEvent>(&self, event: &E, meta: &LazyMeta) -> Option<&EventState<E>> {
         if let Some(tap) = &self.inner.tap {
             if tap.observe(event, meta.get()) {
                 return None;
@@ -241,7 +265,10 @@ impl Bus {
         }
         let state = E::Slot::registry().state();
         self.inner.count(state.index);
-        Some(state)
+        Some(match &self.inner.subset {
+            None => state,
+            Some(subset) => subset.state(state),
+        })
     }
 
     #[inline]
@@ -785,6 +812,26 @@ impl BusBuilder {
         self
     }
 
+    /// Serves only the handlers defined in the module `path` or below it (like
+    /// `"billing::handlers"`); call it once per module. Other linked handlers do not run on
+    /// this bus and their resources are not required: a tool that links the domain crate for a
+    /// few handlers does not have to provide the resources of all the others. Command handlers
+    /// outside the subset are not checked for resources either.
+    pub fn serve_module(mut self, path: &'static str) -> Self {
+        self.serve.push(path);
+        self
+    }
+
+    /// Whether a handler defined in `module_path` is served.
+    fn selected(&self, module_path: &str) -> bool {
+        self.serve.is_empty()
+            || self.serve.iter().any(|p| {
+                module_path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    }
+
     /// Checks the whole program once and builds the bus, or lists every problem found:
     /// duplicate handler or event names, resources that handlers need but were not provided,
     /// resources provided twice, required handlers or crates that are not linked.
@@ -816,6 +863,13 @@ impl BusBuilder {
                 duration: metrics::histogram!("events_handler_duration_seconds", "handler" => h.name()),
             })
             .collect();
+        let subset = (!self.serve.is_empty()).then(|| {
+            let served = |h: &HandlerInfo| self.selected(h.location().module_path());
+            Subset {
+                served: catalog.handlers().iter().map(served).collect(),
+                states: catalog.events().iter().map(|_| OnceLock::new()).collect(),
+            }
+        });
         tracing::info!(
             events = catalog.events().len(),
             handlers = catalog.handlers().len(),
@@ -830,7 +884,8 @@ impl BusBuilder {
                 events,
                 handlers,
                 record_durations: self.record_durations,
-                plain: self.tap.is_none() && !self.record_durations,
+                plain: self.tap.is_none() && !self.record_durations && subset.is_none(),
+                subset,
                 tap: self.tap,
                 sink: self.sink,
             }),
@@ -881,6 +936,9 @@ impl BusBuilder {
         }
 
         for h in catalog.handlers() {
+            if !self.selected(h.location().module_path()) {
+                continue;
+            }
             for req in h.requirements() {
                 if !provided.contains_key(&(req.type_id)()) {
                     problems.push(Problem::MissingResource {
@@ -891,7 +949,10 @@ impl BusBuilder {
                 }
             }
         }
-        problems.extend(crate::command::problems(&|id| provided.contains_key(&id)));
+        problems.extend(crate::command::problems(
+            &|id| provided.contains_key(&id),
+            &|module| self.selected(module),
+        ));
 
         for name in &self.required_handlers {
             if catalog.handler(name).is_none() {

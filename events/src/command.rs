@@ -233,7 +233,10 @@ impl CommandEntry {
 inventory::collect!(CommandEntry);
 
 /// Start-up checks of commands: exactly one handler each, and every resource it asks for.
-pub(crate) fn problems(provided: &dyn Fn(std::any::TypeId) -> bool) -> Vec<Problem> {
+pub(crate) fn problems(
+    provided: &dyn Fn(std::any::TypeId) -> bool,
+    served: &dyn Fn(&str) -> bool,
+) -> Vec<Problem> {
     let mut entries: Vec<_> = inventory::iter::<CommandEntry>
         .into_iter()
         .map(|e| e.0)
@@ -257,6 +260,9 @@ pub(crate) fn problems(provided: &dyn Fn(std::any::TypeId) -> bool) -> Vec<Probl
             }),
         }
         for (name, location, requires) in handlers {
+            if !served(location.module_path()) {
+                continue;
+            }
             for req in requires.iter().flatten() {
                 if !provided((req.type_id)()) {
                     problems.push(Problem::MissingResource {
@@ -316,41 +322,62 @@ impl Bus {
             tracing::error!(command = C::NAME, "command has no handler");
             return Err(SendError::NoHandler(C::NAME));
         };
-        let meta = LazyMeta::given(meta);
-        let cx = Context::new(self, &meta, 0);
-        let span = tracing::debug_span!(
-            "command_handler",
-            command = C::NAME,
-            handler = handler.name,
-            command_id = %cx.meta().event_id()
-        );
-        let outcome = match handler.call {
+        let lazy = LazyMeta::given(meta.clone());
+        let cx = Context::new(self, &lazy, 0);
+        match handler.call {
             CommandCall::Sync(call) => {
+                let span = command_span::<C>(handler.name, &meta);
                 let _entered = span.enter();
-                catch_unwind(AssertUnwindSafe(|| call(command, &cx)))
-                    .unwrap_or_else(|p| Err(panicked(p)))
+                let outcome = catch_unwind(AssertUnwindSafe(|| call(command, &cx)))
+                    .unwrap_or_else(|p| Err(panicked(p)));
+                log_outcome::<C>(&outcome);
+                outcome
             }
             CommandCall::Async(call) => {
-                let mut future = call(command, &cx);
-                poll_fn(|task| {
-                    match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
-                        Ok(poll) => poll,
-                        Err(panic) => Poll::Ready(Err(panicked(panic))),
-                    }
-                })
-                .instrument(span.clone())
-                .await
+                run_instrumented::<C>(handler.name, &meta, call(command, &cx)).await
             }
-        };
-        let _entered = span.enter();
-        match &outcome {
-            Ok(_) => tracing::debug!(command = C::NAME, "command handled"),
-            Err(SendError::Rejected(e)) => {
-                tracing::info!(command = C::NAME, "command rejected by its handler: {e}")
-            }
-            Err(e) => tracing::error!(command = C::NAME, "command failed: {e}"),
         }
-        outcome
+    }
+}
+
+fn command_span<C: Command>(handler: &'static str, meta: &Meta) -> tracing::Span {
+    tracing::debug_span!(
+        "command_handler",
+        command = C::NAME,
+        handler,
+        command_id = %meta.event_id()
+    )
+}
+
+/// Runs a command's future inside its span, turning a panic into [`SendError::Panic`], and
+/// logs the outcome.
+pub(crate) async fn run_instrumented<C: Command>(
+    handler: &'static str,
+    meta: &Meta,
+    mut future: BoxFuture<'_, CommandOutcome<C>>,
+) -> CommandOutcome<C> {
+    let span = command_span::<C>(handler, meta);
+    let outcome =
+        poll_fn(
+            |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
+                Ok(poll) => poll,
+                Err(panic) => Poll::Ready(Err(panicked(panic))),
+            },
+        )
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    log_outcome::<C>(&outcome);
+    outcome
+}
+
+fn log_outcome<C: Command>(outcome: &CommandOutcome<C>) {
+    match outcome {
+        Ok(_) => tracing::debug!(command = C::NAME, "command handled"),
+        Err(SendError::Rejected(e)) => {
+            tracing::info!(command = C::NAME, "command rejected by its handler: {e}")
+        }
+        Err(e) => tracing::error!(command = C::NAME, "command failed: {e}"),
     }
 }
 

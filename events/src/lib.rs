@@ -36,8 +36,10 @@
 //!
 //! Aggregates and commands: a recording aggregate ([`AggregateRoot`]) hands out the events its
 //! methods raised after the save, as an [`EventBatch`] that reaches each event type's own
-//! handlers; an event-sourced one ([`EventSourced`]) is rebuilt from its stream and appended to
-//! with an expected version through a [`Repository`] over an [`store::EventStore`]. Commands
+//! handlers; an event-sourced one ([`EventSourced`], in [`sourcing`]) is rebuilt from its stream,
+//! decides with its services, and is appended to with an expected version through a
+//! [`Repository`] over an [`store::EventStore`]; a command marked
+//! `#[command(aggregate = ..)]` is routed to it with no handler to write. Commands
 //! (`#[derive(Command)]`, `#[command_handler]`) go to exactly one handler: a second one is a
 //! compile error, and [`Bus::send`] of a command without a handler does not compile.
 //! [`testing`] has `given(..).when(..).then(..)` and a [`Capture`](testing::Capture) of
@@ -63,6 +65,7 @@ mod outbox;
 mod registry;
 mod report;
 mod shim;
+pub mod sourcing;
 pub mod store;
 pub mod testing;
 #[cfg(feature = "durable")]
@@ -76,21 +79,22 @@ pub mod __private;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-pub use aggregate::{
-    AggregateRoot, Committed, EventBatch, EventOf, EventRecorder, EventSet, EventSourced,
-    ExecuteError, Handle, RecordedEvent, Repository,
-};
+pub use aggregate::{AggregateRoot, EventBatch, EventRecorder, RecordedEvent};
 pub use bus::{Bus, BusBuilder, MAX_DEPTH};
 pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
 pub use command::{command_meta, Command, HandledCommand, SendError, Sending};
 pub use error::{BoxError, BuildError, Problem};
 pub use event::{AggregateId, DomainEvent};
-pub use events_macros::{command_handler, event_handler, Command, DomainEvent};
+pub use events_macros::{command_handler, event_handler, Command, DomainEvent, EventSet};
 pub use extract::{Context, ExtractError, FromContext, Publisher, Res};
 pub use handler::HandlerKind;
 pub use meta::Meta;
 pub use outbox::{DurableRecord, DurableSink, Outbox};
 pub use report::{Failure, FailureCause, Report};
+pub use sourcing::{
+    AggregateCommand, Committed, EventOf, EventSet, EventSourced, ExecuteError, Handle, Repository,
+    Services,
+};
 
 /// Links a crate that holds handlers into the application.
 ///

@@ -1,5 +1,6 @@
 //! Envelope metadata of an event: ids, time, causality, aggregate, place in the log.
 
+use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -15,6 +16,10 @@ use crate::event::DomainEvent;
 /// by time); durable handlers use it, or the aggregate [`sequence`](Self::sequence), to be
 /// idempotent ("skip if sequence <= last applied"). Follow-up events published through a
 /// [`Publisher`](crate::Publisher) carry the same correlation id and this event's id as causation id.
+///
+/// Free-form fields (user id, tenant, request id) given to a command with
+/// [`with_field`](Meta::with_field) travel along: into every event the command causes, stored
+/// or not, and into the `Meta` of their handlers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
     pub(crate) event_id: Uuid,
@@ -29,6 +34,8 @@ pub struct Meta {
     pub(crate) position: Option<u64>,
     /// For a stored event: the schema version it was stored with (before upcasting).
     pub(crate) stored_version: Option<u32>,
+    /// Free-form fields, shared along a chain (`None`: none, without an allocation).
+    pub(crate) fields: Option<Arc<BTreeMap<String, String>>>,
 }
 
 impl Meta {
@@ -69,6 +76,7 @@ impl Meta {
             sequence: None,
             position: None,
             stored_version: None,
+            fields: None,
         }
     }
 
@@ -82,6 +90,7 @@ impl Meta {
         Self {
             correlation_id: self.correlation_id,
             causation_id: Some(self.event_id),
+            fields: self.fields.clone(),
             ..fresh
         }
     }
@@ -90,6 +99,26 @@ impl Meta {
     pub fn with_correlation_id(mut self, id: Uuid) -> Self {
         self.correlation_id = id;
         self
+    }
+
+    /// Adds a free-form field (user id, tenant, request id...): sent with a command, it is
+    /// stored with every event the command causes and seen by their handlers.
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        Arc::make_mut(self.fields.get_or_insert_with(Default::default))
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// A free-form field, if set.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.as_deref()?.get(key).map(String::as_str)
+    }
+
+    /// Every free-form field.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields
+            .iter()
+            .flat_map(|f| f.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
     /// The event's unique id (UUID v7).

@@ -55,6 +55,22 @@ pub(crate) struct Inline<C> {
 
 impl<E: 'static> EventState<E> {
     fn new(index: usize, base: usize, handlers: Box<[&'static Handler<E>]>) -> Self {
+        Self::split(index, base, handlers, &|_| true)
+    }
+
+    /// The same handlers, with only the sync and async ones whose global index is marked in
+    /// `served` (a bus built with `serve_module`); durable handlers all stay, as the event is
+    /// stored for the workers that run them.
+    pub(crate) fn served(&self, served: &[bool]) -> Self {
+        Self::split(self.index, self.base, self.handlers.clone(), &|i| served[i])
+    }
+
+    fn split(
+        index: usize,
+        base: usize,
+        handlers: Box<[&'static Handler<E>]>,
+        runs_inline: &dyn Fn(usize) -> bool,
+    ) -> Self {
         let mut state = EventState {
             index,
             base,
@@ -71,6 +87,7 @@ impl<E: 'static> EventState<E> {
         for (i, &h) in handlers.iter().enumerate() {
             let (name, index) = (h.name, base + i);
             match h.call {
+                Call::Sync(_) | Call::Async(_) if !runs_inline(index) => {}
                 Call::Sync(call) => {
                     sync.push(Inline { call, name, index });
                     inline.push(Inline {

@@ -1,155 +1,17 @@
-//! Test fixtures that need no database: `given(events).when(command).then(expected)` for
-//! event-sourced aggregates, and [`Capture`] of the events a piece of code published. For recording aggregates, assert on
+//! Test fixtures that need no database: [`given`]`(events).with(services).when(command)
+//! .then(expected)` for event-sourced aggregates (with mocked services), and [`Capture`] of the
+//! events a piece of code published. For recording aggregates, assert on
 //! [`take_events`](crate::AggregateRoot::take_events) (see [`EventBatch`](crate::EventBatch)).
-//!
-//! ```
-//! # use serde::{Serialize, Deserialize};
-//! # use events::{EventSourced, Handle};
-//! # #[derive(events::DomainEvent, Serialize, Deserialize, Debug, Clone, PartialEq)]
-//! # struct MoneyWithdrawn { amount: u64 }
-//! # #[derive(events::DomainEvent, Serialize, Deserialize, Debug, Clone, PartialEq)]
-//! # struct MoneyDeposited { amount: u64 }
-//! # events::event_set! {
-//! #     #[derive(Debug, Clone, PartialEq)]
-//! #     pub enum AccountEvent { Deposited(MoneyDeposited), Withdrawn(MoneyWithdrawn) }
-//! # }
-//! # #[derive(Default)] struct Account { balance: u64 }
-//! # impl EventSourced for Account {
-//! #     const TYPE: &'static str = "Account";
-//! #     type Event = AccountEvent;
-//! #     fn apply(&mut self, e: &AccountEvent) { match e {
-//! #         AccountEvent::Deposited(e) => self.balance += e.amount,
-//! #         AccountEvent::Withdrawn(e) => self.balance -= e.amount,
-//! #     } }
-//! # }
-//! # struct Withdraw(u64);
-//! # #[derive(Debug, PartialEq)] struct Insufficient;
-//! # impl Handle<Withdraw> for Account {
-//! #     type Error = Insufficient;
-//! #     fn handle(&self, c: Withdraw) -> Result<Vec<AccountEvent>, Insufficient> {
-//! #         if c.0 > self.balance { return Err(Insufficient) }
-//! #         Ok(vec![MoneyWithdrawn { amount: c.0 }.into()])
-//! #     }
-//! # }
-//! use events::testing::given;
-//!
-//! given::<Account>([MoneyDeposited { amount: 10 }.into()])
-//!     .when(Withdraw(4))
-//!     .then([MoneyWithdrawn { amount: 4 }.into()]);
-//!
-//! given::<Account>([MoneyDeposited { amount: 10 }.into()])
-//!     .when(Withdraw(40))
-//!     .then_error(Insufficient);
-//! ```
+
+mod fixture;
 
 use std::any::{Any, TypeId};
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use crate::aggregate::{EventSourced, Handle};
 use crate::meta::Meta;
 use crate::DomainEvent;
 
-/// Starts a fixture: the aggregate's history, applied in order.
-pub fn given<A: EventSourced>(history: impl IntoIterator<Item = A::Event>) -> Given<A> {
-    let mut aggregate = A::default();
-    for event in history {
-        aggregate.apply(&event);
-    }
-    Given { aggregate }
-}
-
-/// An aggregate rebuilt from a given history.
-#[must_use = "call `.when(command)`"]
-pub struct Given<A> {
-    aggregate: A,
-}
-
-impl<A: EventSourced> Given<A> {
-    /// The aggregate handles `command`.
-    pub fn when<C>(self, command: C) -> When<A, <A as Handle<C>>::Error>
-    where
-        A: Handle<C>,
-    {
-        let outcome = self.aggregate.handle(command);
-        When {
-            aggregate: self.aggregate,
-            outcome,
-        }
-    }
-
-    /// The rebuilt aggregate, for assertions on its state.
-    pub fn aggregate(&self) -> &A {
-        &self.aggregate
-    }
-}
-
-/// The outcome of a command in a fixture.
-#[must_use = "call `.then(..)` or `.then_error(..)`"]
-pub struct When<A: EventSourced, E> {
-    aggregate: A,
-    outcome: Result<Vec<A::Event>, E>,
-}
-
-impl<A: EventSourced, E: Debug> When<A, E> {
-    /// Asserts that the command raised exactly `expected`, in order. Returns the aggregate
-    /// with the events applied, for further checks.
-    ///
-    /// # Panics
-    /// When the command was rejected or raised other events.
-    #[track_caller]
-    pub fn then(self, expected: impl IntoIterator<Item = A::Event>) -> A
-    where
-        A::Event: PartialEq + Debug,
-    {
-        let expected: Vec<_> = expected.into_iter().collect();
-        match self.outcome {
-            Ok(events) => {
-                assert_eq!(
-                    events, expected,
-                    "the command raised other events than expected"
-                );
-                let mut aggregate = self.aggregate;
-                for event in &events {
-                    aggregate.apply(event);
-                }
-                aggregate
-            }
-            Err(e) => panic!("expected events {expected:?}, but the command was rejected: {e:?}"),
-        }
-    }
-
-    /// Asserts that the command was rejected with `expected`.
-    ///
-    /// # Panics
-    /// When the command succeeded or failed differently.
-    #[track_caller]
-    pub fn then_error(self, expected: E)
-    where
-        E: PartialEq,
-        A::Event: Debug,
-    {
-        match self.outcome {
-            Ok(events) => panic!("expected error {expected:?}, but the command raised {events:?}"),
-            Err(e) => assert_eq!(e, expected, "the command failed differently than expected"),
-        }
-    }
-
-    /// Asserts that the command was rejected with an error for which `check` holds.
-    ///
-    /// # Panics
-    /// When the command succeeded or `check` is false.
-    #[track_caller]
-    pub fn then_error_matches(self, check: impl FnOnce(&E) -> bool)
-    where
-        A::Event: Debug,
-    {
-        match self.outcome {
-            Ok(events) => panic!("expected an error, but the command raised {events:?}"),
-            Err(e) => assert!(check(&e), "unexpected error: {e:?}"),
-        }
-    }
-}
+pub use fixture::{given, given_no_events, Given, When};
 
 /// Captures the events a piece of code publishes through a [`Bus`](crate::Bus), in order:
 /// the "clear handlers and assert raised events" of other systems.

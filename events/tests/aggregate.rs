@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use events::store::{
-    rebuild, replay, EventMetadata, EventStore, MemoryStore, Projection, StoreError, StoredEvent,
-    StreamId,
-};
-use events::testing::given;
+use events::sourcing::{rebuild, replay, Projection};
+use events::store::{EventMetadata, EventStore, MemoryStore, StoreError, StoredEvent, StreamId};
+use events::testing::{given, given_no_events};
 use events::{
     event_handler, AggregateRoot, Bus, DomainEvent, EventRecorder, EventSourced, ExecuteError,
     Handle, Meta, Repository,
@@ -174,7 +172,9 @@ impl EventSourced for Counter {
     }
 }
 
+#[derive(Clone)]
 struct Start(String);
+#[derive(Clone)]
 struct Increment(String, u32);
 
 #[derive(Debug, PartialEq)]
@@ -185,7 +185,8 @@ enum CounterError {
 
 impl Handle<Start> for Counter {
     type Error = CounterError;
-    fn handle(&self, cmd: Start) -> Result<Vec<CounterEvent>, CounterError> {
+    type Services = ();
+    async fn handle(&self, cmd: Start, _: &()) -> Result<Vec<CounterEvent>, CounterError> {
         if self.started {
             return Err(CounterError::AlreadyStarted);
         }
@@ -195,7 +196,8 @@ impl Handle<Start> for Counter {
 
 impl Handle<Increment> for Counter {
     type Error = CounterError;
-    fn handle(&self, cmd: Increment) -> Result<Vec<CounterEvent>, CounterError> {
+    type Services = ();
+    async fn handle(&self, cmd: Increment, _: &()) -> Result<Vec<CounterEvent>, CounterError> {
         if !self.started {
             return Err(CounterError::NotStarted);
         }
@@ -210,17 +212,17 @@ impl Handle<Increment> for Counter {
 #[test]
 fn given_when_then() {
     let id = || "c".to_string();
-    given::<Counter>([])
+    given_no_events::<Counter>()
         .when(Start(id()))
-        .then([Started { id: id() }.into()]);
-    let counter = given::<Counter>([Started { id: id() }.into()])
+        .then([Started { id: id() }]);
+    let counter = given::<Counter>([Started { id: id() }])
         .when(Increment(id(), 4))
-        .then([Incremented { id: id(), by: 4 }.into()]);
+        .then([Incremented { id: id(), by: 4 }]);
     assert_eq!(counter.value, 4);
-    given::<Counter>([Started { id: id() }.into()])
+    given::<Counter>([Started { id: id() }])
         .when(Start(id()))
         .then_error(CounterError::AlreadyStarted);
-    given::<Counter>([])
+    given_no_events::<Counter>()
         .when(Increment(id(), 1))
         .then_error_matches(|e| *e == CounterError::NotStarted);
 }
@@ -228,13 +230,12 @@ fn given_when_then() {
 #[test]
 #[should_panic(expected = "the command raised other events than expected")]
 fn given_when_then_reports_other_events() {
-    given::<Counter>([Started { id: "c".into() }.into()])
+    given::<Counter>([Started { id: "c".into() }])
         .when(Increment("c".into(), 4))
         .then([Incremented {
             id: "c".into(),
             by: 5,
-        }
-        .into()]);
+        }]);
 }
 
 #[tokio::test]
@@ -246,7 +247,12 @@ async fn load_returns_the_state_and_version_append_checks_it() {
 
     let cause = events::command_meta::<Dummy>();
     let done = repo
-        .execute("c-1", Start("c-1".into()), Some(&cause))
+        .execute(
+            "c-1",
+            Start("c-1".into()),
+            &(),
+            EventMetadata::caused_by(&cause),
+        )
         .await
         .unwrap();
     assert_eq!(done.version, 1);
@@ -261,17 +267,29 @@ async fn load_returns_the_state_and_version_append_checks_it() {
     assert_eq!(stored.event_id.get_version_num(), 7);
 
     let _ = repo
-        .execute("c-1", Increment("c-1".into(), 2), None)
+        .execute(
+            "c-1",
+            Increment("c-1".into(), 2),
+            &(),
+            EventMetadata::default(),
+        )
         .await
         .unwrap();
     let _ = repo
-        .execute("c-1", Increment("c-1".into(), 3), None)
+        .execute(
+            "c-1",
+            Increment("c-1".into(), 3),
+            &(),
+            EventMetadata::default(),
+        )
         .await
         .unwrap();
     let (counter, version) = repo.load("c-1").await.unwrap();
     assert_eq!((counter.value, version), (5, 3));
 
-    let rejected = repo.execute("c-1", Start("c-1".into()), None).await;
+    let rejected = repo
+        .execute("c-1", Start("c-1".into()), &(), EventMetadata::default())
+        .await;
     assert!(matches!(
         rejected,
         Err(ExecuteError::Rejected(CounterError::AlreadyStarted))
@@ -315,7 +333,7 @@ async fn two_writers_race_one_wins_the_other_gets_the_conflict() {
     let store = MemoryStore::new();
     let repo = Arc::new(Repository::<Counter, _>::new(store.clone()));
     let _ = repo
-        .execute("race", Start("race".into()), None)
+        .execute("race", Start("race".into()), &(), EventMetadata::default())
         .await
         .unwrap();
 
@@ -384,10 +402,14 @@ struct Totals(Mutex<BTreeMap<String, u32>>);
 
 impl Projection for Totals {
     type Event = CounterEvent;
-    fn reset(&self) {
+    fn reset(&self) -> Result<(), events::BoxError> {
         self.0.lock().unwrap().clear();
+        Ok(())
     }
-    fn apply(&self, event: &CounterEvent, _: &StoredEvent) {
+    fn apply(&self, event: &CounterEvent, stored: &StoredEvent) -> Result<(), events::BoxError> {
+        if stored.aggregate_id == "poison" {
+            return Err("the read model refuses poison".into());
+        }
         let mut totals = self.0.lock().unwrap();
         match event {
             CounterEvent::Started(e) => {
@@ -395,6 +417,7 @@ impl Projection for Totals {
             }
             CounterEvent::Incremented(e) => *totals.entry(e.id.clone()).or_default() += e.by,
         }
+        Ok(())
     }
 }
 
@@ -410,14 +433,17 @@ async fn a_projection_is_rebuilt_from_position_zero_and_replay_keeps_event_ids()
     let store = MemoryStore::new();
     let repo = Repository::<Counter, _>::new(store.clone());
     for id in ["a", "b"] {
-        let _ = repo.execute(id, Start(id.into()), None).await.unwrap();
         let _ = repo
-            .execute(id, Increment(id.into(), 2), None)
+            .execute(id, Start(id.into()), &(), EventMetadata::default())
+            .await
+            .unwrap();
+        let _ = repo
+            .execute(id, Increment(id.into(), 2), &(), EventMetadata::default())
             .await
             .unwrap();
     }
     let _ = repo
-        .execute("a", Increment("a".into(), 5), None)
+        .execute("a", Increment("a".into(), 5), &(), EventMetadata::default())
         .await
         .unwrap();
 
@@ -443,4 +469,46 @@ async fn a_projection_is_rebuilt_from_position_zero_and_replay_keeps_event_ids()
         .collect();
     let replayed: Vec<_> = REPLAYED.lock().unwrap().iter().map(|(_, id)| *id).collect();
     assert_eq!(replayed, increments, "handlers see the stored event ids");
+}
+
+// ---- a rejected command's message ------------------------------------------------------
+
+#[derive(Debug, thiserror::Error)]
+#[error("funds not available")]
+struct NoFunds;
+
+#[derive(events::Command)]
+#[command(error = ExecuteError<NoFunds>)]
+struct Spend;
+
+#[events::command_handler]
+fn spend(_: Spend) -> Result<(), ExecuteError<NoFunds>> {
+    Err(ExecuteError::Rejected(NoFunds))
+}
+
+#[tokio::test]
+async fn a_rejected_command_displays_the_aggregates_own_message() {
+    let bus = Bus::builder().build().unwrap();
+    let err = bus.send(Spend).await.unwrap_err();
+    assert_eq!(err.to_string(), "command rejected: funds not available");
+}
+
+#[tokio::test]
+async fn a_rebuild_stops_at_the_event_the_projection_fails_on_and_says_which() {
+    let store = MemoryStore::new();
+    let repo = Repository::<Counter, _>::new(store.clone());
+    for id in ["a", "poison", "b"] {
+        let _ = repo
+            .execute(id, Start(id.into()), &(), EventMetadata::default())
+            .await
+            .unwrap();
+    }
+    let totals = Totals::default();
+    let err = rebuild(&totals, &store).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "projection rebuild stopped at position 2 (`counter.started` of Counter `poison`), 1 events applied before it: the read model refuses poison; fix the cause and rebuild again"
+    );
+    // Nothing after the failing event was applied.
+    assert_eq!(totals.0.lock().unwrap().keys().collect::<Vec<_>>(), ["a"]);
 }

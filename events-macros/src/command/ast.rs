@@ -4,6 +4,7 @@
 use proc_macro2::TokenStream;
 use syn::{DeriveInput, Ident, ItemFn, LitStr, Type};
 
+use super::route::IdFields;
 use crate::attr::{flag, options, string, ty};
 use crate::ctxt::Ctxt;
 use crate::function::{first_parameter, Kind};
@@ -17,6 +18,8 @@ pub struct CommandType<'a> {
     pub input: &'a DeriveInput,
     pub ident: &'a Ident,
     pub options: CommandOptions,
+    /// The fields marked `#[command(id)]`: the aggregate id of a routed command.
+    pub ids: IdFields,
 }
 
 options! {
@@ -26,6 +29,8 @@ options! {
         output: Type = ty,
         error: Type = ty,
         remote_handler: () = |cx, meta| flag(cx, meta, "#[command(remote_handler)]"),
+        /// Routed to this event-sourced aggregate, with no handler to write.
+        aggregate: Type = ty,
     }
 }
 
@@ -35,6 +40,7 @@ impl<'a> CommandType<'a> {
             input,
             ident: &input.ident,
             options: CommandOptions::from_attrs(cx, &input.attrs),
+            ids: IdFields::from_ast(cx, input),
         }
     }
 }

@@ -12,21 +12,33 @@ use crate::registration::{location, name_or_default, sealed, Derive, Kind};
 
 pub fn derive(command: &CommandType) -> TokenStream {
     let options = &command.options;
-    let output = options
-        .output
-        .get()
-        .map_or_else(|| quote!(()), |ty| quote!(#ty));
-    let error = (options.error.get()).map_or_else(|| quote!(::events::BoxError), |ty| quote!(#ty));
+    let (items, after) = match options.aggregate.get() {
+        // Routed: the generated handler returns the aggregate's version.
+        Some(aggregate) => (
+            quote!(
+                type Output = u64;
+                type Error = ::events::sourcing::RoutedError<Self>;
+            ),
+            Some(super::route::expand(command.ident, aggregate, &command.ids)),
+        ),
+        None => {
+            let output = (options.output.get()).map_or_else(|| quote!(()), |ty| quote!(#ty));
+            let error =
+                (options.error.get()).map_or_else(|| quote!(::events::BoxError), |ty| quote!(#ty));
+            let after = options
+                .remote_handler
+                .get()
+                .map(|()| handled(command.ident));
+            (quote!(type Output = #output; type Error = #error;), after)
+        }
+    };
     Derive {
         kind: Kind::Command,
         input: command.input,
         name: options.name.get(),
         registry_options: None,
-        items: quote!(type Output = #output; type Error = #error;),
-        after: options
-            .remote_handler
-            .get()
-            .map(|()| handled(command.ident)),
+        items,
+        after,
     }
     .expand()
 }

@@ -3,6 +3,7 @@
 
 mod ast;
 mod expand;
+mod route;
 mod valid;
 
 use proc_macro2::TokenStream;

@@ -10,6 +10,35 @@ use crate::registration::check_derivable;
 pub fn check_command(cx: &Ctxt, command: &CommandType) {
     let why = "a command is one concrete request with exactly one handler";
     check_derivable(cx, command.input, "Command", why);
+    check_routed(cx, command);
+}
+
+/// A command routed to its aggregate (`aggregate = ..`) has a generated handler: it declares
+/// no output, error or remote handler of its own; and a marked `id` needs `aggregate`.
+fn check_routed(cx: &Ctxt, command: &CommandType) {
+    let options = &command.options;
+    if options.aggregate.key().is_some() {
+        for key in [options.output.key(), options.error.key()]
+            .into_iter()
+            .flatten()
+        {
+            cx.error_spanned_by(
+                key,
+                "a command routed to its aggregate returns the aggregate's version (`u64`) or `events::ExecuteError<..>` of the aggregate's `Handle::Error`: remove `output` and `error`",
+            );
+        }
+        if let Some(key) = options.remote_handler.key() {
+            cx.error_spanned_by(
+                key,
+                "a command routed to its aggregate is handled where it is defined: remove `remote_handler`",
+            );
+        }
+    } else if let Some(first) = command.ids.0.first() {
+        cx.error_spanned_by(
+            &first.key,
+            "`#[command(id)]` marks the aggregate id of a command routed to its aggregate: add `#[command(aggregate = MyAggregate)]` to the command",
+        );
+    }
 }
 
 pub fn check_handler(cx: &Ctxt, handler: &HandlerFn) {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use super::{EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId};
 
 /// An in-memory [`EventStore`]. Clones share one log.
 #[derive(Clone, Debug, Default)]
@@ -16,6 +16,15 @@ struct Log {
     events: Vec<StoredEvent>,
     /// Per stream (aggregate type, id): indices into `events`.
     streams: HashMap<(String, String), Vec<usize>>,
+    /// Per stream: its snapshot.
+    snapshots: HashMap<(String, String), StoredSnapshot>,
+}
+
+fn key(stream: StreamId<'_>) -> (String, String) {
+    (
+        stream.aggregate_type.to_owned(),
+        stream.aggregate_id.to_owned(),
+    )
 }
 
 impl MemoryStore {
@@ -113,5 +122,37 @@ impl EventStore for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(log.events.len());
         Ok(log.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let log = self.lock();
+        let indices = log.streams.get(&key(stream)).map_or(&[][..], Vec::as_slice);
+        let skip = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(indices.len());
+        Ok(indices[skip..]
+            .iter()
+            .map(|&i| log.events[i].clone())
+            .collect())
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        Ok(self.lock().snapshots.get(&key(stream)).cloned())
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        self.lock().snapshots.insert(key(stream), snapshot);
+        Ok(true)
     }
 }

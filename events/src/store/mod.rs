@@ -24,11 +24,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::EventSet;
-use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::meta::Meta;
-use crate::report::Report;
 use crate::DomainEvent;
 
 #[cfg(feature = "durable")]
@@ -58,12 +55,13 @@ pub struct EventMetadata {
 }
 
 impl EventMetadata {
-    /// Metadata of events caused by the command or event described by `cause`.
+    /// Metadata of events caused by the command or event described by `cause`, with its
+    /// free-form fields.
     pub fn caused_by(cause: &Meta) -> Self {
         Self {
             correlation_id: Some(cause.correlation_id()),
             causation_id: Some(cause.event_id()),
-            fields: BTreeMap::new(),
+            fields: cause.fields.as_deref().cloned().unwrap_or_default(),
         }
     }
 
@@ -145,7 +143,8 @@ impl StoredEvent {
         self.envelope(E::NAME, E::VERSION)
     }
 
-    /// The envelope of this event, for the event type of that name and (current) version.
+    /// The envelope of this event, for the event type of that name and (current) version (an
+    /// event set's variant).
     pub(crate) fn envelope(&self, event_name: &'static str, version: u32) -> Meta {
         Meta {
             event_id: self.event_id,
@@ -159,25 +158,9 @@ impl StoredEvent {
             sequence: Some(self.sequence),
             position: Some(self.position),
             stored_version: Some(self.version),
+            fields: (!self.metadata.fields.is_empty())
+                .then(|| std::sync::Arc::new(self.metadata.fields.clone())),
         }
-    }
-
-    /// Decodes the payload as one of the events of `S`; `Ok(None)` when the name is not one of
-    /// them.
-    pub fn decode<S: EventSet>(&self) -> Result<Option<S>, StoreError> {
-        S::from_json(&self.name, self.current_payload()?).map_err(|e| {
-            let current = crate::catalog::catalog()
-                .event(&self.name)
-                .map_or(self.version, |i| i.version());
-            StoreError::Decode {
-                position: self.position,
-                name: self.name.clone(),
-                source: serde::de::Error::custom(format_args!(
-                    "{e}; {}",
-                    crate::decode::hint(Some(self.version), current)
-                )),
-            }
-        })
     }
 
     /// The payload brought to the current version of its event type by the event's upcaster
@@ -194,6 +177,18 @@ impl StoredEvent {
             None => Ok(self.payload.clone()),
         }
     }
+}
+
+/// The saved state of one aggregate instance, so loading it replays only the events after
+/// `sequence`. Written and read by the event-sourcing layer; the store keeps one per stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSnapshot {
+    /// The aggregate's snapshot schema version: a snapshot of another version is ignored.
+    pub version: u32,
+    /// The stream's sequence the state includes.
+    pub sequence: u64,
+    /// The state, serialized with serde.
+    pub state: serde_json::Value,
 }
 
 /// A stream: one aggregate instance.
@@ -253,6 +248,10 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The store was used from inside its own transaction, on the thread that holds it: it
+    /// would have waited for itself forever.
+    #[error("the store was used inside its own `transaction` (it would wait for itself forever): inside the closure, use the `tx` it was given (`SqliteStore::append_in(tx, ..)`, `SqliteStore::head_in(tx)`, `ViewRepository::save_in(tx, ..)`)")]
+    Reentered,
     /// The backend failed (I/O, database).
     #[error("event store backend failed: {0}")]
     Backend(BoxError),
@@ -334,95 +333,38 @@ pub trait EventStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
-}
 
-/// A read model built from events: it can be reset and rebuilt from the store.
-///
-/// Live updates come from event handlers that call [`apply`](Projection::apply) (or methods
-/// of their own); [`rebuild`] replays the whole store through `apply` and touches no other
-/// handler, so notifications are not sent again.
-pub trait Projection: Send + Sync {
-    /// The events it reads.
-    type Event: EventSet;
-    /// Empties the read model.
-    fn reset(&self);
-    /// Updates the read model with one event.
-    fn apply(&self, event: &Self::Event, stored: &StoredEvent);
-}
-
-/// How many events one call to [`rebuild`] or [`replay`] read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Replayed {
-    /// Events that were one of the set's and were applied or dispatched.
-    pub applied: u64,
-    /// Events of other types, skipped.
-    pub skipped: u64,
-    /// The last position read.
-    pub position: u64,
-}
-
-const PAGE: usize = 512;
-
-/// Reads the log after `after` page by page and hands each event of the set `S` (upcast and
-/// decoded) to `each`, counting the events of other types as skipped.
-async fn walk<S: EventSet, St: EventStore + ?Sized>(
-    store: &St,
-    after: u64,
-    mut each: impl AsyncFnMut(S, &StoredEvent),
-) -> Result<Replayed, StoreError> {
-    let mut done = Replayed {
-        position: after,
-        ..Replayed::default()
-    };
-    loop {
-        let page = store.read_all(done.position, PAGE).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        done.position = last.position;
-        for stored in &page {
-            match stored.decode::<S>()? {
-                Some(event) => {
-                    each(event, stored).await;
-                    done.applied += 1;
-                }
-                None => done.skipped += 1,
-            }
+    /// The events of one stream with a sequence greater than `after`, in order (the default
+    /// reads the whole stream and drops the first ones).
+    fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        async move {
+            let mut events = self.read_stream(stream).await?;
+            events.retain(|e| e.sequence > after);
+            Ok(events)
         }
     }
-    Ok(done)
-}
 
-/// Resets `projection` and replays the whole store through it, from position 0.
-pub async fn rebuild<P: Projection, S: EventStore + ?Sized>(
-    projection: &P,
-    store: &S,
-) -> Result<Replayed, StoreError> {
-    projection.reset();
-    let done = walk::<P::Event, _>(store, 0, async |event, stored| {
-        projection.apply(&event, stored)
-    })
-    .await?;
-    tracing::info!(
-        applied = done.applied,
-        skipped = done.skipped,
-        "projection rebuilt"
-    );
-    Ok(done)
-}
+    /// The stream's snapshot, if the store keeps one (the default keeps none).
+    fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> impl Future<Output = Result<Option<StoredSnapshot>, StoreError>> + Send {
+        let _ = stream;
+        async { Ok(None) }
+    }
 
-/// Dispatches every stored event of the set `S` after position `after` to all of its handlers,
-/// in position order, with its stored metadata: the "tracker" of a CQRS application. Returns
-/// what was read and the handlers' reports.
-pub async fn replay<S: EventSet, St: EventStore + ?Sized>(
-    store: &St,
-    bus: &Bus,
-    after: u64,
-) -> Result<(Replayed, Vec<Report>), StoreError> {
-    let mut reports = Vec::new();
-    let done = walk::<S, _>(store, after, async |event, stored| {
-        reports.push(event.dispatch_stored(bus, stored).await);
-    })
-    .await?;
-    Ok((done, reports))
+    /// Replaces the stream's snapshot; `Ok(false)` when the store keeps no snapshots (the
+    /// default).
+    fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (stream, snapshot);
+        async { Ok(false) }
+    }
 }

@@ -1,89 +1,70 @@
-//! Runs the bank: opens accounts, moves money, shows a rejected command and a conflict, then
-//! rebuilds the balances projection from the store and checks it matches the live one.
+//! Runs the bank: opens an account, deposits, withdraws at an ATM, writes a check, shows a
+//! refused command, then brings the ledger view up to date and prints it.
 
-use cqrs_bank::{bank, Balances, BankError, Deposit, Notifier, OpenAccount, Withdraw};
-use events::store::{rebuild, MemoryStore};
+use async_trait::async_trait;
+use cqrs_bank::bank;
+use cqrs_bank::domain::{BankAccountApi, BankAccountCommand::*};
+use cqrs_bank::ledger::BankAccountView;
+use events::sourcing::{catch_up, ViewRepository};
+use events::store::SqliteStore;
+
+/// A bank whose ATMs always pay out and whose checks always clear.
+struct Friendly;
+
+#[async_trait]
+impl BankAccountApi for Friendly {
+    async fn atm_withdrawal(&self, atm_id: &str, amount: f64) -> Result<(), String> {
+        tracing::info!(atm_id, amount, "ATM pays out");
+        Ok(())
+    }
+    async fn validate_check(&self, _: &str, check_number: &str) -> Result<(), String> {
+        tracing::info!(check_number, "check cleared");
+        Ok(())
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_target(false)
-        .init();
-
-    let store = MemoryStore::new();
-    let bus = bank(store.clone())?;
+    tracing_subscriber::fmt().with_target(false).init();
+    let store = SqliteStore::open_in_memory()?;
+    let bus = bank(store.clone(), Friendly)?;
 
     bus.send(OpenAccount {
-        account: "acc-1".into(),
-        owner: "Ada".into(),
+        account_id: "ACCT-0001".into(),
     })
     .await?;
-    bus.send(OpenAccount {
-        account: "acc-2".into(),
-        owner: "Grace".into(),
-    })
+    bus.send_to("ACCT-0001", DepositMoney { amount: 1000.0 })
+        .await?;
+    bus.send_to(
+        "ACCT-0001",
+        WithdrawMoney {
+            amount: 150.0,
+            atm_id: "ATM-N468290".into(),
+        },
+    )
     .await?;
-    bus.send(Deposit {
-        account: "acc-1".into(),
-        amount: 25_000,
-    })
+    bus.send_to(
+        "ACCT-0001",
+        WriteCheck {
+            check_number: "1170".into(),
+            amount: 256.28,
+        },
+    )
     .await?;
-    bus.send(Deposit {
-        account: "acc-2".into(),
-        amount: 4000,
-    })
-    .await?;
-    bus.send(Withdraw {
-        account: "acc-1".into(),
-        amount: 12_000,
-    })
-    .await?;
-
-    match bus
-        .send(Withdraw {
-            account: "acc-2".into(),
-            amount: 9000,
-        })
-        .await
-    {
-        Err(e) => tracing::warn!("rejected as expected: {:?}", e.rejected()),
-        Ok(_) => unreachable!("Grace has only 40.00"),
-    }
-    assert!(matches!(
-        bus.send(OpenAccount {
-            account: "acc-1".into(),
-            owner: "Eve".into()
-        })
-        .await
-        .unwrap_err()
-        .into_rejected(),
-        Some(BankError::AlreadyOpen)
-    ));
-
-    let live = bus.resource::<Balances>().unwrap().rows();
-    for (account, row) in &live {
-        println!(
-            "{account}: {} has {}.{:02}",
-            row.owner,
-            row.balance / 100,
-            row.balance % 100
-        );
-    }
-    for message in bus.resource::<Notifier>().unwrap().sent() {
-        println!("notified: {message}");
-    }
-
-    let rebuilt = Balances::default();
-    let replayed = rebuild(&rebuilt, &store).await?;
-    println!(
-        "rebuilt the balances from {} stored events",
-        replayed.applied
+    let refused = bus.send_to(
+        "ACCT-0001",
+        WithdrawMoney {
+            amount: 5000.0,
+            atm_id: "ATM-N468290".into(),
+        },
     );
-    assert_eq!(
-        rebuilt.rows(),
-        live,
-        "the rebuilt projection matches the live one"
-    );
+    println!("refused: {}", refused.await.unwrap_err());
+
+    let ledgers = ViewRepository::<BankAccountView>::new(&store)?;
+    catch_up(&ledgers, &store, 0).await?;
+    let (view, version) = ledgers
+        .load("ACCT-0001")?
+        .expect("the account has a ledger");
+    println!("ledger of ACCT-0001 at version {version}: {view:#?}");
     Ok(())
 }

@@ -36,7 +36,8 @@ struct AddCard;
 
 impl Handle<AddCard> for Account {
     type Error = String;
-    fn handle(&self, _: AddCard) -> Result<Vec<AccountEvent>, String> {
+    type Services = ();
+    async fn handle(&self, _: AddCard, _: &()) -> Result<Vec<AccountEvent>, String> {
         Ok(vec![CardAddedToLibrary {
             card: "Black Lotus".into(),
         }

@@ -197,14 +197,14 @@ impl DurableStore for SqliteStore {
 
     async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         Self::read_where(
-            &self.lock(),
+            &*self.try_lock()?,
             "WHERE position > ?1 ORDER BY position LIMIT ?2",
             params![after as i64, limit as i64],
         )
     }
 
     async fn log_head(&self) -> Result<u64, StoreError> {
-        head(&self.lock())
+        head(&*self.try_lock()?)
     }
 
     fn wakeups(&self) -> watch::Receiver<u64> {
@@ -260,7 +260,7 @@ impl DurableStore for SqliteStore {
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.lock()
+        self.try_lock()?
             .execute(
                 "UPDATE events_checkpoints SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL, lease_until = 0
                  WHERE handler = ?1 AND lease_owner = ?2 AND lease_token = ?3",
@@ -276,7 +276,7 @@ impl DurableStore for SqliteStore {
         event: &str,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let conn = self.lock();
+        let conn = self.try_lock()?;
         let after = checkpoint(&conn, &claim.handler)?;
         Self::read_where(
             &conn,
@@ -286,7 +286,7 @@ impl DurableStore for SqliteStore {
     }
 
     async fn blocked_aggregates(&self, claim: &Claim) -> Result<HashSet<String>, StoreError> {
-        let conn = self.lock();
+        let conn = self.try_lock()?;
         let mut stmt = conn
             .prepare_cached("SELECT DISTINCT aggregate_key FROM events_failures WHERE handler = ?1")
             .map_err(backend)?;
@@ -301,7 +301,7 @@ impl DurableStore for SqliteStore {
         claim: &Claim,
         limit: usize,
     ) -> Result<Vec<(PendingFailure, StoredEvent)>, StoreError> {
-        let conn = self.lock();
+        let conn = self.try_lock()?;
         let heads = select_failures(
             &conn,
             "WHERE f.handler = ?1
@@ -323,7 +323,7 @@ impl DurableStore for SqliteStore {
 
     async fn next_retry(&self, claim: &Claim) -> Result<Option<SystemTime>, StoreError> {
         let at: Option<i64> = self
-            .lock()
+            .try_lock()?
             .query_row(
                 "SELECT MIN(next_attempt_at) FROM events_failures WHERE handler = ?1 AND status = 'retrying'",
                 [&claim.handler],
@@ -395,7 +395,7 @@ impl DurableStore for SqliteStore {
 
     async fn failures(&self, handler: Option<&str>) -> Result<Vec<PendingFailure>, StoreError> {
         select_failures(
-            &self.lock(),
+            &*self.try_lock()?,
             "WHERE ?1 IS NULL OR f.handler = ?1 ORDER BY f.handler, f.position",
             [handler],
         )
@@ -407,7 +407,7 @@ impl DurableStore for SqliteStore {
         handler: Option<&str>,
     ) -> Result<usize, StoreError> {
         let n = self
-            .lock()
+            .try_lock()?
             .execute(
                 "UPDATE events_failures SET status = 'retrying', attempts = 0, next_attempt_at = ?1, updated_at = ?1
                  WHERE status = 'dead' AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR handler = ?3)",
@@ -420,7 +420,7 @@ impl DurableStore for SqliteStore {
 
     async fn drop_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
         let n = self
-            .lock()
+            .try_lock()?
             .execute(
                 "DELETE FROM events_failures WHERE id = ?1 AND status = 'dead'",
                 [id],
@@ -431,7 +431,7 @@ impl DurableStore for SqliteStore {
     }
 
     async fn status(&self, handler: &str, event: &str) -> Result<HandlerStatus, StoreError> {
-        let conn = self.lock();
+        let conn = self.try_lock()?;
         let checkpoint = checkpoint(&conn, handler)?;
         let lag = count(
             &conn,
@@ -470,7 +470,7 @@ impl DurableStore for SqliteStore {
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let conn = self.lock();
+        let conn = self.try_lock()?;
         let mut stmt = conn
             .prepare_cached("SELECT handler, position FROM events_checkpoints ORDER BY handler")
             .map_err(backend)?;

@@ -1,9 +1,10 @@
 //! The embedded durable store: an SQLite file (or `:memory:`), no server.
 //!
 //! One table is the append-only log; two more hold each durable handler's checkpoint and lease,
-//! and its pending failures (retries, dead letters, and the events held back behind them): see
-//! `schema.sql` next to this file. `delivery.rs` implements
-//! [`DurableStore`](super::DurableStore) on them, with one segment per handler.
+//! and its pending failures (retries, dead letters, and the events held back behind them), and
+//! one the aggregates' snapshots: see `schema.sql` next to this file. `delivery.rs` implements
+//! [`DurableStore`](super::DurableStore) on them, with one segment per handler; `snapshots.rs`
+//! reads and writes the snapshots.
 //!
 //! **No gaps.** SQLite runs one write transaction at a time, and a position is assigned inside
 //! it (`MAX(position) + 1`). A reader therefore never sees position `p` committed while a lower
@@ -19,10 +20,13 @@ use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use super::{
+    EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId,
+};
 use crate::DomainEvent;
 
 mod delivery;
+mod snapshots;
 
 /// The tables, applied at open.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -69,7 +73,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn backend(err: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(err))
 }
 
@@ -170,8 +174,13 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The connection, or [`StoreError::Reentered`] when this thread is inside this store's
+    /// own [`transaction`](Self::transaction) (std's mutex would deadlock).
+    pub(crate) fn try_lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        if reentry::held(&self.conn) {
+            return Err(StoreError::Reentered);
+        }
+        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Wakes workers of this process waiting for new events.
@@ -214,15 +223,21 @@ impl SqliteStore {
 
     /// One write transaction, committed, without waking workers: for the worker's own
     /// bookkeeping (checkpoints, failures), which appends nothing.
-    fn write<T, E>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    pub(crate) fn write<T, E>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let mut conn = self.lock();
+        let mut conn = self.try_lock()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let out = f(&tx)?;
+        let out = {
+            let _held = reentry::Hold::new(&self.conn);
+            f(&tx)?
+        };
         tx.commit().map_err(backend)?;
         Ok(out)
     }
@@ -316,7 +331,12 @@ impl SqliteStore {
 
     /// The highest position in the log (0 when empty).
     pub fn head(&self) -> Result<u64, StoreError> {
-        head(&self.lock())
+        head(&*self.try_lock()?)
+    }
+
+    /// Like [`head`](Self::head), inside the caller's transaction.
+    pub fn head_in(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+        head(tx)
     }
 
     fn read_where(
@@ -427,7 +447,7 @@ impl EventStore for SqliteStore {
 
     async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         Self::read_where(
-            &self.lock(),
+            &*self.try_lock()?,
             "WHERE aggregate_type = ?1 AND aggregate_id = ?2 ORDER BY sequence",
             params![stream.aggregate_type, stream.aggregate_id],
         )
@@ -435,9 +455,74 @@ impl EventStore for SqliteStore {
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         Self::read_where(
-            &self.lock(),
+            &*self.try_lock()?,
             "WHERE position > ?1 ORDER BY position LIMIT ?2",
             params![after as i64, limit as i64],
         )
+    }
+
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        snapshots::read_stream_after(self, stream, after)
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        snapshots::load(self, stream)
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        snapshots::save(self, stream, snapshot)
+    }
+}
+
+/// Which stores' connections this thread holds inside a `transaction` closure.
+mod reentry {
+    use std::cell::RefCell;
+    use std::sync::{Arc, Mutex};
+
+    use rusqlite::Connection;
+
+    thread_local! {
+        static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn key(conn: &Arc<Mutex<Connection>>) -> usize {
+        Arc::as_ptr(conn) as usize
+    }
+
+    pub(super) fn held(conn: &Arc<Mutex<Connection>>) -> bool {
+        HELD.with(|h| h.borrow().contains(&key(conn)))
+    }
+
+    /// Marks the connection held by this thread until dropped (also on a panic).
+    pub(super) struct Hold(usize);
+
+    impl Hold {
+        pub(super) fn new(conn: &Arc<Mutex<Connection>>) -> Self {
+            let key = key(conn);
+            HELD.with(|h| h.borrow_mut().push(key));
+            Hold(key)
+        }
+    }
+
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            HELD.with(|h| {
+                let mut held = h.borrow_mut();
+                if let Some(i) = held.iter().rposition(|k| *k == self.0) {
+                    held.remove(i);
+                }
+            });
+        }
     }
 }

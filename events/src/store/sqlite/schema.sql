@@ -44,3 +44,14 @@ CREATE TABLE IF NOT EXISTS events_failures (
     UNIQUE (handler, position)
 );
 CREATE INDEX IF NOT EXISTS events_failures_by_aggregate ON events_failures (handler, aggregate_key, position);
+
+-- One snapshot per stream (event-sourced aggregates): the state up to `sequence`, in the
+-- aggregate's snapshot schema `version`.
+CREATE TABLE IF NOT EXISTS events_snapshots (
+    aggregate_type TEXT    NOT NULL,
+    aggregate_id   TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    sequence       INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id)
+);

@@ -1,0 +1,114 @@
+//! `#[command(aggregate = Type)]`: the command is routed to its aggregate. The derive
+//! registers the one generic routing handler (so a `#[command_handler]` for it is a conflicting
+//! impl, as with any second handler) and reads the aggregate id from the field marked
+//! `#[command(id)]` (per variant in an enum).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Ident, Member, Path, Type};
+
+use crate::attr::{flag, options};
+use crate::ctxt::Ctxt;
+use crate::registration::location;
+
+options! {
+    /// The options of `#[command(..)]` on a field.
+    pub struct FieldOptions for "command" {
+        /// The field holds the aggregate id.
+        id: () = |cx, meta| flag(cx, meta, "#[command(id)]"),
+    }
+}
+
+/// A field marked `#[command(id)]`: its variant (in an enum), its member, and the key as
+/// written (for errors).
+pub struct IdField {
+    pub variant: Option<Ident>,
+    pub member: Member,
+    pub key: Path,
+}
+
+/// The fields marked `#[command(id)]`, at most one per struct or variant.
+pub struct IdFields(pub Vec<IdField>);
+
+impl IdFields {
+    pub fn from_ast(cx: &Ctxt, input: &DeriveInput) -> Self {
+        let mut found = Vec::new();
+        match &input.data {
+            Data::Struct(data) => found.extend(marked(cx, None, &data.fields)),
+            Data::Enum(data) => {
+                for v in &data.variants {
+                    found.extend(marked(cx, Some(&v.ident), &v.fields));
+                }
+            }
+            Data::Union(_) => {}
+        }
+        IdFields(found)
+    }
+}
+
+fn marked(cx: &Ctxt, variant: Option<&Ident>, fields: &Fields) -> Option<IdField> {
+    let mut found: Option<IdField> = None;
+    for (index, field) in fields.iter().enumerate() {
+        let options = FieldOptions::from_attrs(cx, &field.attrs);
+        let Some(key) = options.id.key() else {
+            continue;
+        };
+        if found.is_some() {
+            cx.error_spanned_by(key, "only one field can be the aggregate `id`");
+            continue;
+        }
+        let member = match &field.ident {
+            Some(ident) => Member::Named(ident.clone()),
+            None => Member::Unnamed(syn::Index {
+                index: index as u32,
+                span: field.ty.span(),
+            }),
+        };
+        found = Some(IdField {
+            variant: variant.cloned(),
+            member,
+            key: key.clone(),
+        });
+    }
+    found
+}
+
+/// The routing handler's registration, the `AggregateCommand` impl and the marker of the one
+/// handler.
+pub fn expand(ident: &Ident, aggregate: &Type, ids: &IdFields) -> TokenStream {
+    // `mixed_site`: never shadowed by, nor shadowing, the user's names.
+    let id = Ident::new("__events_id", Span::mixed_site());
+    let arms = ids.0.iter().map(
+        |IdField {
+             variant, member, ..
+         }| {
+            let path = match variant {
+                Some(v) => quote!(#ident::#v),
+                None => quote!(#ident),
+            };
+            quote!(#path { #member: #id, .. } => __events::aggregate_id(#id))
+        },
+    );
+    let aggregate_name = aggregate.to_token_stream().to_string().replace(' ', "");
+    let name = format!("{ident} -> {aggregate_name}");
+    let location = location(ident);
+    quote! {
+        #[automatically_derived]
+        impl ::events::AggregateCommand for #ident {
+            type Aggregate = #aggregate;
+            #[allow(unreachable_patterns)]
+            fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
+                match self { #(#arms,)* _ => ::core::option::Option::None }
+            }
+        }
+        struct __EventsRoute;
+        impl __events::RouteFn for __EventsRoute {
+            const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name);
+            const LOCATION: __events::Location = #location;
+        }
+        __events::inventory::submit!(__events::Registration::routed::<#ident, __EventsRoute>());
+        #[automatically_derived]
+        impl ::events::HandledCommand for #ident {}
+    }
+}

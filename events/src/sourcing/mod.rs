@@ -1,0 +1,30 @@
+//! Event sourcing, above the store: event sets, event-sourced aggregates with async command
+//! handling and services, the repository (load, decide, append with optimistic-concurrency
+//! retry), commands routed to their aggregate, projections and their rebuild, views persisted
+//! by id.
+
+mod aggregate;
+mod projection;
+mod repository;
+mod route;
+mod set;
+mod snapshot;
+#[cfg(feature = "sqlite")]
+mod view;
+
+pub use aggregate::{EventSourced, Handle, Services};
+pub use projection::{catch_up, rebuild, replay, Projection, RebuildError, Replayed};
+pub use repository::{Committed, ExecuteError, Repository, DEFAULT_ATTEMPTS};
+pub use route::{AggregateCommand, RoutedError, SharedStore};
+pub use set::{EventOf, EventSet};
+pub use snapshot::Snapshots;
+#[cfg(feature = "sqlite")]
+pub use view::{AggregateView, View, ViewRepository};
+
+#[doc(hidden)]
+pub use route::RouteFn;
+#[doc(hidden)]
+pub use set::{
+    variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
+    SetMember, Variant,
+};

@@ -1,0 +1,276 @@
+//! Commands routed to their aggregate: `#[derive(Command)] #[command(aggregate = Account)]`
+//! registers one generic handler for the command (so a hand-written one is still a compile
+//! error), which loads the aggregate from the bus's event store, lets it decide with its
+//! services, appends with optimistic-concurrency retry, and dispatches the stored events.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::bus::{Bus, BusBuilder};
+use crate::catalog::Location;
+use crate::command::{Command, CommandCall, CommandHandler, CommandOutcome, SendError};
+use crate::extract::{Context, ExtractError, Requirement};
+use crate::handler::BoxFuture;
+use crate::meta::Meta;
+use crate::registry::Registration;
+use crate::sourcing::aggregate::{Handle, Services};
+use crate::sourcing::repository::{ExecuteError, Repository};
+use crate::store::{
+    EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId,
+};
+
+/// A command that targets one instance of an event-sourced aggregate. Implemented by
+/// `#[derive(Command)]` with `#[command(aggregate = Type)]`; the id comes from the field
+/// marked `#[command(id)]` or from [`Bus::send_to`].
+pub trait AggregateCommand: Command + Clone + Sync {
+    /// The aggregate that handles the command.
+    type Aggregate: Handle<Self>;
+    /// The id in the field marked `#[command(id)]`, if the command (or its variant) has one.
+    fn aggregate_id(&self) -> Option<String>;
+}
+
+/// The error of a command routed to `C`'s aggregate.
+pub type RoutedError<C> = ExecuteError<<<C as AggregateCommand>::Aggregate as Handle<C>>::Error>;
+
+/// Any [`EventStore`], shared: what the bus holds for routed commands
+/// (`Bus::builder().event_store(store)`).
+#[derive(Clone)]
+pub struct SharedStore(Arc<dyn DynStore>);
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedStore")
+    }
+}
+
+impl SharedStore {
+    /// Shares `store`.
+    pub fn new(store: impl EventStore + 'static) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+/// [`EventStore`] with boxed futures, so one store type serves every aggregate.
+trait DynStore: Send + Sync {
+    fn append<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        expected: u64,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+    fn read_stream<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>>;
+    fn read_stream_after<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>>;
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        snapshot: StoredSnapshot,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+impl<T: EventStore + 'static> DynStore for T {
+    fn append<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        expected: u64,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(EventStore::append(self, stream, expected, events))
+    }
+    fn read_stream<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(EventStore::read_stream(self, stream))
+    }
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(EventStore::read_all(self, after, limit))
+    }
+    fn read_stream_after<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(EventStore::read_stream_after(self, stream, after))
+    }
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
+        Box::pin(EventStore::load_snapshot(self, stream))
+    }
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: StreamId<'a>,
+        snapshot: StoredSnapshot,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(EventStore::save_snapshot(self, stream, snapshot))
+    }
+}
+
+impl EventStore for SharedStore {
+    async fn append(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.append(stream, expected_version, events).await
+    }
+    async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_stream(stream).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_all(after, limit).await
+    }
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_stream_after(stream, after).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        self.0.load_snapshot(stream).await
+    }
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        self.0.save_snapshot(stream, snapshot).await
+    }
+}
+
+impl BusBuilder {
+    /// The event store that commands routed to aggregates load from and append to.
+    pub fn event_store(self, store: impl EventStore + 'static) -> Self {
+        self.resource(SharedStore::new(store))
+    }
+}
+
+/// Load, decide, append (retrying on a conflict), dispatch: the one place a routed command
+/// runs. `id` overrides the command's own `#[command(id)]` field.
+async fn route<C>(bus: &Bus, id: Option<String>, command: C, cause: &Meta) -> CommandOutcome<C>
+where
+    C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
+{
+    let Some(id) = id.or_else(|| command.aggregate_id()) else {
+        return Err(SendError::Rejected(ExecuteError::NoAggregateId(C::NAME)));
+    };
+    let store = bus
+        .resource::<SharedStore>()
+        .ok_or(ExtractError::MissingResource(
+            "events::sourcing::SharedStore (give the bus its store: `Bus::builder().event_store(store)`)",
+        ))?;
+    let services = <<C::Aggregate as Handle<C>>::Services as Services>::from_bus(bus)?;
+    let repository = Repository::<C::Aggregate, SharedStore>::new((*store).clone());
+    let metadata = EventMetadata::caused_by(cause);
+    let committed = repository
+        .execute(&id, command, &services, metadata)
+        .await
+        .map_err(SendError::Rejected)?;
+    committed.dispatch(bus).await;
+    Ok(committed.version)
+}
+
+/// The handler `#[derive(Command)]` registers for a command routed to its aggregate.
+fn route_command<'a, C>(command: C, cx: &'a Context<'a>) -> BoxFuture<'a, CommandOutcome<C>>
+where
+    C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
+{
+    Box::pin(async move { route(cx.bus(), None, command, cx.meta()).await })
+}
+
+/// The name and place of a routed command's handler, as `#[derive(Command)]` with
+/// `#[command(aggregate = ..)]` describes them.
+#[doc(hidden)]
+pub trait RouteFn: 'static {
+    /// `module::Command -> Aggregate`.
+    const NAME: &'static str;
+    /// Where the command is defined.
+    const LOCATION: Location;
+}
+
+impl Registration {
+    /// Registers the routing handler of the command `C`, named and placed by `H`.
+    pub const fn routed<C, H>() -> Self
+    where
+        C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
+        H: RouteFn,
+    {
+        Self::any(&Routed::<C, H>::HANDLER)
+    }
+}
+
+/// Builds the descriptor of a routed command's handler.
+struct Routed<C, H>(PhantomData<(C, H)>);
+
+impl<C, H> Routed<C, H>
+where
+    C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
+    H: RouteFn,
+{
+    /// The bus's event store and the aggregate's services, checked when the bus is built.
+    const REQUIRES: &'static [Option<Requirement>] = &[
+        Some(Requirement::resource::<SharedStore>()),
+        <<C::Aggregate as Handle<C>>::Services as Services>::REQUIRES,
+    ];
+
+    const HANDLER: CommandHandler<C> = CommandHandler::new(
+        H::NAME,
+        CommandCall::Async(route_command::<C>),
+        Self::REQUIRES,
+        H::LOCATION,
+    );
+}
+
+impl Bus {
+    /// Sends a command to the aggregate instance `id` (for commands without a
+    /// `#[command(id)]` field, like cqrs-es's `execute(id, command)`). Returns the aggregate's
+    /// version after the append.
+    pub async fn send_to<C>(&self, id: impl Into<String>, command: C) -> CommandOutcome<C>
+    where
+        C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
+    {
+        self.send_to_with(id, command, crate::command::command_meta::<C>())
+            .await
+    }
+
+    /// Like [`send_to`](Self::send_to), with the command's metadata given.
+    pub async fn send_to_with<C>(
+        &self,
+        id: impl Into<String>,
+        command: C,
+        meta: Meta,
+    ) -> CommandOutcome<C>
+    where
+        C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
+    {
+        let id = id.into();
+        let future = async { route(self, Some(id), command, &meta).await };
+        crate::command::run_instrumented::<C>("routed", &meta, Box::pin(future)).await
+    }
+}

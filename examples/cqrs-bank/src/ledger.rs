@@ -1,0 +1,41 @@
+//! The ledger view of the cqrs-es demo, kept per account by a `ViewRepository`.
+
+use events::sourcing::{AggregateView, View};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::BankAccountEvent;
+
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+pub struct BankAccountView {
+    pub account_id: Option<String>,
+    pub balance: f64,
+    pub written_checks: Vec<String>,
+    pub ledger: Vec<(String, f64)>,
+}
+
+impl View for BankAccountView {
+    const NAME: &'static str = "bank_account";
+}
+
+impl AggregateView for BankAccountView {
+    type Event = BankAccountEvent;
+
+    fn update(&mut self, event: &BankAccountEvent) {
+        use BankAccountEvent::*;
+        let (description, amount, balance) = match event {
+            AccountOpened { account_id } => return self.account_id = Some(account_id.clone()),
+            CustomerDepositedMoney { amount, balance } => ("deposit", *amount, *balance),
+            CustomerWithdrewCash { amount, balance } => ("atm withdrawal", -amount, *balance),
+            CustomerWroteCheck {
+                check_number,
+                amount,
+                balance,
+            } => {
+                self.written_checks.push(check_number.clone());
+                (check_number.as_str(), -amount, *balance)
+            }
+        };
+        self.ledger.push((description.into(), amount));
+        self.balance = balance;
+    }
+}
