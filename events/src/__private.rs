@@ -9,25 +9,19 @@ pub use crate::sourcing::{
 pub use crate::sourcing::{MemberFns, SetMember, Variant};
 
 pub use crate::command::{
-    CommandCall, CommandEntry, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot,
-    FromCommandContext, IntoCommandOutcome,
+    CommandCall, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot, FromCommandContext,
+    IntoCommandOutcome,
 };
 pub use crate::command_shim::{boxed_command, extract_for_command, CommandFn, FnCall, FnInfo};
 
 pub use crate::catalog::Location;
-pub use crate::event::AggregateId;
+pub use crate::event::{AggregateId, Upcaster};
 pub use crate::extract::{Context, FromContext, Requirement};
 pub use crate::handler::{
     BoxFuture, Call, DurableBatchCall, DurableCall, Handler, Outcome, RetryPolicy,
 };
-pub use crate::registry::{EventEntry, EventRegistry, Registration, Slot};
+pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;
 pub use crate::shim::{
     aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, Durable, IntoOutcome,
 };
-
-use crate::error::BoxError;
-
-/// Brings an older stored payload to the event's current version:
-/// `(stored version, payload) -> payload`. Set with `#[event(upcast = path::to::fn)]`.
-pub type Upcaster = fn(u32, serde_json::Value) -> Result<serde_json::Value, BoxError>;

@@ -9,9 +9,9 @@ use std::any::Any;
 use std::fmt;
 
 use crate::bus::Bus;
+use crate::event::DomainEvent;
 use crate::handler::BoxFuture;
 use crate::report::Report;
-use crate::DomainEvent;
 
 /// An event of any type, recorded by an aggregate; object safe, so a batch can mix types.
 ///

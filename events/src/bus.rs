@@ -62,7 +62,7 @@ struct Inner {
     /// The handlers this bus runs, when built with `serve_module` (`None`: all of them).
     subset: Option<Subset>,
     /// Test capture (`events::testing::Capture`): sees every published event.
-    tap: Option<crate::testing::Capture>,
+    tap: Option<crate::capture::Capture>,
     /// Where events with durable handlers are stored when published.
     sink: Option<Arc<dyn DurableSink>>,
     /// No capture and no timing: `publish` may take its plain path.
@@ -133,7 +133,7 @@ pub struct BusBuilder {
     record_durations: bool,
     /// Module paths whose handlers the bus serves (empty: every linked handler).
     serve: Vec<&'static str>,
-    pub(crate) tap: Option<crate::testing::Capture>,
+    pub(crate) tap: Option<crate::capture::Capture>,
     sink: Option<Arc<dyn DurableSink>>,
     required_handlers: Vec<String>,
     required_crates: Vec<String>,
@@ -949,7 +949,7 @@ impl BusBuilder {
                 }
             }
         }
-        problems.extend(crate::command::problems(
+        problems.extend(crate::registry::command_problems(
             &|id| provided.contains_key(&id),
             &|module| self.selected(module),
         ));

@@ -4,12 +4,11 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use crate::__private::Upcaster;
 use crate::error::BoxError;
+use crate::event::{DomainEvent, Upcaster};
 use crate::extract::Requirement;
 use crate::handler::{Call, DurableBatchCall, DurableCall, Handler, HandlerKind, RetryPolicy};
 use crate::registry::event_entries;
-use crate::DomainEvent;
 
 /// Where a handler is defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -27,12 +27,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::bus::Bus;
 use crate::catalog::catalog;
+use crate::catalog::HandlerInfo;
+use crate::handler::HandlerKind;
 use crate::store::connect;
 use crate::store::durable::{DurableStore, FailureStatus, IntoDurableStore, OnReset, Owner};
 use crate::store::StoreError;
 use crate::worker::{orphaned_checkpoints, unknown_handler, Worker, WorkerError};
-use crate::{Bus, HandlerInfo, HandlerKind};
 
 /// The events operator CLI.
 #[derive(Debug, Parser)]

@@ -16,11 +16,10 @@ use tracing::Instrument;
 
 use crate::bus::Bus;
 use crate::catalog::Location;
-use crate::error::Problem;
 use crate::extract::{Context, ExtractError, FromContext, Requirement};
 use crate::handler::BoxFuture;
 use crate::meta::{LazyMeta, Meta};
-use crate::registry::registered;
+use crate::registry::{registered, CommandEntry, ErasedCommandRegistry};
 use crate::report::FailureCause;
 
 /// A command: a request to change the domain, handled by exactly one handler.
@@ -195,14 +194,6 @@ impl<C: Command> Default for CommandRegistry<C> {
     }
 }
 
-/// The type-erased face of a [`CommandRegistry`], for start-up checks.
-pub(crate) trait ErasedCommandRegistry: Sync {
-    fn name(&self) -> &'static str;
-    fn type_name(&self) -> &'static str;
-    /// `(name, location, requirements)` of every handler.
-    fn describe(&self) -> Vec<(&'static str, Location, &'static [Option<Requirement>])>;
-}
-
 impl<C: Command> ErasedCommandRegistry for CommandRegistry<C> {
     fn name(&self) -> &'static str {
         C::NAME
@@ -220,61 +211,11 @@ impl<C: Command> ErasedCommandRegistry for CommandRegistry<C> {
     }
 }
 
-/// A command type in the global list; `#[derive(Command)]` submits one per type.
-pub struct CommandEntry(&'static dyn ErasedCommandRegistry);
-
 impl CommandEntry {
     /// The entry of the command type whose registry this is.
     pub const fn new<C: Command>(registry: &'static CommandRegistry<C>) -> Self {
         Self(registry)
     }
-}
-
-inventory::collect!(CommandEntry);
-
-/// Start-up checks of commands: exactly one handler each, and every resource it asks for.
-pub(crate) fn problems(
-    provided: &dyn Fn(std::any::TypeId) -> bool,
-    served: &dyn Fn(&str) -> bool,
-) -> Vec<Problem> {
-    let mut entries: Vec<_> = inventory::iter::<CommandEntry>
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
-    entries.sort_by_key(|e| (e.name(), e.type_name()));
-    let mut problems = Vec::new();
-    for entry in entries {
-        let handlers = entry.describe();
-        match handlers.len() {
-            0 => problems.push(Problem::MissingCommandHandler {
-                command: entry.name().to_owned(),
-                type_name: entry.type_name().to_owned(),
-            }),
-            1 => {}
-            _ => problems.push(Problem::DuplicateCommandHandler {
-                command: entry.name().to_owned(),
-                handlers: handlers
-                    .iter()
-                    .map(|(name, location, _)| format!("`{name}` at {location}"))
-                    .collect(),
-            }),
-        }
-        for (name, location, requires) in handlers {
-            if !served(location.module_path()) {
-                continue;
-            }
-            for req in requires.iter().flatten() {
-                if !provided((req.type_id)()) {
-                    problems.push(Problem::MissingResource {
-                        handler: name.to_owned(),
-                        location: location.to_string(),
-                        resource: req.type_name().to_owned(),
-                    });
-                }
-            }
-        }
-    }
-    problems
 }
 
 /// Fresh metadata for a command: a new UUID v7 id (the causation id of the events its handler

@@ -6,7 +6,7 @@ use std::fmt;
 /// `Result<(), E>`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Building a [`Bus`](crate::Bus) found problems; every one of them is listed.
+/// Building a [`Bus`](crate::bus::Bus) found problems; every one of them is listed.
 ///
 /// Its `Debug` is its message too, so `fn main() -> Result<(), BuildError>` and `.expect(..)`
 /// print the problems readably.
@@ -46,7 +46,7 @@ fn render(problems: &[Problem]) -> String {
     out
 }
 
-/// One problem found while building a [`Bus`](crate::Bus).
+/// One problem found while building a [`Bus`](crate::bus::Bus).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {

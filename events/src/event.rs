@@ -1,6 +1,7 @@
 //! The `DomainEvent` trait: what the derive gives an event type.
 
-use crate::__private::Slot;
+use crate::error::BoxError;
+use crate::registry::Slot;
 
 /// A domain event: a fact that happened in the domain, named and versioned.
 ///
@@ -106,3 +107,7 @@ impl<T: AggregateId + ?Sized> AggregateId for std::sync::Arc<T> {
         (**self).to_aggregate_id()
     }
 }
+
+/// Brings an older stored payload to the event's current version:
+/// `(stored version, payload) -> payload`. Set with `#[event(upcast = path::to::fn)]`.
+pub type Upcaster = fn(u32, serde_json::Value) -> Result<serde_json::Value, BoxError>;

@@ -48,6 +48,7 @@
 
 pub mod aggregate;
 mod bus;
+mod capture;
 mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -5,10 +5,11 @@
 use std::any::Any;
 use std::sync::OnceLock;
 
-use crate::__private::Upcaster;
-use crate::catalog::{catalog, EventInfo, HandlerInfo};
+use crate::catalog::{catalog, EventInfo, HandlerInfo, Location};
+use crate::error::Problem;
+use crate::event::{DomainEvent, Upcaster};
+use crate::extract::Requirement;
 use crate::handler::{Call, Encode, Handler, SyncCall};
-use crate::DomainEvent;
 
 /// Gives access to an event type's handler list; implemented by the hidden slot type that
 /// `#[derive(DomainEvent)]` generates.
@@ -228,4 +229,63 @@ inventory::collect!(EventEntry);
 
 pub(crate) fn event_entries() -> impl Iterator<Item = &'static dyn ErasedRegistry> {
     inventory::iter::<EventEntry>.into_iter().map(|e| e.0)
+}
+
+/// The type-erased face of a command type's handler registry (`command::CommandRegistry`), for
+/// start-up checks; defined here so the core checks commands without importing them.
+pub(crate) trait ErasedCommandRegistry: Sync {
+    fn name(&self) -> &'static str;
+    fn type_name(&self) -> &'static str;
+    /// `(name, location, requirements)` of every handler.
+    fn describe(&self) -> Vec<(&'static str, Location, &'static [Option<Requirement>])>;
+}
+
+/// A command type in the global list; `#[derive(Command)]` submits one per type.
+pub struct CommandEntry(pub(crate) &'static dyn ErasedCommandRegistry);
+
+inventory::collect!(CommandEntry);
+
+/// Start-up checks of commands: exactly one handler each, and every resource it asks for.
+pub(crate) fn command_problems(
+    provided: &dyn Fn(std::any::TypeId) -> bool,
+    served: &dyn Fn(&str) -> bool,
+) -> Vec<Problem> {
+    let mut entries: Vec<_> = inventory::iter::<CommandEntry>
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    entries.sort_by_key(|e| (e.name(), e.type_name()));
+    let mut problems = Vec::new();
+    for entry in entries {
+        let handlers = entry.describe();
+        match handlers.len() {
+            0 => problems.push(Problem::MissingCommandHandler {
+                command: entry.name().to_owned(),
+                type_name: entry.type_name().to_owned(),
+            }),
+            1 => {}
+            _ => problems.push(Problem::DuplicateCommandHandler {
+                command: entry.name().to_owned(),
+                handlers: handlers
+                    .iter()
+                    .map(|(name, location, _)| format!("`{name}` at {location}"))
+                    .collect(),
+            }),
+        }
+        for (name, location, requires) in handlers {
+            if !served(location.module_path()) {
+                continue;
+            }
+            for req in requires.iter().flatten() {
+                if !provided((req.type_id)()) {
+                    problems.push(Problem::MissingResource {
+                        handler: name.to_owned(),
+                        location: location.to_string(),
+                        resource: req.type_name().to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    problems
 }

@@ -16,10 +16,10 @@ use uuid::Uuid;
 use crate::bus::Bus;
 use crate::catalog::catalog;
 use crate::decode::{from_value, hint};
+use crate::event::DomainEvent;
 use crate::handler::BoxFuture;
 use crate::report::Report;
 use crate::store::{EventMetadata, NewEvent, StoreError, StoredEvent};
-use crate::DomainEvent;
 
 /// The events of one event-sourced aggregate: an enum made by [`event_set!`](crate::event_set),
 /// one variant per event type. Stored and dispatched as the variant's own event type.
@@ -171,7 +171,7 @@ macro_rules! event_set {
 
             fn publish_with(
                 &self,
-                bus: &$crate::Bus,
+                bus: &$crate::bus::Bus,
                 stored: &$crate::store::StoredEvent,
             ) -> $crate::Report {
                 match self {
@@ -181,7 +181,7 @@ macro_rules! event_set {
 
             fn dispatch_stored<'a>(
                 &'a self,
-                bus: &'a $crate::Bus,
+                bus: &'a $crate::bus::Bus,
                 stored: &'a $crate::store::StoredEvent,
             ) -> $crate::__private::BoxFuture<'a, $crate::Report> {
                 match self {

@@ -426,7 +426,7 @@ impl dyn DurableStore {
     /// Appends one typed event to its aggregate's stream (from `E::AGGREGATE_TYPE` and
     /// `aggregate_id()`, or the event's name when it has none), after whatever the stream
     /// holds.
-    pub async fn append_event<E: crate::DomainEvent + serde::Serialize>(
+    pub async fn append_event<E: crate::event::DomainEvent + serde::Serialize>(
         &self,
         event: &E,
         metadata: super::EventMetadata,

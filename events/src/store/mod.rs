@@ -25,20 +25,20 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::BoxError;
+use crate::event::DomainEvent;
 use crate::meta::Meta;
-use crate::DomainEvent;
 
 #[cfg(feature = "durable")]
 pub use connect::connect;
 #[cfg(feature = "durable")]
 pub use durable::{DurableStore, IntoDurableStore};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 /// The SQLite driver [`SqliteStore::transaction`] hands a `rusqlite::Transaction` of: use this
 /// re-export, so your code and the store agree on its version.
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::catalog::catalog;
+use crate::handler::HandlerKind;
 use crate::store::durable::DurableStore;
 use crate::store::StoreError;
-use crate::HandlerKind;
 
 /// Reads the progress of every durable handler of the program from `store` once and sets its
 /// gauges. Stops at the first store error, leaving the gauges not yet set as they were.

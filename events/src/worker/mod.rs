@@ -37,10 +37,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::bus::Bus;
 use crate::catalog::catalog;
+use crate::handler::HandlerKind;
 use crate::store::durable::{DurableStore, IntoDurableStore, Lease, Owner};
 use crate::store::StoreError;
-use crate::{Bus, HandlerKind};
 
 pub use crate::store::durable::{FailureStatus, HandlerStatus, PendingFailure};
 pub(crate) use subscription::Stop;

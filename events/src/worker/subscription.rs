@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use super::engine::{decide, Breaker, HoldBack};
 use super::{HandlerSummary, Options};
+use crate::bus::Bus;
 use crate::bus::{Clock, Target};
 use crate::catalog::DurableShim;
 use crate::catalog::{Catalog, EventInfo, HandlerInfo};
@@ -18,7 +19,6 @@ use crate::store::durable::{
     aggregate_key, Claim, Claimed, DurableStore, Lease, PendingFailure, Record, Settlement,
 };
 use crate::store::{StoreError, StoredEvent};
-use crate::Bus;
 
 /// When to stop: a stop was sent, or the run's deadline passed (checked on the clock too, so
 /// a subscription that has not yielded for a while still sees it).

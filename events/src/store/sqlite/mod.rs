@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{
     EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId,
 };
-use crate::DomainEvent;
+use crate::event::DomainEvent;
 
 mod delivery;
 mod snapshots;
