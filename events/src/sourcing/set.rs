@@ -171,7 +171,7 @@ macro_rules! event_set {
 
             fn publish_with(
                 &self,
-                bus: &$crate::bus::Bus,
+                bus: &$crate::Bus,
                 stored: &$crate::store::StoredEvent,
             ) -> $crate::Report {
                 match self {
@@ -181,7 +181,7 @@ macro_rules! event_set {
 
             fn dispatch_stored<'a>(
                 &'a self,
-                bus: &'a $crate::bus::Bus,
+                bus: &'a $crate::Bus,
                 stored: &'a $crate::store::StoredEvent,
             ) -> $crate::__private::BoxFuture<'a, $crate::Report> {
                 match self {
