@@ -258,6 +258,7 @@ impl Worker {
                     .instrument(span),
             );
         }
+        let end = deadline;
         let deadline = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -295,7 +296,13 @@ impl Worker {
                         tracing::error!("worker stopping: a subscription failed");
                         break;
                     },
-                    None => break,
+                    None => {
+                        // Every subscription also watches the deadline and may see it first.
+                        if end.is_some_and(|at| Instant::now() >= at) {
+                            tracing::info!("worker stopping: maximum run time reached");
+                        }
+                        break;
+                    }
                 },
                 () = &mut shutdown => {
                     tracing::info!("worker stopping: shutdown requested; finishing the events in hand");
