@@ -20,6 +20,28 @@ use super::StoreError;
 /// # Ok::<(), events::store::StoreError>(()) }).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
+    open(url, true).await
+}
+
+/// Like [`connect`], but never creates a store: an SQLite file that does not exist is an
+/// error that says so (for commands that only read, which must not leave an empty file behind
+/// a mistyped path). PostgreSQL databases are never created by [`connect`] either.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let path = std::env::temp_dir().join("events-connect-existing-doc/none.db");
+/// let err = events::store::connect_existing(&format!("sqlite://{}", path.display()))
+///     .await
+///     .unwrap_err();
+/// assert!(err.to_string().contains("does not exist"), "{err}");
+/// assert!(!path.exists());
+/// # });
+/// ```
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
+    open(url, false).await
+}
+
+async fn open(url: &str, create: bool) -> Result<Arc<dyn DurableStore>, StoreError> {
     let refuse = |reason: String| StoreError::Open {
         path: url.into(),
         reason,
@@ -28,7 +50,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
         refuse("not a URL; use sqlite://PATH, sqlite::memory: or postgres://...".to_owned())
     })?;
     match scheme {
-        "sqlite" => open_sqlite(url, rest),
+        "sqlite" => open_sqlite(url, rest, create),
         "postgres" | "postgresql" => {
             #[cfg(feature = "postgres")]
             {
@@ -55,7 +77,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
 }
 
 #[cfg(feature = "sqlite")]
-fn open_sqlite(url: &str, rest: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
+fn open_sqlite(url: &str, rest: &str, create: bool) -> Result<Arc<dyn DurableStore>, StoreError> {
     use super::SqliteStore;
     if rest == ":memory:" {
         return Ok(Arc::new(SqliteStore::open_in_memory()?));
@@ -69,11 +91,15 @@ fn open_sqlite(url: &str, rest: &str) -> Result<Arc<dyn DurableStore>, StoreErro
                     .to_owned(),
         });
     }
-    Ok(Arc::new(SqliteStore::open(path)?))
+    Ok(Arc::new(if create {
+        SqliteStore::open(path)?
+    } else {
+        SqliteStore::open_existing(path)?
+    }))
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn open_sqlite(url: &str, _rest: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
+fn open_sqlite(url: &str, _rest: &str, _create: bool) -> Result<Arc<dyn DurableStore>, StoreError> {
     Err(StoreError::Open {
         path: url.into(),
         reason:
@@ -96,6 +122,24 @@ mod tests {
             .unwrap();
         assert_eq!(store.segments(), 1);
         assert!(file.exists());
+        let missing = dir.join("missing.db");
+        let err = connect_existing(&format!("sqlite://{}", missing.display()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(
+            !missing.exists(),
+            "a read-only open created {}",
+            missing.display()
+        );
+        assert_eq!(
+            connect_existing(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap()
+                .location(),
+            format!("sqlite://{}", file.display())
+        );
         let err = connect("sqlite://").await.unwrap_err().to_string();
         assert!(err.contains("give a file path"), "{err}");
         let err = connect("redis://x").await.unwrap_err().to_string();

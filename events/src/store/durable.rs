@@ -159,6 +159,11 @@ pub struct PendingFailure {
     pub next_attempt_at: Option<SystemTime>,
     /// The last error's text.
     pub last_error: Option<String>,
+    /// When it last changed: its last failed attempt, the moment it was held back, or an
+    /// operator's `retry`. Its age, for operators.
+    pub updated_at: SystemTime,
+    /// When its event occurred (the log's `occurred_at`).
+    pub occurred_at: SystemTime,
 }
 
 /// The key hold-back works by: `type/id` of an event's aggregate.
@@ -270,6 +275,25 @@ pub struct HandlerStatus {
     pub leases: Vec<Lease>,
 }
 
+/// Which stored events [`DurableStore::query_log`] returns: every filter given must match.
+/// The default matches the whole log, from the first position, without a limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only the events of this aggregate stream: (aggregate type, aggregate id).
+    pub aggregate: Option<(String, String)>,
+    /// Only the events of this chain: the event with this id and every event whose
+    /// correlation id it is.
+    pub correlation: Option<Uuid>,
+    /// Only events of this name.
+    pub name: Option<String>,
+    /// The first position to include (0 and 1 both mean the beginning).
+    pub from: u64,
+    /// The last position to include.
+    pub to: Option<u64>,
+    /// At most this many events (the first ones, in position order).
+    pub limit: Option<usize>,
+}
+
 /// The durable side of a backend: the log as the worker and the CLI need it, claims,
 /// checkpoints and pending failures. Object-safe, so `Arc<dyn DurableStore>` is chosen at run
 /// time (see [`connect`](super::connect)).
@@ -299,6 +323,15 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
 
     /// The highest committed position (0 when the log is empty).
     async fn log_head(&self) -> Result<u64, StoreError>;
+
+    /// The stored events that match `query`, in position order (the operator's event log,
+    /// `log` in the CLI). Reads what is committed now; it is not a checkpointed reader.
+    async fn query_log(&self, query: &LogQuery) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Where this store lives, in one line an operator recognises (`sqlite:///abs/app.db`,
+    /// `sqlite::memory:`, `postgres://user@host/db` without the password): the CLI names the
+    /// store each command opened.
+    fn location(&self) -> String;
 
     /// A counter that changes when something may have been appended (or a dead letter was
     /// rescheduled): look at its value, read, then await `changed()`; nothing is missed in

@@ -29,9 +29,9 @@ use crate::event::DomainEvent;
 use crate::meta::Meta;
 
 #[cfg(feature = "durable")]
-pub use connect::connect;
+pub use connect::{connect, connect_existing};
 #[cfg(feature = "durable")]
-pub use durable::{DurableStore, IntoDurableStore};
+pub use durable::{DurableStore, IntoDurableStore, LogQuery};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

@@ -18,7 +18,9 @@
 //! stdout, as many do), `LOG_STDOUT=1` (logs to stdout, the usual `tracing_subscriber::fmt()`
 //! set-up), `WORKER_THREADS=N` (a multi-thread runtime instead of the current-thread one), and
 //! `STALL_ON_ORDER=N` (the process freezes itself with SIGSTOP while handling order N, as a
-//! long GC pause or a suspended VM would, and reports that attempt as failed once continued).
+//! long GC pause or a suspended VM would, and reports that attempt as failed once continued),
+//! and `NO_LOGGER=1` (no `tracing` subscriber, as an application without logging: the CLI's
+//! worker then logs plain lines to stderr itself).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -27,7 +29,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use events::store::{DurableStore, EventMetadata, SqliteStore};
+use clap::{Parser, Subcommand};
+use events::cli::StoreSource;
+use events::store::{DurableStore, EventMetadata};
 use events::worker::metrics::sample_durable_gauges;
 use events::{event_handler, Bus, DomainEvent, Meta, Res};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
@@ -102,9 +106,11 @@ fn send_confirmation(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> std:
 )]
 async fn update_stock(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> Result<(), String> {
     if e.items == 0 {
+        // As a remote service's error reads: a long text over several lines.
         return Err(format!(
-            "stock service rejected order {}: no items",
-            e.order
+            "stock service rejected order {order}: no items\n  request: POST /stock/reservations {{\"order\": {order}, \"customer\": {customer}, \"items\": 0}}\n  response: 422 Unprocessable Entity: a reservation needs at least one item",
+            order = e.order,
+            customer = e.customer
         ));
     }
     journal
@@ -112,14 +118,60 @@ async fn update_stock(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> Res
         .map_err(|err| err.to_string())
 }
 
+/// The application's command line: its own `place-orders` beside the events operator
+/// commands, in one `--help`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "async-worker",
+    version,
+    about = "Orders stored as events, delivered by one worker process per durable handler"
+)]
+struct Cli {
+    /// Serve Prometheus metrics at http://ADDR/metrics while the command runs.
+    #[arg(long, global = true, value_name = "ADDR", value_parser = parse_addr)]
+    metrics_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    store: events::cli::StoreArgs,
+    #[command(subcommand)]
+    command: AppCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Store `OrderPlaced` events, as the application does (no handler runs here).
+    PlaceOrders {
+        /// How many orders.
+        #[arg(default_value_t = 10)]
+        count: u64,
+        /// Spread them over this many customers (aggregates).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        customers: u64,
+        /// Every K-th order has no items: the stock handler dead-letters it (0: none).
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        empty_every: u64,
+    },
+    #[command(flatten)]
+    Events(events::cli::Command),
+}
+
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|e| format!("not an address ({e}); write e.g. 127.0.0.1:9000"))
+}
+
 fn main() -> ExitCode {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("LOG_STDOUT").as_deref() == Ok("1") {
-        logs.with_writer(std::io::stdout).init();
-    } else {
-        logs.with_writer(std::io::stderr).init();
+    // Arguments first: `--help`, `--version` and mistakes need no runtime, logger or store.
+    let cli = Cli::parse();
+    if std::env::var("NO_LOGGER").as_deref() != Ok("1") {
+        let filter =
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+        let logs = tracing_subscriber::fmt().with_env_filter(filter);
+        if std::env::var("LOG_STDOUT").as_deref() == Ok("1") {
+            logs.with_writer(std::io::stdout).init();
+        } else {
+            logs.with_writer(std::io::stderr).init();
+        }
     }
     // One thread by default, as a worker process under a supervisor needs no more.
     let threads: usize = std::env::var("WORKER_THREADS")
@@ -135,7 +187,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.enable_all().build() {
-        Ok(runtime) => runtime.block_on(run()),
+        Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             ExitCode::FAILURE
@@ -143,46 +195,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().collect();
-    // `--metrics-addr ADDR` before the command: serve Prometheus metrics at http://ADDR/metrics.
-    // Installed before the bus is built, as the bus takes its counters from the recorder.
-    let metrics_addr = match take_metrics_addr(&mut args) {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(addr) = metrics_addr {
-        if let Err(e) = serve_metrics(addr) {
-            eprintln!("error: cannot serve metrics on {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
+async fn run(cli: Cli) -> ExitCode {
     let db = std::env::var("EVENTS_DB").unwrap_or_else(|_| "async-worker.db".into());
     // `--database-url` / `EVENTS_DATABASE_URL` (e.g. postgres://...) instead of the SQLite file;
-    // the handlers' journal stays next to `EVENTS_DB`.
-    let url = args
-        .iter()
-        .position(|a| a == "--database-url")
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var("EVENTS_DATABASE_URL").ok())
-        .filter(|url| !url.is_empty());
-    let opened = match &url {
-        Some(url) => events::store::connect(url).await,
-        None => SqliteStore::open(&db).map(|s| Arc::new(s) as Arc<dyn DurableStore>),
-    };
-    let store = match opened {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if metrics_addr.is_some() {
-        tokio::spawn(sample_durable_gauges(store.clone(), Duration::from_secs(1)));
-    }
+    // the handlers' journal stays next to `EVENTS_DB`. The CLI opens the store itself, so a
+    // command that only reads never creates it.
+    let mut store = cli.store.or(StoreSource::url(format!("sqlite://{db}")));
     let journal = Journal::from_env(&db);
     let bus = match Bus::builder().resource(journal).build() {
         Ok(bus) => bus,
@@ -191,29 +209,46 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut own = args.clone();
-    if let Some(i) = own.iter().position(|a| a == "--database-url") {
-        own.drain(i..(i + 2).min(own.len()));
+    // Installed before anything runs, as the bus and the worker take their counters from the
+    // recorder; the gauges sample the store, opened (and created) here.
+    if let Some(addr) = cli.metrics_addr {
+        if let Err(e) = serve_metrics(addr) {
+            eprintln!("error: cannot serve metrics on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+        let opened = match open(store).await {
+            Ok(opened) => opened,
+            Err(code) => return code,
+        };
+        tokio::spawn(sample_durable_gauges(
+            opened.clone(),
+            Duration::from_secs(1),
+        ));
+        store = StoreSource::Opened(opened);
     }
-    if own.get(1).map(String::as_str) == Some("place-orders") {
-        return place_orders(&store, &own[2..]).await;
+    match cli.command {
+        AppCommand::PlaceOrders {
+            count,
+            customers,
+            empty_every,
+        } => match open(store).await {
+            Ok(store) => place_orders(&store, count, customers, empty_every).await,
+            Err(code) => code,
+        },
+        AppCommand::Events(command) => events::cli::run_command(&bus, store, command).await,
     }
-    events::cli::run_from(&bus, store, args).await
 }
 
-/// Removes `--metrics-addr ADDR` from the front of the arguments and returns the address.
-fn take_metrics_addr(args: &mut Vec<String>) -> Result<Option<SocketAddr>, String> {
-    if args.get(1).map(String::as_str) != Some("--metrics-addr") {
-        return Ok(None);
-    }
-    let value = args
-        .get(2)
-        .ok_or("--metrics-addr needs an address, e.g. --metrics-addr 127.0.0.1:9000")?;
-    let addr = value.parse().map_err(|e| {
-        format!("--metrics-addr `{value}` is not an address ({e}); write e.g. 127.0.0.1:9000")
-    })?;
-    args.drain(1..3);
-    Ok(Some(addr))
+/// Opens (or creates) the store, for the application's own writes.
+async fn open(store: StoreSource) -> Result<Arc<dyn DurableStore>, ExitCode> {
+    let opened = match store {
+        StoreSource::Opened(store) => Ok(store),
+        StoreSource::Url(url) => events::store::connect(&url).await,
+    };
+    opened.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Installs the Prometheus recorder with its HTTP listener on the current runtime: counters,
@@ -228,20 +263,14 @@ fn serve_metrics(addr: SocketAddr) -> Result<(), BuildError> {
         .install()
 }
 
-/// `place-orders <count> [--customers N] [--empty-every K]`: the application's side, storing
-/// `OrderPlaced` events (every K-th order has no items and will be dead-lettered by the stock
-/// handler).
-async fn place_orders(store: &Arc<dyn DurableStore>, args: &[String]) -> ExitCode {
-    let arg = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let count = args.first().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let customers = arg("--customers", 5).max(1);
-    let empty_every = arg("--empty-every", 0);
+/// `place-orders`: the application's side, storing `OrderPlaced` events (every
+/// `empty_every`-th order has no items and will be dead-lettered by the stock handler).
+async fn place_orders(
+    store: &Arc<dyn DurableStore>,
+    count: u64,
+    customers: u64,
+    empty_every: u64,
+) -> ExitCode {
     for order in 1..=count {
         let items = if empty_every > 0 && order % empty_every == 0 {
             0

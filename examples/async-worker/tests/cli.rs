@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::App;
+use common::{last_line, status_table, App, Table, DEAD_LETTER_COLUMNS};
 
 #[test]
 fn an_operator_session() {
@@ -70,36 +70,63 @@ fn an_operator_session() {
     );
 
     let status = app.run(&["status"]);
-    let stock = status
-        .lines()
-        .find(|l| l.starts_with("orders.update_stock"))
-        .unwrap();
-    let cols: Vec<_> = stock.split_whitespace().collect();
+    let table = status_table(&status);
+    let stock = table.row("HANDLER", "orders.update_stock").unwrap();
+    let cols: Vec<_> = [
+        "EVENT",
+        "CHECKPOINT",
+        "LAG",
+        "LAG AGE",
+        "RETRYING",
+        "DEAD",
+        "HELD",
+        "LEASE",
+    ]
+    .iter()
+    .map(|c| stock[*c].as_str())
+    .collect();
     assert_eq!(
-        &cols[1..8],
-        ["orders.order_placed", "12", "0", "0", "3", "3", "-"],
+        cols,
+        ["orders.order_placed", "12", "0", "-", "0", "3", "3", "-"],
         "{status}"
     );
 
     // Orders 4, 8 and 12 belong to customers 1, 2 and 0; each holds back that customer's later orders.
     let dead = app.run(&["dead-letters"]);
-    let rows: Vec<_> = dead.lines().skip(1).collect();
-    assert_eq!(rows.len(), 3, "{dead}");
-    assert!(
-        dead.lines().next().unwrap().ends_with("LAST ERROR"),
-        "{dead}"
-    );
-    let first: Vec<_> = rows[0].split_whitespace().collect();
+    let table = Table::parse(dead.lines(), &DEAD_LETTER_COLUMNS);
+    assert_eq!(table.rows.len(), 3, "{dead}");
+    let first = &table.rows[0];
+    let cols: Vec<_> = [
+        "HANDLER",
+        "STATUS",
+        "POSITION",
+        "AGGREGATE",
+        "ATTEMPTS",
+        "HELD",
+        "NEXT ATTEMPT",
+    ]
+    .iter()
+    .map(|c| first[*c].as_str())
+    .collect();
     assert_eq!(
-        &first[1..6],
-        ["orders.update_stock", "4", "Customer/1", "2", "2"],
+        cols,
+        [
+            "orders.update_stock",
+            "dead",
+            "4",
+            "Customer/1",
+            "2",
+            "2",
+            "-"
+        ],
         "{dead}"
     );
     assert!(
-        rows[0].ends_with("stock service rejected order 4: no items"),
+        first["LAST ERROR"].starts_with("stock service rejected order 4: no items request: POST"),
         "{dead}"
     );
-    let id = first[0];
+    let id = first["ID"].clone();
+    let id = id.as_str();
 
     // Dropping the first releases the two orders held behind it.
     assert!(app
@@ -116,10 +143,7 @@ fn an_operator_session() {
     assert!(out.contains("2 dead-lettered"), "{out}");
     let bad = app.output(&["retry", "999"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&bad.stderr).trim(),
-        "error: no dead letter with id 999"
-    );
+    assert_eq!(last_line(&bad.stderr), "error: no dead letter with id 999");
 
     // Replay delivers a handler's history again, from a position.
     let out = app.run(&["replay", "orders.send_confirmation", "--from", "5"]);
@@ -183,10 +207,15 @@ fn unknown_handler_names_are_refused_with_the_valid_ones() {
 /// The only dead letter is order 4's, holding back two later orders of customer 0.
 fn dead_letter_4_holds_two(app: &App) {
     let dead = app.run(&["dead-letters"]);
-    assert_eq!(dead.lines().count(), 2, "{dead}");
-    let row: Vec<_> = dead.lines().nth(1).unwrap().split_whitespace().collect();
+    let table = Table::parse(dead.lines(), &DEAD_LETTER_COLUMNS);
+    assert_eq!(table.rows.len(), 1, "{dead}");
+    let row = &table.rows[0];
+    let cols: Vec<_> = ["HANDLER", "POSITION", "AGGREGATE", "ATTEMPTS", "HELD"]
+        .iter()
+        .map(|c| row[*c].as_str())
+        .collect();
     assert_eq!(
-        &row[1..6],
+        cols,
         ["orders.update_stock", "4", "Customer/0", "2", "2"],
         "{dead}"
     );
@@ -219,7 +248,7 @@ fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
     let out = app.output(&["replay", "orders.update_stock", "--from", "12"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        last_line(&out.stderr),
         "error: position 12 is past the log head (8); give a position up to 8"
     );
     assert_eq!(app.lag("orders.update_stock"), 8);
@@ -339,7 +368,7 @@ fn orphaned_checkpoints_are_reported_and_can_be_renamed() {
     ] {
         let out = app.output(&["rename-checkpoint", "orders.confirmation_v0", new]);
         assert_eq!(out.status.code(), Some(1));
-        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), refusal);
+        assert_eq!(last_line(&out.stderr), refusal);
     }
     assert_eq!(
         app.run(&[
@@ -368,6 +397,7 @@ fn the_database_url_picks_the_store() {
         .unwrap();
     assert!(placed.status.success());
     let url = format!("sqlite://{}", other.display());
+    app.run(&["migrate"]);
     assert!(app.run(&["status"]).starts_with("log head: position 0\n"));
     assert!(app
         .run(&["status", "--database-url", &url])

@@ -167,7 +167,7 @@ fn a_bad_metrics_address_is_refused_in_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
-        stderr.trim(),
-        "error: --metrics-addr `localhost` is not an address (invalid socket address syntax); write e.g. 127.0.0.1:9000"
+        stderr.lines().next().unwrap(),
+        "error: invalid value 'localhost' for '--metrics-addr <ADDR>': not an address (invalid socket address syntax); write e.g. 127.0.0.1:9000"
     );
 }

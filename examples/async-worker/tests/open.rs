@@ -16,7 +16,8 @@ fn processes_opening_a_new_file_together_all_succeed() {
                 let args: &[&str] = if i % 2 == 0 {
                     &["place-orders", "1"]
                 } else {
-                    &["status"]
+                    // Creates the file as well (`status` would refuse a missing one).
+                    &["migrate"]
                 };
                 app.command(args)
                     .stdout(Stdio::piped())

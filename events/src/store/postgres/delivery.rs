@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
     aggregate_key, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
-    HandlerStatus, Lease, OnReset, Owner, PendingFailure, Record, Settlement,
+    HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
 
@@ -171,7 +171,8 @@ async fn update_failure(
 }
 
 const FAILURE_COLUMNS: &str =
-    "f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error";
+    "f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error,
+     f.updated_at, (SELECT l.occurred_at FROM events_log l WHERE l.position = f.position)";
 
 fn pending_failure(row: &Row) -> PendingFailure {
     let status: String = row.get(4);
@@ -185,6 +186,11 @@ fn pending_failure(row: &Row) -> PendingFailure {
         attempts: row.get::<_, i32>(5) as u32,
         next_attempt_at: row.get(6),
         last_error: row.get(7),
+        updated_at: row.get(8),
+        // The failure's event is in the log: failures are only recorded for stored events.
+        occurred_at: row
+            .get::<_, Option<SystemTime>>(9)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
     }
 }
 
@@ -289,6 +295,14 @@ impl DurableStore for PostgresStore {
 
     async fn log_head(&self) -> Result<u64, StoreError> {
         self.head().await
+    }
+
+    async fn query_log(&self, query: &LogQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        super::query::query_log(self, query).await
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
     }
 
     fn wakeups(&self) -> watch::Receiver<u64> {

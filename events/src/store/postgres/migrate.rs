@@ -7,6 +7,11 @@ use crate::store::StoreError;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "log", include_str!("migrations/0001_log.sql")),
     (2, "delivery", include_str!("migrations/0002_delivery.sql")),
+    (
+        3,
+        "log_correlation",
+        include_str!("migrations/0003_log_correlation.sql"),
+    ),
 ];
 
 /// What [`PostgresStore::migrate`] did.

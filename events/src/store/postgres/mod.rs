@@ -39,6 +39,7 @@
 
 mod delivery;
 mod migrate;
+mod query;
 mod wakeup;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,6 +87,8 @@ pub struct PostgresStore {
     segments: u32,
     config: tokio_postgres::Config,
     wakeups: Wakeups,
+    /// The URL it was opened with, without its password (the `location` operators see).
+    location: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -212,6 +215,7 @@ impl PostgresStore {
             segments: segments.unwrap_or(DEFAULT_SEGMENTS),
             wakeups: Wakeups::new(config.clone()),
             config,
+            location: redacted(&url),
         };
         drop(store.client().await?); // fail now if the server does not answer
         Ok(store)

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{backend, from_micros, head, micros, stream_version, SqliteStore};
 use crate::store::durable::{
     aggregate_key, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
-    HandlerStatus, Lease, OnReset, Owner, PendingFailure, Record, Settlement,
+    HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
 
@@ -145,7 +145,8 @@ fn select_failures(
     args: impl rusqlite::Params,
 ) -> Result<Vec<PendingFailure>, StoreError> {
     let sql = format!(
-        "SELECT f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error
+        "SELECT f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error,
+                f.updated_at, (SELECT l.occurred_at FROM events_log l WHERE l.position = f.position)
          FROM events_failures f {filter}"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
@@ -162,6 +163,8 @@ fn select_failures(
                 attempts: r.get(5)?,
                 next_attempt_at: r.get::<_, Option<i64>>(6)?.map(from_micros),
                 last_error: r.get(7)?,
+                updated_at: from_micros(r.get(8)?),
+                occurred_at: from_micros(r.get::<_, Option<i64>>(9)?.unwrap_or(0)),
             })
         })
         .map_err(backend)?;
@@ -201,6 +204,14 @@ impl DurableStore for SqliteStore {
             "WHERE position > ?1 ORDER BY position LIMIT ?2",
             params![after as i64, limit as i64],
         )
+    }
+
+    async fn query_log(&self, query: &LogQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        super::query::query_log(&*self.try_lock()?, query)
+    }
+
+    fn location(&self) -> String {
+        SqliteStore::location(self)
     }
 
     async fn log_head(&self) -> Result<u64, StoreError> {

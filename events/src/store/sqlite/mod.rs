@@ -26,6 +26,7 @@ use super::{
 use crate::event::DomainEvent;
 
 mod delivery;
+mod query;
 mod snapshots;
 
 /// The tables, applied at open.
@@ -101,14 +102,7 @@ impl SqliteStore {
             path: path.clone(),
             reason,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(open_error(format!(
-                    "the directory {} does not exist; create it first",
-                    dir.display()
-                )));
-            }
-        }
+        check_directory(&path)?;
         let conn = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;
         Self::init(conn, Some(path.clone())).map_err(|e| match e {
             StoreError::Backend(source) => open_error(match source.downcast_ref() {
@@ -119,6 +113,35 @@ impl SqliteStore {
             }),
             other => other,
         })
+    }
+
+    /// Opens the store in an existing SQLite file; never creates one. A missing file is an
+    /// error that names it (for commands that only read: a mistyped path must not leave an
+    /// empty database behind).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        check_directory(path)?;
+        if !path.is_file() {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                reason: "it does not exist (this command only reads and creates none); check the path, or create the store first".to_owned(),
+            });
+        }
+        Self::open(path)
+    }
+
+    /// Where this store lives, as a URL: `sqlite://` and its absolute path, or
+    /// `sqlite::memory:`.
+    pub fn location(&self) -> String {
+        match &self.path {
+            Some(path) => format!(
+                "sqlite://{}",
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+            ),
+            None => "sqlite::memory:".to_owned(),
+        }
     }
 
     /// A private store in memory (tests, examples).
@@ -352,6 +375,20 @@ impl SqliteStore {
         let rows = stmt.query_map(args, raw_row).map_err(backend)?;
         rows.map(|r| r.map_err(backend).and_then(RawRow::decode))
             .collect()
+    }
+}
+
+/// Refuses a path whose directory does not exist, saying so.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the directory {} does not exist; create it first",
+                dir.display()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS events_log (
     UNIQUE (aggregate_type, aggregate_id, sequence)
 );
 CREATE INDEX IF NOT EXISTS events_log_by_name ON events_log (name, position);
+-- The operator's `log --correlation`: a whole chain by its correlation id.
+CREATE INDEX IF NOT EXISTS events_log_by_correlation ON events_log (json_extract(metadata, '$.correlation_id'));
 
 -- One row per durable handler (one segment on SQLite): its checkpoint and its lease. The
 -- lease token grows each time the lease changes hands (fencing).

@@ -111,12 +111,117 @@ impl App {
     /// The LAG column of a handler in `status`.
     pub fn lag(&self, handler: &str) -> u64 {
         let status = self.run(&["status"]);
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(handler))
-            .unwrap_or_else(|| panic!("{status}"));
-        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+        status_table(&status)
+            .row("HANDLER", handler)
+            .unwrap_or_else(|| panic!("{status}"))["LAG"]
+            .parse()
+            .unwrap()
     }
+}
+
+/// The handlers' table of `status` (between the log head and any orphaned checkpoints).
+pub fn status_table(status: &str) -> Table {
+    let lines = status
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("orphaned checkpoints"));
+    Table::parse(lines, &STATUS_COLUMNS)
+}
+
+/// The columns of `status`.
+pub const STATUS_COLUMNS: [&str; 10] = [
+    "HANDLER",
+    "EVENT",
+    "CHECKPOINT",
+    "LAG",
+    "LAG AGE",
+    "RETRYING",
+    "NEXT RETRY",
+    "DEAD",
+    "HELD",
+    "LEASE",
+];
+
+/// The columns of `dead-letters`.
+pub const DEAD_LETTER_COLUMNS: [&str; 11] = [
+    "ID",
+    "HANDLER",
+    "STATUS",
+    "POSITION",
+    "AGGREGATE",
+    "ATTEMPTS",
+    "HELD",
+    "AGE",
+    "LAST ATTEMPT",
+    "NEXT ATTEMPT",
+    "LAST ERROR",
+];
+
+/// A table the CLI printed, read by column position: each header's column starts where the
+/// header does, and every cell must start exactly there (after a space), which is what an
+/// aligned table is.
+pub struct Table {
+    pub rows: Vec<std::collections::BTreeMap<String, String>>,
+}
+
+impl Table {
+    /// Parses `lines` (the header first) with exactly these `columns`, checking alignment.
+    pub fn parse<'a>(mut lines: impl Iterator<Item = &'a str>, columns: &[&str]) -> Self {
+        let header = lines.next().expect("a header line");
+        let mut starts = Vec::new();
+        let mut from = 0;
+        for column in columns {
+            let at = from
+                + header[from..]
+                    .find(column)
+                    .unwrap_or_else(|| panic!("no column {column} in {header:?}"));
+            starts.push(at);
+            from = at + column.len();
+        }
+        assert_eq!(starts[0], 0, "{header:?}");
+        let rows = lines
+            .map(|line| {
+                let chars: Vec<char> = line.chars().collect();
+                let mut row = std::collections::BTreeMap::new();
+                for (i, column) in columns.iter().enumerate() {
+                    let start = starts[i];
+                    let end = starts
+                        .get(i + 1)
+                        .copied()
+                        .unwrap_or(chars.len())
+                        .min(chars.len());
+                    assert!(start < chars.len(), "row too short for {column}: {line:?}");
+                    if start > 0 {
+                        assert_eq!(chars[start - 1], ' ', "{column} misaligned in {line:?}");
+                    }
+                    assert_ne!(chars[start], ' ', "{column} misaligned in {line:?}");
+                    let cell: String = chars[start..end].iter().collect();
+                    row.insert(column.to_string(), cell.trim_end().to_owned());
+                }
+                row
+            })
+            .collect();
+        Self { rows }
+    }
+
+    /// The first row whose `column` is `value`.
+    pub fn row(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Option<&std::collections::BTreeMap<String, String>> {
+        self.rows.iter().find(|r| r[column] == value)
+    }
+}
+
+/// The last line of a process's stderr (after the `store: ...` line).
+pub fn last_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Waits for a child to exit by itself (up to `limit`, far above what it should take); kills it

@@ -1,0 +1,254 @@
+//! `status`: every durable handler's progress (checkpoint, lag in events and age, retries,
+//! dead letters, leases) as a table or JSON, and `--check`, the health check a monitor runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::args::StatusArgs;
+use super::commands::Outcome;
+use super::output::{age, due_in, json, rfc3339, short, table};
+use super::CliError;
+use crate::catalog::catalog;
+use crate::handler::HandlerKind;
+use crate::store::durable::{DurableStore, FailureStatus, HandlerStatus};
+use crate::worker::orphaned_checkpoints;
+
+/// `status --json`.
+#[derive(Serialize)]
+struct StatusJson {
+    store: String,
+    log_head: u64,
+    handlers: Vec<HandlerJson>,
+    orphaned_checkpoints: Vec<OrphanJson>,
+    problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct HandlerJson {
+    handler: String,
+    event: &'static str,
+    checkpoint: u64,
+    lag: u64,
+    oldest_undelivered_at: Option<String>,
+    lag_age_seconds: Option<u64>,
+    retrying: u64,
+    next_retry_at: Option<String>,
+    dead: u64,
+    held: u64,
+    leases: Vec<LeaseJson>,
+}
+
+#[derive(Serialize)]
+struct LeaseJson {
+    segment: u32,
+    host: String,
+    pid: u32,
+    expires_at: String,
+}
+
+#[derive(Serialize)]
+struct OrphanJson {
+    handler: String,
+    position: u64,
+}
+
+/// One durable handler as `status` sees it.
+struct Row {
+    event: &'static str,
+    status: HandlerStatus,
+    next_retry: Option<SystemTime>,
+}
+
+/// `status`: the table (or JSON), then, with `--check`, the verdict.
+pub(super) async fn status(
+    store: &dyn DurableStore,
+    args: &StatusArgs,
+    out: &mut dyn Write,
+) -> Result<Outcome, CliError> {
+    let head = store.log_head().await?;
+    let now = SystemTime::now();
+    let mut next_retry: BTreeMap<String, SystemTime> = BTreeMap::new();
+    for f in store.failures(None).await? {
+        if let (FailureStatus::Retrying, Some(at)) = (f.status, f.next_attempt_at) {
+            let next = next_retry.entry(f.handler).or_insert(at);
+            *next = (*next).min(at);
+        }
+    }
+    let mut rows = Vec::new();
+    for h in catalog()
+        .handlers()
+        .iter()
+        .filter(|h| h.kind() == HandlerKind::Durable)
+    {
+        rows.push(Row {
+            event: h.event_name(),
+            status: store.status(h.name(), h.event_name()).await?,
+            next_retry: next_retry.get(h.name()).copied(),
+        });
+    }
+    let orphans = orphaned_checkpoints(store).await?;
+    let positions: BTreeMap<_, _> = if orphans.is_empty() {
+        BTreeMap::new()
+    } else {
+        store
+            .checkpoints()
+            .await?
+            .into_iter()
+            .map(|c| (c.handler, c.position))
+            .collect()
+    };
+    let orphans: Vec<_> = orphans
+        .into_iter()
+        .map(|handler| OrphanJson {
+            position: positions.get(&handler).copied().unwrap_or_default(),
+            handler,
+        })
+        .collect();
+    let problems = problems(&rows, args, now);
+    if args.json {
+        json(
+            out,
+            &StatusJson {
+                store: store.location(),
+                log_head: head,
+                handlers: rows.iter().map(|r| handler_json(r, now)).collect(),
+                orphaned_checkpoints: orphans,
+                problems: problems.clone(),
+            },
+        )?;
+    } else if !args.check {
+        write!(out, "{}", text(head, &rows, &orphans, now))?;
+    }
+    if !args.check {
+        return Ok(Outcome::Done);
+    }
+    if problems.is_empty() {
+        if !args.json {
+            writeln!(
+                out,
+                "ok: {} durable handler(s), log head at position {head}",
+                rows.len()
+            )?;
+        }
+        return Ok(Outcome::Done);
+    }
+    if !args.json {
+        for problem in &problems {
+            writeln!(out, "{problem}")?;
+        }
+    }
+    Ok(Outcome::Unhealthy)
+}
+
+/// What `--check` reports, one line each: dead letters above `--max-dead`, lag above
+/// `--max-lag` or older than `--max-lag-age`.
+fn problems(rows: &[Row], args: &StatusArgs, now: SystemTime) -> Vec<String> {
+    let mut problems = Vec::new();
+    for Row { status: s, .. } in rows {
+        let h = &s.handler;
+        if s.dead > args.max_dead {
+            problems.push(format!(
+                "{h}: {} dead letter(s) (more than {}); see `dead-letters --handler {h}`, then `retry` or `drop` them",
+                s.dead, args.max_dead
+            ));
+        }
+        if let Some(max) = args.max_lag.filter(|max| s.lag > *max) {
+            problems.push(format!(
+                "{h}: {} events behind (more than --max-lag {max}); is its worker running?",
+                s.lag
+            ));
+        }
+        if let (Some(max), Some(since)) = (args.max_lag_age, s.lag_since) {
+            let old = age(since, now);
+            if old > max {
+                problems.push(format!(
+                    "{h}: its oldest undelivered event is {} old (more than --max-lag-age {}); is its worker running?",
+                    short(old),
+                    short(max)
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn handler_json(r: &Row, now: SystemTime) -> HandlerJson {
+    let s = &r.status;
+    HandlerJson {
+        handler: s.handler.clone(),
+        event: r.event,
+        checkpoint: s.checkpoint,
+        lag: s.lag,
+        oldest_undelivered_at: s.lag_since.map(rfc3339),
+        lag_age_seconds: s.lag_since.map(|t| age(t, now).as_secs()),
+        retrying: s.retrying,
+        next_retry_at: r.next_retry.map(rfc3339),
+        dead: s.dead,
+        held: s.held,
+        leases: s
+            .leases
+            .iter()
+            .map(|l| LeaseJson {
+                segment: l.segment,
+                host: l.owner.host.clone(),
+                pid: l.owner.pid,
+                expires_at: rfc3339(l.expires_at),
+            })
+            .collect(),
+    }
+}
+
+fn text(head: u64, rows: &[Row], orphans: &[OrphanJson], now: SystemTime) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let s = &r.status;
+            let lease = s
+                .leases
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                s.handler.clone(),
+                r.event.to_owned(),
+                s.checkpoint.to_string(),
+                s.lag.to_string(),
+                s.lag_since
+                    .map_or("-".into(), |since| short(age(since, now))),
+                s.retrying.to_string(),
+                r.next_retry.map_or("-".into(), |at| due_in(at, now)),
+                s.dead.to_string(),
+                s.held.to_string(),
+                if lease.is_empty() { "-".into() } else { lease },
+            ]
+        })
+        .collect();
+    let mut out = format!("log head: position {head}\n");
+    out.push_str(&table(
+        &[
+            "HANDLER",
+            "EVENT",
+            "CHECKPOINT",
+            "LAG",
+            "LAG AGE",
+            "RETRYING",
+            "NEXT RETRY",
+            "DEAD",
+            "HELD",
+            "LEASE",
+        ],
+        &cells,
+    ));
+    if !orphans.is_empty() {
+        out.push_str("orphaned checkpoints (no durable handler of this program has their name; a renamed handler starts over unless you run `rename-checkpoint OLD NEW`):\n");
+        for o in orphans {
+            let _ = writeln!(out, "  {} at position {}", o.handler, o.position);
+        }
+    }
+    out
+}
