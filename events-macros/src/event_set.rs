@@ -25,8 +25,55 @@ struct Variant<'a> {
 pub fn expand(input: &DeriveInput) -> TokenStream {
     match variants(input) {
         Ok(variants) => implement(input, &variants),
-        Err(err) => err.into_compile_error(),
+        Err(err) => {
+            let error = err.into_compile_error();
+            let fallback = fallback(input);
+            quote!(#error #fallback)
+        }
     }
+}
+
+/// After an error, an `EventSet` impl that never runs, so that the code using the enum as an
+/// aggregate's events does not add errors of its own: the user sees only the one above. None
+/// for a generic type (an impl without the right bounds would add errors instead).
+fn fallback(input: &DeriveInput) -> Option<TokenStream> {
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        return None;
+    }
+    let ident = &input.ident;
+    let unreachable = quote!(::core::unreachable!("`EventSet` derive failed to compile"));
+    Some(quote! {
+        #[automatically_derived]
+        impl ::events::EventSet for #ident {
+            fn name(&self) -> &'static str { #unreachable }
+            fn to_new_event(
+                &self,
+                _: ::events::store::EventMetadata,
+            ) -> ::core::result::Result<::events::store::NewEvent, ::events::store::StoreError> {
+                #unreachable
+            }
+            fn from_json(
+                _: &str,
+                _: ::events::__private::serde_json::Value,
+            ) -> ::core::result::Result<::core::option::Option<Self>, ::events::__private::serde_json::Error> {
+                #unreachable
+            }
+            fn publish_with(
+                &self,
+                _: &::events::Bus,
+                _: &::events::store::StoredEvent,
+            ) -> ::events::Report {
+                #unreachable
+            }
+            fn dispatch_stored<'a>(
+                &'a self,
+                _: &'a ::events::Bus,
+                _: &'a ::events::store::StoredEvent,
+            ) -> ::events::__private::BoxFuture<'a, ::events::Report> {
+                #unreachable
+            }
+        }
+    })
 }
 
 fn variants(input: &DeriveInput) -> syn::Result<Vec<Variant<'_>>> {
@@ -87,6 +134,12 @@ fn implement(input: &DeriveInput, variants: &[Variant]) -> TokenStream {
         #[allow(non_upper_case_globals)]
         const _: () = {
             static __EVENTS_VARIANTS: [::events::__private::Variant; #count] = [#(#table),*];
+
+            // Durable handlers of the enum read the events stored under its variants' names.
+            ::events::__private::inventory::submit!(::events::__private::SetVariants {
+                set: <#ident as ::events::DomainEvent>::NAME,
+                variants: &__EVENTS_VARIANTS,
+            });
 
             #[inline]
             fn __events_variant(event: &#ident) -> &'static ::events::__private::Variant {

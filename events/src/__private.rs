@@ -6,7 +6,7 @@ pub use serde_json;
 pub use crate::sourcing::{
     variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, RouteFn,
 };
-pub use crate::sourcing::{MemberFns, SetMember, Variant};
+pub use crate::sourcing::{MemberFns, SetMember, SetVariants, Variant};
 
 pub use crate::command::{
     CommandCall, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot, FromCommandContext,

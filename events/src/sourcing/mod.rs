@@ -23,8 +23,9 @@ pub use view::{AggregateView, View, ViewRepository};
 
 #[doc(hidden)]
 pub use route::RouteFn;
+pub(crate) use set::{tagged, variants_of};
 #[doc(hidden)]
 pub use set::{
     variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
-    SetMember, Variant,
+    SetMember, SetVariants, Variant,
 };

@@ -221,6 +221,32 @@ pub struct Variant {
     pub tag: &'static str,
 }
 
+/// A derived set's variants, registered by `#[derive(EventSet)]` under the enum's event name:
+/// a durable handler of the enum reads the stored events of every variant (see
+/// [`variants_of`]).
+#[doc(hidden)]
+pub struct SetVariants {
+    pub set: &'static str,
+    pub variants: &'static [Variant],
+}
+
+inventory::collect!(SetVariants);
+
+/// The variants of the derived event set whose enum is the event named `set`, if it is one.
+pub(crate) fn variants_of(set: &str) -> Option<&'static [Variant]> {
+    inventory::iter::<SetVariants>
+        .into_iter()
+        .find(|s| s.set == set)
+        .map(|s| s.variants)
+}
+
+/// The stored payload of a set's variant as serde reads the enum: `{"Tag": fields}`.
+pub(crate) fn tagged(variant: &Variant, payload: serde_json::Value) -> serde_json::Value {
+    let mut tagged = serde_json::Map::new();
+    tagged.insert(variant.tag.to_owned(), payload);
+    serde_json::Value::Object(tagged)
+}
+
 /// Stores one variant of a derived set: serde writes `{"Tag": fields}`, the fields are the
 /// payload and the variant's name the event's name.
 #[doc(hidden)]
@@ -265,9 +291,7 @@ pub fn variant_from_json<S: serde::de::DeserializeOwned>(
     let Some(variant) = variants.iter().find(|v| v.name == name) else {
         return Ok(None);
     };
-    let mut tagged = serde_json::Map::new();
-    tagged.insert(variant.tag.to_owned(), payload);
-    from_value(&serde_json::Value::Object(tagged)).map(Some)
+    from_value(&tagged(variant, payload)).map(Some)
 }
 
 /// Runs the sync handlers of a derived set's enum, with the variant's stored metadata.

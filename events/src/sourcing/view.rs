@@ -7,8 +7,11 @@
 //! caller's transaction ([`SqliteStore::transaction`]), so a view can change together with
 //! the caller's own rows and appended events.
 //!
-//! Not yet: updating a view in the same transaction as a durable handler's checkpoint needs
-//! the durable layer to hand its transaction to the handler.
+//! A durable handler keeps a view live with [`ViewRepository::update_with`]: the view write
+//! and the handler's checkpoint are two commits, and a crash between them delivers the event
+//! again after the restart, which the view then skips (it holds the event's sequence already),
+//! so the view never applies an event twice. This holds for a view per aggregate, whose events
+//! one handler receives in sequence order (hold-back keeps that order through retries).
 
 use std::marker::PhantomData;
 
@@ -17,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::BoxError;
+use crate::meta::Meta;
 use crate::sourcing::projection::Projection;
 use crate::sourcing::set::EventSet;
 use crate::store::sqlite::backend;
@@ -182,6 +186,23 @@ impl<V: View> ViewRepository<V> {
                 .map(drop)
                 .map_err(backend)
         })
+    }
+}
+
+impl<V: AggregateView> ViewRepository<V> {
+    /// Applies an event a handler received (a durable handler: see the module's doc) to the
+    /// view of its aggregate, at its sequence, both read from `meta`; `Ok(false)` when the
+    /// view already holds it. Fails for an event that was not read from the store (no
+    /// sequence in its `Meta`).
+    pub fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
+        let (Some(id), Some(sequence)) = (meta.aggregate_id(), meta.sequence()) else {
+            return Err(StoreError::Refused(format!(
+                "view `{}` is kept from stored events, and `{}` was not read from the store (no aggregate id or sequence): update it from a durable handler",
+                V::NAME,
+                meta.event_name()
+            )));
+        };
+        self.update(id, sequence, |view| view.update(event))
     }
 }
 

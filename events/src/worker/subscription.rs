@@ -15,6 +15,7 @@ use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
 use crate::meta::LazyMeta;
 use crate::report::FailureCause;
+use crate::sourcing::{tagged, variants_of, Variant};
 use crate::store::durable::{
     aggregate_key, Claim, Claimed, DurableStore, Lease, PendingFailure, Record, Settlement,
 };
@@ -100,6 +101,9 @@ pub(crate) struct Subscription {
     name: &'static str,
     segment: u32,
     event: &'static EventInfo,
+    /// When the event is a derived event set's enum: its variants, whose stored events (under
+    /// the variants' names) the handler receives as well as those stored under the enum's.
+    variants: &'static [Variant],
     call: DurableShim,
     retry: RetryPolicy,
     index: usize,
@@ -129,6 +133,7 @@ impl Subscription {
             name: handler.name(),
             segment,
             event,
+            variants: variants_of(event.name()).unwrap_or_default(),
             call,
             retry,
             index: handler.index,
@@ -338,9 +343,7 @@ impl Subscription {
             log_resolved(&pending, &outcome);
             worked = true;
         }
-        let events = store
-            .new_events(claim, self.event.name(), options.batch)
-            .await?;
+        let events = self.new_events(store, claim, options.batch).await?;
         if events.is_empty() {
             return Ok(worked);
         }
@@ -361,6 +364,35 @@ impl Subscription {
                 .await?;
         }
         Ok(true)
+    }
+
+    /// Up to `limit` new events of the handler, in position order: those stored under the
+    /// event's name and, for an event set's enum, under each of its variants' names.
+    async fn new_events(
+        &self,
+        store: &dyn DurableStore,
+        claim: &Claim,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = store.new_events(claim, self.event.name(), limit).await?;
+        for variant in self.variants.iter().filter(|v| v.name != self.event.name()) {
+            events.extend(store.new_events(claim, variant.name, limit).await?);
+        }
+        if !self.variants.is_empty() {
+            // Each name's first `limit` holds its part of the first `limit` overall.
+            events.sort_unstable_by_key(|e| e.position);
+            events.truncate(limit);
+        }
+        Ok(events)
+    }
+
+    /// The payload the handler's shim decodes: a set variant's fields wrapped as serde reads
+    /// the enum (as the aggregate reads it), any other event upcast to the current version.
+    fn payload(&self, event: &StoredEvent) -> Result<serde_json::Value, crate::error::BoxError> {
+        match self.variants.iter().find(|v| v.name == event.name) {
+            Some(variant) => Ok(tagged(variant, event.payload.clone())),
+            None => self.event.upcast(event.version, event.payload.clone()),
+        }
     }
 
     /// Delivers one new event (or holds it back) and moves the checkpoint past it.
@@ -465,7 +497,10 @@ impl Subscription {
         let Some(event) = events.last() else {
             return Ok(());
         };
-        let meta = event.envelope(self.event.name(), self.event.version());
+        let meta = match self.variants.iter().find(|v| v.name == event.name) {
+            Some(variant) => event.envelope(variant.name, variant.version),
+            None => event.envelope(self.event.name(), self.event.version()),
+        };
         let lazy = LazyMeta::given(meta);
         let cx = Context::new(bus, &lazy, 0);
         let target = Target {
@@ -473,10 +508,7 @@ impl Subscription {
             handler: self.name,
             index: self.index,
         };
-        let payloads: Result<Vec<_>, _> = events
-            .iter()
-            .map(|e| self.event.upcast(e.version, e.payload.clone()))
-            .collect();
+        let payloads: Result<Vec<_>, _> = events.iter().map(|e| self.payload(e)).collect();
         // Durable handlers do I/O: their durations are always worth the clock reads.
         let mut clock = Clock::start(true);
         let outcome = match (payloads, self.call) {

@@ -1,6 +1,9 @@
-//! The ledger view of the cqrs-es demo, kept per account by a `ViewRepository`.
+//! The ledger view of the cqrs-es demo, kept per account by a `ViewRepository`, live by a
+//! durable handler (a worker delivers it).
 
-use events::sourcing::{AggregateView, View};
+use events::sourcing::{AggregateView, View, ViewRepository};
+use events::store::StoreError;
+use events::{event_handler, Meta, Res};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::BankAccountEvent;
@@ -38,4 +41,14 @@ impl AggregateView for BankAccountView {
         self.ledger.push((description.into(), amount));
         self.balance = balance;
     }
+}
+
+/// Each event of an account, once, into its ledger (a redelivered one is skipped by sequence).
+#[event_handler(durable, name = "bank.ledger")]
+fn keep_ledger(
+    event: &BankAccountEvent,
+    meta: Meta,
+    ledgers: Res<ViewRepository<BankAccountView>>,
+) -> Result<(), StoreError> {
+    ledgers.update_with(event, &meta).map(drop)
 }

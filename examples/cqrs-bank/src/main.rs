@@ -1,12 +1,14 @@
 //! Runs the bank: opens an account, deposits, withdraws at an ATM, writes a check, shows a
-//! refused command, then brings the ledger view up to date and prints it.
+//! refused command, then lets a worker deliver the events to the ledger's durable handler and
+//! prints the ledger.
 
 use async_trait::async_trait;
 use cqrs_bank::bank;
 use cqrs_bank::domain::{BankAccountApi, BankAccountCommand::*};
 use cqrs_bank::ledger::BankAccountView;
-use events::sourcing::{catch_up, ViewRepository};
+use events::sourcing::ViewRepository;
 use events::store::SqliteStore;
+use events::worker::Worker;
 
 /// A bank whose ATMs always pay out and whose checks always clear.
 struct Friendly;
@@ -24,10 +26,10 @@ impl BankAccountApi for Friendly {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), cqrs_bank::Error> {
     tracing_subscriber::fmt().with_target(false).init();
     let store = SqliteStore::open_in_memory()?;
-    let bus = bank(store.clone(), Friendly)?;
+    let bus = bank(&store, Friendly)?;
 
     bus.send(OpenAccount {
         account_id: "ACCT-0001".into(),
@@ -60,8 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("refused: {}", refused.await.unwrap_err());
 
+    println!("{}", Worker::new(&bus, &store).drain().await?);
     let ledgers = ViewRepository::<BankAccountView>::new(&store)?;
-    catch_up(&ledgers, &store, 0).await?;
     let (view, version) = ledgers
         .load("ACCT-0001")?
         .expect("the account has a ledger");

@@ -1,5 +1,5 @@
-//! The bank through its bus on SQLite: routed commands, the ledger view kept in its
-//! repository, and rebuilt from the log.
+//! The bank through its bus on SQLite: routed commands, the ledger view kept live in its
+//! repository by the durable handler (delivered by a worker), and rebuilt from the log.
 
 use async_trait::async_trait;
 use cqrs_bank::bank;
@@ -7,6 +7,7 @@ use cqrs_bank::domain::{BankAccountApi, BankAccountCommand::*};
 use cqrs_bank::ledger::BankAccountView;
 use events::sourcing::{catch_up, rebuild, ViewRepository};
 use events::store::SqliteStore;
+use events::worker::Worker;
 
 struct Atm;
 
@@ -30,7 +31,7 @@ fn entry(description: &str, amount: f64) -> (String, f64) {
 #[tokio::test]
 async fn commands_are_routed_and_the_ledger_is_kept_and_rebuilt() {
     let store = SqliteStore::open_in_memory().unwrap();
-    let bus = bank(store.clone(), Atm).unwrap();
+    let bus = bank(&store, Atm).unwrap();
     let id = "ACCT-0001";
     assert_eq!(
         bus.send(OpenAccount {
@@ -65,8 +66,12 @@ async fn commands_are_routed_and_the_ledger_is_kept_and_rebuilt() {
     .unwrap();
 
     let ledgers = ViewRepository::<BankAccountView>::new(&store).unwrap();
-    let done = catch_up(&ledgers, &store, 0).await.unwrap();
-    assert_eq!((done.applied, done.position), (5, 5));
+    assert_eq!(ledgers.load(id).unwrap(), None, "no worker ran yet");
+    let summary = Worker::new(&bus, &store).drain().await.unwrap();
+    assert!(
+        summary.to_string().contains("bank.ledger: 5 delivered"),
+        "{summary}"
+    );
     let expected = BankAccountView {
         account_id: Some(id.into()),
         balance: 600.0,
@@ -80,7 +85,8 @@ async fn commands_are_routed_and_the_ledger_is_kept_and_rebuilt() {
     assert_eq!(ledgers.load(id).unwrap(), Some((expected.clone(), 4)));
 
     // Catching up again from the start changes nothing: each view holds its last sequence.
-    catch_up(&ledgers, &store, 0).await.unwrap();
+    let done = catch_up(&ledgers, &store, 0).await.unwrap();
+    assert_eq!((done.applied, done.position), (5, 5));
     assert_eq!(ledgers.load(id).unwrap(), Some((expected.clone(), 4)));
 
     // A rebuild empties the views and replays the log into them.
