@@ -194,6 +194,7 @@ impl Bus {
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn spawn<E: DomainEvent>(&self, event: E) -> tokio::task::JoinHandle<Report> {
         let bus = self.clone();
         tokio::spawn(async move { bus.dispatch(&event).await })
@@ -283,6 +284,7 @@ impl Bus {
         if state.plain && self.inner.plain && !tracing::level_enabled!(tracing::Level::DEBUG) {
             self.publish_plain(event, state, meta, depth)
         } else {
+            let _publishing = crate::trace::publish(E::NAME, meta).entered();
             self.publish_full(event, meta, depth, store)
         }
     }
@@ -403,7 +405,10 @@ impl Bus {
         {
             self.dispatch_plain(event, state, meta, depth).await
         } else {
-            self.dispatch_full(event, meta, depth).await
+            let publishing = crate::trace::publish(E::NAME, meta);
+            self.dispatch_full(event, meta, depth)
+                .instrument(publishing)
+                .await
         }
     }
 
@@ -737,16 +742,7 @@ impl Target {
 }
 
 fn handler_span(target: Target, cx: &Context<'_>) -> tracing::Span {
-    let span = tracing::debug_span!(
-        "event_handler",
-        event = target.event,
-        handler = target.handler,
-        event_id = tracing::field::Empty
-    );
-    if !span.is_disabled() {
-        span.record("event_id", tracing::field::display(cx.meta().event_id()));
-    }
-    span
+    crate::trace::process(target.event, target.handler, cx.meta)
 }
 
 fn too_deep<E: DomainEvent>(depth: u32) -> Report {

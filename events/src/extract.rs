@@ -4,6 +4,8 @@ use std::any::{type_name, Any, TypeId};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use tracing::Instrument;
+
 use crate::bus::Bus;
 use crate::event::DomainEvent;
 use crate::handler::BoxFuture;
@@ -187,7 +189,10 @@ impl Publisher {
     /// Publishes a follow-up event (see the type's documentation for when its handlers run).
     /// Outside the dispatch (a publisher kept by a task), its sync handlers run at once.
     pub fn publish<E: DomainEvent>(&self, event: E) {
-        let pending: Box<dyn FollowUp> = Box::new(Pending(event));
+        let pending: Box<dyn FollowUp> = Box::new(Pending {
+            event,
+            publisher: crate::trace::current(),
+        });
         let pending = match &self.queue {
             Some(queue) => match queue.push(pending) {
                 Ok(()) => return,
@@ -272,15 +277,22 @@ pub(crate) trait FollowUp: Send {
     fn dispatch<'a>(&'a self, bus: &'a Bus, cause: &'a Meta, depth: u32) -> BoxFuture<'a, Report>;
 }
 
-struct Pending<E>(E);
+struct Pending<E> {
+    event: E,
+    /// The span of the handler that published it (when traced): the follow-up's spans are its
+    /// children, so a chain is one trace.
+    publisher: tracing::Span,
+}
 
 impl<E: DomainEvent> FollowUp for Pending<E> {
     fn publish(&self, bus: &Bus, cause: &Meta, depth: u32) -> Report {
-        bus.publish_caused(&self.0, cause, depth)
+        let _in_publisher = self.publisher.enter();
+        bus.publish_caused(&self.event, cause, depth)
     }
 
     fn dispatch<'a>(&'a self, bus: &'a Bus, cause: &'a Meta, depth: u32) -> BoxFuture<'a, Report> {
-        Box::pin(bus.dispatch_caused(&self.0, cause, depth))
+        let publishing = bus.dispatch_caused(&self.event, cause, depth);
+        Box::pin(publishing.instrument(self.publisher.clone()))
     }
 }
 

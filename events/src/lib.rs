@@ -45,12 +45,14 @@
 //! [`testing`] has `given(..).when(..).then(..)` and a [`Capture`](testing::Capture) of
 //! published events.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aggregate;
 mod bus;
 mod capture;
 mod catalog;
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 mod command;
 mod command_shim;
@@ -61,6 +63,7 @@ mod extract;
 mod handler;
 mod meta;
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod outbox;
 mod registry;
@@ -69,7 +72,9 @@ mod shim;
 pub mod sourcing;
 pub mod store;
 pub mod testing;
+mod trace;
 #[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod worker;
 
 #[doc(hidden)]
