@@ -108,19 +108,27 @@ pub use sourcing::{
 /// themselves at link time but that nothing names would be dropped without a word, and its
 /// handlers would never run. One line at the top of `main.rs` (or anywhere in the binary) keeps it:
 ///
-/// ```ignore
-/// events::link!(billing_handlers, search_handlers);
+/// ```
+/// events::link!(shop_handlers); // your handler crates, comma-separated
+/// # fn main() {
+/// assert!(events::catalog().handlers().iter().any(|h| h.name() == "shop.record_revenue"));
+/// # }
 /// ```
 ///
 /// Forgetting it is not silent: building the bus logs (info) the crates that contributed
 /// handlers, and warns for each event type that has no handler at all. To make it an error,
 /// require the crates or handlers you expect; `build()` then fails and names each missing one:
 ///
-/// ```ignore
-/// let bus = Bus::builder()
-///     .require_crates(["billing_handlers", "search_handlers"])
-///     .require_handlers(["billing.send_invoice"])
+/// ```
+/// events::link!(shop_handlers);
+/// # fn main() -> Result<(), events::BuildError> {
+/// # let revenue = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+/// let bus = events::Bus::builder()
+///     .require_crates(["shop_handlers"])
+///     .require_handlers(["shop.record_revenue"])
+/// #   .shared_resource(revenue)
 ///     .build()?;
+/// # Ok(()) }
 /// ```
 #[macro_export]
 macro_rules! link {
