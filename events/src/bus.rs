@@ -127,6 +127,39 @@ impl std::fmt::Debug for Bus {
 }
 
 /// Configures a [`Bus`]: the resources handlers ask for. Handlers need no registration.
+///
+/// [`build`](Self::build) checks the whole program once (unique names, every resource a
+/// handler asks for provided, required crates and handlers linked) and lists every problem
+/// in one [`BuildError`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use events::{event_handler, Bus, DomainEvent, Res};
+///
+/// struct Mailer { from: &'static str }
+/// struct Templates(Vec<String>);
+///
+/// #[derive(DomainEvent)]
+/// struct UserRegistered { email: String }
+///
+/// #[event_handler(name = "users.welcome")]
+/// fn welcome(e: &UserRegistered, mailer: Res<Mailer>, templates: Res<Templates>) {
+///     println!("{} -> {}: {}", mailer.from, e.email, templates.0[0]);
+/// }
+///
+/// // A resource missing: one error that names the handler and the type.
+/// let error = Bus::builder().resource(Mailer { from: "hi@example.com" }).build().unwrap_err();
+/// assert!(error.to_string().contains("needs resource"), "{error}");
+///
+/// let templates = Arc::new(Templates(vec!["Welcome!".into()])); // kept by the caller too
+/// let bus = Bus::builder()
+///     .resource(Mailer { from: "hi@example.com" })    // taken as `Res<Mailer>`
+///     .shared_resource(Arc::clone(&templates))          // taken as `Res<Templates>`
+///     .require_handlers(["users.welcome"])              // fail if it is not linked
+///     .build()?;
+/// assert!(bus.publish(&UserRegistered { email: "ada@example.com".into() }).is_ok());
+/// # Ok::<(), events::BuildError>(())
+/// ```
 #[must_use]
 pub struct BusBuilder {
     resources: Vec<Resource>,
