@@ -127,6 +127,39 @@ impl std::fmt::Debug for Bus {
 }
 
 /// Configures a [`Bus`]: the resources handlers ask for. Handlers need no registration.
+///
+/// [`build`](Self::build) checks the whole program once (unique names, every resource a
+/// handler asks for provided, required crates and handlers linked) and lists every problem
+/// in one [`BuildError`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use events::{event_handler, Bus, DomainEvent, Res};
+///
+/// struct Mailer { from: &'static str }
+/// struct Templates(Vec<String>);
+///
+/// #[derive(DomainEvent)]
+/// struct UserRegistered { email: String }
+///
+/// #[event_handler(name = "users.welcome")]
+/// fn welcome(e: &UserRegistered, mailer: Res<Mailer>, templates: Res<Templates>) {
+///     println!("{} -> {}: {}", mailer.from, e.email, templates.0[0]);
+/// }
+///
+/// // A resource missing: one error that names the handler and the type.
+/// let error = Bus::builder().resource(Mailer { from: "hi@example.com" }).build().unwrap_err();
+/// assert!(error.to_string().contains("needs resource"), "{error}");
+///
+/// let templates = Arc::new(Templates(vec!["Welcome!".into()])); // kept by the caller too
+/// let bus = Bus::builder()
+///     .resource(Mailer { from: "hi@example.com" })    // taken as `Res<Mailer>`
+///     .shared_resource(Arc::clone(&templates))          // taken as `Res<Templates>`
+///     .require_handlers(["users.welcome"])              // fail if it is not linked
+///     .build()?;
+/// assert!(bus.publish(&UserRegistered { email: "ada@example.com".into() }).is_ok());
+/// # Ok::<(), events::BuildError>(())
+/// ```
 #[must_use]
 pub struct BusBuilder {
     resources: Vec<Resource>,
@@ -194,6 +227,7 @@ impl Bus {
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn spawn<E: DomainEvent>(&self, event: E) -> tokio::task::JoinHandle<Report> {
         let bus = self.clone();
         tokio::spawn(async move { bus.dispatch(&event).await })
@@ -283,6 +317,7 @@ impl Bus {
         if state.plain && self.inner.plain && !tracing::level_enabled!(tracing::Level::DEBUG) {
             self.publish_plain(event, state, meta, depth)
         } else {
+            let _publishing = crate::trace::publish(E::NAME, meta).entered();
             self.publish_full(event, meta, depth, store)
         }
     }
@@ -403,7 +438,10 @@ impl Bus {
         {
             self.dispatch_plain(event, state, meta, depth).await
         } else {
-            self.dispatch_full(event, meta, depth).await
+            let publishing = crate::trace::publish(E::NAME, meta);
+            self.dispatch_full(event, meta, depth)
+                .instrument(publishing)
+                .await
         }
     }
 
@@ -737,16 +775,7 @@ impl Target {
 }
 
 fn handler_span(target: Target, cx: &Context<'_>) -> tracing::Span {
-    let span = tracing::debug_span!(
-        "event_handler",
-        event = target.event,
-        handler = target.handler,
-        event_id = tracing::field::Empty
-    );
-    if !span.is_disabled() {
-        span.record("event_id", tracing::field::display(cx.meta().event_id()));
-    }
-    span
+    crate::trace::process(target.event, target.handler, cx.meta)
 }
 
 fn too_deep<E: DomainEvent>(depth: u32) -> Report {

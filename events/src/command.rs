@@ -282,12 +282,7 @@ impl Bus {
 }
 
 fn command_span<C: Command>(handler: &'static str, meta: &Meta) -> tracing::Span {
-    tracing::debug_span!(
-        "command_handler",
-        command = C::NAME,
-        handler,
-        command_id = %meta.event_id()
-    )
+    crate::trace::command(C::NAME, handler, meta)
 }
 
 /// Runs a command's future inside its span, turning a panic into [`SendError::Panic`], and

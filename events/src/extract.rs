@@ -4,6 +4,8 @@ use std::any::{type_name, Any, TypeId};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use tracing::Instrument;
+
 use crate::bus::Bus;
 use crate::event::DomainEvent;
 use crate::handler::BoxFuture;
@@ -127,6 +129,29 @@ pub enum ExtractError {
 
 /// A shared resource (a service, a client, a repository) given to the bus at start-up:
 /// `Bus::builder().resource(Mailer::new())`, taken by a handler as `mailer: Res<Mailer>`.
+///
+/// Every resource a handler asks for is checked when the bus is built, so a handler never
+/// runs without one. It derefs to `T`; clones share it.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use events::{event_handler, Bus, DomainEvent, Res};
+///
+/// #[derive(DomainEvent)]
+/// struct Paid { cents: u64 }
+///
+/// #[event_handler]
+/// fn add_revenue(e: &Paid, revenue: Res<AtomicU64>) {
+///     revenue.fetch_add(e.cents, Ordering::Relaxed);
+/// }
+///
+/// let revenue = Arc::new(AtomicU64::new(0));
+/// let bus = Bus::builder().shared_resource(Arc::clone(&revenue)).build()?;
+/// let _ = bus.publish(&Paid { cents: 250 });
+/// assert_eq!(revenue.load(Ordering::Relaxed), 250);
+/// # Ok::<(), events::BuildError>(())
+/// ```
 #[derive(Debug)]
 pub struct Res<T: ?Sized>(Arc<T>);
 
@@ -175,6 +200,32 @@ impl FromContext for Meta {
 /// part of the outer report ([`Report::follow_ups`]), so a failure or skip anywhere in the
 /// chain makes the outer [`Report::is_ok`] `false`. Follow-ups carry the handled event's
 /// correlation id, and its id as their causation id.
+///
+/// ```
+/// use events::{event_handler, Bus, DomainEvent, Meta, Publisher};
+///
+/// #[derive(DomainEvent)]
+/// struct FormSubmitted { form: u32 }
+/// #[derive(DomainEvent)]
+/// struct RecordCreated { record: u64 }
+///
+/// #[event_handler(publishes(RecordCreated))]
+/// fn create_record(e: &FormSubmitted, publisher: Publisher) {
+///     publisher.publish(RecordCreated { record: u64::from(e.form) * 10 });
+/// }
+///
+/// #[event_handler]
+/// fn index(e: &RecordCreated, meta: Meta) {
+///     assert_eq!(e.record, 30);
+///     assert!(meta.causation_id().is_some()); // the form's event id
+/// }
+///
+/// let bus = Bus::builder().build()?;
+/// let report = bus.publish(&FormSubmitted { form: 3 });
+/// assert!(report.is_ok());
+/// assert_eq!(report.follow_ups()[0].to_string(), "`RecordCreated`: 1 handler ran, 0 failed");
+/// # Ok::<(), events::BuildError>(())
+/// ```
 #[derive(Clone)]
 pub struct Publisher {
     bus: Bus,
@@ -187,7 +238,10 @@ impl Publisher {
     /// Publishes a follow-up event (see the type's documentation for when its handlers run).
     /// Outside the dispatch (a publisher kept by a task), its sync handlers run at once.
     pub fn publish<E: DomainEvent>(&self, event: E) {
-        let pending: Box<dyn FollowUp> = Box::new(Pending(event));
+        let pending: Box<dyn FollowUp> = Box::new(Pending {
+            event,
+            publisher: crate::trace::current(),
+        });
         let pending = match &self.queue {
             Some(queue) => match queue.push(pending) {
                 Ok(()) => return,
@@ -272,15 +326,22 @@ pub(crate) trait FollowUp: Send {
     fn dispatch<'a>(&'a self, bus: &'a Bus, cause: &'a Meta, depth: u32) -> BoxFuture<'a, Report>;
 }
 
-struct Pending<E>(E);
+struct Pending<E> {
+    event: E,
+    /// The span of the handler that published it (when traced): the follow-up's spans are its
+    /// children, so a chain is one trace.
+    publisher: tracing::Span,
+}
 
 impl<E: DomainEvent> FollowUp for Pending<E> {
     fn publish(&self, bus: &Bus, cause: &Meta, depth: u32) -> Report {
-        bus.publish_caused(&self.0, cause, depth)
+        let _in_publisher = self.publisher.enter();
+        bus.publish_caused(&self.event, cause, depth)
     }
 
     fn dispatch<'a>(&'a self, bus: &'a Bus, cause: &'a Meta, depth: u32) -> BoxFuture<'a, Report> {
-        Box::pin(bus.dispatch_caused(&self.0, cause, depth))
+        let publishing = bus.dispatch_caused(&self.event, cause, depth);
+        Box::pin(publishing.instrument(self.publisher.clone()))
     }
 }
 

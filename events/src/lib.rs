@@ -45,12 +45,14 @@
 //! [`testing`] has `given(..).when(..).then(..)` and a [`Capture`](testing::Capture) of
 //! published events.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aggregate;
 mod bus;
 mod capture;
 mod catalog;
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 mod command;
 mod command_shim;
@@ -61,6 +63,7 @@ mod extract;
 mod handler;
 mod meta;
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod outbox;
 mod registry;
@@ -69,7 +72,9 @@ mod shim;
 pub mod sourcing;
 pub mod store;
 pub mod testing;
+mod trace;
 #[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod worker;
 
 #[doc(hidden)]
@@ -103,19 +108,27 @@ pub use sourcing::{
 /// themselves at link time but that nothing names would be dropped without a word, and its
 /// handlers would never run. One line at the top of `main.rs` (or anywhere in the binary) keeps it:
 ///
-/// ```ignore
-/// events::link!(billing_handlers, search_handlers);
+/// ```
+/// events::link!(shop_handlers); // your handler crates, comma-separated
+/// # fn main() {
+/// assert!(events::catalog().handlers().iter().any(|h| h.name() == "shop.record_revenue"));
+/// # }
 /// ```
 ///
 /// Forgetting it is not silent: building the bus logs (info) the crates that contributed
 /// handlers, and warns for each event type that has no handler at all. To make it an error,
 /// require the crates or handlers you expect; `build()` then fails and names each missing one:
 ///
-/// ```ignore
-/// let bus = Bus::builder()
-///     .require_crates(["billing_handlers", "search_handlers"])
-///     .require_handlers(["billing.send_invoice"])
+/// ```
+/// events::link!(shop_handlers);
+/// # fn main() -> Result<(), events::BuildError> {
+/// # let revenue = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+/// let bus = events::Bus::builder()
+///     .require_crates(["shop_handlers"])
+///     .require_handlers(["shop.record_revenue"])
+/// #   .shared_resource(revenue)
 ///     .build()?;
+/// # Ok(()) }
 /// ```
 #[macro_export]
 macro_rules! link {

@@ -20,6 +20,36 @@ use crate::event::DomainEvent;
 /// Free-form fields (user id, tenant, request id) given to a command with
 /// [`with_field`](Meta::with_field) travel along: into every event the command causes, stored
 /// or not, and into the `Meta` of their handlers.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use events::{event_handler, Bus, DomainEvent, Meta};
+///
+/// #[derive(DomainEvent)]
+/// #[event(aggregate = "Library")]
+/// struct CardAdded { #[event(aggregate_id)] library: u32 }
+///
+/// static SEEN: Mutex<Vec<Meta>> = Mutex::new(Vec::new());
+///
+/// #[event_handler]
+/// fn audit(_: &CardAdded, meta: Meta) {
+///     SEEN.lock().unwrap().push(meta);
+/// }
+///
+/// let bus = Bus::builder().build()?;
+/// let request = uuid::Uuid::now_v7();
+/// let event = CardAdded { library: 7 };
+/// // The caller's correlation id and a free-form field travel with the event.
+/// let meta = Meta::of(&event).with_correlation_id(request).with_field("user", "ada");
+/// let _ = bus.publish_with(&event, meta);
+///
+/// let seen = SEEN.lock().unwrap();
+/// assert_eq!(seen[0].correlation_id(), request);
+/// assert_eq!(seen[0].field("user"), Some("ada"));
+/// assert_eq!((seen[0].aggregate_type(), seen[0].aggregate_id()), (Some("Library"), Some("7")));
+/// assert_eq!((seen[0].causation_id(), seen[0].position()), (None, None)); // published live
+/// # Ok::<(), events::BuildError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
     pub(crate) event_id: Uuid,

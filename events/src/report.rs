@@ -149,9 +149,10 @@ impl fmt::Display for Report {
 impl Report {
     fn render(&self, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Result {
         let (failures, skipped) = (self.failures(), self.skipped());
+        let handlers = if self.ran == 1 { "handler" } else { "handlers" };
         write!(
             f,
-            "`{}`: {} handler(s) ran, {} failed",
+            "`{}`: {} {handlers} ran, {} failed",
             self.event,
             self.ran,
             failures.len()

@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "core",
         &[
             "event", "registry", "handler", "report", "meta", "extract", "error", "catalog", "bus",
-            "capture", "outbox", "shim", "decode",
+            "capture", "outbox", "shim", "decode", "trace",
         ],
     ),
     (

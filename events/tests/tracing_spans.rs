@@ -1,4 +1,4 @@
-//! Traces: a span per handler call, failures logged inside it. Its own test binary with one
+//! Traces: a span per publish and per handler call, failures logged inside them. Its own test binary with one
 //! test and a global subscriber: a thread-local subscriber races with other tests' callsites
 //! in tracing's interest cache.
 
@@ -23,11 +23,13 @@ fn each_handler_call_runs_in_a_span_and_failures_are_logged() {
         .find(|l| l.contains("handler failed"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains(" WARN "), "{line}");
-    assert!(
-        line.contains(
-            "event_handler{event=\"forms.form_submitted\" handler=\"forms.validate\" event_id="
-        ),
-        "{line}"
-    );
+    // Inside the handler's `process` span, inside the event's `publish` span, with
+    // OpenTelemetry's messaging field names (`trace_chain.rs` checks the parent chain).
+    for span in [
+        "publish{otel.kind=\"producer\" messaging.system=\"events\" messaging.operation=\"publish\" messaging.destination.name=\"forms.form_submitted\" messaging.message.id=",
+        "}:process{otel.kind=\"consumer\" messaging.system=\"events\" messaging.operation=\"process\" messaging.destination.name=\"forms.form_submitted\" events.handler=\"forms.validate\" messaging.message.id=",
+    ] {
+        assert!(line.contains(span), "{span} in {line}");
+    }
     assert!(line.ends_with("handler failed: form 4 has no fields event=\"forms.form_submitted\" handler=\"forms.validate\""), "{line}");
 }

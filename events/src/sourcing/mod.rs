@@ -19,6 +19,7 @@ pub use route::{AggregateCommand, RoutedError, SharedStore};
 pub use set::{EventOf, EventSet};
 pub use snapshot::Snapshots;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use view::{AggregateView, View, ViewRepository};
 
 #[doc(hidden)]

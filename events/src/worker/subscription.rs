@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::engine::{decide, Breaker, HoldBack};
 use super::{HandlerSummary, Options};
@@ -501,6 +502,7 @@ impl Subscription {
             Some(variant) => event.envelope(variant.name, variant.version),
             None => event.envelope(self.event.name(), self.event.version()),
         };
+        let receiving = crate::trace::receive(self.name, self.segment, events.len(), &meta);
         let lazy = LazyMeta::given(meta);
         let cx = Context::new(bus, &lazy, 0);
         let target = Target {
@@ -511,17 +513,21 @@ impl Subscription {
         let payloads: Result<Vec<_>, _> = events.iter().map(|e| self.payload(e)).collect();
         // Durable handlers do I/O: their durations are always worth the clock reads.
         let mut clock = Clock::start(true);
-        let outcome = match (payloads, self.call) {
-            (Ok(payloads), DurableShim::One(call)) => {
-                bus.run_async(target, &cx, &mut clock, call(&payloads[0], &cx))
-                    .await
+        let outcome = async {
+            match (payloads, self.call) {
+                (Ok(payloads), DurableShim::One(call)) => {
+                    bus.run_async(target, &cx, &mut clock, call(&payloads[0], &cx))
+                        .await
+                }
+                (Ok(payloads), DurableShim::Batch(call)) => {
+                    bus.run_async(target, &cx, &mut clock, call(&payloads, &cx))
+                        .await
+                }
+                (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
             }
-            (Ok(payloads), DurableShim::Batch(call)) => {
-                bus.run_async(target, &cx, &mut clock, call(&payloads, &cx))
-                    .await
-            }
-            (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
-        };
+        }
+        .instrument(receiving)
+        .await;
         if self.breaker.record(outcome.is_ok(), Instant::now()) {
             tracing::warn!(
                 handler = self.name,

@@ -81,8 +81,11 @@ impl Crm {
 // Batched: the search index takes every pending update in one call.
 #[event_handler(durable, name = "search.reindex_records")]
 fn reindex_records(updates: &[RecordUpdated]) {
-    let records: Vec<u64> = updates.iter().map(|u| u.record).collect();
-    println!("  search: reindexed records {records:?} in one call");
+    let records: Vec<String> = updates.iter().map(|u| u.record.to_string()).collect();
+    println!(
+        "  search: reindexed records {} in one call",
+        records.join(", ")
+    );
 }
 
 // Queued asynchronous, retried with back-off (5, 10 ms...), dead-lettered after 3 attempts.

@@ -17,6 +17,7 @@
 
 mod durable;
 mod metrics;
+mod trace;
 
 use std::sync::Mutex;
 
@@ -88,12 +89,15 @@ fn create_record(e: &FormSubmitted, store: Res<Store>, publisher: Publisher) -> 
 // Fan-out: every record creation is audited, indexed, checked by rules, and sent to a webhook.
 #[event_handler(name = "tables.audit", order = -1)]
 fn audit(e: &RecordCreated, store: Res<Store>, meta: Meta) {
+    let cause = match meta.causation_id() {
+        Some(id) => format!("caused by event {id}"),
+        None => "published directly".to_owned(),
+    };
     let line = format!(
-        "{} {} record {} (caused by {:?})",
+        "{} {} record {} ({cause})",
         meta.event_name(),
         e.table,
-        e.record,
-        meta.causation_id()
+        e.record
     );
     store.audit.lock().unwrap().push(line);
 }
@@ -147,6 +151,7 @@ fn unindex_record(e: &RecordDeleted, index: Res<SearchIndex>) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), events::BoxError> {
     let metrics_addr = metrics::serve_from_args()?;
+    let traces = trace::Lines::install();
     let bus = Bus::builder()
         .resource(Store::default())
         .resource(SearchIndex::default())
@@ -174,6 +179,12 @@ async fn main() -> Result<(), events::BoxError> {
         values: vec![("email".into(), "ada@example.com".into())],
     };
     println!("  {}", bus.publish(&form));
+    println!(
+        "trace of that chain (one trace: each follow-up is published inside its handler's span):"
+    );
+    for line in traces.take() {
+        println!("  {line}");
+    }
 
     println!("async flow (dispatch: sync and async handlers):");
     let direct = RecordCreated {
@@ -197,7 +208,14 @@ async fn main() -> Result<(), events::BoxError> {
         println!("  {line}");
     }
     let index = bus.resource::<SearchIndex>().expect("provided above");
-    println!("search index: {:?}", index.0.lock().unwrap());
+    let indexed: Vec<String> = index
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, r)| format!("{t}/{r}"))
+        .collect();
+    println!("search index: {}", indexed.join(", "));
 
     durable::run(&bus, metrics_addr).await
 }

@@ -32,11 +32,11 @@ fn every_flow_runs() {
         "  automation welcome-lead for record 1 (correlation ",
         "  form contact -> record 1\n",
         // the chained record's report is part of the form's: its async webhook was skipped
-        "  follow-up `tables.record_created`: 3 handler(s) ran, 0 failed, 1 skipped (webhooks.record_created)",
+        "  follow-up `tables.record_created`: 3 handlers ran, 0 failed, 1 skipped (webhooks.record_created)",
         // async flow with an isolated failure
-        "  `tables.record_created`: 4 handler(s) ran, 1 failed\n  handler `webhooks.record_created` failed: webhook rejected record 100: no email",
-        "  `tables.record_deleted`: 1 handler(s) ran, 0 failed",
-        "search index: [(\"leads\", 1)]",
+        "  `tables.record_created`: 4 handlers ran, 1 failed\n  handler `webhooks.record_created` failed: webhook rejected record 100: no email",
+        "  `tables.record_deleted`: 1 handler ran, 0 failed",
+        "search index: leads/1\n",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
@@ -48,13 +48,57 @@ fn every_flow_runs() {
         .take(2)
         .collect();
     assert!(
-        audit[0].starts_with("  tables.record_created leads record 1 (caused by Some("),
+        audit[0].starts_with("  tables.record_created leads record 1 (caused by event 0"),
         "{audit:?}"
     );
     assert_eq!(
         audit[1],
-        "  tables.record_created tasks record 100 (caused by None)"
+        "  tables.record_created tasks record 100 (published directly)"
     );
+}
+
+#[test]
+fn the_chain_prints_as_one_trace() {
+    let out = run();
+    let trace = section(
+        &out,
+        "trace of that chain (one trace: each follow-up is published inside its handler's span):",
+        0,
+    );
+    // Ids are shortened to their last 8 digits; the tree is the spans' parent chain.
+    let shape: Vec<String> = trace
+        .iter()
+        .map(|l| match l.find(" (message ..") {
+            Some(i) => l[..i].to_owned(),
+            None => l.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "  publish forms.form_submitted",
+            "    process forms.form_submitted in forms.create_record",
+            "      publish tables.record_created",
+            "        process tables.record_created in tables.audit",
+            "        process tables.record_created in automations.new_lead",
+            "          publish automations.triggered",
+            "            process automations.triggered in automations.run",
+            "        process tables.record_created in tables.index_record",
+        ],
+        "{out}"
+    );
+    // The root names the conversation; each follow-up names its cause, the message above it.
+    let id = |line: &str, label: &str| {
+        let at = line
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} in {line}"))
+            + label.len();
+        line[at..at + 10].to_owned()
+    };
+    let form = id(trace[0], "(message ");
+    assert_eq!(id(trace[0], "conversation "), form, "{}", trace[0]);
+    assert_eq!(id(trace[2], "caused by "), form, "{}", trace[2]);
+    assert_eq!(id(trace[5], "caused by "), id(trace[2], "(message "));
 }
 
 #[test]
@@ -85,7 +129,7 @@ fn the_durable_path_retries_dead_letters_and_holds_back() {
     // updates three times each, and holds back the later update of each of their records.
     let first = section(&out, "worker, first run:", 0);
     for expected in [
-        "  search: reindexed records [1, 2, 3, 2, 4, 4, 1] in one call",
+        "  search: reindexed records 1, 2, 3, 2, 4, 4, 1 in one call",
         "  webhook: record 1 email=ada@example.com accepted (attempt 1)",
         "  webhook: record 3 email=grace@example.com accepted (attempt 1)",
         "  webhook: record 1 status=customer accepted (attempt 1)",
