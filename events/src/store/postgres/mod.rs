@@ -39,6 +39,7 @@
 
 mod delivery;
 mod migrate;
+mod outbox;
 mod wakeup;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
