@@ -619,3 +619,47 @@ async fn a_transaction_of_several_appends_sends_one_notification() {
         "three appends, one commit, one notification"
     );
 }
+
+/// `append_once` on any backend: the second append of one event id writes nothing and says
+/// where the log holds it, whatever stream and version it is offered at.
+async fn append_once_keeps_one_copy_per_event_id(store: &dyn events::store::DurableStore) {
+    use events::store::durable::AppendOnce;
+    let lotus = card(1, "lotus");
+    assert_eq!(
+        store
+            .append_once(library("1"), 0, lotus.clone())
+            .await
+            .unwrap(),
+        AppendOnce::Appended { position: 1 }
+    );
+    for (stream, version) in [("1", 0), ("1", 1), ("elsewhere", 0)] {
+        assert_eq!(
+            store
+                .append_once(library(stream), version, lotus.clone())
+                .await
+                .unwrap(),
+            AppendOnce::AlreadyStored { position: 1 },
+            "offered again at {stream}/{version}"
+        );
+    }
+    // A new event id still meets the version check.
+    let err = store
+        .append_once(library("1"), 0, card(1, "mox"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(store.log_head().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn append_once_keeps_one_copy_per_event_id_on_postgres_and_sqlite() {
+    let sqlite = events::store::SqliteStore::open_in_memory().unwrap();
+    append_once_keeps_one_copy_per_event_id(&sqlite).await;
+    let Some(store) = pg::store("append_once").await else {
+        return;
+    };
+    append_once_keeps_one_copy_per_event_id(&store).await;
+}
