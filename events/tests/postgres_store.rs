@@ -196,6 +196,97 @@ async fn application_rows_and_their_events_commit_or_roll_back_together() {
     );
 }
 
+/// The durable handler that makes a bus store `CardAdded` (run by no worker here).
+#[events::event_handler(durable, name = "pg_store_test.index_card")]
+fn index_card(_: &CardAdded) {}
+
+/// The event ids the inline handler saw, in order.
+static SEEN_INLINE: std::sync::Mutex<Vec<uuid::Uuid>> = std::sync::Mutex::new(Vec::new());
+
+#[events::event_handler]
+fn card_seen(_: &CardAdded, meta: events::Meta) {
+    SEEN_INLINE.lock().unwrap().push(meta.event_id());
+}
+
+#[tokio::test]
+async fn the_outbox_call_commits_rows_and_published_events_together_or_neither() {
+    let Some(store) = pg::store("outbox_call").await else {
+        return;
+    };
+    let bus = events::Bus::builder().store(store.clone()).build().unwrap();
+    store
+        .client()
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE cards (library integer, card text)")
+        .await
+        .unwrap();
+    let lotus = CardAdded {
+        library: 1,
+        card: "lotus".into(),
+    };
+    let (value, reports) = store
+        .outbox(&bus, async |tx, outbox| {
+            tx.execute("INSERT INTO cards VALUES (1, 'lotus')", &[])
+                .await?;
+            outbox.publish(lotus.clone());
+            Ok::<_, events::BoxError>(7)
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].is_ok(), "{:?}", reports[0]);
+    let log = store.read_all(0, 10).await.unwrap();
+    assert_eq!(positions(&log), [1]);
+    assert_eq!(
+        log[0].decode::<LibraryEvent>().unwrap(),
+        Some(LibraryEvent::CardAdded(lotus))
+    );
+    let seen = SEEN_INLINE.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [log[0].event_id],
+        "the inline handler ran after the commit with the stored event's id"
+    );
+
+    // A failing closure: neither its row nor its event, and no inline handler.
+    let err = store
+        .outbox(&bus, async |tx, outbox| {
+            tx.execute("INSERT INTO cards VALUES (1, 'banned')", &[])
+                .await?;
+            outbox.publish(CardAdded {
+                library: 1,
+                card: "banned".into(),
+            });
+            Err::<(), events::BoxError>("declined".into())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "declined");
+    let client = store.client().await.unwrap();
+    let cards: i64 = client
+        .query_one("SELECT count(*) FROM cards", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cards, 1, "the failed transaction's row is gone");
+    assert_eq!(store.head().await.unwrap(), 1, "...and so is its event");
+    assert_eq!(SEEN_INLINE.lock().unwrap().len(), 1);
+
+    // The store is the bus's sink outside an outbox too: `dispatch` appends.
+    let report = bus
+        .dispatch(&CardAdded {
+            library: 2,
+            card: "mox".into(),
+        })
+        .await;
+    assert!(report.is_ok(), "{report:?}");
+    let log = store.read_all(1, 10).await.unwrap();
+    assert_eq!(positions(&log), [2]);
+    assert_eq!((log[0].aggregate_id.as_str(), log[0].sequence), ("2", 1));
+}
+
 /// Version 2 split `name` into first and last name; version 1 rows are upcast on read.
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "pg.user_registered", version = 2, aggregate = "User", upcast = user_registered_v1)]
@@ -527,4 +618,48 @@ async fn a_transaction_of_several_appends_sends_one_notification() {
         [channel],
         "three appends, one commit, one notification"
     );
+}
+
+/// `append_once` on any backend: the second append of one event id writes nothing and says
+/// where the log holds it, whatever stream and version it is offered at.
+async fn append_once_keeps_one_copy_per_event_id(store: &dyn events::store::DurableStore) {
+    use events::store::durable::AppendOnce;
+    let lotus = card(1, "lotus");
+    assert_eq!(
+        store
+            .append_once(library("1"), 0, lotus.clone())
+            .await
+            .unwrap(),
+        AppendOnce::Appended { position: 1 }
+    );
+    for (stream, version) in [("1", 0), ("1", 1), ("elsewhere", 0)] {
+        assert_eq!(
+            store
+                .append_once(library(stream), version, lotus.clone())
+                .await
+                .unwrap(),
+            AppendOnce::AlreadyStored { position: 1 },
+            "offered again at {stream}/{version}"
+        );
+    }
+    // A new event id still meets the version check.
+    let err = store
+        .append_once(library("1"), 0, card(1, "mox"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(store.log_head().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn append_once_keeps_one_copy_per_event_id_on_postgres_and_sqlite() {
+    let sqlite = events::store::SqliteStore::open_in_memory().unwrap();
+    append_once_keeps_one_copy_per_event_id(&sqlite).await;
+    let Some(store) = pg::store("append_once").await else {
+        return;
+    };
+    append_once_keeps_one_copy_per_event_id(&store).await;
 }

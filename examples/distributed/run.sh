@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The distributed scenario, locally: NATS (JetStream), the ordering service (places orders in
-# its store, relays its log, sends receipts) and the shipping service (takes the stream into its
-# own store, schedules deliveries, retries, dead-letters). Prints what each side did.
+# The distributed scenario, locally: PostgreSQL and NATS (JetStream), the ordering service
+# (places orders through the transactional outbox in its PostgreSQL store, relays its log, sends
+# receipts) and the shipping service (takes the stream into its own SQLite store, schedules
+# deliveries, retries, dead-letters). Prints what each side did.
 #
-#   examples/distributed/run.sh            20 orders; NATS from EVENTS_NATS_URL or started here
+#   examples/distributed/run.sh     20 orders; the servers at EVENTS_POSTGRES_URL and
+#                                   EVENTS_NATS_URL, or (when either is unset) both started here
+#                                   with scripts/servers.sh and stopped at the end
 #
-# Settings: ORDERS (default 20), DISTRIBUTED_STREAM (default ORDERS), ORDERING_BIN and
-# SHIPPING_BIN (default: built with cargo).
+# Settings: ORDERS (default 20), DISTRIBUTED_STREAM (default ORDERS), ORDERING_SCHEMA (the
+# ordering service's PostgreSQL schema, default `ordering_<pid>`), ORDERING_BIN and SHIPPING_BIN
+# (default: built with cargo).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,15 +27,16 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    if [ -n "${own_nats:-}" ]; then scripts/nats.sh stop "$EVENTS_NATS_DIR"; fi
+    if [ -n "${own_servers:-}" ]; then scripts/servers.sh stop "$EVENTS_SERVERS_DIR"; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
-export ORDERING_DB=$work/ordering.db SHIPPING_DB=$work/shipping.db
-if [ -z "${EVENTS_NATS_URL:-}" ]; then
-    eval "$(scripts/nats.sh start)"
-    own_nats=1
+if [ -z "${EVENTS_NATS_URL:-}" ] || [ -z "${EVENTS_POSTGRES_URL:-}" ]; then
+    eval "$(scripts/servers.sh start)"
+    own_servers=1
 fi
+export ORDERING_URL=$EVENTS_POSTGRES_URL ORDERING_SCHEMA=${ORDERING_SCHEMA:-ordering_$$}
+export SHIPPING_DB=$work/shipping.db
 
 # (Long-running processes are started without these functions, so that $! is their pid.)
 ordering() { "$ORDERING_BIN" "$@"; }
@@ -83,3 +88,15 @@ echo "== shipping: status"
 shipping status
 echo "== shipping: dead letters (in the shipping store)"
 shipping dead-letters
+
+receipts=$(grep -c '^ordering: receipt' "$work/ordering.out" || true)
+relayed=$(sed -n 's/^relay: \([0-9]*\) published.*/\1/p' "$work/relay.out")
+ingested=$(sed -n 's/^inbox: \([0-9]*\) ingested.*/\1/p' "$work/shipping.out")
+scheduled=$(grep -c '^shipping: delivery' "$work/shipping.out" || true)
+dead=$(shipping dead-letters | grep -c 'shipping.schedule_delivery' || true)
+echo "== in short"
+echo "The ordering service committed $orders orders, each with its OrderPlaced event in the same"
+echo "PostgreSQL transaction (schema $ORDERING_SCHEMA), sent $receipts receipts from its own durable"
+echo "handler, and its relay published $relayed events to the NATS stream $stream. The shipping service"
+echo "took $ingested events from the stream into its SQLite store, scheduled $scheduled deliveries"
+echo "(retrying the carrier's transient refusals) and holds $dead orders it cannot ship as dead letters."

@@ -56,7 +56,8 @@ pub const OCCURRED_AT: &str = "Events-Occurred-At";
 /// User metadata fields, as a JSON object.
 pub const FIELDS: &str = "Events-Fields";
 
-/// A message that does not carry a stored event (a header is missing or malformed).
+/// A message that does not carry a stored event (a header is missing or malformed, or the body
+/// is not JSON).
 #[derive(Debug, thiserror::Error)]
 #[error("NATS message on `{subject}` is not an event: {reason}")]
 pub struct NotAnEvent {
@@ -158,7 +159,7 @@ pub fn from_message(
             .map_err(|e| fail(format!("header `{FIELDS}`: {e}")))?,
     };
     let payload = serde_json::from_slice(payload)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(payload).into()));
+        .map_err(|e| fail(format!("the body is not the event's JSON payload: {e}")))?;
     Ok(StoredEvent {
         position: parse(POSITION)?,
         event_id: uuid(ID)?.ok_or_else(|| fail(format!("header `{ID}` is missing")))?,
@@ -292,6 +293,13 @@ mod tests {
         let err = from_message("events.x.y", Some(&h), b"{}").unwrap_err();
         assert!(
             err.to_string().contains("header `Events-Position`"),
+            "{err}"
+        );
+        let h = to_headers(&event());
+        let err = from_message("events.x.y", Some(&h), b"\xff{not json").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the body is not the event's JSON payload"),
             "{err}"
         );
     }

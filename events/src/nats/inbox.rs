@@ -11,10 +11,15 @@
 //! never decides anything: it is unlimited, and a message is acknowledged only once it is safe
 //! in the store.
 //!
-//! **Order per aggregate and idempotency, from the origin's sequence.** The event goes to the
-//! stream `<NATS stream>:<aggregate type>` / `<aggregate id>` of this service's log with the
-//! expected version `sequence - 1` (its sequence in the origin's aggregate stream), so:
-//! - a redelivered event (the consumer died after the append, before the ack) finds its
+//! **Idempotency by event id, order per aggregate from the origin's sequence.** The event goes
+//! to the stream `<NATS stream>:<aggregate type>` / `<aggregate id>` of this service's log with
+//! the expected version `sequence - 1` (its sequence in the origin's aggregate stream), in one
+//! transaction with a look-up of its event id
+//! ([`DurableStore::append_once`](crate::store::durable::DurableStore::append_once)), so:
+//! - an event the store already holds (same event id: a redelivery, a republish under another
+//!   `Nats-Msg-Id` after the de-duplication window, the same event relayed again to another
+//!   stream) is acknowledged and counted as a duplicate, never appended or handled twice;
+//! - a redelivered event (the consumer died after the append, before the ack) also finds its
 //!   sequence taken: it is acknowledged and counted as a duplicate, never appended twice (the
 //!   inbox's streams are named after the NATS stream, and the relay refuses to fill one stream
 //!   from two logs, so the sequence identifies the event; a stream deleted and created again
@@ -33,9 +38,10 @@
 //! handed out and not yet acknowledged: when it is reached the server hands out nothing more
 //! until acknowledgements come (or `AckWait` passes), so a consumer that stalls stalls the
 //! whole durable consumer: keep it above the fetch batch (100) times the number of consumer
-//! processes. A message that is not an event (its headers are missing or malformed) is
-//! terminated (`Term`), logged with its stream sequence and counted: it stays in the stream
-//! for inspection.
+//! processes. A message that is not an event (its headers are missing or malformed, or its
+//! body is not JSON) is terminated (`Term`: never redelivered), logged as an error with its
+//! stream sequence and counted ([`InboxSummary::rejected`]): it stays in the stream for
+//! inspection.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,7 +54,7 @@ use tokio::sync::watch;
 
 use super::headers;
 use super::NatsError;
-use crate::store::durable::{DurableStore, IntoDurableStore};
+use crate::store::durable::{AppendOnce, DurableStore, IntoDurableStore};
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
 use crate::worker::Stop;
 
@@ -286,12 +292,22 @@ impl Inbox {
         let expected = event.sequence.saturating_sub(1);
         match self
             .store
-            .append_to(local, Some(expected), vec![self.new_event(&event)])
+            .append_once(local, expected, self.new_event(&event))
             .await
         {
-            Ok(_) => {
+            Ok(AppendOnce::Appended { .. }) => {
                 self.ack(message, AckKind::Ack).await?;
                 Ok(Taken::Ingested)
+            }
+            Ok(AppendOnce::AlreadyStored { position }) => {
+                tracing::debug!(
+                    event_id = %event.event_id,
+                    origin_position = event.position,
+                    position,
+                    "event already in this store (same event id): a redelivery; acknowledged, not appended again"
+                );
+                self.ack(message, AckKind::Ack).await?;
+                Ok(Taken::Duplicate)
             }
             Err(StoreError::Conflict { actual, .. }) if actual >= event.sequence => {
                 tracing::debug!(

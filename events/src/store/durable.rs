@@ -171,6 +171,21 @@ pub fn aggregate_key(event: &StoredEvent) -> String {
     format!("{}/{}", event.aggregate_type, event.aggregate_id)
 }
 
+/// The answer to [`DurableStore::append_once`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppendOnce {
+    /// The event was appended, at `position`.
+    Appended {
+        /// Its position in the log.
+        position: u64,
+    },
+    /// The log already held an event with this id, at `position`; nothing was written.
+    AlreadyStored {
+        /// Where the log holds it.
+        position: u64,
+    },
+}
+
 /// What to record for one event after an attempt (or instead of one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -316,6 +331,17 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
         expected_version: Option<u64>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Appends `event` to a stream at `expected_version` unless the log already holds an event
+    /// with its id: then nothing is written and that event's position is returned. The check
+    /// and the append are one transaction, so two processes taking the same event store it
+    /// once (an inbox taking a redelivered message relies on it).
+    async fn append_once(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        event: NewEvent,
+    ) -> Result<AppendOnce, StoreError>;
 
     /// Up to `limit` events with a position greater than `after`, in position order, none of
     /// which a still-open transaction could precede.

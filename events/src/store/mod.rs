@@ -98,6 +98,24 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// A bus's record as the event to append (its stream: `record.aggregate_type` /
+    /// `record.aggregate_id`); the bus's correlation and causation go to the metadata.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn from_record(record: crate::outbox::DurableRecord) -> Self {
+        Self {
+            event_id: record.event_id,
+            name: record.name.to_owned(),
+            version: record.version,
+            payload: record.payload,
+            metadata: EventMetadata {
+                correlation_id: Some(record.correlation_id),
+                causation_id: record.causation_id,
+                ..EventMetadata::default()
+            },
+            occurred_at: record.occurred_at,
+        }
+    }
+
     /// Serializes a typed event with a fresh id and the current time.
     pub fn new<E: DomainEvent + Serialize>(
         event: &E,

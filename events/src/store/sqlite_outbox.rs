@@ -4,30 +4,20 @@
 use rusqlite::Transaction;
 
 use super::sqlite::SqliteStore;
-use super::{EventMetadata, NewEvent, StoreError, StreamId};
+use super::{NewEvent, StoreError, StreamId};
 use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
 use crate::report::Report;
 
 /// Appends a bus's record to the end of its aggregate's stream.
-fn append_record(tx: &Transaction<'_>, record: DurableRecord) -> Result<u64, StoreError> {
+fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64, StoreError> {
+    let aggregate_id = std::mem::take(&mut record.aggregate_id);
     let stream = StreamId {
         aggregate_type: record.aggregate_type,
-        aggregate_id: &record.aggregate_id,
+        aggregate_id: &aggregate_id,
     };
-    let event = NewEvent {
-        event_id: record.event_id,
-        name: record.name.to_owned(),
-        version: record.version,
-        payload: record.payload,
-        metadata: EventMetadata {
-            correlation_id: Some(record.correlation_id),
-            causation_id: record.causation_id,
-            ..EventMetadata::default()
-        },
-        occurred_at: record.occurred_at,
-    };
+    let event = NewEvent::from_record(record);
     Ok(SqliteStore::append_last(tx, stream, event)?.position)
 }
 

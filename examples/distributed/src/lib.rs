@@ -1,14 +1,16 @@
-//! Two services linked by NATS JetStream, each with its own SQLite store:
+//! Two services linked by NATS JetStream, each with its own store:
 //!
-//! - `ordering` places orders: one transaction writes the order row and its `OrderPlaced` event
-//!   (the transactional outbox); `ordering relay` publishes its log to the stream `ORDERS`; its
-//!   own durable handler sends receipts.
-//! - `shipping process --all --source nats://...` takes the stream into the shipping store and
+//! - `ordering` (PostgreSQL) places orders: one transaction writes the order row and publishes
+//!   its `OrderPlaced` event through the transactional outbox (`PostgresStore::outbox`);
+//!   `ordering relay` publishes its log to the stream `ORDERS`; its own durable handler sends
+//!   receipts.
+//! - `shipping` (SQLite) `process --all --source nats://...` takes the stream into the shipping store and
 //!   runs the shipping service's durable handler: it schedules deliveries, retries a failing
 //!   carrier, and dead-letters orders to addresses it cannot serve, in the shipping store.
 //!
 //! `run.sh` starts NATS and the three processes, places orders, and prints what each side did.
-//! This library is the contract the two services share: the event types.
+//! This library is the contract the two services share (the event types), and how each opens
+//! its store.
 
 use events::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,42 @@ pub fn init_logs() {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Connects to the ordering service's PostgreSQL store: the server at `$ORDERING_URL`, in the
+/// schema `$ORDERING_SCHEMA` (default `ordering`, created if missing), or exits with a one-line
+/// error.
+pub async fn open_ordering_store() -> events::store::PostgresStore {
+    use events::store::PostgresStore;
+    let Ok(url) = std::env::var("ORDERING_URL") else {
+        eprintln!("error: ORDERING_URL is not set: export ORDERING_URL=postgres://user@host:port/database");
+        std::process::exit(2);
+    };
+    let schema = std::env::var("ORDERING_SCHEMA").unwrap_or_else(|_| "ordering".to_owned());
+    if schema.is_empty()
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        eprintln!("error: ORDERING_SCHEMA={schema:?}: use letters, digits and `_` only");
+        std::process::exit(2);
+    }
+    let fail = |e: &dyn std::fmt::Display| -> ! {
+        eprintln!("error: the ordering store at {url}: {e}");
+        std::process::exit(1);
+    };
+    let admin = PostgresStore::connect(&url)
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    let client = admin.client().await.unwrap_or_else(|e| fail(&e));
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    PostgresStore::connect(&format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+        .await
+        .unwrap_or_else(|e| fail(&e))
 }
 
 /// Opens the service's store from the environment variable `var`, or exits with a one-line

@@ -1,10 +1,14 @@
-//! Runs `run.sh`, the scenario the README shows, against a real nats-server: both services'
-//! real binaries, the relay, the inbox and both workers as separate processes.
+//! Runs `run.sh`, the scenario the README shows, against a real PostgreSQL server (the ordering
+//! service's store) and a real nats-server: both services' real binaries, the relay, the inbox
+//! and both workers as separate processes.
 
 use std::process::Command;
 
 #[test]
 fn the_scenario_runs_from_its_script() {
+    let Some(postgres) = postgres_url() else {
+        return;
+    };
     let Some(nats) = nats_harness::server!("distributed_scenario") else {
         return;
     };
@@ -14,6 +18,11 @@ fn the_scenario_runs_from_its_script() {
         .env("ORDERING_BIN", env!("CARGO_BIN_EXE_ordering"))
         .env("SHIPPING_BIN", env!("CARGO_BIN_EXE_shipping"))
         .env("EVENTS_NATS_URL", nats.url())
+        .env("EVENTS_POSTGRES_URL", postgres)
+        .env(
+            "ORDERING_SCHEMA",
+            format!("ordering_{}", std::process::id()),
+        )
         .env("DISTRIBUTED_STREAM", nats.unique("ORDERS"))
         .env_remove("RUST_LOG")
         .output()
@@ -42,4 +51,19 @@ fn the_scenario_runs_from_its_script() {
         stdout.contains("shipping: delivery of order 9 to 9 Main St scheduled"),
         "{stdout}"
     );
+}
+
+/// The PostgreSQL server at `EVENTS_POSTGRES_URL` (`scripts/servers.sh` starts one); without
+/// it the test skips, unless `CI=true`: then it fails.
+fn postgres_url() -> Option<String> {
+    match std::env::var("EVENTS_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
+            "EVENTS_POSTGRES_URL is not set and CI=true: run the tests through `scripts/servers.sh run cargo test ...`"
+        ),
+        _ => {
+            eprintln!("the_scenario_runs_from_its_script: skipped: EVENTS_POSTGRES_URL is not set (run through `scripts/servers.sh run ...`)");
+            None
+        }
+    }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
-    aggregate_key, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
+    aggregate_key, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
     HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
@@ -287,6 +287,39 @@ impl DurableStore for PostgresStore {
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         Ok(stored)
+    }
+
+    async fn append_once(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        event: NewEvent,
+    ) -> Result<AppendOnce, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // The position counter first: every append waits for it, so the check below is final
+        // until this transaction ends (append_locked takes the lock we already hold).
+        tx.execute("SELECT head FROM events_head FOR UPDATE", &[])
+            .await
+            .map_err(backend)?;
+        let stored = tx
+            .query_opt(
+                "SELECT position FROM events_log WHERE event_id = $1",
+                &[&event.event_id],
+            )
+            .await
+            .map_err(backend)?;
+        if let Some(row) = stored {
+            return Ok(AppendOnce::AlreadyStored {
+                position: row.get::<_, i64>(0) as u64,
+            });
+        }
+        let stored = append_locked(&tx, stream, Some(expected_version), vec![event]).await?;
+        tx.commit().await.map_err(backend)?;
+        self.wakeups.wake();
+        Ok(AppendOnce::Appended {
+            position: stored[0].position,
+        })
     }
 
     async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {

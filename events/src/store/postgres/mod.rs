@@ -39,6 +39,7 @@
 
 mod delivery;
 mod migrate;
+mod outbox;
 mod query;
 mod wakeup;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{backend, from_micros, head, micros, stream_version, SqliteStore};
 use crate::store::durable::{
-    aggregate_key, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
+    aggregate_key, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
     HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
@@ -195,6 +195,33 @@ impl DurableStore for SqliteStore {
                 None => stream_version(tx, stream)?,
             };
             Self::append_in(tx, stream, expected, events)
+        })
+    }
+
+    async fn append_once(
+        &self,
+        stream: StreamId<'_>,
+        expected_version: u64,
+        event: NewEvent,
+    ) -> Result<AppendOnce, StoreError> {
+        self.transaction(|tx| {
+            let stored: Option<i64> = tx
+                .query_row(
+                    "SELECT position FROM events_log WHERE event_id = ?1",
+                    [event.event_id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(position) = stored {
+                return Ok(AppendOnce::AlreadyStored {
+                    position: position as u64,
+                });
+            }
+            let stored = Self::append_in(tx, stream, expected_version, vec![event])?;
+            Ok(AppendOnce::Appended {
+                position: stored[0].position,
+            })
         })
     }
 

@@ -1,0 +1,93 @@
+//! The PostgreSQL store as a bus's [`DurableSink`], and its outbox call: publishing events into
+//! the caller's own transaction.
+
+use tokio_postgres::Transaction;
+
+use super::{append_locked, backend, PostgresStore};
+use crate::bus::Bus;
+use crate::error::BoxError;
+use crate::outbox::{DurableRecord, DurableSink, Outbox};
+use crate::report::Report;
+use crate::store::{NewEvent, StoreError, StreamId};
+
+/// Appends a bus's record to the end of its aggregate's stream, in `tx`.
+async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64, StoreError> {
+    let aggregate_id = std::mem::take(&mut record.aggregate_id);
+    let stream = StreamId {
+        aggregate_type: record.aggregate_type,
+        aggregate_id: &aggregate_id,
+    };
+    let stored = append_locked(tx, stream, None, vec![NewEvent::from_record(record)]).await?;
+    Ok(stored.first().map_or(0, |e| e.position))
+}
+
+/// PostgreSQL has no sync path: a bus stores from `dispatch(..).await` (a sync `publish`
+/// reports the durable handlers as skipped).
+#[async_trait::async_trait]
+impl DurableSink for PostgresStore {
+    async fn append(&self, record: DurableRecord) -> Result<u64, BoxError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let position = append_record(&tx, record).await?;
+        tx.commit().await.map_err(backend)?;
+        self.wakeups.wake();
+        Ok(position)
+    }
+}
+
+impl PostgresStore {
+    /// The transactional outbox with publishing: runs `f` in one transaction, where it writes
+    /// its own rows with `tx` and publishes events with `outbox.publish(event)`. The events with
+    /// durable handlers are appended in the same transaction, after `f` (so the position
+    /// counter is taken last and held briefly); after the commit, every published event runs
+    /// its sync handlers inline with the same metadata. If `f` fails, nothing is written and
+    /// nothing published. Returns `f`'s value and one report per published event.
+    ///
+    /// ```no_run
+    /// use events::{event_handler, Bus, BoxError, DomainEvent};
+    /// use events::store::PostgresStore;
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(DomainEvent, Serialize, Deserialize)]
+    /// #[event(aggregate = "Library")]
+    /// struct CardAdded { #[event(aggregate_id)] library: u32, card: String }
+    ///
+    /// #[event_handler(durable, name = "search.index_card")]
+    /// fn index_card(e: &CardAdded) { /* run later by a worker */ }
+    ///
+    /// # async fn run(store: PostgresStore) -> Result<(), BoxError> {
+    /// let bus = Bus::builder().store(store.clone()).build()?;
+    /// let ((), reports) = store
+    ///     .outbox(&bus, async |tx, outbox| {
+    ///         tx.execute("INSERT INTO cards (name) VALUES ($1)", &[&"Black Lotus"]).await?;
+    ///         outbox.publish(CardAdded { library: 1, card: "Black Lotus".into() });
+    ///         Ok::<_, BoxError>(())
+    ///     })
+    ///     .await?;
+    /// assert!(reports[0].is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub async fn outbox<T, E>(
+        &self,
+        bus: &Bus,
+        f: impl AsyncFnOnce(&Transaction<'_>, &mut Outbox<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<Report>), E>
+    where
+        E: From<StoreError>,
+    {
+        let mut outbox = Outbox::new(bus);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let value = f(&tx, &mut outbox).await?;
+        let records = outbox.records().map_err(|(name, e)| {
+            StoreError::Backend(
+                format!("cannot serialize event `{name}` for the store: {e}").into(),
+            )
+        })?;
+        for record in records {
+            append_record(&tx, record).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        self.wakeups.wake();
+        Ok((value, outbox.publish_committed()))
+    }
+}
