@@ -7,6 +7,7 @@ use crate::store::StoreError;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "log", include_str!("migrations/0001_log.sql")),
     (2, "delivery", include_str!("migrations/0002_delivery.sql")),
+    (3, "views", include_str!("migrations/0003_views.sql")),
 ];
 
 /// What [`PostgresStore::migrate`] did.
