@@ -8,7 +8,7 @@ mod pg;
 
 use events::sourcing::{AggregateView, PostgresViewRepository, View};
 use events::store::durable::{DurableStore, OnReset, Owner};
-use events::store::{EventMetadata, EventStore, StoreError, StreamId};
+use events::store::{EventMetadata, EventStore, PostgresStore, StoreError, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent, EventSet, Meta, Res};
 use serde::{Deserialize, Serialize};
@@ -112,6 +112,16 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     assert_eq!(views.load("b").await.unwrap(), None);
 }
 
+/// The operator's replay of the handler: every event again.
+async fn replay(store: &PostgresStore) {
+    let durable: &dyn DurableStore = store;
+    let owner = Owner::current();
+    durable
+        .reset_handler("pg_views.balance", 0, OnReset::KeepFailures, &owner)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_durable_handler_keeps_a_view_live_and_a_replay_applies_nothing_twice() {
     let Some(store) = pg::store("views_live").await else {
@@ -154,16 +164,7 @@ async fn a_durable_handler_keeps_a_view_live_and_a_replay_applies_nothing_twice(
     );
 
     // An operator's replay delivers every event again: the views hold them already.
-    let durable: &dyn DurableStore = &store;
-    durable
-        .reset_handler(
-            "pg_views.balance",
-            0,
-            OnReset::KeepFailures,
-            &Owner::current(),
-        )
-        .await
-        .unwrap();
+    replay(&store).await;
     let summary = drain().await.unwrap();
     assert!(summary.to_string().contains("6 delivered"), "{summary}");
     assert_eq!(
@@ -173,15 +174,7 @@ async fn a_durable_handler_keeps_a_view_live_and_a_replay_applies_nothing_twice(
 
     // A rebuild: clear, then replay.
     balances.clear().await.unwrap();
-    durable
-        .reset_handler(
-            "pg_views.balance",
-            0,
-            OnReset::KeepFailures,
-            &Owner::current(),
-        )
-        .await
-        .unwrap();
+    replay(&store).await;
     drain().await.unwrap();
     assert_eq!(
         balances.load("acc-2").await.unwrap(),
