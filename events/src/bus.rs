@@ -575,6 +575,9 @@ impl Bus {
         state: &EventState<E>,
         report: &mut Report,
     ) {
+        if meta.get().position.is_some() {
+            return; // read from the log: a worker delivers it
+        }
         let Some(sink) = &self.inner.sink else {
             return skipped(report, E::NAME, &state.durable, NO_STORE);
         };
@@ -595,6 +598,9 @@ impl Bus {
         state: &EventState<E>,
         report: &mut Report,
     ) {
+        if meta.get().position.is_some() {
+            return; // read from the log: a worker delivers it
+        }
         let Some(sink) = &self.inner.sink else {
             return skipped(report, E::NAME, &state.durable, NO_STORE);
         };

@@ -9,7 +9,6 @@ mod repository;
 mod route;
 mod set;
 mod snapshot;
-#[cfg(feature = "sqlite")]
 mod view;
 
 pub use aggregate::{EventSourced, Handle, Services};
@@ -18,9 +17,13 @@ pub use repository::{Committed, ExecuteError, Repository, DEFAULT_ATTEMPTS};
 pub use route::{AggregateCommand, RoutedError, SharedStore};
 pub use set::{EventOf, EventSet};
 pub use snapshot::Snapshots;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use view::PostgresViewRepository;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use view::{AggregateView, View, ViewRepository};
+pub use view::ViewRepository;
+pub use view::{AggregateView, View};
 
 #[doc(hidden)]
 pub use route::RouteFn;

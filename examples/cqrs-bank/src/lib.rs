@@ -5,20 +5,16 @@ pub mod ledger;
 
 use events::sourcing::ViewRepository;
 use events::store::SqliteStore;
-use events::Bus;
+use events::{BoxError, Bus};
 
 use crate::domain::{BankAccountApi, BankAccountServices};
 use crate::ledger::BankAccountView;
 
-/// The bank's bus: its commands are routed to the account, whose events go to `store`, and
-/// the ledger is kept in `store`'s database.
-pub fn bank(store: &SqliteStore, api: impl BankAccountApi + 'static) -> Result<Bus, Error> {
+/// The bank's bus: commands routed to the account, its events and ledgers in `store`.
+pub fn bank(store: &SqliteStore, api: impl BankAccountApi + 'static) -> Result<Bus, BoxError> {
     Ok(Bus::builder()
         .event_store(store.clone())
         .resource::<BankAccountServices>(Box::new(api))
         .resource(ViewRepository::<BankAccountView>::new(store)?)
         .build()?)
 }
-
-/// What `bank` and the demo fail with.
-pub type Error = Box<dyn std::error::Error + Send + Sync>;

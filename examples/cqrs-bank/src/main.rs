@@ -26,7 +26,7 @@ impl BankAccountApi for Friendly {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), cqrs_bank::Error> {
+async fn main() -> Result<(), events::BoxError> {
     tracing_subscriber::fmt().with_target(false).init();
     let store = SqliteStore::open_in_memory()?;
     let bus = bank(&store, Friendly)?;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "log_correlation",
         include_str!("migrations/0003_log_correlation.sql"),
     ),
+    (4, "views", include_str!("migrations/0004_views.sql")),
 ];
 
 /// What [`PostgresStore::migrate`] did.

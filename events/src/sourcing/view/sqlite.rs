@@ -1,28 +1,13 @@
-//! Views (read models) persisted on SQLite: a serde value per id, with the version it was
-//! built up to, in one table the repository creates.
-//!
-//! A view fed by one aggregate's events keeps, as its version, the sequence of the last event
-//! it applied: [`ViewRepository::update`] skips an event it already holds, so a redelivery or
-//! a replay changes nothing. Every operation also exists in a `_in` form that takes the
-//! caller's transaction ([`SqliteStore::transaction`]), so a view can change together with
-//! the caller's own rows and appended events.
-//!
-//! A durable handler keeps a view live with [`ViewRepository::update_with`]: the view write
-//! and the handler's checkpoint are two commits, and a crash between them delivers the event
-//! again after the restart, which the view then skips (it holds the event's sequence already),
-//! so the view never applies an event twice. This holds for a view per aggregate, whose events
-//! one handler receives in sequence order (hold-back keeps that order through retries).
+//! The SQLite view repository: one table the repository creates.
 
 use std::marker::PhantomData;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use super::{already_applied, decode, decode_view, encode, sequence_of, AggregateView, View};
 use crate::error::BoxError;
 use crate::meta::Meta;
 use crate::sourcing::projection::Projection;
-use crate::sourcing::set::EventSet;
 use crate::store::sqlite::backend;
 use crate::store::{SqliteStore, StoreError, StoredEvent};
 
@@ -34,23 +19,6 @@ CREATE TABLE IF NOT EXISTS events_views (
     body    TEXT    NOT NULL,
     PRIMARY KEY (view, id)
 );";
-
-/// A read model stored per id. `NAME` keys its rows; keep it stable.
-pub trait View: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
-    /// The view's stable name.
-    const NAME: &'static str;
-}
-
-/// A view of one aggregate instance, fed by its events (cqrs-es's `View`): its repository is
-/// then a [`Projection`] that keeps one view per aggregate id, at the sequence of the last
-/// event it applied, so [`rebuild`](crate::sourcing::rebuild) and
-/// [`catch_up`](crate::sourcing::catch_up) maintain it.
-pub trait AggregateView: View {
-    /// The events it reads.
-    type Event: EventSet;
-    /// Applies one event of its aggregate.
-    fn update(&mut self, event: &Self::Event);
-}
 
 impl<V: AggregateView> Projection for ViewRepository<V> {
     type Event = V::Event;
@@ -130,10 +98,7 @@ impl<V: View> ViewRepository<V> {
         view: &V,
         version: u64,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(view).map_err(|source| StoreError::Encode {
-            name: V::NAME.to_owned(),
-            source,
-        })?;
+        let body = encode(view)?.to_string();
         tx.execute(
             "INSERT INTO events_views (view, id, version, body) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body",
@@ -164,14 +129,7 @@ impl<V: View> ViewRepository<V> {
         change: impl FnOnce(&mut V),
     ) -> Result<bool, StoreError> {
         let (mut view, version) = load(tx, id)?.unwrap_or_default();
-        if sequence <= version {
-            tracing::debug!(
-                view = V::NAME,
-                id,
-                sequence,
-                version,
-                "event already in the view, skipped"
-            );
+        if already_applied::<V>(id, sequence, version) {
             return Ok(false);
         }
         change(&mut view);
@@ -195,13 +153,7 @@ impl<V: AggregateView> ViewRepository<V> {
     /// view already holds it. Fails for an event that was not read from the store (no
     /// sequence in its `Meta`).
     pub fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
-        let (Some(id), Some(sequence)) = (meta.aggregate_id(), meta.sequence()) else {
-            return Err(StoreError::Refused(format!(
-                "view `{}` is kept from stored events, and `{}` was not read from the store (no aggregate id or sequence): update it from a durable handler",
-                V::NAME,
-                meta.event_name()
-            )));
-        };
+        let (id, sequence) = sequence_of::<V>(meta)?;
         self.update(id, sequence, |view| view.update(event))
     }
 }
@@ -216,13 +168,8 @@ fn load<V: View>(conn: &Connection, id: &str) -> Result<Option<(V, u64)>, StoreE
         .optional()
         .map_err(backend)?;
     row.map(|(body, version)| {
-        serde_json::from_str(&body)
-            .map(|view| (view, version as u64))
-            .map_err(|source| StoreError::Decode {
-                position: 0,
-                name: format!("view `{}` of `{id}`", V::NAME),
-                source,
-            })
+        let body = serde_json::from_str(&body).map_err(|e| decode::<V>(id, e))?;
+        Ok((decode_view::<V>(id, body)?, version as u64))
     })
     .transpose()
 }

@@ -1,0 +1,178 @@
+//! The PostgreSQL view repository: the table `events_views`, created by
+//! [`PostgresStore::migrate`].
+
+use std::marker::PhantomData;
+
+use tokio_postgres::{GenericClient, Transaction};
+
+use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
+use crate::meta::Meta;
+use crate::store::postgres::backend;
+use crate::store::{PostgresStore, StoreError};
+
+/// Loads and saves views of type `V` by id, with their version, on PostgreSQL: the operations
+/// of [`ViewRepository`](crate::sourcing::ViewRepository), async. Run
+/// [`PostgresStore::migrate`] first (it creates the table).
+///
+/// ```no_run
+/// use events::sourcing::{PostgresViewRepository, View};
+/// use events::store::PostgresStore;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Default)]
+/// struct Ledger { balance: i64 }
+/// impl View for Ledger { const NAME: &'static str = "ledger"; }
+///
+/// # async fn run() -> Result<(), events::store::StoreError> {
+/// let store = PostgresStore::connect("postgres://app@127.0.0.1/bank").await?;
+/// store.migrate().await?;
+/// let ledgers = PostgresViewRepository::<Ledger>::new(&store);
+/// ledgers.update("acc-1", 1, |l| l.balance += 10).await?;
+/// # Ok(()) }
+/// ```
+pub struct PostgresViewRepository<V> {
+    store: PostgresStore,
+    _view: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for PostgresViewRepository<V> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            _view: PhantomData,
+        }
+    }
+}
+
+impl<V: View> PostgresViewRepository<V> {
+    /// A repository of `V` in `store`'s database (its table comes with `migrate`).
+    pub fn new(store: &PostgresStore) -> Self {
+        Self {
+            store: store.clone(),
+            _view: PhantomData,
+        }
+    }
+
+    /// The view `id` and its version, if it was ever saved.
+    pub async fn load(&self, id: &str) -> Result<Option<(V, u64)>, StoreError> {
+        load(&**self.store.client().await?, id, "").await
+    }
+
+    /// Like [`load`](Self::load), inside the caller's transaction.
+    pub async fn load_in(tx: &Transaction<'_>, id: &str) -> Result<Option<(V, u64)>, StoreError> {
+        load(tx, id, "").await
+    }
+
+    /// Saves the view `id` at `version`.
+    pub async fn save(&self, id: &str, view: &V, version: u64) -> Result<(), StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        Self::save_in(&tx, id, view, version).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    /// Like [`save`](Self::save), inside the caller's transaction.
+    pub async fn save_in(
+        tx: &Transaction<'_>,
+        id: &str,
+        view: &V,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body",
+            &[&V::NAME, &id, &(version as i64), &encode(view)?],
+        )
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Applies the event of aggregate sequence `sequence` to the view `id` (a new view starts
+    /// from `V::default()`), unless the view already holds it. `Ok(false)`: already applied,
+    /// nothing changed.
+    pub async fn update(
+        &self,
+        id: &str,
+        sequence: u64,
+        change: impl FnOnce(&mut V),
+    ) -> Result<bool, StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let changed = Self::update_in(&tx, id, sequence, change).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(changed)
+    }
+
+    /// Like [`update`](Self::update), inside the caller's transaction. The row is locked
+    /// until the transaction ends, and a row another writer inserted meanwhile at this
+    /// sequence or later is left as it is.
+    pub async fn update_in(
+        tx: &Transaction<'_>,
+        id: &str,
+        sequence: u64,
+        change: impl FnOnce(&mut V),
+    ) -> Result<bool, StoreError> {
+        let (mut view, version) = load(tx, id, "FOR UPDATE").await?.unwrap_or_default();
+        if already_applied::<V>(id, sequence, version) {
+            return Ok(false);
+        }
+        change(&mut view);
+        let written = tx
+            .execute(
+                "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body
+                 WHERE events_views.version < excluded.version",
+                &[&V::NAME, &id, &(sequence as i64), &encode(&view)?],
+            )
+            .await
+            .map_err(backend)?;
+        if written == 0 {
+            tracing::debug!(
+                view = V::NAME,
+                id,
+                sequence,
+                "another writer saved the view at this sequence or later meanwhile; skipped"
+            );
+        }
+        Ok(written == 1)
+    }
+
+    /// Deletes every view of this type (before a rebuild).
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        let client = self.store.client().await?;
+        client
+            .execute("DELETE FROM events_views WHERE view = $1", &[&V::NAME])
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl<V: AggregateView> PostgresViewRepository<V> {
+    /// Applies an event a durable handler received to the view of its aggregate, at its
+    /// sequence, both read from `meta`; `Ok(false)` when the view already holds it (see the
+    /// [module](crate::sourcing)'s views).
+    pub async fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
+        let (id, sequence) = sequence_of::<V>(meta)?;
+        self.update(id, sequence, |view| view.update(event)).await
+    }
+}
+
+async fn load<V: View>(
+    client: &impl GenericClient,
+    id: &str,
+    lock: &str,
+) -> Result<Option<(V, u64)>, StoreError> {
+    let sql = format!("SELECT body, version FROM events_views WHERE view = $1 AND id = $2 {lock}");
+    let row = client
+        .query_opt(&sql, &[&V::NAME, &id])
+        .await
+        .map_err(backend)?;
+    row.map(|row| {
+        Ok((
+            decode_view::<V>(id, row.get(0))?,
+            row.get::<_, i64>(1) as u64,
+        ))
+    })
+    .transpose()
+}
