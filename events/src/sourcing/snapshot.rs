@@ -10,9 +10,27 @@ use crate::store::{EventStore, StoredSnapshot, StreamId};
 /// When an aggregate type saves snapshots, and the version of their schema. Returned by
 /// [`EventSourced::snapshots`]:
 ///
-/// ```ignore
-/// fn snapshots() -> Option<Snapshots<Self>> {
-///     Some(Snapshots::every(100).version(2))
+/// ```
+/// use events::sourcing::Snapshots;
+/// use events::{DomainEvent, EventSet, EventSourced};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(DomainEvent, EventSet, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #[event(aggregate = "Account")]
+/// enum AccountEvent { Deposited { amount: u64 } }
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Account { balance: u64 }
+///
+/// impl EventSourced for Account {
+///     const TYPE: &'static str = "Account";
+///     type Event = AccountEvent;
+///     fn apply(&mut self, AccountEvent::Deposited { amount }: &AccountEvent) {
+///         self.balance += amount;
+///     }
+///     fn snapshots() -> Option<Snapshots<Self>> {
+///         Some(Snapshots::every(100).version(2))
+///     }
 /// }
 /// ```
 ///

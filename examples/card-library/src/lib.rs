@@ -214,7 +214,8 @@ impl LibraryService {
         let mut library = repo.load(id);
         change(&mut library)?;
         let ((), events) = library.save_with(|l| repo.save(l))?;
-        tracing::info!(library = id, events = ?events, "saved; dispatching");
+        let names = events.names().join(", ");
+        tracing::info!(library = id, events = names.as_str(), "saved; dispatching");
         let reports = events.dispatch(&self.bus).await;
         for report in reports.iter().filter(|r| !r.is_ok()) {
             tracing::warn!(%report, "a handler failed; the operation still succeeded");

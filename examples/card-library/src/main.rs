@@ -41,13 +41,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         analytics.cards_added(),
         analytics.collections_created()
     );
-    println!(
-        "search `lotus`: {:?}",
-        bus.resource::<SearchIndex>().unwrap().search("lotus")
-    );
-    println!(
-        "notifications: {:?}",
-        bus.resource::<Notifications>().unwrap().sent()
-    );
+    let found = bus.resource::<SearchIndex>().unwrap().search("lotus");
+    println!("search `lotus`: {}", found.join(", "));
+    println!("notifications sent:");
+    for message in bus.resource::<Notifications>().unwrap().sent() {
+        println!("  {message}");
+    }
     Ok(())
 }
