@@ -41,7 +41,7 @@ export SHIPPING_DB=$work/shipping.db
 # (Long-running processes are started without these functions, so that $! is their pid.)
 ordering() { "$ORDERING_BIN" "$@"; }
 shipping() { "$SHIPPING_BIN" "$@"; }
-# The columns of a handler's line in `status`: HANDLER EVENT CHECKPOINT LAG RETRYING DEAD HELD.
+# The columns of a handler's line in `status`: HANDLER EVENT CHECKPOINT LAG LAG-AGE RETRYING ...
 column() { awk -v h="$2" -v c="$3" '$1 == h { print $c }' <<<"$1"; }
 
 ordering place-orders "$orders"
@@ -57,11 +57,11 @@ pids+=($!)
 # Until both sides have settled every order: shipping's inbox holds them all, nothing is left
 # to deliver or retry; ordering has sent every receipt.
 for _ in $(seq 600); do
-    s=$(shipping status)
-    o=$(ordering status)
+    s=$(shipping status 2>/dev/null)
+    o=$(ordering status 2>/dev/null)
     if grep -q "^log head: position $orders\$" <<<"$s" &&
         [ "$(column "$s" shipping.schedule_delivery 4)" = 0 ] &&
-        [ "$(column "$s" shipping.schedule_delivery 5)" = 0 ] &&
+        [ "$(column "$s" shipping.schedule_delivery 6)" = 0 ] &&
         [ "$(column "$o" ordering.send_receipt 4)" = 0 ]; then
         settled=1
         break

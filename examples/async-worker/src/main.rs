@@ -201,16 +201,8 @@ async fn run(cli: Cli) -> ExitCode {
     // the handlers' journal stays next to `EVENTS_DB`. The CLI opens the store itself, so a
     // command that only reads never creates it.
     let mut store = cli.store.or(StoreSource::url(format!("sqlite://{db}")));
-    let journal = Journal::from_env(&db);
-    let bus = match Bus::builder().resource(journal).build() {
-        Ok(bus) => bus,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Installed before anything runs, as the bus and the worker take their counters from the
-    // recorder; the gauges sample the store, opened (and created) here.
+    // Installed before the bus is built, as the bus takes its counters from the recorder; the
+    // gauges sample the store, opened (and created) here.
     if let Some(addr) = cli.metrics_addr {
         if let Err(e) = serve_metrics(addr) {
             eprintln!("error: cannot serve metrics on {addr}: {e}");
@@ -226,13 +218,24 @@ async fn run(cli: Cli) -> ExitCode {
         ));
         store = StoreSource::Opened(opened);
     }
+    let journal = Journal::from_env(&db);
+    let bus = match Bus::builder().resource(journal).build() {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
         AppCommand::PlaceOrders {
             count,
             customers,
             empty_every,
         } => match open(store).await {
-            Ok(store) => place_orders(&store, count, customers, empty_every).await,
+            Ok(store) => {
+                eprintln!("store: {}", store.location());
+                place_orders(&store, count, customers, empty_every).await
+            }
             Err(code) => code,
         },
         AppCommand::Events(command) => events::cli::run_command(&bus, store, command).await,

@@ -36,11 +36,13 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// The status columns of the handler: checkpoint, lag, retrying, dead, held, lease.
-fn status(app: &App) -> Vec<String> {
+/// The handler's columns in `status`, by header.
+fn status(app: &App) -> std::collections::BTreeMap<String, String> {
     let status = app.run(&["status"]);
-    let line = status.lines().find(|l| l.starts_with(HANDLER)).unwrap();
-    line.split_whitespace().skip(2).map(str::to_owned).collect()
+    common::status_table(&status)
+        .row("HANDLER", HANDLER)
+        .unwrap_or_else(|| panic!("{status}"))
+        .clone()
 }
 
 #[test]
@@ -68,7 +70,7 @@ fn a_worker_stalled_past_its_lease_cannot_settle_after_a_takeover() {
         .spawn()
         .unwrap();
     wait_until("A stops itself at order 5", || state(&a) == 'T');
-    wait_until("A's lease lapses", || status(&app)[5] == "-");
+    wait_until("A's lease lapses", || status(&app)["LEASE"] == "-");
 
     // Worker B takes the handler over and delivers everything.
     let b = app.spawn(&args, 0);
@@ -85,7 +87,11 @@ fn a_worker_stalled_past_its_lease_cannot_settle_after_a_takeover() {
     // Nothing pending: B settles anything A might have left, then stops.
     wait_until("no failure pending", || {
         let s = status(&app);
-        (s[2].as_str(), s[3].as_str(), s[4].as_str()) == ("0", "0", "0")
+        (
+            s["RETRYING"].as_str(),
+            s["DEAD"].as_str(),
+            s["HELD"].as_str(),
+        ) == ("0", "0", "0")
     });
     signal(&b, "TERM");
     let b_out = wait_for_exit(b, Duration::from_secs(120), "B after SIGTERM");

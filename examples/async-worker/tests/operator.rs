@@ -462,10 +462,10 @@ fn write_chain(app: &App) -> (String, Vec<String>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let append = |customer: u32, order: u64, metadata: EventMetadata| {
+    let append = |customer: u32, order: u64, event_id: uuid::Uuid, metadata: EventMetadata| {
         let id = customer.to_string();
         let event = NewEvent {
-            event_id: uuid::Uuid::now_v7(),
+            event_id,
             name: "orders.order_placed".into(),
             version: 1,
             payload: serde_json::json!({"customer": customer, "order": order, "items": 1}),
@@ -481,38 +481,20 @@ fn write_chain(app: &App) -> (String, Vec<String>) {
             .unwrap()[0]
             .event_id
     };
+    let new_id = uuid::Uuid::now_v7;
     let caused = |root, cause| EventMetadata {
         correlation_id: Some(root),
         causation_id: Some(cause),
         ..EventMetadata::default()
     };
     // 1 root; 2 unrelated; 3 caused by 5 (a writer that committed before its cause's
-    // writer); 4 caused by the root; 5 caused by 4.
-    let root = append(1, 1, EventMetadata::default());
-    append(2, 2, EventMetadata::default());
-    let late = uuid::Uuid::now_v7();
-    let third = append(1, 3, caused(root, late));
-    let fourth = append(2, 4, caused(root, root));
-    // The fifth event takes the id the third named as its cause.
-    let fifth = {
-        let id = "2".to_owned();
-        let event = NewEvent {
-            event_id: late,
-            name: "orders.order_placed".into(),
-            version: 1,
-            payload: serde_json::json!({"customer": 2, "order": 5, "items": 1}),
-            metadata: caused(root, fourth),
-            occurred_at: std::time::SystemTime::now(),
-        };
-        let stream = StreamId {
-            aggregate_type: "Customer",
-            aggregate_id: &id,
-        };
-        runtime
-            .block_on(DurableStore::append_to(&store, stream, None, vec![event]))
-            .unwrap()[0]
-            .event_id
-    };
+    // writer); 4 caused by the root; 5 caused by 4, with the id 3 named as its cause.
+    let root = append(1, 1, new_id(), EventMetadata::default());
+    append(2, 2, new_id(), EventMetadata::default());
+    let late = new_id();
+    let third = append(1, 3, new_id(), caused(root, late));
+    let fourth = append(2, 4, new_id(), caused(root, root));
+    let fifth = append(2, 5, late, caused(root, fourth));
     (
         root.to_string(),
         [root, fourth, fifth, third]

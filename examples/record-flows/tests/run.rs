@@ -172,7 +172,8 @@ fn the_durable_path_retries_dead_letters_and_holds_back() {
     at("  webhooks.record_updated: 3 delivered, 0 failed attempts, 0 dead-lettered, 0 held back");
     assert_eq!(second.len(), 5, "{second:?}");
 
-    // The CLI's status, before and after: checkpoint, lag, retrying, dead, held, lease.
+    // The CLI's status, before and after: checkpoint, lag, lag age, retrying, next retry,
+    // dead, held, lease.
     let webhook_row = |nth| {
         let status = section(&out, "status:", nth);
         assert_eq!(status[0], "  log head: position 7");
@@ -182,8 +183,8 @@ fn the_durable_path_retries_dead_letters_and_holds_back() {
             .unwrap();
         row.split_whitespace().skip(2).collect::<Vec<_>>()
     };
-    assert_eq!(webhook_row(0), ["7", "0", "0", "2", "2", "-"]);
-    assert_eq!(webhook_row(1), ["7", "0", "0", "0", "0", "-"]);
+    assert_eq!(webhook_row(0), ["7", "0", "-", "0", "-", "2", "2", "-"]);
+    assert_eq!(webhook_row(1), ["7", "0", "-", "0", "-", "0", "0", "-"]);
 
     let graph = section(&out, "graph (Mermaid):", 0);
     for expected in [
