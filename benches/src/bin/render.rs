@@ -4,7 +4,8 @@
 //! Reads `<criterion dir>/**/new/{benchmark,estimates}.json`, where the criterion dir is
 //! `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the workspace's
 //! `target/criterion`; also `<criterion dir>/cold_start/*.json` (written by the `types_*`
-//! benchmarks), `<criterion dir>/durable_latency.json` (written by the `durable` benchmark) and
+//! benchmarks), `<criterion dir>/durable_latency.json` (written by the `durable` benchmark),
+//! `<criterion dir>/nats.json` (written by the `nats` benchmark) and
 //! `<criterion dir>/alloc.txt` (the output of the `alloc` test, saved by `run.sh`). Times are
 //! criterion's median estimate per iteration; rates (events per second) divide the
 //! benchmark's `Throughput::Elements` by it.
@@ -424,6 +425,7 @@ fn markdown(r: &Results, e: &Elements, dir: &Path) -> String {
     );
 
     durable(&mut out, r, e, latency.as_ref());
+    nats(&mut out, read_json(&dir.join("nats.json")).as_ref());
 
     out.push_str("## Allocations (test `alloc`)\n\n");
     if alloc_lines.is_empty() {
@@ -491,6 +493,34 @@ fn durable(out: &mut String, r: &Results, e: &Elements, latency: Option<&Value>)
         time("min_ns"),
         time("mean_ns"),
         time("max_ns"),
+    );
+}
+
+/// The section of the `nats` benchmark: relay throughput, commit to remote handler latency.
+fn nats(out: &mut String, run: Option<&Value>) {
+    out.push_str("## NATS JetStream (bench `nats`)\n\n");
+    let Some(run) = run else {
+        out.push_str("Not recorded: run `cargo bench -p events-benches --bench nats` (needs `nats-server`).\n\n");
+        return;
+    };
+    let field = |name: &str| run[name].as_f64();
+    let rate = field("relay_events_per_s");
+    let p99 = field("p99_ns");
+    let ms =
+        |ns: Option<f64>| ns.map_or_else(|| "–".to_owned(), |ns| format!("{:.2} ms", ns / 1e6));
+    let _ = writeln!(
+        out,
+        "SQLite file stores, nats-server on loopback (file storage).\n\n\
+         | goal | measured | |\n|---|---|---|\n\
+         | relay ≥ 50k events/s, log to acknowledged in the stream | {} events/s ({} events) | {} |\n\
+         | commit → remote handler p99 < 20 ms (relay, JetStream, inbox, worker) | p50 {}, p99 {} ({} samples) | {} |\n",
+        fmt_rate(rate),
+        field("relay_events").map_or_else(|| "–".to_owned(), |n| format!("{n:.0}")),
+        if rate.is_some_and(|x| x >= 50_000.0) { "met" } else { "**missed**" },
+        ms(field("p50_ns")),
+        ms(p99),
+        field("samples").map_or_else(|| "–".to_owned(), |n| format!("{n:.0}")),
+        if p99.is_some_and(|p| p < 20e6) { "met" } else { "**missed**" },
     );
 }
 

@@ -56,6 +56,24 @@ pub const OCCURRED_AT: &str = "Events-Occurred-At";
 /// User metadata fields, as a JSON object.
 pub const FIELDS: &str = "Events-Fields";
 
+/// The header names as `HeaderName`s, made at compile time: no allocation or validation per
+/// message.
+mod names {
+    use async_nats::header::HeaderName;
+
+    pub(super) const ID: HeaderName = HeaderName::from_static(super::ID);
+    pub(super) const NAME: HeaderName = HeaderName::from_static(super::NAME);
+    pub(super) const VERSION: HeaderName = HeaderName::from_static(super::VERSION);
+    pub(super) const AGGREGATE_TYPE: HeaderName = HeaderName::from_static(super::AGGREGATE_TYPE);
+    pub(super) const AGGREGATE_ID: HeaderName = HeaderName::from_static(super::AGGREGATE_ID);
+    pub(super) const SEQUENCE: HeaderName = HeaderName::from_static(super::SEQUENCE);
+    pub(super) const POSITION: HeaderName = HeaderName::from_static(super::POSITION);
+    pub(super) const CORRELATION_ID: HeaderName = HeaderName::from_static(super::CORRELATION_ID);
+    pub(super) const CAUSATION_ID: HeaderName = HeaderName::from_static(super::CAUSATION_ID);
+    pub(super) const OCCURRED_AT: HeaderName = HeaderName::from_static(super::OCCURRED_AT);
+    pub(super) const FIELDS: HeaderName = HeaderName::from_static(super::FIELDS);
+}
+
 /// A message that does not carry a stored event (a header is missing or malformed, or the body
 /// is not JSON).
 #[derive(Debug, thiserror::Error)]
@@ -69,32 +87,37 @@ pub struct NotAnEvent {
 
 /// The subject an event is published on: `<prefix>.<name>.<aggregate id>`.
 pub fn subject(prefix: &str, event: &StoredEvent) -> String {
-    format!(
-        "{prefix}.{}.{}",
-        subject_token(&event.name),
-        subject_token(&event.aggregate_id)
-    )
+    let mut subject =
+        String::with_capacity(prefix.len() + event.name.len() + event.aggregate_id.len() + 2);
+    subject.push_str(prefix);
+    subject.push('.');
+    push_token(&mut subject, &event.name);
+    subject.push('.');
+    push_token(&mut subject, &event.aggregate_id);
+    subject
 }
 
 /// Reduces a text to one NATS subject token: ASCII letters, digits, `-` and `_` stay, every
 /// other character (the token separator `.`, the wildcards `*` and `>`, spaces, non-ASCII)
 /// becomes `_`; an empty text becomes `_`; at most 128 characters are kept.
 pub fn subject_token(text: &str) -> String {
-    let token: String = text
-        .chars()
-        .take(128)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if token.is_empty() {
-        "_".to_owned()
-    } else {
-        token
+    let mut token = String::with_capacity(text.len().min(128));
+    push_token(&mut token, text);
+    token
+}
+
+/// Appends [`subject_token`]`(text)` to `out` (one allocation per subject, not per token).
+fn push_token(out: &mut String, text: &str) {
+    let start = out.len();
+    out.extend(text.chars().take(128).map(|c| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    if out.len() == start {
+        out.push('_');
     }
 }
 
@@ -103,23 +126,23 @@ pub fn to_headers(event: &StoredEvent) -> HeaderMap {
     let mut h = HeaderMap::new();
     let id = event.event_id.to_string();
     h.insert(NATS_MESSAGE_ID, id.as_str());
-    h.insert(ID, id);
-    h.insert(NAME, encode(&event.name));
-    h.insert(VERSION, event.version.to_string());
-    h.insert(AGGREGATE_TYPE, encode(&event.aggregate_type));
-    h.insert(AGGREGATE_ID, encode(&event.aggregate_id));
-    h.insert(SEQUENCE, event.sequence.to_string());
-    h.insert(POSITION, event.position.to_string());
+    h.insert(names::ID, id);
+    h.insert(names::NAME, encode(&event.name));
+    h.insert(names::VERSION, event.version.to_string());
+    h.insert(names::AGGREGATE_TYPE, encode(&event.aggregate_type));
+    h.insert(names::AGGREGATE_ID, encode(&event.aggregate_id));
+    h.insert(names::SEQUENCE, event.sequence.to_string());
+    h.insert(names::POSITION, event.position.to_string());
     if let Some(id) = event.metadata.correlation_id {
-        h.insert(CORRELATION_ID, id.to_string());
+        h.insert(names::CORRELATION_ID, id.to_string());
     }
     if let Some(id) = event.metadata.causation_id {
-        h.insert(CAUSATION_ID, id.to_string());
+        h.insert(names::CAUSATION_ID, id.to_string());
     }
-    h.insert(OCCURRED_AT, micros(event.occurred_at).to_string());
+    h.insert(names::OCCURRED_AT, micros(event.occurred_at).to_string());
     if !event.metadata.fields.is_empty() {
         let json = serde_json::to_string(&event.metadata.fields).expect("fields serialize");
-        h.insert(FIELDS, encode(&json));
+        h.insert(names::FIELDS, encode(&json));
     }
     h
 }

@@ -52,6 +52,7 @@ use crate::worker::Stop;
 pub struct Relay {
     store: Arc<dyn DurableStore>,
     js: jetstream::Context,
+    client: async_nats::Client,
     settings: StreamSettings,
     max_in_flight: usize,
     page: usize,
@@ -84,6 +85,16 @@ impl std::fmt::Display for RelaySummary {
     }
 }
 
+/// The JetStream context the relay publishes through: its own limit on acknowledgements
+/// waited for stays above the relay's, so the relay's pipeline is the one that bounds them.
+fn context(client: async_nats::Client, max_in_flight: usize) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .max_ack_inflight(max_in_flight * 2)
+        .backpressure_on_inflight(true)
+        .build(client)
+}
+
 impl Relay {
     /// Connects to the NATS server at `url` (the client reconnects on its own when the
     /// connection drops).
@@ -95,14 +106,10 @@ impl Relay {
     /// A relay over an existing NATS connection.
     pub fn new(store: impl IntoDurableStore, client: async_nats::Client) -> Self {
         let max_in_flight = 1024;
-        let js = jetstream::ContextBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .max_ack_inflight(max_in_flight * 2)
-            .backpressure_on_inflight(true)
-            .build(client);
         Self {
             store: store.into_durable_store(),
-            js,
+            js: context(client.clone(), max_in_flight),
+            client,
             settings: StreamSettings::default(),
             max_in_flight,
             page: 512,
@@ -129,6 +136,7 @@ impl Relay {
     /// How many publishes may wait for their acknowledgement at once (default 1024).
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
+        self.js = context(self.client.clone(), self.max_in_flight);
         self
     }
 
@@ -287,13 +295,17 @@ impl Relay {
                 continue;
             }
             for event in page {
-                self.settle(
-                    &mut in_flight,
-                    self.max_in_flight - 1,
-                    &mut checkpoint,
-                    summary,
-                )
-                .await?;
+                // Full: wait for the older half of the acknowledgements, then publish a run of
+                // messages again (rather than alternating one acknowledgement, one publish).
+                if in_flight.len() >= self.max_in_flight {
+                    self.settle(
+                        &mut in_flight,
+                        self.max_in_flight / 2,
+                        &mut checkpoint,
+                        summary,
+                    )
+                    .await?;
+                }
                 let position = event.position;
                 let ack = self.publish(&event, sequence).await?;
                 in_flight.push_back((position, ack));
