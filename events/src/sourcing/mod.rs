@@ -22,9 +22,9 @@ pub use snapshot::Snapshots;
 pub use view::{AggregateView, View, ViewRepository};
 
 #[doc(hidden)]
-pub use route::RouteFn;
+pub use route::route;
 #[doc(hidden)]
 pub use set::{
-    variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
+    member, variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
     SetMember, Variant,
 };
