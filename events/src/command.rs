@@ -73,10 +73,8 @@ pub trait Command: Send + Sized + 'static {
 /// A command whose handler is known at compile time; [`Bus::send`] requires it.
 ///
 /// `#[command_handler]` implements it for its command, so a second handler of the same command
-/// in the same crate is a conflicting implementation; so does every [`AggregateCommand`]
-/// (routed to its aggregate by `#[command(aggregate = ..)]`).
-///
-/// [`AggregateCommand`]: crate::sourcing::AggregateCommand A command marked
+/// in the same crate is a conflicting implementation. Every `AggregateCommand` (routed to its
+/// aggregate by `#[command(aggregate = ..)]`) has it through that impl. A command marked
 /// `#[command(remote_handler)]` implements it itself; its handler is checked at start-up.
 #[diagnostic::on_unimplemented(
     message = "command `{Self}` has no handler",

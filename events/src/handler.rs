@@ -15,7 +15,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const INLINE_FUTURE_SIZE: usize = 96;
 
 /// An async handler's future, as its shim returns it: in place when it fits in
-/// [`INLINE_FUTURE_SIZE`] bytes (saving a `malloc` and a `free` per call), else boxed.
+/// `INLINE_FUTURE_SIZE` bytes (saving a `malloc` and a `free` per call), else boxed.
 pub type InlineFuture<'a, T> = stackfuture::StackFuture<'a, T, INLINE_FUTURE_SIZE>;
 
 /// What a handler shim returns: `Ok` or why it failed. The cause is boxed: failures are rare,
