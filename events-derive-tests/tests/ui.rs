@@ -14,16 +14,6 @@ fn ui() {
     t.compile_fail("tests/ui/fail/*.rs");
 }
 
-/// Cases of `events::event_set!` (a `macro_rules!` in `events/src/aggregate.rs`, outside the
-/// proc macros) that still report more than one error: a type missing both `Serialize` and
-/// `Deserialize` gets one error per trait, and a type that is not a `DomainEvent` gets one from
-/// the `EventOf` impl and one from `SetMember`. Listed so the test fails when they are fixed
-/// too: then remove them from here.
-const NOT_YET_ONE_ERROR: &[&str] = &[
-    "aggregate-event-not-a-domain-event.stderr",
-    "aggregate-event-not-serializable.stderr",
-];
-
 /// One misuse, one error: a follow-up error (a second bound checked on the same token, a
 /// missing impl after a rejected attribute) would hide the first in a real build.
 #[test]
@@ -44,15 +34,8 @@ fn every_fail_case_has_exactly_one_error() {
             .lines()
             .filter(|line| line.starts_with("error[") || line.starts_with("error:"))
             .count();
-        let file = stderr.file_name().unwrap().to_str().unwrap();
-        let known = NOT_YET_ONE_ERROR.contains(&file);
-        if (errors == 1) == known {
-            let was = if known {
-                " (listed in NOT_YET_ONE_ERROR)"
-            } else {
-                ""
-            };
-            wrong.push(format!("{}: {errors} errors{was}", stderr.display()));
+        if errors != 1 {
+            wrong.push(format!("{}: {errors} errors", stderr.display()));
         }
     }
     assert!(cases > 0, "no compile-fail case found in {}", dir.display());

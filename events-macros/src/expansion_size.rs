@@ -93,6 +93,17 @@ fn generated_code_stays_small() {
         }
     );
     assert_small("derive(Command)", &crate::command::expand_derive(&command));
+    let routed: syn::DeriveInput = syn::parse_quote!(
+        #[command(aggregate = Account)]
+        struct Close {
+            #[command(id)]
+            id: u64,
+        }
+    );
+    assert_small(
+        "derive(Command) routed to an aggregate",
+        &crate::command::expand_derive(&routed),
+    );
     let function = quote!(
         async fn close(c: Close, m: Res<Mailer>) -> Result<(), E> {
             Ok(())

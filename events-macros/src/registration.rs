@@ -63,18 +63,16 @@ impl<'a> Derive<'a> {
             Some(lit) => quote!(#lit),
             None => ty.to_string().to_token_stream(),
         };
-        let (registry, slot_trait, command, entry, trait_) = match kind {
+        let (registry, slot_trait, entry, trait_) = match kind {
             Kind::Event => (
                 quote!(EventRegistry),
-                quote!(Slot<#ty>),
-                None,
+                quote!(Slot),
                 quote!(EventEntry),
                 quote!(DomainEvent),
             ),
             Kind::Command => (
                 quote!(CommandRegistry),
                 quote!(CommandSlot),
-                Some(quote!(type Command = #ty;)),
                 quote!(CommandEntry),
                 quote!(Command),
             ),
@@ -82,8 +80,7 @@ impl<'a> Derive<'a> {
         sealed(quote! {
             #vis struct __EventsSlot;
             static __EVENTS_REGISTRY: __events::#registry<#ty> = __events::#registry::new()#registry_options;
-            impl __events::#slot_trait for __EventsSlot {
-                #command
+            impl __events::#slot_trait<#ty> for __EventsSlot {
                 fn registry() -> &'static __events::#registry<#ty> { &__EVENTS_REGISTRY }
             }
             __events::inventory::submit!(__events::#entry::new(&__EVENTS_REGISTRY));
@@ -147,4 +144,15 @@ pub fn location(ident: &Ident) -> TokenStream {
     quote_spanned!(ident.span()=>
         __events::Location::new(::core::file!(), ::core::line!(), ::core::module_path!())
     )
+}
+
+/// How generated code names field `index` of a struct or variant: `self.name` or `self.0`.
+pub fn member(index: usize, field: &syn::Field) -> syn::Member {
+    match &field.ident {
+        Some(ident) => syn::Member::Named(ident.clone()),
+        None => syn::Member::Unnamed(syn::Index {
+            index: index as u32,
+            span: syn::spanned::Spanned::span(&field.ty),
+        }),
+    }
 }

@@ -3,10 +3,10 @@
 pub use inventory;
 pub use serde_json;
 
+pub use crate::sourcing::{member, MemberFns, SetMember, SetVariants, Variant};
 pub use crate::sourcing::{
-    variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, RouteFn,
+    route, variant_dispatch, variant_from_json, variant_publish, variant_to_new_event,
 };
-pub use crate::sourcing::{MemberFns, SetMember, SetVariants, Variant};
 
 pub use crate::command::{
     CommandCall, CommandHandler, CommandOutcome, CommandRegistry, CommandSlot, FromCommandContext,
@@ -18,10 +18,11 @@ pub use crate::catalog::Location;
 pub use crate::event::{AggregateId, Upcaster};
 pub use crate::extract::{Context, FromContext, Requirement};
 pub use crate::handler::{
-    BoxFuture, Call, DurableBatchCall, DurableCall, Handler, Outcome, RetryPolicy,
+    BoxFuture, Call, DurableBatchCall, DurableCall, Handler, InlineFuture, Outcome, RetryPolicy,
 };
 pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;
 pub use crate::shim::{
-    aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, Durable, IntoOutcome,
+    aggregate_id, boxed, decode, decode_all, encode, extract, inline, into_outcome, Durable,
+    IntoOutcome,
 };

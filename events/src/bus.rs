@@ -3,7 +3,7 @@
 
 use std::any::{type_name, Any, TypeId};
 use std::collections::BTreeMap;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
@@ -245,18 +245,29 @@ impl Bus {
         catalog()
     }
 
+    /// The metadata of a follow-up of `cause` (made when first asked for), or the report of a
+    /// chain cut for being too deep.
+    fn follow_up_meta<'a, E: DomainEvent>(
+        event: &'a E,
+        cause: &'a Meta,
+        depth: u32,
+    ) -> Result<impl Fn() -> Meta + Sync + 'a, Report> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep::<E>(depth));
+        }
+        Ok(move || cause.caused_by(Meta::of(event)))
+    }
+
     pub(crate) fn publish_caused<E: DomainEvent>(
         &self,
         event: &E,
         cause: &Meta,
         depth: u32,
     ) -> Report {
-        if depth > MAX_DEPTH {
-            return too_deep::<E>(depth);
+        match Self::follow_up_meta(event, cause, depth) {
+            Ok(make) => self.publish_in(event, &LazyMeta::new(&make), depth, true),
+            Err(cut) => cut,
         }
-        let make = || cause.caused_by(Meta::of(event));
-        let meta = LazyMeta::new(&make);
-        self.publish_in(event, &meta, depth, true)
     }
 
     pub(crate) async fn dispatch_caused<E: DomainEvent>(
@@ -265,10 +276,10 @@ impl Bus {
         cause: &Meta,
         depth: u32,
     ) -> Report {
-        if depth > MAX_DEPTH {
-            return too_deep::<E>(depth);
-        }
-        let make = || cause.caused_by(Meta::of(event));
+        let make = match Self::follow_up_meta(event, cause, depth) {
+            Ok(make) => make,
+            Err(cut) => return cut,
+        };
         let meta = LazyMeta::new(&make);
         self.dispatch_in(event, &meta, depth).await
     }
@@ -314,47 +325,40 @@ impl Bus {
         store: bool,
     ) -> Report {
         let state = E::Slot::registry().state();
+        let cx = Context::dispatching(self, meta, depth);
         if state.plain && self.inner.plain && !tracing::level_enabled!(tracing::Level::DEBUG) {
-            self.publish_plain(event, state, meta, depth)
+            self.publish_plain(event, state, &cx)
         } else {
             let _publishing = crate::trace::publish(E::NAME, meta).entered();
-            self.publish_full(event, meta, depth, store)
+            self.publish_full(event, &cx, store)
         }
     }
 
     /// `publish` with everything: capture, durable storage, skips, timing, spans.
     #[inline(never)]
-    fn publish_full<E: DomainEvent>(
-        &self,
-        event: &E,
-        meta: &LazyMeta,
-        depth: u32,
-        store: bool,
-    ) -> Report {
+    fn publish_full<E: DomainEvent>(&self, event: &E, cx: &Context<'_>, store: bool) -> Report {
         let mut report = Report::new(E::NAME);
-        let Some(state) = self.begin(event, meta) else {
+        let Some(state) = self.begin(event, cx.meta) else {
             return report;
         };
         if store && !state.durable.is_empty() {
-            self.store_blocking(event, meta, state, &mut report);
+            self.store_blocking(event, cx.meta, state, &mut report);
         }
         if !state.asynchronous.is_empty() {
             skipped(&mut report, E::NAME, &state.asynchronous, ASYNC_SKIPPED);
         }
-        let cx = Context::dispatching(self, meta, depth);
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for handler in state.sync.iter() {
             let target = Target::of::<E>(handler.name, handler.index);
-            let outcome = self.run_sync(target, &cx, traced, &mut clock, || {
-                (handler.call)(event, &cx)
-            });
+            let outcome =
+                self.run_sync(target, cx, traced, &mut clock, || (handler.call)(event, cx));
             report.record(handler.name, outcome);
             if let Some(follow_ups) = cx.take_follow_ups() {
-                self.publish_follow_ups(&cx, follow_ups, &mut report);
+                self.publish_follow_ups(cx, follow_ups, &mut report);
             }
         }
         if let Some(follow_ups) = cx.close_follow_ups() {
-            self.publish_follow_ups(&cx, follow_ups, &mut report);
+            self.publish_follow_ups(cx, follow_ups, &mut report);
         }
         report
     }
@@ -362,31 +366,35 @@ impl Bus {
     /// The common case, paying only for what is used: sync handlers only, no capture, no
     /// timing, no spans. Failures, panics and follow-ups take the cold paths.
     #[inline]
-    fn publish_plain<E: DomainEvent>(
-        &self,
-        event: &E,
-        state: &EventState<E>,
-        meta: &LazyMeta,
-        depth: u32,
-    ) -> Report {
+    fn publish_plain<E: DomainEvent>(&self, e: &E, state: &EventState<E>, cx: &Context) -> Report {
         self.inner.count(state.index);
-        let cx = Context::dispatching(self, meta, depth);
         let mut report = Report::new(E::NAME);
-        for handler in state.sync.iter() {
-            let outcome = catch_unwind(AssertUnwindSafe(|| (handler.call)(event, &cx)));
-            // One branch for both rare cases: a failure, or a handler that took a publisher.
-            if !matches!(outcome, Ok(Ok(()))) | cx.has_follow_ups() {
-                let target = Target::of::<E>(handler.name, handler.index);
-                self.after_plain_call(target, outcome, &cx, &mut report);
+        let handlers = &state.sync[..];
+        // One `catch_unwind` around the walk, not one per handler: a panic ends the walk at the
+        // handler that panicked (reported as its failure), and the walk goes on after it.
+        let mut next = 0;
+        while let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            while let Some(handler) = handlers.get(next) {
+                next += 1;
+                let outcome = (handler.call)(e, cx);
+                // One branch for both rare cases: a failure, or a handler that took a publisher.
+                if outcome.is_err() | cx.has_follow_ups() {
+                    let target = Target::of::<E>(handler.name, handler.index);
+                    self.after_plain_call(target, outcome, cx, &mut report);
+                }
             }
+        })) {
+            let handler = &handlers[next - 1];
+            let target = Target::of::<E>(handler.name, handler.index);
+            self.panicked(target, panic, cx, &mut report);
         }
         if cx.has_follow_ups() {
             // A publisher kept past the dispatch publishes its own from now on.
             if let Some(follow_ups) = cx.close_follow_ups() {
-                self.publish_follow_ups(&cx, follow_ups, &mut report);
+                self.publish_follow_ups(cx, follow_ups, &mut report);
             }
         }
-        report.ran_all(state.sync.len());
+        report.ran_all(handlers.len());
         report
     }
 
@@ -396,12 +404,13 @@ impl Bus {
     fn after_plain_call(
         &self,
         target: Target,
-        outcome: std::thread::Result<Outcome>,
+        outcome: Outcome,
         cx: &Context<'_>,
         report: &mut Report,
     ) {
-        if !matches!(outcome, Ok(Ok(()))) {
-            self.sync_failed(target, outcome, report);
+        // Counted with the others by the caller: only the failure is recorded here.
+        if let Err(cause) = self.finish(target, None, outcome) {
+            report.fail(target.handler, *cause);
         }
         // Follow-ups published by a handler run right after it.
         if let Some(follow_ups) = cx.take_follow_ups() {
@@ -409,20 +418,18 @@ impl Bus {
         }
     }
 
-    /// A sync handler failed or panicked: metrics, log, report.
+    /// A sync handler on the plain path panicked: its failure, then its follow-ups.
     #[cold]
     #[inline(never)]
-    fn sync_failed(
+    fn panicked(
         &self,
         target: Target,
-        outcome: std::thread::Result<Outcome>,
+        panic: Box<dyn Any + Send>,
+        cx: &Context<'_>,
         report: &mut Report,
     ) {
-        let outcome = outcome.unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p))));
-        // Counted with the others by the caller: only the failure is recorded here.
-        if let Err(cause) = self.finish(target, None, outcome) {
-            report.fail(target.handler, *cause);
-        }
+        let cause = Err(Box::new(FailureCause::from_panic(panic)));
+        self.after_plain_call(target, cause, cx, report);
     }
 
     async fn dispatch_in<E: DomainEvent>(
@@ -432,16 +439,15 @@ impl Bus {
         depth: u32,
     ) -> Report {
         let state = E::Slot::registry().state();
+        let cx = Context::dispatching(self, meta, depth);
         if state.durable.is_empty()
             && self.inner.plain
             && !tracing::level_enabled!(tracing::Level::DEBUG)
         {
-            self.dispatch_plain(event, state, meta, depth).await
+            self.dispatch_plain(event, state, &cx).await
         } else {
             let publishing = crate::trace::publish(E::NAME, meta);
-            self.dispatch_full(event, meta, depth)
-                .instrument(publishing)
-                .await
+            self.dispatch_full(event, &cx).instrument(publishing).await
         }
     }
 
@@ -450,17 +456,15 @@ impl Bus {
         &self,
         event: &E,
         state: &EventState<E>,
-        meta: &LazyMeta<'_>,
-        depth: u32,
+        cx: &Context<'_>,
     ) -> Report {
         self.inner.count(state.index);
-        let cx = Context::dispatching(self, meta, depth);
         let mut report = Report::new(E::NAME);
         for handler in state.inline.iter() {
             let outcome = match handler.call.call {
-                Call::Sync(call) => catch_unwind(AssertUnwindSafe(|| call(event, &cx)))
+                Call::Sync(call) => catch_unwind(AssertUnwindSafe(|| call(event, cx)))
                     .unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p)))),
-                Call::Async(call) => guarded(call(event, &cx)).await,
+                Call::Async(call) => guarded(call(event, cx)).await,
                 Call::Durable(_) | Call::DurableBatch(_) => continue,
             };
             if outcome.is_err() || cx.has_follow_ups() {
@@ -469,13 +473,13 @@ impl Bus {
                     report.fail(handler.name, *cause);
                 }
                 if let Some(follow_ups) = cx.take_follow_ups() {
-                    Box::pin(self.dispatch_follow_ups(&cx, follow_ups, &mut report)).await;
+                    Box::pin(self.dispatch_follow_ups(cx, follow_ups, &mut report)).await;
                 }
             }
         }
         if cx.has_follow_ups() {
             if let Some(follow_ups) = cx.close_follow_ups() {
-                Box::pin(self.dispatch_follow_ups(&cx, follow_ups, &mut report)).await;
+                Box::pin(self.dispatch_follow_ups(cx, follow_ups, &mut report)).await;
             }
         }
         report.ran_all(state.inline.len());
@@ -483,40 +487,34 @@ impl Bus {
     }
 
     /// `dispatch` with everything: capture, durable storage, timing, spans.
-    async fn dispatch_full<E: DomainEvent>(
-        &self,
-        event: &E,
-        meta: &LazyMeta<'_>,
-        depth: u32,
-    ) -> Report {
+    async fn dispatch_full<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
         let mut report = Report::new(E::NAME);
-        let Some(state) = self.begin(event, meta) else {
+        let Some(state) = self.begin(event, cx.meta) else {
             return report;
         };
         if !state.durable.is_empty() {
-            self.store(event, meta, state, &mut report).await;
+            self.store(event, cx.meta, state, &mut report).await;
         }
-        let cx = Context::dispatching(self, meta, depth);
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for handler in state.inline.iter() {
             let target = Target::of::<E>(handler.name, handler.index);
             let outcome = match handler.call.call {
                 Call::Sync(call) => {
-                    self.run_sync(target, &cx, traced, &mut clock, || call(event, &cx))
+                    self.run_sync(target, cx, traced, &mut clock, || call(event, cx))
                 }
                 Call::Async(call) => {
-                    self.run_async(target, &cx, &mut clock, call(event, &cx))
+                    self.run_async(target, cx, &mut clock, call(event, cx))
                         .await
                 }
                 Call::Durable(_) | Call::DurableBatch(_) => continue,
             };
             report.record(handler.name, outcome);
             if let Some(follow_ups) = cx.take_follow_ups() {
-                self.dispatch_follow_ups(&cx, follow_ups, &mut report).await;
+                self.dispatch_follow_ups(cx, follow_ups, &mut report).await;
             }
         }
         if let Some(follow_ups) = cx.close_follow_ups() {
-            self.dispatch_follow_ups(&cx, follow_ups, &mut report).await;
+            self.dispatch_follow_ups(cx, follow_ups, &mut report).await;
         }
         report
     }
@@ -649,7 +647,7 @@ impl Bus {
         target: Target,
         cx: &Context<'_>,
         clock: &mut Clock,
-        future: crate::handler::BoxFuture<'_, Outcome>,
+        future: impl Future<Output = Outcome>,
     ) -> Outcome {
         let guarded = guarded(future);
         if !tracing::level_enabled!(tracing::Level::DEBUG) {
@@ -694,15 +692,15 @@ impl Bus {
 }
 
 /// A handler's future whose panic becomes its failure.
-fn guarded(
-    mut future: crate::handler::BoxFuture<'_, Outcome>,
-) -> impl std::future::Future<Output = Outcome> + Send + '_ {
+async fn guarded<F: Future<Output = Outcome>>(future: F) -> Outcome {
+    let mut future = std::pin::pin!(future);
     poll_fn(
         move |task| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(task))) {
             Ok(poll) => poll,
             Err(panic) => Poll::Ready(Err(Box::new(FailureCause::from_panic(panic)))),
         },
     )
+    .await
 }
 
 const ASYNC_SKIPPED: &str =

@@ -10,6 +10,14 @@ use crate::report::FailureCause;
 /// A boxed, sendable future, as returned by async handler shims.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// How many bytes an async handler's future may take to run in place, without an allocation:
+/// enough for a handler that awaits little; a larger future is boxed.
+pub const INLINE_FUTURE_SIZE: usize = 96;
+
+/// An async handler's future, as its shim returns it: in place when it fits in
+/// `INLINE_FUTURE_SIZE` bytes (saving a `malloc` and a `free` per call), else boxed.
+pub type InlineFuture<'a, T> = stackfuture::StackFuture<'a, T, INLINE_FUTURE_SIZE>;
+
 /// What a handler shim returns: `Ok` or why it failed. The cause is boxed: failures are rare,
 /// and an 8-byte result comes back in a register (a measured third of the per-handler cost).
 pub type Outcome = Result<(), Box<FailureCause>>;
@@ -44,7 +52,7 @@ pub enum Call<E: 'static> {
     /// Calls a sync handler.
     Sync(SyncCall<E>),
     /// Calls an async handler, returning its future.
-    Async(for<'a> fn(&'a E, &'a Context<'a>) -> BoxFuture<'a, Outcome>),
+    Async(for<'a> fn(&'a E, &'a Context<'a>) -> InlineFuture<'a, Outcome>),
     /// Decodes a stored payload (already upcast to the current version) and calls a durable
     /// handler, sync or async.
     Durable(DurableCall),

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use crate::event::DomainEvent;
+use crate::report::drop_cold;
 
 /// The envelope of an event being handled: its id, when it happened, which event caused it,
 /// its aggregate, and (for a stored event) its place in the log.
@@ -245,13 +246,7 @@ impl Drop for LazyMeta<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(meta) = self.cell.take() {
-            drop_meta(meta);
+            drop_cold(meta);
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn drop_meta(meta: Meta) {
-    drop(meta);
 }

@@ -39,15 +39,16 @@ impl Drop for Report {
     #[inline]
     fn drop(&mut self) {
         if let Some(details) = self.details.take() {
-            drop_details(details);
+            drop_cold(details);
         }
     }
 }
 
+/// Drops what a hot path rarely holds, out of line, so the check alone stays inline.
 #[cold]
 #[inline(never)]
-fn drop_details(details: Box<Details>) {
-    drop(details);
+pub(crate) fn drop_cold<T>(value: T) {
+    drop(value);
 }
 
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 use crate::error::BoxError;
 use crate::event::AggregateId;
 use crate::extract::{Context, FromContext};
-use crate::handler::{BoxFuture, Outcome};
+use crate::handler::{BoxFuture, InlineFuture, Outcome};
 use crate::report::FailureCause;
 
 /// Draws one handler parameter; a failure becomes the handler's failure.
@@ -52,6 +52,16 @@ where
     F: core::future::Future<Output = Outcome> + Send + 'a,
 {
     Box::pin(future)
+}
+
+/// Keeps an inline async handler's future in place when it is small, else boxes it. The future
+/// must be `Send`, as for [`boxed`].
+#[inline]
+pub fn inline<'a, F>(future: F) -> InlineFuture<'a, Outcome>
+where
+    F: core::future::Future<Output = Outcome> + Send + 'a,
+{
+    InlineFuture::from_or_box(future)
 }
 
 /// Decodes a stored payload into a durable handler's event type; the bound is checked on the

@@ -370,3 +370,49 @@ async fn failures_of_sync_only_events_count_once_in_ran() {
         assert_eq!(report.failures().len(), 2, "{report}");
     }
 }
+
+// The plain path catches panics once around the walk and resumes after the handler that
+// panicked: every handler still runs, in order, and each panic is its handler's failure.
+
+#[derive(DomainEvent)]
+struct Audited;
+
+static AUDIT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+#[event_handler(order = 1)]
+fn audit_panics_first(_: &Audited) {
+    AUDIT.lock().unwrap().push("1");
+    panic!("first")
+}
+
+#[event_handler(order = 2)]
+fn audit_runs_second(_: &Audited) {
+    AUDIT.lock().unwrap().push("2");
+}
+
+#[event_handler(order = 3)]
+fn audit_panics_third(_: &Audited) {
+    AUDIT.lock().unwrap().push("3");
+    panic!("third")
+}
+
+#[event_handler(order = 4)]
+fn audit_runs_last(_: &Audited) {
+    AUDIT.lock().unwrap().push("4");
+}
+
+#[test]
+fn a_panic_on_the_plain_path_does_not_stop_the_handlers_after_it() {
+    let (bus, _) = bus();
+    let report = bus.publish(&Audited);
+    assert_eq!(*AUDIT.lock().unwrap(), ["1", "2", "3", "4"]);
+    assert_eq!(report.ran(), 4, "{report}");
+    let failures: Vec<_> = report.failures().iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        failures,
+        [
+            "handler `dispatch::audit_panics_first` failed: panicked: first",
+            "handler `dispatch::audit_panics_third` failed: panicked: third",
+        ]
+    );
+}

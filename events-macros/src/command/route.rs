@@ -5,12 +5,11 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
-use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, Member, Path, Type};
 
 use crate::attr::{flag, options};
 use crate::ctxt::Ctxt;
-use crate::registration::location;
+use crate::registration::{location, member};
 
 options! {
     /// The options of `#[command(..)]` on a field.
@@ -58,13 +57,7 @@ fn marked(cx: &Ctxt, variant: Option<&Ident>, fields: &Fields) -> Option<IdField
             cx.error_spanned_by(key, "only one field can be the aggregate `id`");
             continue;
         }
-        let member = match &field.ident {
-            Some(ident) => Member::Named(ident.clone()),
-            None => Member::Unnamed(syn::Index {
-                index: index as u32,
-                span: field.ty.span(),
-            }),
-        };
+        let member = member(index, field);
         found = Some(IdField {
             variant: variant.cloned(),
             member,
@@ -74,11 +67,39 @@ fn marked(cx: &Ctxt, variant: Option<&Ident>, fields: &Fields) -> Option<IdField
     found
 }
 
-/// The routing handler's registration, the `AggregateCommand` impl and the marker of the one
-/// handler.
+/// The `AggregateCommand` impl (which brings `HandledCommand`, the marker of the one handler)
+/// and the routing handler's registration.
 pub fn expand(ident: &Ident, aggregate: &Type, ids: &IdFields) -> TokenStream {
+    let aggregate_id = aggregate_id(ident, ids);
+    let aggregate_name = aggregate.to_token_stream().to_string().replace(' ', "");
+    let name = format!("{ident} -> {aggregate_name}");
+    let location = location(ident);
+    quote! {
+        #[automatically_derived]
+        impl ::events::AggregateCommand for #ident {
+            type Aggregate = #aggregate;
+            #aggregate_id
+        }
+        // `HandledCommand` comes with `AggregateCommand`: a `#[command_handler]` conflicts.
+        __events::inventory::submit!(__events::Registration::routed(&__events::route::<#ident>(
+            ::core::concat!(::core::module_path!(), "::", #name), #location
+        )));
+    }
+}
+
+/// `aggregate_id`: the marked field of a struct, or of the variant in an enum.
+fn aggregate_id(ident: &Ident, ids: &IdFields) -> TokenStream {
     // `mixed_site`: never shadowed by, nor shadowing, the user's names.
     let id = Ident::new("__events_id", Span::mixed_site());
+    let signature = quote!(fn aggregate_id(&self) -> ::core::option::Option<::std::string::String>);
+    if let [IdField {
+        variant: None,
+        member,
+        ..
+    }] = &ids.0[..]
+    {
+        return quote!(#signature { __events::aggregate_id(&self.#member) });
+    }
     let arms = ids.0.iter().map(
         |IdField {
              variant, member, ..
@@ -90,25 +111,8 @@ pub fn expand(ident: &Ident, aggregate: &Type, ids: &IdFields) -> TokenStream {
             quote!(#path { #member: #id, .. } => __events::aggregate_id(#id))
         },
     );
-    let aggregate_name = aggregate.to_token_stream().to_string().replace(' ', "");
-    let name = format!("{ident} -> {aggregate_name}");
-    let location = location(ident);
     quote! {
-        #[automatically_derived]
-        impl ::events::AggregateCommand for #ident {
-            type Aggregate = #aggregate;
-            #[allow(unreachable_patterns)]
-            fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
-                match self { #(#arms,)* _ => ::core::option::Option::None }
-            }
-        }
-        struct __EventsRoute;
-        impl __events::RouteFn for __EventsRoute {
-            const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #name);
-            const LOCATION: __events::Location = #location;
-        }
-        __events::inventory::submit!(__events::Registration::routed::<#ident, __EventsRoute>());
-        #[automatically_derived]
-        impl ::events::HandledCommand for #ident {}
+        #[allow(unreachable_patterns)]
+        #signature { match self { #(#arms,)* _ => ::core::option::Option::None } }
     }
 }

@@ -1,11 +1,11 @@
 //! The model of an event type, read from the derive input (its options and its aggregate id
 //! field). Problems are reported into the context; the model holds what was valid.
 
-use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Member, Type};
 
 use crate::attr::{flag, integer, options, parse_attributes, path, skip_value, string, Attr};
 use crate::ctxt::Ctxt;
+use crate::registration::member;
 
 pub struct Event<'a> {
     pub input: &'a DeriveInput,
@@ -95,13 +95,7 @@ fn aggregate_field<'a>(cx: &Ctxt, fields: &'a Fields) -> Option<AggregateField<'
             Ok(true)
         });
         if marked.get().is_some() && found.is_none() {
-            let member = match &field.ident {
-                Some(ident) => Member::Named(ident.clone()),
-                None => Member::Unnamed(syn::Index {
-                    index: index as u32,
-                    span: field.ty.span(),
-                }),
-            };
+            let member = member(index, field);
             found = Some(AggregateField {
                 member,
                 ty: &field.ty,

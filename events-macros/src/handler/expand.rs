@@ -103,14 +103,16 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
         let #ret = #ident(#event_arg, #(#args),*)#await_;
         #check_return
     };
-    let variant = match (durable, batch, is_async) {
-        (true, true, _) => quote!(DurableBatch),
-        (true, false, _) => quote!(Durable),
-        (false, _, true) => quote!(Async),
+    // Durable handlers' futures are boxed; inline ones are kept in place when small.
+    let (variant, wrap) = match (durable, batch, is_async) {
+        (true, true, _) => (quote!(DurableBatch), "boxed"),
+        (true, false, _) => (quote!(Durable), "boxed"),
+        (false, _, true) => (quote!(Async), "inline"),
         (false, _, false) => return quote!(__events::Call::Sync(|#event_var, #cx_var| { #body })),
     };
     // `Send` is required of the whole future: spanned on the function's name, so "future
     // cannot be sent between threads safely" points at the user's `async fn`.
-    let future = quote_spanned!(ident.span()=> __events::boxed(async move { #body }));
+    let wrap = Ident::new(wrap, ident.span());
+    let future = quote_spanned!(ident.span()=> __events::#wrap(async move { #body }));
     quote!(__events::Call::#variant(|#event_var, #cx_var| #future))
 }

@@ -26,10 +26,10 @@ pub use view::ViewRepository;
 pub use view::{AggregateView, View};
 
 #[doc(hidden)]
-pub use route::RouteFn;
+pub use route::route;
 pub(crate) use set::{tagged, variants_of};
 #[doc(hidden)]
 pub use set::{
-    variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
+    member, variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
     SetMember, SetVariants, Variant,
 };

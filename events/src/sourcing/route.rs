@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use crate::bus::{Bus, BusBuilder};
 use crate::catalog::Location;
-use crate::command::{Command, CommandCall, CommandHandler, CommandOutcome, SendError};
+use crate::command::{
+    Command, CommandCall, CommandHandler, CommandOutcome, HandledCommand, SendError,
+};
 use crate::extract::{Context, ExtractError, Requirement};
 use crate::handler::BoxFuture;
 use crate::meta::Meta;
@@ -28,6 +30,12 @@ pub trait AggregateCommand: Command + Clone + Sync {
     /// The id in the field marked `#[command(id)]`, if the command (or its variant) has one.
     fn aggregate_id(&self) -> Option<String>;
 }
+
+/// A routed command has its one handler: the routing one its derive registers. Not
+/// recommended: a command without a handler is reported as such, not as a missing
+/// `AggregateCommand`.
+#[diagnostic::do_not_recommend]
+impl<C: AggregateCommand> HandledCommand for C {}
 
 /// The error of a command routed to `C`'s aggregate.
 pub type RoutedError<C> = ExecuteError<<<C as AggregateCommand>::Aggregate as Handle<C>>::Error>;
@@ -173,7 +181,7 @@ impl BusBuilder {
 
 /// Load, decide, append (retrying on a conflict), dispatch: the one place a routed command
 /// runs. `id` overrides the command's own `#[command(id)]` field.
-async fn route<C>(bus: &Bus, id: Option<String>, command: C, cause: &Meta) -> CommandOutcome<C>
+async fn run_routed<C>(bus: &Bus, id: Option<String>, command: C, cause: &Meta) -> CommandOutcome<C>
 where
     C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
 {
@@ -201,50 +209,42 @@ fn route_command<'a, C>(command: C, cx: &'a Context<'a>) -> BoxFuture<'a, Comman
 where
     C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
 {
-    Box::pin(async move { route(cx.bus(), None, command, cx.meta()).await })
-}
-
-/// The name and place of a routed command's handler, as `#[derive(Command)]` with
-/// `#[command(aggregate = ..)]` describes them.
-#[doc(hidden)]
-pub trait RouteFn: 'static {
-    /// `module::Command -> Aggregate`.
-    const NAME: &'static str;
-    /// Where the command is defined.
-    const LOCATION: Location;
+    Box::pin(async move { run_routed(cx.bus(), None, command, cx.meta()).await })
 }
 
 impl Registration {
-    /// Registers the routing handler of the command `C`, named and placed by `H`.
-    pub const fn routed<C, H>() -> Self
+    /// Registers the routing handler of the command `C`, made by [`route`].
+    pub const fn routed<C>(handler: &'static CommandHandler<C>) -> Self
     where
         C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
-        H: RouteFn,
     {
-        Self::any(&Routed::<C, H>::HANDLER)
+        Self::any(handler)
     }
 }
 
-/// Builds the descriptor of a routed command's handler.
-struct Routed<C, H>(PhantomData<(C, H)>);
-
-impl<C, H> Routed<C, H>
+/// The routing handler of the command `C`, named and placed as `#[derive(Command)]` with
+/// `#[command(aggregate = ..)]` describes it.
+#[doc(hidden)]
+pub const fn route<C>(name: &'static str, location: Location) -> CommandHandler<C>
 where
     C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
-    H: RouteFn,
+{
+    let call = CommandCall::Async(route_command::<C>);
+    CommandHandler::new(name, call, Routed::<C>::REQUIRES, location)
+}
+
+/// The resources of a routed command's handler.
+struct Routed<C>(PhantomData<C>);
+
+impl<C> Routed<C>
+where
+    C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
 {
     /// The bus's event store and the aggregate's services, checked when the bus is built.
     const REQUIRES: &'static [Option<Requirement>] = &[
         Some(Requirement::resource::<SharedStore>()),
         <<C::Aggregate as Handle<C>>::Services as Services>::REQUIRES,
     ];
-
-    const HANDLER: CommandHandler<C> = CommandHandler::new(
-        H::NAME,
-        CommandCall::Async(route_command::<C>),
-        Self::REQUIRES,
-        H::LOCATION,
-    );
 }
 
 impl Bus {
@@ -270,7 +270,7 @@ impl Bus {
         C: AggregateCommand + Command<Output = u64, Error = RoutedError<C>>,
     {
         let id = id.into();
-        let future = async { route(self, Some(id), command, &meta).await };
+        let future = async { run_routed(self, Some(id), command, &meta).await };
         crate::command::run_instrumented::<C>("routed", &meta, Box::pin(future)).await
     }
 }

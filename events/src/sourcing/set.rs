@@ -47,19 +47,26 @@ pub trait EventSet: Send + Sync + Sized + 'static {
     label = "the aggregate cannot raise or apply `{Self}`",
     note = "add a variant holding `{Self}` to the `events::event_set!` that defines `{S}`, and handle it in `apply`"
 )]
-pub trait EventOf<S: EventSet>: DomainEvent + Into<S> {}
+pub trait EventOf<S: EventSet>: SetMember + Into<S> {}
 
 /// What [`event_set!`](crate::event_set) needs of each event type: a [`DomainEvent`] that serde
-/// can serialize and deserialize. Generated code only reads [`SetMember::FNS`], so a type that
-/// misses one of these traits gets one error, not one per use.
+/// can serialize and deserialize. Checked once, on the `EventOf` impl of each variant (generated
+/// code reads the operations through [`member`], bounded on `EventOf`, which holds by that
+/// impl): a type that misses any of these traits gets one error, not one per trait or use.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an event of an `event_set!`",
     label = "must derive `DomainEvent`, `Serialize` and `Deserialize`",
     note = "events of an event-sourced aggregate are stored as JSON: add `#[derive(events::DomainEvent, serde::Serialize, serde::Deserialize)]` to `{Self}`"
 )]
-pub trait SetMember: Sized {
+pub trait SetMember: DomainEvent + Sized {
     const FNS: MemberFns<Self>;
+}
+
+/// The operations of event type `E` of the set `S`; what generated code calls.
+#[doc(hidden)]
+pub const fn member<S: EventSet, E: EventOf<S>>() -> MemberFns<E> {
+    E::FNS
 }
 
 /// The operations an event set performs on one of its event types.
@@ -72,6 +79,8 @@ pub struct MemberFns<E> {
     pub dispatch: for<'a> fn(&'a E, &'a Bus, &'a StoredEvent) -> BoxFuture<'a, Report>,
 }
 
+// Not recommended: a type missing a trait gets `SetMember`'s one message, not one per trait.
+#[diagnostic::do_not_recommend]
 impl<E: DomainEvent + serde::Serialize + serde::de::DeserializeOwned> SetMember for E {
     const FNS: MemberFns<E> = MemberFns {
         name: E::NAME,
@@ -143,7 +152,7 @@ macro_rules! event_set {
         impl $crate::EventSet for $set {
             fn name(&self) -> &'static str {
                 match self {
-                    $( $set::$variant(_) => <$event as $crate::__private::SetMember>::FNS.name, )+
+                    $( $set::$variant(_) => $crate::__private::member::<$set, $event>().name, )+
                 }
             }
 
@@ -152,7 +161,7 @@ macro_rules! event_set {
                 metadata: $crate::store::EventMetadata,
             ) -> ::core::result::Result<$crate::store::NewEvent, $crate::store::StoreError> {
                 match self {
-                    $( $set::$variant(event) => (<$event as $crate::__private::SetMember>::FNS.to_new_event)(event, metadata), )+
+                    $( $set::$variant(event) => ($crate::__private::member::<$set, $event>().to_new_event)(event, metadata), )+
                 }
             }
 
@@ -161,8 +170,8 @@ macro_rules! event_set {
                 payload: $crate::__private::serde_json::Value,
             ) -> ::core::result::Result<::core::option::Option<Self>, $crate::__private::serde_json::Error> {
                 $(
-                    if name == <$event as $crate::__private::SetMember>::FNS.name {
-                        return (<$event as $crate::__private::SetMember>::FNS.from_json)(payload)
+                    if name == $crate::__private::member::<$set, $event>().name {
+                        return ($crate::__private::member::<$set, $event>().from_json)(payload)
                             .map(|event| ::core::option::Option::Some($set::$variant(event)));
                     }
                 )+
@@ -175,7 +184,7 @@ macro_rules! event_set {
                 stored: &$crate::store::StoredEvent,
             ) -> $crate::Report {
                 match self {
-                    $( $set::$variant(event) => (<$event as $crate::__private::SetMember>::FNS.publish)(event, bus, stored), )+
+                    $( $set::$variant(event) => ($crate::__private::member::<$set, $event>().publish)(event, bus, stored), )+
                 }
             }
 
@@ -185,7 +194,7 @@ macro_rules! event_set {
                 stored: &'a $crate::store::StoredEvent,
             ) -> $crate::__private::BoxFuture<'a, $crate::Report> {
                 match self {
-                    $( $set::$variant(event) => (<$event as $crate::__private::SetMember>::FNS.dispatch)(event, bus, stored), )+
+                    $( $set::$variant(event) => ($crate::__private::member::<$set, $event>().dispatch)(event, bus, stored), )+
                 }
             }
         }

@@ -225,4 +225,17 @@ mod tests {
             (None, 0)
         );
     }
+
+    #[test]
+    fn jitter_spreads_retries_over_half_to_all_of_the_delay() {
+        let delay = Duration::from_secs(10);
+        let waits: HashSet<Duration> = (0..200).map(|event| jitter(delay, event)).collect();
+        assert!(
+            waits.iter().all(|w| *w >= delay / 2 && *w <= delay),
+            "{waits:?}"
+        );
+        // Events retried together do not come back together.
+        assert!(waits.len() > 50, "only {} distinct waits", waits.len());
+        assert_eq!(jitter(Duration::ZERO, 1), Duration::ZERO);
+    }
 }
