@@ -27,9 +27,9 @@ pub use view::{AggregateView, View};
 
 #[doc(hidden)]
 pub use route::route;
-pub(crate) use set::{tagged, variants_of};
 #[doc(hidden)]
 pub use set::{
     member, variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
     SetMember, SetVariants, Variant,
 };
+pub(crate) use set::{tagged, variants_of};
