@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use events::store::{EventMetadata, EventStore, SqliteStore, StreamId};
-use events::worker::Worker;
+use events::worker::{handler_status, Worker};
 use events::{event_handler, Bus, DomainEvent, EventSet, Meta};
 use serde::{Deserialize, Serialize};
 
@@ -54,8 +54,20 @@ async fn a_durable_handler_of_an_event_set_enum_gets_every_variant() {
     let report = event.dispatch_stored(&bus, &stored[1]).await;
     assert!(report.skipped().is_empty(), "{:?}", report.skipped());
 
+    // Its lag (for `status`, the gauges, replay) counts the variants' events, oldest first.
+    let name = <ParcelEvent as DomainEvent>::NAME;
+    let before = handler_status(&store, "set_durable.track", name)
+        .await
+        .unwrap();
+    assert_eq!(before.lag, 2, "{before:?}");
+    assert!(before.lag_since.is_some(), "{before:?}");
+
     let summary = Worker::new(&bus, &store).drain().await.unwrap();
     assert!(summary.to_string().contains("2 delivered"), "{summary}");
+    let after = handler_status(&store, "set_durable.track", name)
+        .await
+        .unwrap();
+    assert_eq!((after.lag, after.lag_since), (0, None));
     assert_eq!(
         *SEEN.lock().unwrap(),
         [

@@ -234,7 +234,7 @@ fn table(
 ) {
     let _ = write!(out, "| {group} (ns per event) |");
     for s in sizes {
-        let _ = write!(out, " {s} handler(s) |");
+        let _ = write!(out, " {} |", handlers(s));
     }
     for s in sizes {
         let _ = write!(out, " ×{floor} @{s} |");
@@ -284,7 +284,10 @@ fn markdown(r: &Results, e: &Elements, dir: &Path) -> String {
         let x = ratio(sync("events_publish", size), sync("fn_pointer", size));
         goal(
             &mut out,
-            &format!("`events_publish` within {limit}× of calls through `fn` pointers, {size} handler(s)"),
+            &format!(
+                "`events_publish` within {limit}× of calls through `fn` pointers, {}",
+                handlers(size)
+            ),
             x,
             fmt_ratio(x),
             x.is_some_and(|x| x <= limit),
@@ -333,7 +336,8 @@ fn markdown(r: &Results, e: &Elements, dir: &Path) -> String {
         goal(
             &mut out,
             &format!(
-                "`events_dispatch` overhead < 30 ns per handler over `.await`, {s} handler(s)"
+                "`events_dispatch` overhead < 30 ns per handler over `.await`, {}",
+                handlers(s)
             ),
             per,
             per.map_or_else(|| "–".to_owned(), |p| format!("{p:.1} ns per handler")),
@@ -638,9 +642,10 @@ fn chart(r: &Results) -> String {
             }
             let _ = writeln!(
                 svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{size} handler(s)</text>"#,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                 x0 + slot * 0.4,
-                plot_top + plot_h + 18.0
+                plot_top + plot_h + 18.0,
+                handlers(size)
             );
         }
         let _ = writeln!(
@@ -663,4 +668,13 @@ fn chart(r: &Results) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// `1 handler`, `64 handlers`: a column or goal label in the right number.
+fn handlers(size: &str) -> String {
+    if size == "1" {
+        "1 handler".to_owned()
+    } else {
+        format!("{size} handlers")
+    }
 }

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use super::args::Command;
+use super::output::count;
 use super::source::StoreSource;
 use super::{catalog_view, dead_letters, log, process, status, CliError};
 use crate::bus::Bus;
@@ -70,7 +71,8 @@ pub(super) async fn execute(
             }
             writeln!(
                 out,
-                "{n} dead letter(s) scheduled for retry; a running worker picks them up"
+                "{} scheduled for retry; a running worker picks them up",
+                count(n as u64, "dead letter")
             )?;
         }
         Command::Drop { id } => {

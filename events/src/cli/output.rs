@@ -15,6 +15,16 @@ pub(super) const MAX_TEXT: usize = 60;
 
 /// A table: a header and rows of cells, columns separated by two spaces, every row on one
 /// line. Cells must be one line already ([`one_line`]).
+/// `1 dead letter`, `2 dead letters`: a count with its noun in the right number.
+pub(super) fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {

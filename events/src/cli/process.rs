@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use super::args::ProcessArgs;
 use super::commands::durable_handler;
-use super::output::short;
+use super::output::{count, short};
 use super::CliError;
 use crate::bus::Bus;
 use crate::catalog::{catalog, HandlerInfo};
 use crate::handler::HandlerKind;
 use crate::store::durable::{DurableStore, OnReset, Owner};
 use crate::store::StoreError;
-use crate::worker::{Summary, Worker, WorkerError};
+use crate::worker::{handler_status, Summary, Worker, WorkerError};
 
 /// `process`: runs the worker, logging its start and each handler's progress every
 /// `--progress-every`; the worker logs why it stopped.
@@ -109,7 +109,7 @@ fn log_progress(
         let (store, handlers) = (Arc::clone(&store), handlers.clone());
         Box::pin(async move {
             for h in handlers {
-                match store.status(h.name(), h.event_name()).await {
+                match handler_status(&*store, h.name(), h.event_name()).await {
                     Ok(s) => tracing::info!(
                         handler = h.name(),
                         checkpoint = s.checkpoint,
@@ -154,11 +154,15 @@ pub(super) async fn replay(
     if failures == OnReset::DiscardFailures {
         writeln!(
             out,
-            "discarded {} dead letter(s), {} retrying and {} held event(s) of {handler}",
-            discarded.dead, discarded.retrying, discarded.held
+            "discarded {}, {} retrying and {} of {handler}",
+            count(discarded.dead, "dead letter"),
+            discarded.retrying,
+            count(discarded.held, "held event")
         )?;
     }
-    let total = store.status(handler, info.event_name()).await?.lag;
+    let total = handler_status(&**store, handler, info.event_name())
+        .await?
+        .lag;
     tracing::info!(handler, from, events = total, "replay starting");
     let bar = progress_bar(total, indicatif::ProgressDrawTarget::stderr());
     let worker = Worker::new(bus, store)
@@ -168,7 +172,7 @@ pub(super) async fn replay(
     let tick = || {
         let bar = bar.clone();
         async move {
-            if let Ok(s) = store.status(handler, info.event_name()).await {
+            if let Ok(s) = handler_status(&**store, handler, info.event_name()).await {
                 bar.set_position(total.saturating_sub(s.lag));
             }
         }

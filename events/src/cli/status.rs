@@ -10,12 +10,12 @@ use serde::Serialize;
 
 use super::args::StatusArgs;
 use super::commands::Outcome;
-use super::output::{age, due_in, json, rfc3339, short, table};
+use super::output::{age, count, due_in, json, rfc3339, short, table};
 use super::CliError;
 use crate::catalog::catalog;
 use crate::handler::HandlerKind;
 use crate::store::durable::{DurableStore, FailureStatus, HandlerStatus};
-use crate::worker::orphaned_checkpoints;
+use crate::worker::{handler_status, orphaned_checkpoints};
 
 /// `status --json`.
 #[derive(Serialize)]
@@ -86,7 +86,7 @@ pub(super) async fn status(
     {
         rows.push(Row {
             event: h.event_name(),
-            status: store.status(h.name(), h.event_name()).await?,
+            status: handler_status(store, h.name(), h.event_name()).await?,
             next_retry: next_retry.get(h.name()).copied(),
         });
     }
@@ -130,8 +130,8 @@ pub(super) async fn status(
         if !args.json {
             writeln!(
                 out,
-                "ok: {} durable handler(s), log head at position {head}",
-                rows.len()
+                "ok: {}, log head at position {head}",
+                count(rows.len() as u64, "durable handler")
             )?;
         }
         return Ok(Outcome::Done);
@@ -152,8 +152,8 @@ fn problems(rows: &[Row], args: &StatusArgs, now: SystemTime) -> Vec<String> {
         let h = &s.handler;
         if s.dead > args.max_dead {
             problems.push(format!(
-                "{h}: {} dead letter(s) (more than {}); see `dead-letters --handler {h}`, then `retry` or `drop` them",
-                s.dead, args.max_dead
+                "{h}: {} (more than {}); see `dead-letters --handler {h}`, then `retry` or `drop` them",
+                count(s.dead, "dead letter"), args.max_dead
             ));
         }
         if let Some(max) = args.max_lag.filter(|max| s.lag > *max) {

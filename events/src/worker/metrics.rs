@@ -47,7 +47,7 @@ pub async fn record_durable_gauges(store: &dyn DurableStore) -> Result<(), Store
         .filter(|h| h.kind() == HandlerKind::Durable)
     {
         let name = handler.name();
-        let status = store.status(name, handler.event_name()).await?;
+        let status = crate::worker::handler_status(store, name, handler.event_name()).await?;
         let lag_seconds = status.lag_since.map_or(0.0, |at| {
             now.duration_since(at).unwrap_or_default().as_secs_f64()
         });

@@ -372,6 +372,27 @@ pub(crate) fn unknown_handler(name: &str) -> String {
     )
 }
 
+/// A durable handler's progress, its lag counted over every name its events are stored under:
+/// the event's own and, for an event set's enum, each variant's (as the worker reads them), so
+/// `status`, the gauges and replay see the same lag the worker works through.
+pub async fn handler_status(
+    store: &dyn DurableStore,
+    handler: &str,
+    event: &str,
+) -> Result<HandlerStatus, StoreError> {
+    let mut status = store.status(handler, event).await?;
+    let variants = crate::sourcing::variants_of(event).unwrap_or_default();
+    for variant in variants.iter().filter(|v| v.name != event) {
+        let more = store.status(handler, variant.name).await?;
+        status.lag += more.lag;
+        status.lag_since = match (status.lag_since, more.lag_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(status)
+}
+
 /// Stored checkpoints whose name no durable handler of this program has: a handler renamed or
 /// moved, whose new name starts from the beginning unless its checkpoint is moved
 /// (`rename-checkpoint`).

@@ -138,7 +138,7 @@ fn an_operator_session() {
     // Retrying the others fails again (the orders still have no items) and dead-letters them anew.
     assert!(app
         .run(&["retry", "--all"])
-        .starts_with("2 dead letter(s) scheduled for retry"));
+        .starts_with("2 dead letters scheduled for retry"));
     let out = app.process_for_a_second("orders.update_stock");
     assert!(out.contains("2 dead-lettered"), "{out}");
     let bad = app.output(&["retry", "999"]);
@@ -289,7 +289,7 @@ fn replay_keeps_failures_and_order_and_refuses_what_it_cannot_do() {
     ]);
     assert!(
         out.starts_with(
-            "discarded 1 dead letter(s), 0 retrying and 2 held event(s) of orders.update_stock\n"
+            "discarded 1 dead letter, 0 retrying and 2 held events of orders.update_stock\n"
         ),
         "{out}"
     );

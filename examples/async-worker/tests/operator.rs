@@ -219,7 +219,7 @@ fn status_check_exits_3_with_one_line_per_problem() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "ok: 2 durable handler(s), log head at position 6\n"
+        "ok: 2 durable handlers, log head at position 6\n"
     );
 
     // Waits past the age limit (1 s), so the oldest undelivered event is older than it.
@@ -264,7 +264,7 @@ fn status_check_exits_3_with_one_line_per_problem() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "orders.update_stock: 1 dead letter(s) (more than 0); see `dead-letters --handler orders.update_stock`, then `retry` or `drop` them\n"
+        "orders.update_stock: 1 dead letter (more than 0); see `dead-letters --handler orders.update_stock`, then `retry` or `drop` them\n"
     );
     let out = app.output(&["status", "--check", "--max-dead", "1"]);
     assert_eq!(out.status.code(), Some(0));

@@ -67,6 +67,13 @@ async fn main() -> Result<(), events::BoxError> {
     let (view, version) = ledgers
         .load("ACCT-0001")?
         .expect("the account has a ledger");
-    println!("ledger of ACCT-0001 at version {version}: {view:#?}");
+    println!(
+        "ledger of ACCT-0001 at version {version}: balance {:.2}, checks written: {}",
+        view.balance,
+        view.written_checks.join(", ")
+    );
+    for (entry, amount) in &view.ledger {
+        println!("  {entry:<16} {amount:>10.2}");
+    }
     Ok(())
 }
