@@ -176,7 +176,12 @@ fn allocations_per_dispatch() {
     let mut failures = Vec::new();
     for (config, bus) in buses() {
         let mut expect = |what: &str, expected: f64, per_call: f64| {
-            println!("alloc: {what} [{config}]: {per_call} allocations per call");
+            let noun = if per_call == 1.0 {
+                "allocation"
+            } else {
+                "allocations"
+            };
+            println!("alloc: {what} [{config}]: {per_call} {noun} per call");
             if per_call != expected {
                 failures.push(format!("{what} [{config}]: {per_call}, not {expected}"));
             }
