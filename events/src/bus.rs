@@ -195,10 +195,32 @@ impl Bus {
     /// If the event has durable handlers, it is first appended to the bus's store
     /// ([`BusBuilder::store`]) with the id its inline handlers see; without a store (or with
     /// one that needs an async runtime) the durable handlers are reported skipped.
+    #[inline]
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
+        let state = E::Slot::registry().state();
+        if self.plain(state) {
+            // Small and inline, so that the caller's loop pays for no call frame of the bus.
+            let make = || Meta::of(event);
+            let meta = LazyMeta::new(&make);
+            self.publish_plain(event, state, &Context::dispatching(self, &meta, 0))
+        } else {
+            self.publish_out_of_line(event)
+        }
+    }
+
+    /// `publish` when something more than the plain walk is needed (see [`Bus::plain`]).
+    #[inline(never)]
+    fn publish_out_of_line<E: DomainEvent>(&self, event: &E) -> Report {
         let make = || Meta::of(event);
         let meta = LazyMeta::new(&make);
         self.publish_in(event, &meta, 0, true)
+    }
+
+    /// Whether a dispatch of this event may take the plain walk: only sync handlers, no
+    /// capture, no timing, no subset, and no DEBUG traces (which want a span per handler).
+    #[inline]
+    fn plain<E>(&self, state: &EventState<E>) -> bool {
+        state.plain & self.inner.plain & !tracing::level_enabled!(tracing::Level::DEBUG)
     }
 
     /// Like [`publish`](Self::publish), with the event's metadata given (an id and time of
@@ -326,7 +348,7 @@ impl Bus {
     ) -> Report {
         let state = E::Slot::registry().state();
         let cx = Context::dispatching(self, meta, depth);
-        if state.plain && self.inner.plain && !tracing::level_enabled!(tracing::Level::DEBUG) {
+        if self.plain(state) {
             self.publish_plain(event, state, &cx)
         } else {
             let _publishing = crate::trace::publish(E::NAME, meta).entered();
@@ -337,7 +359,7 @@ impl Bus {
     /// `publish` with everything: capture, durable storage, skips, timing, spans.
     #[inline(never)]
     fn publish_full<E: DomainEvent>(&self, event: &E, cx: &Context<'_>, store: bool) -> Report {
-        let mut report = Report::new(E::NAME);
+        let mut report = report_of::<E>();
         let Some(state) = self.begin(event, cx.meta) else {
             return report;
         };
@@ -368,34 +390,50 @@ impl Bus {
     #[inline]
     fn publish_plain<E: DomainEvent>(&self, e: &E, state: &EventState<E>, cx: &Context) -> Report {
         self.inner.count(state.index);
-        let mut report = Report::new(E::NAME);
-        let handlers = &state.sync[..];
+        // Made on the first failure or follow-up: until then the report is two words in
+        // registers, and the common case builds it once, at the end.
+        let mut noted: Option<Report> = None;
+        let note = note::<E>;
+        let calls = &state.sync_calls[..];
         // One `catch_unwind` around the walk, not one per handler: a panic ends the walk at the
         // handler that panicked (reported as its failure), and the walk goes on after it.
-        let mut next = 0;
+        let mut at = 0;
         while let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-            while let Some(handler) = handlers.get(next) {
-                next += 1;
-                let outcome = (handler.call)(e, cx);
+            for call in &calls[at..] {
+                let outcome = call(e, cx);
                 // One branch for both rare cases: a failure, or a handler that took a publisher.
-                if outcome.is_err() | cx.has_follow_ups() {
-                    let target = Target::of::<E>(handler.name, handler.index);
-                    self.after_plain_call(target, outcome, cx, &mut report);
+                if cx.look_after(&outcome) {
+                    let target = Self::target(state, at);
+                    self.after_plain_call(target, outcome, cx, note(&mut noted));
+                } else {
+                    // `Ok(())`: nothing to drop, and no check of it left in the loop.
+                    std::mem::forget(outcome);
                 }
+                at += 1;
             }
         })) {
-            let handler = &handlers[next - 1];
-            let target = Target::of::<E>(handler.name, handler.index);
-            self.panicked(target, panic, cx, &mut report);
+            // `at` is the handler that panicked: the walk goes on after it.
+            self.panicked(Self::target(state, at), panic, cx, note(&mut noted));
+            at += 1;
         }
         if cx.has_follow_ups() {
             // A publisher kept past the dispatch publishes its own from now on.
             if let Some(follow_ups) = cx.close_follow_ups() {
-                self.publish_follow_ups(cx, follow_ups, &mut report);
+                self.publish_follow_ups(cx, follow_ups, note(&mut noted));
             }
         }
-        report.ran_all(handlers.len());
+        let mut report = noted.unwrap_or_else(|| report_of::<E>());
+        report.ran_all(calls.len());
         report
+    }
+
+    /// The sync handler at `at` of an event's plain walk (its name and index are read only
+    /// on a failure: the walk steps through the calls alone).
+    #[cold]
+    #[inline(never)]
+    fn target<E: DomainEvent>(state: &EventState<E>, at: usize) -> Target {
+        let handler = &state.sync[at];
+        Target::of::<E>(handler.name, handler.index)
     }
 
     /// After a sync handler on the plain path, when it failed or may have published follow-ups.
@@ -459,7 +497,7 @@ impl Bus {
         cx: &Context<'_>,
     ) -> Report {
         self.inner.count(state.index);
-        let mut report = Report::new(E::NAME);
+        let mut report = report_of::<E>();
         for handler in state.inline.iter() {
             let outcome = match handler.call.call {
                 Call::Sync(call) => catch_unwind(AssertUnwindSafe(|| call(event, cx)))
@@ -488,7 +526,7 @@ impl Bus {
 
     /// `dispatch` with everything: capture, durable storage, timing, spans.
     async fn dispatch_full<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
-        let mut report = Report::new(E::NAME);
+        let mut report = report_of::<E>();
         let Some(state) = self.begin(event, cx.meta) else {
             return report;
         };
@@ -691,6 +729,17 @@ impl Bus {
     }
 }
 
+/// An empty report of an event of type `E`.
+#[inline]
+fn report_of<E: DomainEvent>() -> Report {
+    Report::new(E::Slot::registry().state().index)
+}
+
+/// The report of a plain walk, made when first needed.
+fn note<E: DomainEvent>(noted: &mut Option<Report>) -> &mut Report {
+    noted.get_or_insert_with(|| report_of::<E>())
+}
+
 /// A handler's future whose panic becomes its failure.
 async fn guarded<F: Future<Output = Outcome>>(future: F) -> Outcome {
     let mut future = std::pin::pin!(future);
@@ -788,7 +837,7 @@ fn too_deep<E: DomainEvent>(depth: u32) -> Report {
         depth,
         "follow-up event chain too deep; not dispatched"
     );
-    let mut report = Report::new(E::NAME);
+    let mut report = report_of::<E>();
     report.fail("*", FailureCause::TooDeep(depth));
     report
 }

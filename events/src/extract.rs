@@ -2,15 +2,16 @@
 
 use std::any::{type_name, Any, TypeId};
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tracing::Instrument;
 
 use crate::bus::Bus;
 use crate::event::DomainEvent;
-use crate::handler::BoxFuture;
-use crate::meta::{LazyMeta, Meta};
-use crate::report::Report;
+use crate::handler::{BoxFuture, Outcome};
+use crate::meta::{ColdCell, LazyMeta, Meta};
+use crate::report::{FailureCause, Report};
 
 /// What a handler call can draw its parameters from.
 pub struct Context<'a> {
@@ -21,7 +22,10 @@ pub struct Context<'a> {
     /// its own mode); otherwise a [`Publisher`] publishes them at once.
     defer: bool,
     /// Made when a handler first asks for a [`Publisher`].
-    follow_ups: OnceLock<Arc<FollowUps>>,
+    follow_ups: ColdCell<Arc<FollowUps>>,
+    /// 1 once `follow_ups` is made: a word, so that a walk tests it together with a handler's
+    /// outcome in one branch ([`Context::look_after`]).
+    publishers: AtomicUsize,
 }
 
 impl<'a> Context<'a> {
@@ -33,7 +37,8 @@ impl<'a> Context<'a> {
             meta,
             depth,
             defer: true,
-            follow_ups: OnceLock::new(),
+            follow_ups: ColdCell::new(),
+            publishers: AtomicUsize::new(0),
         }
     }
 
@@ -48,7 +53,18 @@ impl<'a> Context<'a> {
     /// Whether a handler asked for a publisher (there may be follow-ups to run).
     #[inline]
     pub(crate) fn has_follow_ups(&self) -> bool {
-        self.follow_ups.get().is_some()
+        self.publishers.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether a walk must look after a handler's call: it failed, or some handler asked for a
+    /// publisher (there may be follow-ups to run). One test of one word: an `Ok` outcome is a
+    /// null pointer.
+    #[inline]
+    pub(crate) fn look_after(&self, outcome: &Outcome) -> bool {
+        let failed = outcome
+            .as_ref()
+            .map_or_else(|cause| &**cause as *const FailureCause as usize, |()| 0);
+        self.publishers.load(Ordering::Relaxed) | failed != 0
     }
 
     /// The follow-ups published since the last call, if a handler asked for a publisher.
@@ -271,9 +287,10 @@ impl Publisher {
 
 impl FromContext for Publisher {
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError> {
-        let queue = cx
-            .defer
-            .then(|| Arc::clone(cx.follow_ups.get_or_init(Arc::default)));
+        let queue = cx.defer.then(|| {
+            cx.publishers.store(1, Ordering::Relaxed);
+            Arc::clone(cx.follow_ups.get_or_init(Arc::default))
+        });
         Ok(Publisher {
             bus: cx.bus.clone(),
             cause: cx.meta.get().clone(),

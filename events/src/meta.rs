@@ -207,11 +207,45 @@ impl Meta {
     }
 }
 
+/// A `OnceLock` whose drop is one inline check, its value dropped out of line: the hot paths
+/// that never fill it (most dispatches) pay a load and a branch.
+pub(crate) struct ColdCell<T>(ManuallyDrop<OnceLock<T>>);
+
+impl<T> ColdCell<T> {
+    #[inline]
+    pub(crate) const fn new() -> Self {
+        Self(ManuallyDrop::new(OnceLock::new()))
+    }
+
+    pub(crate) fn with(value: T) -> Self {
+        Self(ManuallyDrop::new(OnceLock::from(value)))
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.0.get()
+    }
+
+    #[inline]
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(init)
+    }
+}
+
+impl<T> Drop for ColdCell<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.get().is_some() {
+            // What is left behind is empty, and `ManuallyDrop` never drops it.
+            drop_cold(std::mem::take(&mut *self.0));
+        }
+    }
+}
+
 /// Metadata made on first use: a dispatch whose handlers never ask for it never pays for a
 /// UUID and a clock read.
 pub(crate) struct LazyMeta<'a> {
-    /// Emptied by `drop` (so nothing is left to drop): the check stays inline.
-    cell: ManuallyDrop<OnceLock<Meta>>,
+    cell: ColdCell<Meta>,
     make: Option<&'a (dyn Fn() -> Meta + Sync)>,
 }
 
@@ -220,14 +254,14 @@ impl<'a> LazyMeta<'a> {
     #[inline]
     pub(crate) fn new(make: &'a (dyn Fn() -> Meta + Sync)) -> Self {
         Self {
-            cell: ManuallyDrop::new(OnceLock::new()),
+            cell: ColdCell::new(),
             make: Some(make),
         }
     }
 
     pub(crate) fn given(meta: Meta) -> Self {
         Self {
-            cell: ManuallyDrop::new(OnceLock::from(meta)),
+            cell: ColdCell::with(meta),
             make: None,
         }
     }
@@ -238,15 +272,5 @@ impl<'a> LazyMeta<'a> {
             Some(make) => make(),
             None => unreachable!("metadata given up front"),
         })
-    }
-}
-
-impl Drop for LazyMeta<'_> {
-    /// Inline and nearly free when no handler asked for the metadata.
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(meta) = self.cell.take() {
-            drop_cold(meta);
-        }
     }
 }

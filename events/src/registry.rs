@@ -35,6 +35,9 @@ pub(crate) struct EventState<E: 'static> {
     pub(crate) handlers: Box<[&'static Handler<E>]>,
     /// The sync handlers: what `publish` runs.
     pub(crate) sync: Box<[Inline<SyncCall<E>>]>,
+    /// The same handlers' calls alone: the plain walk steps through them with one index (a
+    /// slice of 8-byte items is read with a scaled index; the names are read only on a failure).
+    pub(crate) sync_calls: Box<[SyncCall<E>]>,
     /// The sync and async handlers, in dispatch order: what `dispatch` runs.
     pub(crate) inline: Box<[Inline<&'static Handler<E>>]>,
     /// The async handlers' names: what `publish` reports as skipped.
@@ -77,6 +80,7 @@ impl<E: 'static> EventState<E> {
             base,
             handlers: Box::default(),
             sync: Box::default(),
+            sync_calls: Box::default(),
             inline: Box::default(),
             asynchronous: Box::default(),
             durable: Box::default(),
@@ -110,6 +114,7 @@ impl<E: 'static> EventState<E> {
         }
         state.plain = asynchronous.is_empty() && durable.is_empty();
         state.handlers = handlers;
+        state.sync_calls = sync.iter().map(|h: &Inline<SyncCall<E>>| h.call).collect();
         state.sync = sync.into();
         state.inline = inline.into();
         state.asynchronous = asynchronous.into();
@@ -138,13 +143,18 @@ impl<E: 'static> EventRegistry<E> {
     pub(crate) fn state(&self) -> &EventState<E> {
         match self.state.get() {
             Some(state) => state,
-            None => {
-                catalog();
-                self.state
-                    .get()
-                    .expect("every derived event is in the catalog")
-            }
+            None => self.gathered(),
         }
+    }
+
+    /// The state on the first dispatch before any bus was built: gathers the catalog.
+    #[cold]
+    #[inline(never)]
+    fn gathered(&self) -> &EventState<E> {
+        catalog();
+        self.state
+            .get()
+            .expect("every derived event is in the catalog")
     }
 }
 

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 
+use crate::catalog::catalog;
 use crate::error::BoxError;
 use crate::extract::ExtractError;
 
@@ -28,8 +29,10 @@ use crate::extract::ExtractError;
 #[derive(Debug)]
 #[must_use = "a report says which handlers failed"]
 pub struct Report {
-    event: &'static str,
-    ran: u32,
+    /// The event's place in the catalog, where its name is read (high half), and how many
+    /// handlers ran (low half): one word, so that with `details` the report is a pair of
+    /// scalars, returned in two registers (a dispatch that only counts stores nothing).
+    event_and_ran: u64,
     /// Made only when something needs more than a count: a failure, a skip, a follow-up.
     details: Option<Box<Details>>,
 }
@@ -60,10 +63,9 @@ struct Details {
 
 impl Report {
     #[inline]
-    pub(crate) fn new(event: &'static str) -> Self {
+    pub(crate) fn new(event: usize) -> Self {
         Self {
-            event,
-            ran: 0,
+            event_and_ran: (event as u64) << 32,
             details: None,
         }
     }
@@ -71,12 +73,12 @@ impl Report {
     /// `count` more handlers ran (their failures are recorded apart).
     #[inline]
     pub(crate) fn ran_all(&mut self, count: usize) {
-        self.ran += count as u32;
+        self.event_and_ran += count as u64;
     }
 
     #[inline]
     pub(crate) fn record(&mut self, handler: &'static str, outcome: crate::handler::Outcome) {
-        self.ran += 1;
+        self.event_and_ran += 1;
         if let Err(cause) = outcome {
             self.fail(handler, *cause);
         }
@@ -113,12 +115,12 @@ impl Report {
 
     /// The event's name.
     pub fn event(&self) -> &'static str {
-        self.event
+        catalog().events()[(self.event_and_ran >> 32) as usize].name()
     }
 
     /// How many handlers ran inline (including those that failed).
     pub fn ran(&self) -> usize {
-        self.ran as usize
+        (self.event_and_ran & u64::from(u32::MAX)) as usize
     }
 
     /// The handlers that failed, with why, in the order they ran.
@@ -150,12 +152,16 @@ impl fmt::Display for Report {
 impl Report {
     fn render(&self, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Result {
         let (failures, skipped) = (self.failures(), self.skipped());
-        let handlers = if self.ran == 1 { "handler" } else { "handlers" };
+        let handlers = if self.ran() == 1 {
+            "handler"
+        } else {
+            "handlers"
+        };
         write!(
             f,
             "`{}`: {} {handlers} ran, {} failed",
-            self.event,
-            self.ran,
+            self.event(),
+            self.ran(),
             failures.len()
         )?;
         if !skipped.is_empty() {
