@@ -1014,6 +1014,7 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
             let settled = Settlement::New {
                 event: &event,
                 record: &done,
+                views: &[],
             };
             store.settle(&claim, settled).await
         }
@@ -1067,6 +1068,7 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
             Settlement::New {
                 event: &first,
                 record: &retry,
+                views: &[],
             },
         )
         .await
@@ -1165,6 +1167,7 @@ async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
             let new = Settlement::New {
                 event: &e,
                 record: &record,
+                views: &[],
             };
             store.settle(&claim, new).await.unwrap();
         }

@@ -8,6 +8,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
 use crate::meta::Meta;
 use crate::store::postgres::backend;
+use crate::store::postgres::views::load_view;
 use crate::store::{PostgresStore, StoreError};
 
 /// Loads and saves views of type `V` by id, with their version, on PostgreSQL: the operations
@@ -163,16 +164,8 @@ async fn load<V: View>(
     id: &str,
     lock: &str,
 ) -> Result<Option<(V, u64)>, StoreError> {
-    let sql = format!("SELECT body, version FROM events_views WHERE view = $1 AND id = $2 {lock}");
-    let row = client
-        .query_opt(&sql, &[&V::NAME, &id])
-        .await
-        .map_err(backend)?;
-    row.map(|row| {
-        Ok((
-            decode_view::<V>(id, row.get(0))?,
-            row.get::<_, i64>(1) as u64,
-        ))
-    })
-    .transpose()
+    load_view(client, V::NAME, id, lock)
+        .await?
+        .map(|(body, version)| Ok((decode_view::<V>(id, body)?, version)))
+        .transpose()
 }
