@@ -1,7 +1,7 @@
 //! `#[derive(View)]`: a read model's stable name and, with `durable = ".."`, the durable
-//! handler that keeps it live. The handler is an ordinary `#[event_handler]` calling one tested
-//! function of the runtime (`__private::keep_view`); the `AggregateView` bound it needs is
-//! spanned on the `durable` option.
+//! handler that keeps it live: the derive only names the handler and submits the registration
+//! of `__private::ViewHandler<V>`, a descriptor written once in the runtime, so the one
+//! `AggregateView` bound it needs is reported once, on the `durable` option.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -9,6 +9,7 @@ use syn::{DeriveInput, LitStr};
 
 use crate::attr::{options, string};
 use crate::ctxt::Ctxt;
+use crate::registration::{location, sealed};
 
 options! {
     /// The options of `#[view(..)]` on the type.
@@ -55,20 +56,17 @@ fn implement(input: &DeriveInput, options: &ViewOptions) -> TokenStream {
         return view;
     };
     let ident = &input.ident;
-    // The `AggregateView` bound the handler needs is spanned on the user's `durable = ".."`.
-    let event =
-        quote_spanned!(handler.span()=> <#ident as ::events::sourcing::AggregateView>::Event);
-    quote! {
-        #view
-        const _: () = {
-            #[::events::event_handler(durable, name = #handler)]
-            async fn __events_keep_view(
-                event: &#event,
-                meta: ::events::Meta,
-                views: ::events::sourcing::ViewKeeper<#ident>,
-            ) -> ::core::result::Result<(), ::events::store::StoreError> {
-                ::events::__private::keep_view::<#ident>(event, meta, views).await
-            }
-        };
-    }
+    let location = location(ident);
+    // The one use of the `AggregateView` bound, spanned on the user's `durable = ".."`.
+    let registration =
+        quote_spanned!(handler.span()=> __events::ViewHandler::<#ident>::REGISTRATION);
+    let kept = sealed(quote! {
+        #[automatically_derived]
+        impl __events::KeptView for #ident {
+            const HANDLER: &'static str = #handler;
+            const LOCATION: __events::Location = #location;
+        }
+        __events::inventory::submit!(#registration);
+    });
+    quote!(#view #kept)
 }

@@ -27,4 +27,4 @@ pub use crate::shim::{
     IntoOutcome,
 };
 #[cfg(feature = "durable")]
-pub use crate::sourcing::keep_view;
+pub use crate::sourcing::{KeptView, ViewHandler};

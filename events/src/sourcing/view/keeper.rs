@@ -14,8 +14,13 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
+use crate::catalog::Location;
+use crate::event::DomainEvent;
 use crate::extract::{Context, ExtractError, FromContext};
+use crate::handler::{BoxFuture, Call, Handler, Outcome};
 use crate::meta::Meta;
+use crate::registry::Registration;
+use crate::shim::{boxed, decode, extract, into_outcome, Durable};
 use crate::store::durable::{DurableStore, ViewWrite};
 use crate::store::StoreError;
 
@@ -226,13 +231,46 @@ impl<V: AggregateView> ViewKeeper<V> {
     }
 }
 
-/// Keeps the view of each event's aggregate: the durable handler `#[derive(View)]` generates
-/// with `#[view(durable = "..")]` calls this.
+/// The durable handler `#[derive(View)]` registers for `#[view(durable = "..")]`: its name and
+/// where the view is declared. Generated code implements it; not public API.
 #[doc(hidden)]
-pub async fn keep<V: AggregateView>(
-    event: &V::Event,
-    meta: Meta,
-    views: ViewKeeper<V>,
-) -> Result<(), StoreError> {
-    views.update_with(event, &meta).await.map(drop)
+pub trait KeptView: View {
+    /// The handler's name.
+    const HANDLER: &'static str;
+    /// The view type's source location, shown as the handler's.
+    const LOCATION: Location;
+}
+
+/// The descriptor of the durable handler that keeps an [`AggregateView`] (see [`KeptView`]),
+/// written once here: generated code only submits [`ViewHandler::REGISTRATION`], so a view
+/// that is not an `AggregateView` gets one error there.
+#[doc(hidden)]
+pub struct ViewHandler<V>(PhantomData<fn() -> V>);
+
+impl<V> ViewHandler<V>
+where
+    V: AggregateView + KeptView,
+    V::Event: DomainEvent + Durable,
+{
+    const DESCRIPTOR: &'static Handler<V::Event> = &Handler::new(
+        V::HANDLER,
+        0,
+        Call::Durable(Self::call),
+        &[],
+        &[],
+        V::LOCATION,
+    )
+    .with_encode(crate::shim::encode::<V::Event>);
+
+    /// The handler's link-time registration.
+    pub const REGISTRATION: Registration = Registration::event(Self::DESCRIPTOR);
+
+    fn call<'a>(payload: &'a serde_json::Value, cx: &'a Context<'a>) -> BoxFuture<'a, Outcome> {
+        boxed(async move {
+            let event = decode::<V::Event>(payload, cx)?;
+            let meta = extract::<Meta>(cx)?;
+            let views = extract::<ViewKeeper<V>>(cx)?;
+            into_outcome(views.update_with(&event, &meta).await.map(drop))
+        })
+    }
 }

@@ -25,7 +25,7 @@ mod sqlite;
 #[cfg(feature = "durable")]
 pub(crate) use keeper::Staging;
 #[cfg(feature = "durable")]
-pub use keeper::{keep, ViewKeeper};
+pub use keeper::{KeptView, ViewHandler, ViewKeeper};
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresViewRepository;
