@@ -367,7 +367,7 @@ pub fn derive_event_set(input: TokenStream) -> TokenStream {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = SqliteStore::open_in_memory()?;
-/// let bus = Bus::builder().event_store(store.clone()).build()?;
+/// let bus = Bus::builder().store(store.clone()).build()?;
 /// bus.dispatch(&AccountEvent::Opened { id: "a-1".into() }).await;
 /// bus.dispatch(&AccountEvent::Deposited { id: "a-1".into(), cents: 250 }).await;
 /// Worker::new(&bus, &store).handlers(["bank.balance"]).drain().await?;

@@ -231,6 +231,17 @@ pub struct ViewWrite {
     pub version: u64,
 }
 
+impl ViewWrite {
+    /// The error of a settle that found this view at another version than `expected`.
+    pub(crate) fn conflict(&self) -> StoreError {
+        StoreError::ViewConflict {
+            view: self.view.to_owned(),
+            id: self.id.clone(),
+            expected: self.expected,
+        }
+    }
+}
+
 /// One write of a worker, committed with the checkpoint it implies and the view writes of the
 /// delivery (empty unless the handler succeeded and staged some).
 #[derive(Clone, Copy, Debug)]

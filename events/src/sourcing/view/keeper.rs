@@ -145,7 +145,7 @@ impl Staging {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = SqliteStore::open_in_memory()?;
-/// let bus = Bus::builder().event_store(store.clone()).build()?;
+/// let bus = Bus::builder().store(store.clone()).build()?;
 /// for (account, cents) in [("a", 250), ("b", 100)] {
 ///     bus.dispatch(&Deposited { account: account.into(), cents }).await;
 /// }

@@ -150,9 +150,10 @@ impl<V: View> PostgresViewRepository<V> {
 }
 
 impl<V: AggregateView> PostgresViewRepository<V> {
-    /// Applies an event a durable handler received to the view of its aggregate, at its
-    /// sequence, both read from `meta`; `Ok(false)` when the view already holds it (see the
-    /// [module](crate::sourcing)'s views).
+    /// Applies a stored event to the view of its aggregate, at its sequence, both read from
+    /// `meta`; `Ok(false)` when the view already holds it. This commits at once: a durable
+    /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write
+    /// commits with its checkpoint.
     pub async fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
         let (id, sequence) = sequence_of::<V>(meta)?;
         self.update(id, sequence, |view| view.update(event)).await

@@ -132,10 +132,11 @@ impl<V: View> ViewRepository<V> {
 }
 
 impl<V: AggregateView> ViewRepository<V> {
-    /// Applies an event a handler received (a durable handler: see the module's doc) to the
-    /// view of its aggregate, at its sequence, both read from `meta`; `Ok(false)` when the
-    /// view already holds it. Fails for an event that was not read from the store (no
-    /// sequence in its `Meta`).
+    /// Applies a stored event to the view of its aggregate, at its sequence, both read from
+    /// `meta`; `Ok(false)` when the view already holds it. Fails for an event that was not
+    /// read from the store (no sequence in its `Meta`). This commits at once: a durable
+    /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write
+    /// commits with its checkpoint.
     pub fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
         let (id, sequence) = sequence_of::<V>(meta)?;
         self.update(id, sequence, |view| view.update(event))

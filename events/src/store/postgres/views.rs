@@ -59,11 +59,7 @@ pub(crate) async fn write_staged(
         }
         .map_err(backend)?;
         if written != 1 {
-            return Err(StoreError::ViewConflict {
-                view: write.view.to_owned(),
-                id: write.id.clone(),
-                expected: write.expected,
-            });
+            return Err(write.conflict());
         }
     }
     Ok(())

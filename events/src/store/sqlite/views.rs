@@ -75,11 +75,7 @@ pub(crate) fn write_staged(tx: &Transaction<'_>, writes: &[ViewWrite]) -> Result
         }
         .map_err(backend)?;
         if written != 1 {
-            return Err(StoreError::ViewConflict {
-                view: write.view.to_owned(),
-                id: write.id.clone(),
-                expected: write.expected,
-            });
+            return Err(write.conflict());
         }
     }
     Ok(())
