@@ -58,8 +58,7 @@ fn implement(input: &DeriveInput, options: &ViewOptions) -> TokenStream {
     let ident = &input.ident;
     let location = location(ident);
     // The one use of the `AggregateView` bound, spanned on the user's `durable = ".."`.
-    let registration =
-        quote_spanned!(handler.span()=> __events::ViewHandler::<#ident>::REGISTRATION);
+    let registration = quote_spanned!(handler.span()=> __events::view_registration::<#ident>());
     let kept = sealed(quote! {
         #[automatically_derived]
         impl __events::KeptView for #ident {

@@ -27,4 +27,4 @@ pub use crate::shim::{
     IntoOutcome,
 };
 #[cfg(feature = "durable")]
-pub use crate::sourcing::{KeptView, ViewHandler};
+pub use crate::sourcing::{view_registration, KeptView, ViewHandler};

@@ -42,4 +42,4 @@ pub use set::{
 pub(crate) use set::{tagged, variants_of};
 #[cfg(feature = "durable")]
 #[doc(hidden)]
-pub use view::{KeptView, ViewHandler};
+pub use view::{view_registration, KeptView, ViewHandler};

@@ -241,9 +241,19 @@ pub trait KeptView: View {
     const LOCATION: Location;
 }
 
+/// The registration of the durable handler that keeps `V` (see [`KeptView`]): the one place
+/// generated code names `V` as an [`AggregateView`], so a view that is not one gets one error.
+#[doc(hidden)]
+pub const fn view_registration<V>() -> Registration
+where
+    V: AggregateView + KeptView,
+    V::Event: DomainEvent + Durable,
+{
+    ViewHandler::<V>::REGISTRATION
+}
+
 /// The descriptor of the durable handler that keeps an [`AggregateView`] (see [`KeptView`]),
-/// written once here: generated code only submits [`ViewHandler::REGISTRATION`], so a view
-/// that is not an `AggregateView` gets one error there.
+/// written once here: generated code only submits [`view_registration`].
 #[doc(hidden)]
 pub struct ViewHandler<V>(PhantomData<fn() -> V>);
 

@@ -25,7 +25,7 @@ mod sqlite;
 #[cfg(feature = "durable")]
 pub(crate) use keeper::Staging;
 #[cfg(feature = "durable")]
-pub use keeper::{KeptView, ViewHandler, ViewKeeper};
+pub use keeper::{view_registration, KeptView, ViewHandler, ViewKeeper};
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresViewRepository;
@@ -81,7 +81,13 @@ pub trait View: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
 /// repository is then a [`Projection`](crate::sourcing::Projection) that keeps one view per
 /// aggregate id, at the sequence of the last event it applied, so
 /// [`rebuild`](crate::sourcing::rebuild) and [`catch_up`](crate::sourcing::catch_up) maintain
-/// it; a durable handler keeps it live with `update_with`.
+/// it; a durable handler keeps it live with `update_with` (`#[view(durable = "..")]` writes
+/// that handler).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `AggregateView`",
+    label = "a view kept by a durable handler applies its aggregate's events",
+    note = "`#[view(durable = \"..\")]` keeps the view of each event's aggregate: implement `events::sourcing::AggregateView` for `{Self}` (its `Event` set and `update`)"
+)]
 pub trait AggregateView: View {
     /// The events it reads.
     type Event: EventSet;
