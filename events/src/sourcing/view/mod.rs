@@ -85,8 +85,8 @@ pub trait View: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
 /// that handler).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an `AggregateView`",
-    label = "a view kept by a durable handler applies its aggregate's events",
-    note = "`#[view(durable = \"..\")]` keeps the view of each event's aggregate: implement `events::sourcing::AggregateView` for `{Self}` (its `Event` set and `update`)"
+    label = "needs a view fed by one aggregate's events",
+    note = "implement `events::sourcing::AggregateView` for `{Self}` (its `Event` set and `update`): `#[view(durable = \"..\")]`, `update_with` and a view repository as a projection apply each event to the view of its aggregate"
 )]
 pub trait AggregateView: View {
     /// The events it reads.
