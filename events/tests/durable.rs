@@ -1444,3 +1444,47 @@ async fn a_view_keeper_outside_a_durable_delivery_fails_and_says_why() {
         "{failure}"
     );
 }
+
+/// Totals kept by a batch handler.
+#[derive(events::sourcing::View, Serialize, Deserialize, Default, Debug, PartialEq)]
+#[view(name = "batch_tally")]
+struct BatchTally {
+    sum: u64,
+    events: u64,
+}
+
+#[event_handler(durable, name = "test.batch_tally")]
+async fn batch_tally(batch: &[Tallied], totals: ViewKeeper<BatchTally>) -> Result<(), StoreError> {
+    for e in batch {
+        totals
+            .modify("all", |t| {
+                t.sum += e.n;
+                t.events += 1;
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_handler_stages_its_run_of_view_writes_into_one_settle() {
+    for store in stores().await {
+        a_batch_handler_stages_its_run_of_view_writes_on(store).await;
+    }
+}
+
+async fn a_batch_handler_stages_its_run_of_view_writes_on(store: Arc<dyn DurableStore>) {
+    for (counter, n) in [(1, 1), (2, 2), (3, 3), (1, 4)] {
+        append(&store, &Tallied { counter, n }).await;
+    }
+    let summary = drain(&bus(), &store, "test.batch_tally").await;
+    let s = &summary.handlers["test.batch_tally"];
+    assert_eq!((s.delivered, s.failed), (4, 0), "{summary}");
+    let (body, version) = store
+        .load_view("batch_tally", "all")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, serde_json::json!({ "sum": 10, "events": 4 }));
+    assert_eq!(version, 4, "one version per event, whatever the runs");
+}
