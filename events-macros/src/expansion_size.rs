@@ -109,6 +109,16 @@ fn generated_code_stays_small() {
             Ok(())
         }
     );
+    let view: syn::DeriveInput = syn::parse_quote!(
+        #[view(name = "bank_account", durable = "bank.ledger")]
+        struct BankAccountView {
+            balance: f64,
+        }
+    );
+    assert_small(
+        "derive(View) with its durable handler",
+        &crate::view::expand(&view),
+    );
     assert_small(
         "command_handler",
         &generated(

@@ -20,6 +20,7 @@ mod expansion_size;
 mod function;
 mod handler;
 mod registration;
+mod view;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
@@ -323,4 +324,59 @@ pub fn command_handler(args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn derive_event_set(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event_set::expand(&input).into()
+}
+
+/// Derives `events::sourcing::View` for a read model kept by id, and, with `durable`, registers
+/// the durable handler that keeps it live: each event of an aggregate, applied once to the
+/// view of that aggregate (its `AggregateView::update`), the view write committed by the
+/// worker in the same transaction as the handler's checkpoint (`events::sourcing::ViewKeeper`).
+///
+/// Options on the type, `#[view(..)]`, all optional:
+///
+/// | option | meaning | default |
+/// |---|---|---|
+/// | `name = "bank_account"` | the view's stable name, the key of its rows | the type's name |
+/// | `durable = "bank.ledger"` | registers a durable handler of this name that keeps the view; the type must implement `AggregateView` | no handler |
+///
+/// ```
+/// use events::sourcing::{AggregateView, View, ViewRepository};
+/// use events::store::SqliteStore;
+/// use events::worker::Worker;
+/// use events::{Bus, DomainEvent, EventSet};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(DomainEvent, EventSet, Serialize, Deserialize)]
+/// #[event(aggregate = "Account")]
+/// enum AccountEvent {
+///     Opened { #[event(aggregate_id)] id: String },
+///     Deposited { #[event(aggregate_id)] id: String, cents: i64 },
+/// }
+///
+/// #[derive(View, Serialize, Deserialize, Default, Debug, PartialEq)]
+/// #[view(name = "balance", durable = "bank.balance")]
+/// struct Balance { cents: i64 }
+///
+/// impl AggregateView for Balance {
+///     type Event = AccountEvent;
+///     fn update(&mut self, event: &AccountEvent) {
+///         if let AccountEvent::Deposited { cents, .. } = event {
+///             self.cents += cents;
+///         }
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = SqliteStore::open_in_memory()?;
+/// let bus = Bus::builder().store(store.clone()).build()?;
+/// bus.dispatch(&AccountEvent::Opened { id: "a-1".into() }).await;
+/// bus.dispatch(&AccountEvent::Deposited { id: "a-1".into(), cents: 250 }).await;
+/// Worker::new(&bus, &store).handlers(["bank.balance"]).drain().await?;
+/// let balances = ViewRepository::<Balance>::new(&store)?;
+/// assert_eq!(balances.load("a-1")?, Some((Balance { cents: 250 }, 2)));
+/// # Ok::<(), events::BoxError>(()) }).unwrap();
+/// ```
+#[proc_macro_derive(View, attributes(view))]
+pub fn derive_view(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    view::expand(&input).into()
 }

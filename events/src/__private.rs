@@ -26,3 +26,5 @@ pub use crate::shim::{
     aggregate_id, boxed, decode, decode_all, encode, extract, inline, into_outcome, Durable,
     IntoOutcome,
 };
+#[cfg(feature = "durable")]
+pub use crate::sourcing::{view_registration, KeptView, ViewHandler};

@@ -361,6 +361,7 @@ impl Relay {
                     claim,
                     Settlement::Run {
                         last: last.position,
+                        views: &[],
                     },
                 )
                 .await?;
@@ -435,7 +436,13 @@ impl Relay {
     async fn save(&self, claim: &Claim, saved: &mut u64, checkpoint: u64) -> Result<(), NatsError> {
         if checkpoint > *saved {
             self.store
-                .settle(claim, Settlement::Run { last: checkpoint })
+                .settle(
+                    claim,
+                    Settlement::Run {
+                        last: checkpoint,
+                        views: &[],
+                    },
+                )
                 .await?;
             *saved = checkpoint;
         }

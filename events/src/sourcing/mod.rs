@@ -12,6 +12,8 @@ mod snapshot;
 mod view;
 
 pub use aggregate::{EventSourced, Handle, Services};
+/// `#[derive(View)]`: see the trait (and the macro's options in `events_macros`).
+pub use events_macros::View;
 pub use projection::{catch_up, rebuild, replay, Projection, RebuildError, Replayed};
 pub use repository::{Committed, ExecuteError, Repository, DEFAULT_ATTEMPTS};
 pub use route::{AggregateCommand, RoutedError, SharedStore};
@@ -20,6 +22,11 @@ pub use snapshot::Snapshots;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use view::PostgresViewRepository;
+#[cfg(feature = "durable")]
+pub(crate) use view::Staging;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub use view::ViewKeeper;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use view::ViewRepository;
@@ -33,3 +40,6 @@ pub use set::{
     SetMember, SetVariants, Variant,
 };
 pub(crate) use set::{tagged, variants_of};
+#[cfg(feature = "durable")]
+#[doc(hidden)]
+pub use view::{view_registration, KeptView, ViewHandler};

@@ -11,7 +11,8 @@
 //!   changes hands: every write a worker makes passes its claim and fails with
 //!   [`StoreError::LeaseLost`] once another worker took over, so a worker that stalled past its
 //!   lease cannot commit stale work;
-//! - an outcome and the checkpoint move commit in one transaction ([`DurableStore::settle`]);
+//! - an outcome, the checkpoint move and the view writes of the delivery commit in one
+//!   transaction ([`DurableStore::settle`]);
 //! - while an aggregate has a pending failure (retrying, dead, or held back), that handler's
 //!   later events of the aggregate are held back behind it, in position order.
 
@@ -212,7 +213,37 @@ pub enum Record {
     Hold,
 }
 
-/// One write of a worker, committed with the checkpoint it implies.
+/// A view write a durable handler staged (through a `sourcing::ViewKeeper`): the backend
+/// writes it in the settle transaction, so the view and the checkpoint commit or roll back together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewWrite {
+    /// The view's name (`View::NAME`).
+    pub view: &'static str,
+    /// The view's id.
+    pub id: String,
+    /// The view's new body.
+    pub body: serde_json::Value,
+    /// The version the view was at when the handler read it (`None`: it did not exist). The
+    /// write happens only if the stored view is still there; otherwise the settle fails with
+    /// [`StoreError::ViewConflict`] and writes nothing.
+    pub expected: Option<u64>,
+    /// The version it is saved at.
+    pub version: u64,
+}
+
+impl ViewWrite {
+    /// The error of a settle that found this view at another version than `expected`.
+    pub(crate) fn conflict(&self) -> StoreError {
+        StoreError::ViewConflict {
+            view: self.view.to_owned(),
+            id: self.id.clone(),
+            expected: self.expected,
+        }
+    }
+}
+
+/// One write of a worker, committed with the checkpoint it implies and the view writes of the
+/// delivery (empty unless the handler succeeded and staged some).
 #[derive(Clone, Copy, Debug)]
 pub enum Settlement<'a> {
     /// A new event (after the checkpoint): record its outcome and move the checkpoint past it.
@@ -221,11 +252,15 @@ pub enum Settlement<'a> {
         event: &'a StoredEvent,
         /// Its outcome.
         record: &'a Record,
+        /// The view writes its handler staged.
+        views: &'a [ViewWrite],
     },
     /// A run of new events a batch handler took in one call: move the checkpoint past `last`.
     Run {
         /// The last event's position.
         last: u64,
+        /// The view writes the handler staged.
+        views: &'a [ViewWrite],
     },
     /// Another attempt of a pending event: record its outcome (`Done` removes it).
     Pending {
@@ -233,7 +268,20 @@ pub enum Settlement<'a> {
         id: i64,
         /// Its outcome.
         record: &'a Record,
+        /// The view writes its handler staged.
+        views: &'a [ViewWrite],
     },
+}
+
+impl Settlement<'_> {
+    /// The view writes to commit with it.
+    pub fn views(&self) -> &[ViewWrite] {
+        match self {
+            Settlement::New { views, .. }
+            | Settlement::Run { views, .. }
+            | Settlement::Pending { views, .. } => views,
+        }
+    }
 }
 
 /// What to do with a handler's pending failures when its checkpoint is reset.
@@ -403,9 +451,19 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
     /// When the claim's next retry is due, if any.
     async fn next_retry(&self, claim: &Claim) -> Result<Option<SystemTime>, StoreError>;
 
-    /// Records an outcome and the checkpoint it implies in one transaction, if the claim is
-    /// still current ([`StoreError::LeaseLost`] otherwise, nothing written).
+    /// Records an outcome, the checkpoint it implies and the settlement's view writes in one
+    /// transaction, if the claim is still current ([`StoreError::LeaseLost`] otherwise) and
+    /// every view is still at the version its write expects ([`StoreError::ViewConflict`]
+    /// otherwise); on an error nothing is written.
     async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError>;
+
+    /// The stored body and version of view `view`'s `id`, if it was ever saved: what a
+    /// `sourcing::ViewKeeper` reads before it stages a write.
+    async fn load_view(
+        &self,
+        view: &str,
+        id: &str,
+    ) -> Result<Option<(serde_json::Value, u64)>, StoreError>;
 
     /// Moves the claim's checkpoint back so that it receives again every event after `after`
     /// (never forward: events it has not had yet are not skipped). Fails with

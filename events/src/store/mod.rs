@@ -35,7 +35,7 @@ use crate::meta::Meta;
 pub use connect::{connect, connect_existing};
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
-pub use durable::{DurableStore, IntoDurableStore, LogQuery};
+pub use durable::{DurableStore, IntoDurableStore, LogQuery, ViewWrite};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -296,6 +296,18 @@ pub enum StoreError {
         handler: String,
         /// The segment.
         segment: u32,
+    },
+    /// A view write staged by a durable handler found the view at another version than the
+    /// one it was built on (another worker changed it meanwhile): the whole settlement was
+    /// rolled back, and the worker delivers the event again on the view as it is now.
+    #[error("view `{view}` of `{id}` changed since it was read (expected version {expected:?}); nothing was written, the event is delivered again")]
+    ViewConflict {
+        /// The view's name.
+        view: String,
+        /// The view's id.
+        id: String,
+        /// The version the write was built on (`None`: the view did not exist).
+        expected: Option<u64>,
     },
     /// A position beyond the end of the log was asked for.
     #[error("position {position} is past the log head ({head}); give a position up to {head}")]

@@ -118,6 +118,7 @@ impl Summary {
         total.failed += s.failed;
         total.dead_lettered += s.dead_lettered;
         total.held += s.held;
+        total.view_conflicts += s.view_conflicts;
     }
 }
 
@@ -132,6 +133,9 @@ pub struct HandlerSummary {
     pub dead_lettered: u64,
     /// Events held back behind an earlier failure of their aggregate.
     pub held: u64,
+    /// Deliveries whose staged view writes found a view changed by another worker: nothing
+    /// was committed and the event was delivered again (not a failure).
+    pub view_conflicts: u64,
 }
 
 impl std::fmt::Display for Summary {
@@ -142,11 +146,21 @@ impl std::fmt::Display for Summary {
                     f,
                     "{name}: not delivered by this worker: another worker holds it: {lease}"
                 )?,
-                None => writeln!(
-                    f,
-                    "{name}: {} delivered, {} failed attempts, {} dead-lettered, {} held back",
-                    s.delivered, s.failed, s.dead_lettered, s.held
-                )?,
+                None => {
+                    write!(
+                        f,
+                        "{name}: {} delivered, {} failed attempts, {} dead-lettered, {} held back",
+                        s.delivered, s.failed, s.dead_lettered, s.held
+                    )?;
+                    if s.view_conflicts > 0 {
+                        write!(
+                            f,
+                            ", {} redelivered after a view conflict",
+                            s.view_conflicts
+                        )?;
+                    }
+                    writeln!(f)?
+                }
             }
         }
         Ok(())
@@ -254,8 +268,7 @@ impl Worker {
                 segment = sub.segment()
             );
             tasks.spawn(
-                async move { sub.run(&bus, store.as_ref(), &options, stop, drain).await }
-                    .instrument(span),
+                async move { sub.run(&bus, &store, &options, stop, drain).await }.instrument(span),
             );
         }
         let end = deadline;

@@ -1,6 +1,7 @@
 //! One durable handler segment's delivery loop: claim, deliver what is due, settle each outcome
 //! with the checkpoint, and give up the work as soon as the claim is lost.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
@@ -16,9 +17,10 @@ use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
 use crate::meta::LazyMeta;
 use crate::report::FailureCause;
-use crate::sourcing::{tagged, variants_of, Variant};
+use crate::sourcing::{tagged, variants_of, Staging, Variant};
 use crate::store::durable::{
     aggregate_key, Claim, Claimed, DurableStore, Lease, PendingFailure, Record, Settlement,
+    ViewWrite,
 };
 use crate::store::{StoreError, StoredEvent};
 
@@ -85,6 +87,9 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 enum Interrupt {
     /// The claim passed to another worker: stop working on it.
     LeaseLost,
+    /// A staged view write found the view changed by another worker: nothing was settled, the
+    /// event is delivered again on the next turn.
+    ViewConflict(StoreError),
     /// The store failed.
     Store(StoreError),
 }
@@ -93,6 +98,7 @@ impl From<StoreError> for Interrupt {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::LeaseLost { .. } => Interrupt::LeaseLost,
+            conflict @ StoreError::ViewConflict { .. } => Interrupt::ViewConflict(conflict),
             other => Interrupt::Store(other),
         }
     }
@@ -164,7 +170,7 @@ impl Subscription {
     pub(crate) async fn run(
         mut self,
         bus: &Bus,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         options: &Options,
         mut stop: Stop,
         drain: bool,
@@ -216,7 +222,7 @@ impl Subscription {
     async fn turn(
         &mut self,
         bus: &Bus,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         options: &Options,
         stop: &mut Stop,
         wakeups: &mut watch::Receiver<u64>,
@@ -252,6 +258,18 @@ impl Subscription {
                 self.claim = None;
                 return Ok(Turn::Again);
             }
+            Err(Interrupt::ViewConflict(conflict)) => {
+                metrics::counter!("events_worker_view_conflicts_total", "handler" => self.name)
+                    .increment(1);
+                self.summary.view_conflicts += 1;
+                tracing::info!(
+                    handler = self.name,
+                    segment = self.segment,
+                    error = %conflict,
+                    "a view changed under the delivery; delivering the event again"
+                );
+                return Ok(Turn::Again);
+            }
             Err(Interrupt::Store(e)) => return Err(e),
         };
         if worked {
@@ -273,7 +291,7 @@ impl Subscription {
     /// Takes or renews the claim; `false` when another worker holds it.
     async fn claim(
         &mut self,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         options: &Options,
     ) -> Result<bool, StoreError> {
         match store
@@ -313,7 +331,7 @@ impl Subscription {
     async fn step(
         &mut self,
         bus: &Bus,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         claim: &Claim,
         options: &Options,
         stop: &Stop,
@@ -323,7 +341,7 @@ impl Subscription {
             if self.must_pause(stop).await {
                 return Ok(true);
             }
-            let outcome = self.deliver(bus, std::slice::from_ref(&event)).await;
+            let (outcome, views) = self.deliver(bus, store, std::slice::from_ref(&event)).await;
             let record = decide(
                 &outcome,
                 pending.attempts + 1,
@@ -337,6 +355,7 @@ impl Subscription {
                     Settlement::Pending {
                         id: pending.id,
                         record: &record,
+                        views: &views,
                     },
                 )
                 .await?;
@@ -371,7 +390,7 @@ impl Subscription {
     /// event's name and, for an event set's enum, under each of its variants' names.
     async fn new_events(
         &self,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         claim: &Claim,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
@@ -400,20 +419,21 @@ impl Subscription {
     async fn deliver_new(
         &mut self,
         bus: &Bus,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         claim: &Claim,
         event: &StoredEvent,
         hold: &mut HoldBack,
     ) -> Result<(), StoreError> {
-        let record = if hold.holds(event) {
+        let (record, views) = if hold.holds(event) {
             tracing::debug!(
                 position = event.position,
                 "held back behind an earlier failure of its aggregate"
             );
-            Record::Hold
+            (Record::Hold, Vec::new())
         } else {
-            let outcome = self.deliver(bus, std::slice::from_ref(event)).await;
-            decide(&outcome, 1, &self.retry, event.position, SystemTime::now())
+            let (outcome, views) = self.deliver(bus, store, std::slice::from_ref(event)).await;
+            let now = SystemTime::now();
+            (decide(&outcome, 1, &self.retry, event.position, now), views)
         };
         store
             .settle(
@@ -421,6 +441,7 @@ impl Subscription {
                 Settlement::New {
                     event,
                     record: &record,
+                    views: &views,
                 },
             )
             .await?;
@@ -435,7 +456,7 @@ impl Subscription {
     async fn deliver_batches(
         &mut self,
         bus: &Bus,
-        store: &dyn DurableStore,
+        store: &Arc<dyn DurableStore>,
         claim: &Claim,
         events: Vec<StoredEvent>,
         hold: &mut HoldBack,
@@ -453,10 +474,11 @@ impl Subscription {
                 if self.must_pause(stop).await {
                     return Ok(());
                 }
-                let outcome = self.deliver(bus, &run).await;
+                let (outcome, views) = self.deliver(bus, store, &run).await;
                 if outcome.is_ok() {
                     let last = run.last().map_or(0, |e| e.position);
-                    store.settle(claim, Settlement::Run { last }).await?;
+                    let views = &views;
+                    store.settle(claim, Settlement::Run { last, views }).await?;
                     self.summary.delivered += run.len() as u64;
                 } else {
                     tracing::warn!(
@@ -494,9 +516,16 @@ impl Subscription {
         stop.requested() || self.breaker.remaining(Instant::now()).is_some() || self.lease_due()
     }
 
-    async fn deliver(&mut self, bus: &Bus, events: &[StoredEvent]) -> Outcome {
+    /// Runs the handler on `events` and returns its outcome with the view writes it staged
+    /// (none when it failed: they are discarded with the attempt).
+    async fn deliver(
+        &mut self,
+        bus: &Bus,
+        store: &Arc<dyn DurableStore>,
+        events: &[StoredEvent],
+    ) -> (Outcome, Vec<ViewWrite>) {
         let Some(event) = events.last() else {
-            return Ok(());
+            return (Ok(()), Vec::new());
         };
         let meta = match self.variants.iter().find(|v| v.name == event.name) {
             Some(variant) => event.envelope(variant.name, variant.version),
@@ -513,7 +542,8 @@ impl Subscription {
         let payloads: Result<Vec<_>, _> = events.iter().map(|e| self.payload(e)).collect();
         // Durable handlers do I/O: their durations are always worth the clock reads.
         let mut clock = Clock::start(true);
-        let outcome = async {
+        let staging = Staging::new(Arc::clone(store));
+        let delivery = async {
             match (payloads, self.call) {
                 (Ok(payloads), DurableShim::One(call)) => {
                     bus.run_async(target, &cx, &mut clock, call(&payloads[0], &cx))
@@ -526,8 +556,17 @@ impl Subscription {
                 (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
             }
         }
-        .instrument(receiving)
-        .await;
+        .instrument(receiving);
+        let outcome = staging.scope(delivery).await;
+        let mut views = staging.take();
+        if outcome.is_err() && !views.is_empty() {
+            tracing::debug!(
+                handler = self.name,
+                views = views.len(),
+                "the delivery failed: its staged view writes are discarded"
+            );
+            views.clear();
+        }
         if self.breaker.record(outcome.is_ok(), Instant::now()) {
             tracing::warn!(
                 handler = self.name,
@@ -536,7 +575,7 @@ impl Subscription {
                 "circuit open: handler paused"
             );
         }
-        outcome
+        (outcome, views)
     }
 
     fn breaker_cooldown_ms(&self) -> u64 {

@@ -1,23 +1,18 @@
-//! The ledger view of the cqrs-es demo, kept per account by a `ViewRepository`, live by a
-//! durable handler (a worker delivers it).
+//! The ledger view of the cqrs-es demo, one per account, kept live by the durable handler
+//! `bank.ledger` that `#[derive(View)]` registers (a worker delivers it).
 
-use events::sourcing::{AggregateView, View, ViewRepository};
-use events::store::StoreError;
-use events::{event_handler, Meta, Res};
+use events::sourcing::{AggregateView, View};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::BankAccountEvent;
 
-#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+#[derive(View, Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+#[view(name = "bank_account", durable = "bank.ledger")]
 pub struct BankAccountView {
     pub account_id: Option<String>,
     pub balance: f64,
     pub written_checks: Vec<String>,
     pub ledger: Vec<(String, f64)>,
-}
-
-impl View for BankAccountView {
-    const NAME: &'static str = "bank_account";
 }
 
 impl AggregateView for BankAccountView {
@@ -41,14 +36,4 @@ impl AggregateView for BankAccountView {
         self.ledger.push((description.into(), amount));
         self.balance = balance;
     }
-}
-
-/// Each event of an account, once, into its ledger (a redelivered one is skipped by sequence).
-#[event_handler(durable, name = "bank.ledger")]
-fn keep_ledger(
-    event: &BankAccountEvent,
-    meta: Meta,
-    ledgers: Res<ViewRepository<BankAccountView>>,
-) -> Result<(), StoreError> {
-    ledgers.update_with(event, &meta).map(drop)
 }

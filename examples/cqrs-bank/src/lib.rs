@@ -3,18 +3,15 @@
 pub mod domain;
 pub mod ledger;
 
-use events::sourcing::ViewRepository;
 use events::store::SqliteStore;
-use events::{BoxError, Bus};
+use events::{BuildError, Bus};
 
 use crate::domain::{BankAccountApi, BankAccountServices};
-use crate::ledger::BankAccountView;
 
-/// The bank's bus: commands routed to the account, its events and ledgers in `store`.
-pub fn bank(store: &SqliteStore, api: impl BankAccountApi + 'static) -> Result<Bus, BoxError> {
-    Ok(Bus::builder()
+/// The bank's bus: commands routed to the account, its events (and ledgers) in `store`.
+pub fn bank(store: &SqliteStore, api: impl BankAccountApi + 'static) -> Result<Bus, BuildError> {
+    Bus::builder()
         .event_store(store.clone())
         .resource::<BankAccountServices>(Box::new(api))
-        .resource(ViewRepository::<BankAccountView>::new(store)?)
-        .build()?)
+        .build()
 }

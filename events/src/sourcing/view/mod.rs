@@ -4,22 +4,28 @@
 //! operations (async on PostgreSQL).
 //!
 //! A view fed by one aggregate's events keeps, as its version, the sequence of the last event
-//! it applied: `update` skips an event it already holds, so a redelivery or a replay changes
-//! nothing. Every operation also exists in a `_in` form that takes the caller's transaction,
-//! so a view can change together with the caller's own rows and appended events.
+//! it applied: `update` skips an event it already holds, so a replay changes nothing. Every
+//! operation also exists in a `_in` form that takes the caller's transaction, so a view can
+//! change together with the caller's own rows and appended events.
 //!
-//! A durable handler keeps a view live with `update_with(event, &meta)`: the view write and
-//! the handler's checkpoint are two commits, and a crash between them delivers the event again
-//! after the restart, which the view then skips (it holds the event's sequence already, and
-//! says so in a debug log line), so no event is applied twice. This holds for a view per
-//! aggregate, whose events one handler receives in sequence order (hold-back keeps that order
-//! through retries and dead letters).
+//! A durable handler keeps views live through a [`ViewKeeper`]: its writes are staged and
+//! committed by the worker in the same transaction as the handler's checkpoint, so a crash
+//! between the two cannot apply an event twice, whatever the view (one fed by many aggregates
+//! too), and two workers updating one view cannot lose an update. `#[derive(View)]` with
+//! `#[view(durable = "handler.name")]` generates that handler for an [`AggregateView`].
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
+#[cfg(feature = "durable")]
+mod keeper;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+
+#[cfg(feature = "durable")]
+pub(crate) use keeper::Staging;
+#[cfg(feature = "durable")]
+pub use keeper::{view_registration, KeptView, ViewHandler, ViewKeeper};
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresViewRepository;
@@ -34,6 +40,38 @@ use crate::sourcing::set::EventSet;
 use crate::store::StoreError;
 
 /// A read model stored per id. `NAME` keys its rows; keep it stable.
+///
+/// `#[derive(View)]` implements it (`#[view(name = "..")]`, default: the type's name) and,
+/// with `#[view(durable = "handler.name")]`, also registers a durable handler of that name
+/// that keeps the view of each event's aggregate through a [`ViewKeeper`] (the type must
+/// implement [`AggregateView`]):
+///
+/// ```
+/// use events::sourcing::{AggregateView, View};
+/// use events::{DomainEvent, EventSet};
+///
+/// #[derive(DomainEvent, EventSet, serde::Serialize, serde::Deserialize)]
+/// enum AccountEvent {
+///     Opened { id: String },
+///     Deposited { cents: i64 },
+/// }
+///
+/// #[derive(View, serde::Serialize, serde::Deserialize, Default)]
+/// #[view(name = "balance", durable = "bank.balance")]
+/// struct Balance { cents: i64 }
+///
+/// impl AggregateView for Balance {
+///     type Event = AccountEvent;
+///     fn update(&mut self, event: &AccountEvent) {
+///         if let AccountEvent::Deposited { cents } = event {
+///             self.cents += cents;
+///         }
+///     }
+/// }
+///
+/// assert_eq!(Balance::NAME, "balance");
+/// assert!(events::catalog().handlers().iter().any(|h| h.name() == "bank.balance"));
+/// ```
 pub trait View: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
     /// The view's stable name.
     const NAME: &'static str;
@@ -43,7 +81,13 @@ pub trait View: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
 /// repository is then a [`Projection`](crate::sourcing::Projection) that keeps one view per
 /// aggregate id, at the sequence of the last event it applied, so
 /// [`rebuild`](crate::sourcing::rebuild) and [`catch_up`](crate::sourcing::catch_up) maintain
-/// it; a durable handler keeps it live with `update_with`.
+/// it; a durable handler keeps it live with `update_with` (`#[view(durable = "..")]` writes
+/// that handler).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `AggregateView`",
+    label = "needs a view fed by one aggregate's events",
+    note = "implement `events::sourcing::AggregateView` for `{Self}` (its `Event` set and `update`): `#[view(durable = \"..\")]`, `update_with` and a view repository as a projection apply each event to the view of its aggregate"
+)]
 pub trait AggregateView: View {
     /// The events it reads.
     type Event: EventSet;
@@ -61,15 +105,11 @@ fn encode<V: View>(view: &V) -> Result<serde_json::Value, StoreError> {
 
 /// The view from its stored body.
 fn decode_view<V: View>(id: &str, body: serde_json::Value) -> Result<V, StoreError> {
-    crate::decode::from_value(&body).map_err(|e| decode::<V>(id, e))
-}
-
-fn decode<V: View>(id: &str, source: serde_json::Error) -> StoreError {
-    StoreError::Decode {
+    crate::decode::from_value(&body).map_err(|source| StoreError::Decode {
         position: 0,
         name: format!("view `{}` of `{id}`", V::NAME),
         source,
-    }
+    })
 }
 
 /// Whether the view `id` at `version` holds the event of `sequence` already (logged).

@@ -8,6 +8,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
 use crate::meta::Meta;
 use crate::store::postgres::backend;
+use crate::store::postgres::views::load_view;
 use crate::store::{PostgresStore, StoreError};
 
 /// Loads and saves views of type `V` by id, with their version, on PostgreSQL: the operations
@@ -149,9 +150,10 @@ impl<V: View> PostgresViewRepository<V> {
 }
 
 impl<V: AggregateView> PostgresViewRepository<V> {
-    /// Applies an event a durable handler received to the view of its aggregate, at its
-    /// sequence, both read from `meta`; `Ok(false)` when the view already holds it (see the
-    /// [module](crate::sourcing)'s views).
+    /// Applies a stored event to the view of its aggregate, at its sequence, both read from
+    /// `meta`; `Ok(false)` when the view already holds it. This commits at once: a durable
+    /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write
+    /// commits with its checkpoint.
     pub async fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
         let (id, sequence) = sequence_of::<V>(meta)?;
         self.update(id, sequence, |view| view.update(event)).await
@@ -163,16 +165,8 @@ async fn load<V: View>(
     id: &str,
     lock: &str,
 ) -> Result<Option<(V, u64)>, StoreError> {
-    let sql = format!("SELECT body, version FROM events_views WHERE view = $1 AND id = $2 {lock}");
-    let row = client
-        .query_opt(&sql, &[&V::NAME, &id])
-        .await
-        .map_err(backend)?;
-    row.map(|row| {
-        Ok((
-            decode_view::<V>(id, row.get(0))?,
-            row.get::<_, i64>(1) as u64,
-        ))
-    })
-    .transpose()
+    load_view(client, V::NAME, id, lock)
+        .await?
+        .map(|(body, version)| Ok((decode_view::<V>(id, body)?, version)))
+        .transpose()
 }

@@ -2,23 +2,15 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, Transaction};
 
-use super::{already_applied, decode, decode_view, encode, sequence_of, AggregateView, View};
+use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
 use crate::error::BoxError;
 use crate::meta::Meta;
 use crate::sourcing::projection::Projection;
 use crate::store::sqlite::backend;
+use crate::store::sqlite::views::{load_view, save_view};
 use crate::store::{SqliteStore, StoreError, StoredEvent};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events_views (
-    view    TEXT    NOT NULL,
-    id      TEXT    NOT NULL,
-    version INTEGER NOT NULL,
-    body    TEXT    NOT NULL,
-    PRIMARY KEY (view, id)
-);";
 
 impl<V: AggregateView> Projection for ViewRepository<V> {
     type Event = V::Event;
@@ -67,9 +59,8 @@ impl<V> Clone for ViewRepository<V> {
 }
 
 impl<V: View> ViewRepository<V> {
-    /// A repository of `V` in `store`'s database, creating its table if needed.
+    /// A repository of `V` in `store`'s database (its table comes with the store's schema).
     pub fn new(store: &SqliteStore) -> Result<Self, StoreError> {
-        store.write(|tx| tx.execute_batch(SCHEMA).map_err(backend))?;
         Ok(Self {
             store: store.clone(),
             _view: PhantomData,
@@ -98,14 +89,7 @@ impl<V: View> ViewRepository<V> {
         view: &V,
         version: u64,
     ) -> Result<(), StoreError> {
-        let body = encode(view)?.to_string();
-        tx.execute(
-            "INSERT INTO events_views (view, id, version, body) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body",
-            params![V::NAME, id, version as i64, body],
-        )
-        .map_err(backend)?;
-        Ok(())
+        save_view(tx, V::NAME, id, &encode(view)?, version)
     }
 
     /// Applies the event of aggregate sequence `sequence` to the view `id` (a new view starts
@@ -148,10 +132,11 @@ impl<V: View> ViewRepository<V> {
 }
 
 impl<V: AggregateView> ViewRepository<V> {
-    /// Applies an event a handler received (a durable handler: see the module's doc) to the
-    /// view of its aggregate, at its sequence, both read from `meta`; `Ok(false)` when the
-    /// view already holds it. Fails for an event that was not read from the store (no
-    /// sequence in its `Meta`).
+    /// Applies a stored event to the view of its aggregate, at its sequence, both read from
+    /// `meta`; `Ok(false)` when the view already holds it. Fails for an event that was not
+    /// read from the store (no sequence in its `Meta`). This commits at once: a durable
+    /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write
+    /// commits with its checkpoint.
     pub fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
         let (id, sequence) = sequence_of::<V>(meta)?;
         self.update(id, sequence, |view| view.update(event))
@@ -159,17 +144,7 @@ impl<V: AggregateView> ViewRepository<V> {
 }
 
 fn load<V: View>(conn: &Connection, id: &str) -> Result<Option<(V, u64)>, StoreError> {
-    let row: Option<(String, i64)> = conn
-        .query_row(
-            "SELECT body, version FROM events_views WHERE view = ?1 AND id = ?2",
-            params![V::NAME, id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(backend)?;
-    row.map(|(body, version)| {
-        let body = serde_json::from_str(&body).map_err(|e| decode::<V>(id, e))?;
-        Ok((decode_view::<V>(id, body)?, version as u64))
-    })
-    .transpose()
+    load_view(conn, V::NAME, id)?
+        .map(|(body, version)| Ok((decode_view::<V>(id, body)?, version)))
+        .transpose()
 }

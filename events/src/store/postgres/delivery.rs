@@ -545,15 +545,26 @@ impl DurableStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         fence(&tx, claim).await?;
+        super::views::write_staged(&tx, settlement.views()).await?;
         match settlement {
-            Settlement::New { event, record } => {
+            Settlement::New { event, record, .. } => {
                 insert_failure(&tx, claim, event, record).await?;
                 advance(&tx, claim, event.position).await?;
             }
-            Settlement::Run { last } => advance(&tx, claim, last).await?,
-            Settlement::Pending { id, record } => update_failure(&tx, claim, id, record).await?,
+            Settlement::Run { last, .. } => advance(&tx, claim, last).await?,
+            Settlement::Pending { id, record, .. } => {
+                update_failure(&tx, claim, id, record).await?
+            }
         }
         tx.commit().await.map_err(backend)
+    }
+
+    async fn load_view(
+        &self,
+        view: &str,
+        id: &str,
+    ) -> Result<Option<(serde_json::Value, u64)>, StoreError> {
+        super::views::load_view(&**self.client().await?, view, id, "").await
     }
 
     async fn reset_checkpoint(

@@ -41,6 +41,7 @@ mod delivery;
 mod migrate;
 mod outbox;
 mod query;
+pub(crate) mod views;
 mod wakeup;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -374,15 +374,24 @@ impl DurableStore for SqliteStore {
     async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError> {
         self.write(|tx| {
             check_claim(tx, claim)?;
+            super::views::write_staged(tx, settlement.views())?;
             match settlement {
-                Settlement::New { event, record } => {
+                Settlement::New { event, record, .. } => {
                     insert_failure(tx, &claim.handler, event, record)?;
                     advance(tx, &claim.handler, event.position)
                 }
-                Settlement::Run { last } => advance(tx, &claim.handler, last),
-                Settlement::Pending { id, record } => update_failure(tx, id, record),
+                Settlement::Run { last, .. } => advance(tx, &claim.handler, last),
+                Settlement::Pending { id, record, .. } => update_failure(tx, id, record),
             }
         })
+    }
+
+    async fn load_view(
+        &self,
+        view: &str,
+        id: &str,
+    ) -> Result<Option<(serde_json::Value, u64)>, StoreError> {
+        super::views::load_view(&*self.try_lock()?, view, id)
     }
 
     async fn reset_checkpoint(

@@ -28,6 +28,7 @@ use crate::event::DomainEvent;
 mod delivery;
 mod query;
 mod snapshots;
+pub(crate) mod views;
 
 /// The tables, applied at open.
 const SCHEMA: &str = include_str!("schema.sql");

@@ -57,3 +57,13 @@ CREATE TABLE IF NOT EXISTS events_snapshots (
     state          TEXT    NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id)
 );
+
+-- Views (read models) by id: one row per (view type, id), at the version it was built up to
+-- (for a view per aggregate, the sequence of the last event it applied).
+CREATE TABLE IF NOT EXISTS events_views (
+    view    TEXT    NOT NULL,
+    id      TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    body    TEXT    NOT NULL,
+    PRIMARY KEY (view, id)
+);

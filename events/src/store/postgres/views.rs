@@ -1,0 +1,66 @@
+//! The views table (`events_views`, migration 4) on PostgreSQL: read by the view repository
+//! and a durable handler's view keeper; written by the repository, or in a settle transaction
+//! with the checkpoint (the keeper's staged writes).
+
+use tokio_postgres::{GenericClient, Transaction};
+
+use super::backend;
+use crate::store::durable::ViewWrite;
+use crate::store::StoreError;
+
+/// The body and version of view `view`'s `id`, if it was ever saved; `lock` is appended to
+/// the query (`"FOR UPDATE"` keeps the row until the transaction ends).
+pub(crate) async fn load_view(
+    client: &impl GenericClient,
+    view: &str,
+    id: &str,
+    lock: &str,
+) -> Result<Option<(serde_json::Value, u64)>, StoreError> {
+    let sql = format!("SELECT body, version FROM events_views WHERE view = $1 AND id = $2 {lock}");
+    let row = client
+        .query_opt(&sql, &[&view, &id])
+        .await
+        .map_err(backend)?;
+    Ok(row.map(|row| (row.get(0), row.get::<_, i64>(1) as u64)))
+}
+
+/// Writes staged views, each only if the stored view is still at the version it expects
+/// ([`StoreError::ViewConflict`] otherwise: the caller's transaction then rolls back). A
+/// concurrent settle that changed the row first is waited for (row lock), then seen.
+pub(crate) async fn write_staged(
+    tx: &Transaction<'_>,
+    writes: &[ViewWrite],
+) -> Result<(), StoreError> {
+    for write in writes {
+        let version = write.version as i64;
+        let written = match write.expected {
+            None => {
+                tx.execute(
+                    "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (view, id) DO NOTHING",
+                    &[&write.view, &write.id, &version, &write.body],
+                )
+                .await
+            }
+            Some(expected) => {
+                tx.execute(
+                    "UPDATE events_views SET version = $3, body = $4
+                     WHERE view = $1 AND id = $2 AND version = $5",
+                    &[
+                        &write.view,
+                        &write.id,
+                        &version,
+                        &write.body,
+                        &(expected as i64),
+                    ],
+                )
+                .await
+            }
+        }
+        .map_err(backend)?;
+        if written != 1 {
+            return Err(write.conflict());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The views table (`events_views`) on SQLite: one row per (view, id), its JSON body and its
+//! version. Read by the view repository and a durable handler's view keeper; written by the
+//! repository, or in a settle transaction with the checkpoint (the keeper's staged writes).
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::backend;
+use crate::store::durable::ViewWrite;
+use crate::store::StoreError;
+
+/// The body and version of view `view`'s `id`, if it was ever saved.
+pub(crate) fn load_view(
+    conn: &Connection,
+    view: &str,
+    id: &str,
+) -> Result<Option<(serde_json::Value, u64)>, StoreError> {
+    let row: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT body, version FROM events_views WHERE view = ?1 AND id = ?2",
+            params![view, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    row.map(|(body, version)| {
+        let body = serde_json::from_str(&body).map_err(|source| StoreError::Decode {
+            position: 0,
+            name: format!("view `{view}` of `{id}`"),
+            source,
+        })?;
+        Ok((body, version as u64))
+    })
+    .transpose()
+}
+
+/// Saves view `view`'s `id` at `version`, whatever it held.
+pub(crate) fn save_view(
+    tx: &Transaction<'_>,
+    view: &str,
+    id: &str,
+    body: &serde_json::Value,
+    version: u64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events_views (view, id, version, body) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body",
+        params![view, id, version as i64, body.to_string()],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Writes staged views, each only if the stored view is still at the version it expects
+/// ([`StoreError::ViewConflict`] otherwise: the caller's transaction then rolls back).
+pub(crate) fn write_staged(tx: &Transaction<'_>, writes: &[ViewWrite]) -> Result<(), StoreError> {
+    for write in writes {
+        let body = write.body.to_string();
+        let written = match write.expected {
+            None => tx.execute(
+                "INSERT INTO events_views (view, id, version, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (view, id) DO NOTHING",
+                params![write.view, write.id, write.version as i64, body],
+            ),
+            Some(expected) => tx.execute(
+                "UPDATE events_views SET version = ?3, body = ?4
+                 WHERE view = ?1 AND id = ?2 AND version = ?5",
+                params![
+                    write.view,
+                    write.id,
+                    write.version as i64,
+                    body,
+                    expected as i64
+                ],
+            ),
+        }
+        .map_err(backend)?;
+        if written != 1 {
+            return Err(write.conflict());
+        }
+    }
+    Ok(())
+}
