@@ -29,23 +29,34 @@ use crate::meta::{LazyMeta, Meta};
 /// `messaging.system` of every span.
 const SYSTEM: &str = "events";
 
+/// A DEBUG span named after its `messaging.operation`, with the fields every span here has
+/// (then `extra` ones); the envelope's ids are recorded only when the span is enabled, so
+/// `meta` is evaluated only then.
+macro_rules! message_span {
+    ($(parent: $parent:expr,)? $operation:literal, $kind:literal, $destination:expr, $meta:expr, $($extra:tt)*) => {{
+        let span = tracing::debug_span!(
+            $(parent: $parent,)?
+            $operation,
+            otel.kind = $kind,
+            messaging.system = SYSTEM,
+            messaging.operation = $operation,
+            messaging.destination.name = $destination,
+            messaging.message.id = Empty,
+            messaging.message.conversation_id = Empty,
+            events.causation_id = Empty,
+            events.aggregate = Empty,
+            $($extra)*
+        );
+        if !span.is_disabled() {
+            record_envelope(&span, $meta);
+        }
+        span
+    }};
+}
+
 /// The span of publishing `event`: the `process` spans of its handlers are its children.
 pub(crate) fn publish(event: &'static str, meta: &LazyMeta<'_>) -> Span {
-    let span = tracing::debug_span!(
-        "publish",
-        otel.kind = "producer",
-        messaging.system = SYSTEM,
-        messaging.operation = "publish",
-        messaging.destination.name = event,
-        messaging.message.id = Empty,
-        messaging.message.conversation_id = Empty,
-        events.causation_id = Empty,
-        events.aggregate = Empty,
-    );
-    if !span.is_disabled() {
-        record_envelope(&span, meta.get());
-    }
-    span
+    message_span!("publish", "producer", event, meta.get(),)
 }
 
 /// The span of one event handler call.
@@ -64,48 +75,30 @@ fn process_message<'m>(
     handler: &'static str,
     meta: impl FnOnce() -> &'m Meta,
 ) -> Span {
-    let span = tracing::debug_span!(
+    message_span!(
         "process",
-        otel.kind = "consumer",
-        messaging.system = SYSTEM,
-        messaging.operation = "process",
-        messaging.destination.name = destination,
-        messaging.message.id = Empty,
-        messaging.message.conversation_id = Empty,
-        events.causation_id = Empty,
+        "consumer",
+        destination,
+        meta(),
         events.handler = handler,
-        events.aggregate = Empty,
         events.position = Empty,
-    );
-    if !span.is_disabled() {
-        record_envelope(&span, meta());
-    }
-    span
+    )
 }
 
 /// The root span of one durable delivery (`count` stored events, described by `meta`: the
 /// last of them) by the worker to `handler`; the handler's `process` span is its child.
 pub(crate) fn receive(handler: &'static str, segment: u32, count: usize, meta: &Meta) -> Span {
-    let span = tracing::debug_span!(
+    message_span!(
         parent: None,
         "receive",
-        otel.kind = "consumer",
-        messaging.system = SYSTEM,
-        messaging.operation = "receive",
-        messaging.destination.name = meta.event_name(),
-        messaging.message.id = Empty,
-        messaging.message.conversation_id = Empty,
+        "consumer",
+        meta.event_name(),
+        meta,
         messaging.batch.message_count = count,
-        events.causation_id = Empty,
         events.handler = handler,
         events.segment = segment,
-        events.aggregate = Empty,
         events.position = Empty,
-    );
-    if !span.is_disabled() {
-        record_envelope(&span, meta);
-    }
-    span
+    )
 }
 
 /// The span a follow-up published now should be published in: the current one (the

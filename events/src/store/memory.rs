@@ -61,29 +61,11 @@ impl MemoryStore {
             stream.aggregate_id.to_owned(),
         );
         let actual = log.streams.get(&key).map_or(0, |s| s.len() as u64);
-        if actual != expected {
-            return Err(StoreError::Conflict {
-                aggregate_type: key.0,
-                aggregate_id: key.1,
-                expected,
-                actual,
-            });
-        }
+        stream.check_version(expected, actual)?;
         let mut stored = Vec::with_capacity(events.len());
-        for (i, e) in events.into_iter().enumerate() {
+        for (i, e) in (0u64..).zip(events) {
             let position = log.events.len() as u64 + 1;
-            let event = StoredEvent {
-                position,
-                event_id: e.event_id,
-                name: e.name,
-                version: e.version,
-                aggregate_type: key.0.clone(),
-                aggregate_id: key.1.clone(),
-                sequence: expected + i as u64 + 1,
-                payload: e.payload,
-                metadata: e.metadata,
-                occurred_at: e.occurred_at,
-            };
+            let event = e.stored(stream, position, expected + i + 1);
             let index = log.events.len();
             log.events.push(event.clone());
             log.streams.entry(key.clone()).or_default().push(index);

@@ -133,6 +133,34 @@ impl NewEvent {
             occurred_at: SystemTime::now(),
         })
     }
+
+    /// The event as stored at `position` in the log, the `sequence`th of `stream`: what every
+    /// backend returns from an append.
+    pub(crate) fn stored(self, stream: StreamId<'_>, position: u64, sequence: u64) -> StoredEvent {
+        StoredEvent {
+            position,
+            event_id: self.event_id,
+            name: self.name,
+            version: self.version,
+            aggregate_type: stream.aggregate_type.to_owned(),
+            aggregate_id: stream.aggregate_id.to_owned(),
+            sequence,
+            payload: self.payload,
+            metadata: self.metadata,
+            occurred_at: self.occurred_at,
+        }
+    }
+}
+
+/// The records of the events published in `outbox`, to append in its transaction; one whose
+/// payload does not serialize fails the transaction.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn outbox_records(
+    outbox: &crate::outbox::Outbox<'_>,
+) -> Result<Vec<crate::outbox::DurableRecord>, StoreError> {
+    outbox.records().map_err(|(name, e)| {
+        StoreError::Backend(format!("cannot serialize event `{name}` for the store: {e}").into())
+    })
 }
 
 /// An event as stored: with its global position and its sequence in its aggregate's stream.
@@ -223,6 +251,22 @@ pub struct StreamId<'a> {
     pub aggregate_type: &'a str,
     /// The aggregate id.
     pub aggregate_id: &'a str,
+}
+
+impl StreamId<'_> {
+    /// Fails with [`StoreError::Conflict`] unless the stream is at the `expected` version (it
+    /// is at `actual`): the check every backend makes before it appends.
+    pub(crate) fn check_version(self, expected: u64, actual: u64) -> Result<(), StoreError> {
+        if actual == expected {
+            return Ok(());
+        }
+        Err(StoreError::Conflict {
+            aggregate_type: self.aggregate_type.to_owned(),
+            aggregate_id: self.aggregate_id.to_owned(),
+            expected,
+            actual,
+        })
+    }
 }
 
 /// What can go wrong with a store.

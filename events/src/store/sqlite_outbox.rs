@@ -4,7 +4,7 @@
 use rusqlite::Transaction;
 
 use super::sqlite::SqliteStore;
-use super::{NewEvent, StoreError, StreamId};
+use super::{outbox_records, NewEvent, StoreError, StreamId};
 use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
@@ -79,12 +79,7 @@ impl SqliteStore {
         let mut outbox = Outbox::new(bus);
         let value = self.transaction(|tx| {
             let value = f(tx, &mut outbox)?;
-            let records = outbox.records().map_err(|(name, e)| {
-                StoreError::Backend(
-                    format!("cannot serialize event `{name}` for the store: {e}").into(),
-                )
-            })?;
-            for record in records {
+            for record in outbox_records(&outbox)? {
                 append_record(tx, record)?;
             }
             Ok::<_, E>(value)

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row, Transaction};
 use uuid::Uuid;
 
@@ -40,20 +41,40 @@ fn lease(row: &Row) -> Option<Lease> {
     })
 }
 
+/// The row of `events_subscriptions` a claim still holds: same handler and segment, same
+/// holder, same token. Its parameters are [`held_row`]'s.
+const HELD_ROW: &str = "handler = $1 AND segment = $2 AND owner_worker = $3 AND token = $4";
+
+/// The claim as the four parameters of [`HELD_ROW`].
+struct HeldRow<'a> {
+    handler: &'a str,
+    segment: i32,
+    worker: Uuid,
+    token: i64,
+}
+
+fn held_row(claim: &Claim) -> HeldRow<'_> {
+    HeldRow {
+        handler: &claim.handler,
+        segment: claim.segment as i32,
+        worker: claim.owner.worker,
+        token: claim.token as i64,
+    }
+}
+
+impl HeldRow<'_> {
+    fn params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [&self.handler, &self.segment, &self.worker, &self.token]
+    }
+}
+
 /// Locks the claim's row for this transaction; [`StoreError::LeaseLost`] unless the claim is
 /// still the current one (same holder, same token).
 async fn fence(tx: &Transaction<'_>, claim: &Claim) -> Result<(), StoreError> {
     let current = tx
         .query_opt(
-            "SELECT 1 FROM events_subscriptions
-             WHERE handler = $1 AND segment = $2 AND owner_worker = $3 AND token = $4
-             FOR UPDATE",
-            &[
-                &claim.handler,
-                &(claim.segment as i32),
-                &claim.owner.worker,
-                &(claim.token as i64),
-            ],
+            &format!("SELECT 1 FROM events_subscriptions WHERE {HELD_ROW} FOR UPDATE"),
+            &held_row(claim).params(),
         )
         .await
         .map_err(backend)?;
@@ -430,14 +451,11 @@ impl DurableStore for PostgresStore {
         self.client()
             .await?
             .execute(
-                "UPDATE events_subscriptions SET owner_worker = NULL, owner_host = NULL, owner_pid = NULL, lease_until = NULL
-                 WHERE handler = $1 AND segment = $2 AND owner_worker = $3 AND token = $4",
-                &[
-                    &claim.handler,
-                    &(claim.segment as i32),
-                    &claim.owner.worker,
-                    &(claim.token as i64),
-                ],
+                &format!(
+                    "UPDATE events_subscriptions SET owner_worker = NULL, owner_host = NULL, owner_pid = NULL, lease_until = NULL
+                     WHERE {HELD_ROW}"
+                ),
+                &held_row(claim).params(),
             )
             .await
             .map_err(backend)?;

@@ -317,14 +317,7 @@ pub(crate) async fn append_locked(
         .get(0);
     let actual = stream_version(tx, stream).await?;
     let expected_version = expected.unwrap_or(actual);
-    if actual != expected_version {
-        return Err(StoreError::Conflict {
-            aggregate_type: stream.aggregate_type.to_owned(),
-            aggregate_id: stream.aggregate_id.to_owned(),
-            expected: expected_version,
-            actual,
-        });
-    }
+    stream.check_version(expected_version, actual)?;
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -332,16 +325,8 @@ pub(crate) async fn append_locked(
     let stored: Vec<StoredEvent> = (0u64..)
         .zip(events)
         .map(|(i, e)| StoredEvent {
-            position: first + i,
-            event_id: e.event_id,
-            name: e.name,
-            version: e.version,
-            aggregate_type: stream.aggregate_type.to_owned(),
-            aggregate_id: stream.aggregate_id.to_owned(),
-            sequence: expected_version + i + 1,
-            payload: e.payload,
-            metadata: e.metadata,
             occurred_at: to_micros(e.occurred_at),
+            ..e.stored(stream, first + i, expected_version + i + 1)
         })
         .collect();
     insert(tx, &stored).await?;

@@ -8,7 +8,7 @@ use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
 use crate::report::Report;
-use crate::store::{NewEvent, StoreError, StreamId};
+use crate::store::{outbox_records, NewEvent, StoreError, StreamId};
 
 /// Appends a bus's record to the end of its aggregate's stream, in `tx`.
 async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64, StoreError> {
@@ -78,12 +78,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let value = f(&tx, &mut outbox).await?;
-        let records = outbox.records().map_err(|(name, e)| {
-            StoreError::Backend(
-                format!("cannot serialize event `{name}` for the store: {e}").into(),
-            )
-        })?;
-        for record in records {
+        for record in outbox_records(&outbox)? {
             append_record(&tx, record).await?;
         }
         tx.commit().await.map_err(backend)?;

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{backend, from_micros, head, micros, stream_version, SqliteStore};
+use super::{backend, from_micros, head, micros, select, stream_version, SqliteStore};
 use crate::store::durable::{
     aggregate_key, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
     HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
@@ -139,36 +139,33 @@ fn update_failure(tx: &Transaction<'_>, id: i64, record: &Record) -> Result<(), 
     Ok(())
 }
 
+/// The pending failures with the event's time, to narrow with a `WHERE` on `f`.
+const SELECT_FAILURES: &str =
+    "SELECT f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error,
+            f.updated_at, (SELECT l.occurred_at FROM events_log l WHERE l.position = f.position)
+     FROM events_failures f";
+
 fn select_failures(
     conn: &Connection,
     filter: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<PendingFailure>, StoreError> {
-    let sql = format!(
-        "SELECT f.id, f.handler, f.position, f.aggregate_key, f.status, f.attempts, f.next_attempt_at, f.last_error,
-                f.updated_at, (SELECT l.occurred_at FROM events_log l WHERE l.position = f.position)
-         FROM events_failures f {filter}"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-    let rows = stmt
-        .query_map(args, |r| {
-            let status: String = r.get(4)?;
-            Ok(PendingFailure {
-                id: r.get(0)?,
-                handler: r.get(1)?,
-                position: r.get::<_, i64>(2)? as u64,
-                aggregate: r.get(3)?,
-                // The table's CHECK constraint allows only the three names.
-                status: FailureStatus::parse(&status).unwrap_or(FailureStatus::Held),
-                attempts: r.get(5)?,
-                next_attempt_at: r.get::<_, Option<i64>>(6)?.map(from_micros),
-                last_error: r.get(7)?,
-                updated_at: from_micros(r.get(8)?),
-                occurred_at: from_micros(r.get::<_, Option<i64>>(9)?.unwrap_or(0)),
-            })
+    select(conn, &format!("{SELECT_FAILURES} {filter}"), args, |r| {
+        let status: String = r.get(4)?;
+        Ok(PendingFailure {
+            id: r.get(0)?,
+            handler: r.get(1)?,
+            position: r.get::<_, i64>(2)? as u64,
+            aggregate: r.get(3)?,
+            // The table's CHECK constraint allows only the three names.
+            status: FailureStatus::parse(&status).unwrap_or(FailureStatus::Held),
+            attempts: r.get(5)?,
+            next_attempt_at: r.get::<_, Option<i64>>(6)?.map(from_micros),
+            last_error: r.get(7)?,
+            updated_at: from_micros(r.get(8)?),
+            occurred_at: from_micros(r.get::<_, Option<i64>>(9)?.unwrap_or(0)),
         })
-        .map_err(backend)?;
-    rows.map(|r| r.map_err(backend)).collect()
+    })
 }
 
 fn count(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<u64, StoreError> {
@@ -324,14 +321,13 @@ impl DurableStore for SqliteStore {
     }
 
     async fn blocked_aggregates(&self, claim: &Claim) -> Result<HashSet<String>, StoreError> {
-        let conn = self.try_lock()?;
-        let mut stmt = conn
-            .prepare_cached("SELECT DISTINCT aggregate_key FROM events_failures WHERE handler = ?1")
-            .map_err(backend)?;
-        let keys = stmt
-            .query_map([&claim.handler], |r| r.get(0))
-            .map_err(backend)?;
-        keys.map(|k| k.map_err(backend)).collect()
+        let keys = select(
+            &*self.try_lock()?,
+            "SELECT DISTINCT aggregate_key FROM events_failures WHERE handler = ?1",
+            [&claim.handler],
+            |r| r.get(0),
+        )?;
+        Ok(keys.into_iter().collect())
     }
 
     async fn due_pending(
@@ -517,20 +513,18 @@ impl DurableStore for SqliteStore {
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        let conn = self.try_lock()?;
-        let mut stmt = conn
-            .prepare_cached("SELECT handler, position FROM events_checkpoints ORDER BY handler")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| {
+        select(
+            &*self.try_lock()?,
+            "SELECT handler, position FROM events_checkpoints ORDER BY handler",
+            [],
+            |r| {
                 Ok(Checkpoint {
                     handler: r.get(0)?,
                     segment: 0,
                     position: r.get::<_, i64>(1)? as u64,
                 })
-            })
-            .map_err(backend)?;
-        rows.map(|r| r.map_err(backend)).collect()
+            },
+        )
     }
 
     async fn rename_checkpoint(&self, from: &str, to: &str) -> Result<(), StoreError> {

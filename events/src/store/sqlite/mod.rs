@@ -275,15 +275,7 @@ impl SqliteStore {
         expected_version: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let actual = stream_version(tx, stream)?;
-        if actual != expected_version {
-            return Err(StoreError::Conflict {
-                aggregate_type: stream.aggregate_type.to_owned(),
-                aggregate_id: stream.aggregate_id.to_owned(),
-                expected: expected_version,
-                actual,
-            });
-        }
+        stream.check_version(expected_version, stream_version(tx, stream)?)?;
         let first = head(tx)? + 1;
         let mut insert = tx
             .prepare_cached(
@@ -309,18 +301,7 @@ impl SqliteStore {
                     micros(e.occurred_at),
                 ])
                 .map_err(backend)?;
-            stored.push(StoredEvent {
-                position,
-                event_id: e.event_id,
-                name: e.name,
-                version: e.version,
-                aggregate_type: stream.aggregate_type.to_owned(),
-                aggregate_id: stream.aggregate_id.to_owned(),
-                sequence,
-                payload: e.payload,
-                metadata: e.metadata,
-                occurred_at: e.occurred_at,
-            });
+            stored.push(e.stored(stream, position, sequence));
         }
         Ok(stored)
     }
@@ -372,11 +353,24 @@ impl SqliteStore {
             "SELECT position, event_id, name, version, aggregate_type, aggregate_id, sequence, payload, metadata, occurred_at
              FROM events_log {filter}"
         );
-        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = stmt.query_map(args, raw_row).map_err(backend)?;
-        rows.map(|r| r.map_err(backend).and_then(RawRow::decode))
+        select(conn, &sql, args, raw_row)?
+            .into_iter()
+            .map(RawRow::decode)
             .collect()
     }
+}
+
+/// Every row `sql` selects, mapped by `row`: through the connection's statement cache, with
+/// the store's errors.
+fn select<T>(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt.query_map(args, row).map_err(backend)?;
+    rows.map(|r| r.map_err(backend)).collect()
 }
 
 /// Refuses a path whose directory does not exist, saying so.
