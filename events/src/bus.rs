@@ -390,41 +390,69 @@ impl Bus {
     #[inline]
     fn publish_plain<E: DomainEvent>(&self, e: &E, state: &EventState<E>, cx: &Context) -> Report {
         self.inner.count(state.index);
-        // Made on the first failure or follow-up: until then the report is two words in
-        // registers, and the common case builds it once, at the end.
-        let mut noted: Option<Report> = None;
-        let note = note::<E>;
-        let calls = &state.sync_calls[..];
+        let mut report = Report::new(state.index);
         // One `catch_unwind` around the walk, not one per handler: a panic ends the walk at the
         // handler that panicked (reported as its failure), and the walk goes on after it.
         let mut at = 0;
-        while let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-            for call in &calls[at..] {
-                let outcome = call(e, cx);
-                // One branch for both rare cases: a failure, or a handler that took a publisher.
-                if cx.look_after(&outcome) {
-                    let target = Self::target(state, at);
-                    self.after_plain_call(target, outcome, cx, note(&mut noted));
-                } else {
-                    // `Ok(())`: nothing to drop, and no check of it left in the loop.
-                    std::mem::forget(outcome);
-                }
-                at += 1;
-            }
-        })) {
-            // `at` is the handler that panicked: the walk goes on after it.
-            self.panicked(Self::target(state, at), panic, cx, note(&mut noted));
-            at += 1;
+        if let Err(panic) = self.walk_plain(e, state, cx, &mut at, &mut report) {
+            self.walk_after_panic(e, state, cx, (at, panic), &mut report);
         }
         if cx.has_follow_ups() {
             // A publisher kept past the dispatch publishes its own from now on.
             if let Some(follow_ups) = cx.close_follow_ups() {
-                self.publish_follow_ups(cx, follow_ups, note(&mut noted));
+                self.publish_follow_ups(cx, follow_ups, &mut report);
             }
         }
-        let mut report = noted.unwrap_or_else(|| report_of::<E>());
-        report.ran_all(calls.len());
+        report.ran_all(state.sync_calls.len());
         report
+    }
+
+    /// The plain walk from handler `at` on, which it advances; a handler's panic stops it
+    /// (`at` is then that handler).
+    #[inline(always)]
+    fn walk_plain<E: DomainEvent>(
+        &self,
+        e: &E,
+        state: &EventState<E>,
+        cx: &Context,
+        at: &mut usize,
+        report: &mut Report,
+    ) -> std::thread::Result<()> {
+        let calls = &state.sync_calls[*at..];
+        catch_unwind(AssertUnwindSafe(|| {
+            for call in calls {
+                let outcome = call(e, cx);
+                // One branch for both rare cases: a failure, or a handler that took a publisher.
+                if cx.look_after(&outcome) {
+                    self.after_plain_call(Self::target(state, *at), outcome, cx, report);
+                } else {
+                    // `Ok(())`: nothing to drop, and no check of it left in the loop.
+                    std::mem::forget(outcome);
+                }
+                *at += 1;
+            }
+        }))
+    }
+
+    /// Reports the handler at `at` that panicked and walks on after it (and after any other).
+    #[cold]
+    #[inline(never)]
+    fn walk_after_panic<E: DomainEvent>(
+        &self,
+        e: &E,
+        state: &EventState<E>,
+        cx: &Context,
+        (mut at, mut panic): (usize, Box<dyn Any + Send>),
+        report: &mut Report,
+    ) {
+        loop {
+            self.panicked(Self::target(state, at), panic, cx, report);
+            at += 1;
+            match self.walk_plain(e, state, cx, &mut at, report) {
+                Ok(()) => return,
+                Err(next) => panic = next,
+            }
+        }
     }
 
     /// The sync handler at `at` of an event's plain walk (its name and index are read only
@@ -733,11 +761,6 @@ impl Bus {
 #[inline]
 fn report_of<E: DomainEvent>() -> Report {
     Report::new(E::Slot::registry().state().index)
-}
-
-/// The report of a plain walk, made when first needed.
-fn note<E: DomainEvent>(noted: &mut Option<Report>) -> &mut Report {
-    noted.get_or_insert_with(|| report_of::<E>())
 }
 
 /// A handler's future whose panic becomes its failure.
