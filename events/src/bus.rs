@@ -5,6 +5,7 @@ use std::any::{type_name, Any, TypeId};
 use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -16,10 +17,10 @@ use crate::catalog::{catalog, Catalog, HandlerInfo};
 use crate::error::{BoxError, BuildError, Problem};
 use crate::event::DomainEvent;
 use crate::extract::{AnyResource, Context, FollowUp};
-use crate::handler::{Call, Encode, HandlerKind, Outcome};
+use crate::handler::{Call, Encode, Handler, HandlerKind, Outcome};
 use crate::meta::{LazyMeta, Meta};
 use crate::outbox::{DurableRecord, DurableSink};
-use crate::registry::{EventState, Slot};
+use crate::registry::{EventState, Inline, Slot};
 use crate::report::{FailureCause, Report};
 
 mod walk;
@@ -217,14 +218,20 @@ impl Bus {
         let make = || Meta::of(event);
         let meta = LazyMeta::new(&make);
         let cx = Context::dispatching(self, &meta, 0);
-        self.dispatch_in(event, &cx).await
+        match self.plain_walk::<E>() {
+            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            None => self.dispatch_traced(event, &cx).await,
+        }
     }
 
     /// Like [`dispatch`](Self::dispatch), with the event's metadata given.
     pub async fn dispatch_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
         let meta = LazyMeta::given(meta);
         let cx = Context::dispatching(self, &meta, 0);
-        self.dispatch_in(event, &cx).await
+        match self.plain_walk::<E>() {
+            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            None => self.dispatch_traced(event, &cx).await,
+        }
     }
 
     /// Dispatches an owned event on the current tokio runtime and returns at once.
@@ -287,7 +294,10 @@ impl Bus {
         };
         let meta = LazyMeta::new(&make);
         let cx = Context::dispatching(self, &meta, depth);
-        self.dispatch_in(event, &cx).await
+        match self.plain_walk::<E>() {
+            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            None => self.dispatch_traced(event, &cx).await,
+        }
     }
 
     /// Publishes an event an [`Outbox`](crate::outbox::Outbox) already stored.
@@ -438,20 +448,27 @@ impl Bus {
         self.after_plain_call(target, cause, cx, report);
     }
 
-    /// The plain walk when nothing else is needed, else the full path in the event's span.
-    async fn dispatch_in<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
+    /// The handlers of the plain walk (the dispatch counted), or `None` when the dispatch needs
+    /// the full path: durable handlers, capture, timing or DEBUG traces. The walk itself is
+    /// awaited by the caller: one state machine, not two.
+    #[inline]
+    fn plain_walk<E: DomainEvent>(&self) -> Option<&'static [Inline<&'static Handler<E>>]> {
         let state = E::Slot::registry().state();
         if state.durable.is_empty()
             && self.inner.plain
             && !tracing::level_enabled!(tracing::Level::DEBUG)
         {
             self.inner.count(state.index);
-            let walk = std::pin::pin!(walk::Walk::new(self, event, &state.inline, cx));
-            walk.await
+            Some(&state.inline)
         } else {
-            let publishing = crate::trace::publish(E::NAME, cx.meta);
-            self.dispatch_full(event, cx).instrument(publishing).await
+            None
         }
+    }
+
+    /// The full path, in the event's span.
+    async fn dispatch_traced<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
+        let publishing = crate::trace::publish(E::NAME, cx.meta);
+        self.dispatch_full(event, cx).instrument(publishing).await
     }
 
     /// `dispatch` with everything: capture, durable storage, timing, spans.

@@ -176,6 +176,7 @@ where
 }
 
 impl Drop for FutureSlot<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: `self` is being dropped: it is not moved again (pinned or not).
         unsafe { Pin::new_unchecked(self) }.clear();

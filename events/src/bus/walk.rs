@@ -29,7 +29,8 @@ pub(super) struct Walk<'a, E: 'static> {
     /// The next handler to start; `handlers.len()`: the follow-ups are closed next; above it:
     /// done.
     next: usize,
-    report: Report,
+    /// Taken when the walk is over.
+    report: Option<Report>,
     /// The follow-ups of the last handler, dispatched before the next handler starts.
     follow_ups: Option<Pin<Box<dyn Future<Output = Vec<Report>> + Send + 'a>>>,
     /// The future of the async handler `next - 1`, while it waits.
@@ -50,7 +51,7 @@ impl<'a, E: DomainEvent> Walk<'a, E> {
             cx,
             handlers,
             next: 0,
-            report: Report::new(E::NAME),
+            report: Some(Report::new(E::NAME)),
             follow_ups: None,
             slot: FutureSlot::new(),
         }
@@ -115,8 +116,12 @@ impl<'a, E: DomainEvent> Walk<'a, E> {
     fn after_call(&mut self, outcome: Outcome) -> bool {
         let handler = &self.handlers[self.next - 1];
         let target = Target::of::<E>(handler.name, handler.index);
+        let report = self
+            .report
+            .as_mut()
+            .expect("a walk reports until it is over");
         if let Err(cause) = self.bus.finish(target, None, outcome) {
-            self.report.fail(handler.name, *cause);
+            report.fail(handler.name, *cause);
         }
         self.queue(self.cx.take_follow_ups())
     }
@@ -147,8 +152,12 @@ impl<'a, E: DomainEvent> Walk<'a, E> {
         if let Some(follow_ups) = &mut self.follow_ups {
             let reports = ready!(follow_ups.as_mut().poll(task));
             self.follow_ups = None;
+            let outer = self
+                .report
+                .as_mut()
+                .expect("a walk reports until it is over");
             for report in reports {
-                self.report.follow_up(report);
+                outer.follow_up(report);
             }
         }
         Poll::Ready(())
@@ -175,8 +184,12 @@ impl<E: DomainEvent> Future for Walk<'_, E> {
                 Err(panic) => this.panicked(panic),
             }
         }
-        this.report.ran_all(this.handlers.len());
-        Poll::Ready(std::mem::replace(&mut this.report, Report::new(E::NAME)))
+        let mut report = this
+            .report
+            .take()
+            .expect("a walk is polled until it is over, no more");
+        report.ran_all(this.handlers.len());
+        Poll::Ready(report)
     }
 }
 
