@@ -5,23 +5,15 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use events::{event_handler, Bus, DomainEvent, FailureCause, Publisher, Res};
 
-/// What handlers did, in order.
-#[derive(Default)]
-struct Journal(Mutex<Vec<String>>);
+#[path = "support/journal.rs"]
+mod journal;
 
-impl Journal {
-    fn push(&self, line: impl Into<String>) {
-        self.0.lock().unwrap().push(line.into());
-    }
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-}
+use journal::Journal;
 
 /// Returns `Pending` once (waking the task), then `Ready`: a handler that really waits.
 async fn wait_once() {
