@@ -18,12 +18,13 @@ pub use crate::catalog::Location;
 pub use crate::event::{AggregateId, Upcaster};
 pub use crate::extract::{Context, FromContext, Requirement};
 pub use crate::handler::{
-    BoxFuture, Call, DurableBatchCall, DurableCall, Handler, InlineFuture, Outcome, RetryPolicy,
+    AsyncCall, BoxFuture, Call, DurableBatchCall, DurableCall, FutureSlot, Handler, Outcome,
+    RetryPolicy,
 };
 pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;
 pub use crate::shim::{
-    aggregate_id, boxed, decode, decode_all, encode, extract, inline, into_outcome, Durable,
+    aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, start, Durable,
     IntoOutcome,
 };
 #[cfg(feature = "durable")]

@@ -5,6 +5,7 @@ use std::any::{type_name, Any, TypeId};
 use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -16,11 +17,13 @@ use crate::catalog::{catalog, Catalog, HandlerInfo};
 use crate::error::{BoxError, BuildError, Problem};
 use crate::event::DomainEvent;
 use crate::extract::{AnyResource, Context, FollowUp};
-use crate::handler::{Call, Encode, HandlerKind, Outcome};
+use crate::handler::{Call, Encode, Handler, HandlerKind, Outcome};
 use crate::meta::{LazyMeta, Meta};
 use crate::outbox::{DurableRecord, DurableSink};
-use crate::registry::{EventState, Slot};
+use crate::registry::{EventState, Inline, Slot};
 use crate::report::{FailureCause, Report};
+
+mod walk;
 
 /// How deep follow-up events may nest before the chain is cut and reported as a failure.
 pub const MAX_DEPTH: u32 = 64;
@@ -236,12 +239,21 @@ impl Bus {
     pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
         let make = || Meta::of(event);
         let meta = LazyMeta::new(&make);
-        self.dispatch_in(event, &meta, 0).await
+        let cx = Context::dispatching(self, &meta, 0);
+        match self.plain_walk::<E>() {
+            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            None => self.dispatch_traced(event, &cx).await,
+        }
     }
 
     /// Like [`dispatch`](Self::dispatch), with the event's metadata given.
     pub async fn dispatch_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
-        self.dispatch_in(event, &LazyMeta::given(meta), 0).await
+        let meta = LazyMeta::given(meta);
+        let cx = Context::dispatching(self, &meta, 0);
+        match self.plain_walk::<E>() {
+            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            None => self.dispatch_traced(event, &cx).await,
+        }
     }
 
     /// Dispatches an owned event on the current tokio runtime and returns at once.
@@ -303,7 +315,11 @@ impl Bus {
             Err(cut) => return cut,
         };
         let meta = LazyMeta::new(&make);
-        self.dispatch_in(event, &meta, depth).await
+        let cx = Context::dispatching(self, &meta, depth);
+        match self.plain_walk::<E>() {
+            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            None => self.dispatch_traced(event, &cx).await,
+        }
     }
 
     /// Publishes an event an [`Outbox`](crate::outbox::Outbox) already stored.
@@ -498,58 +514,27 @@ impl Bus {
         self.after_plain_call(target, cause, cx, report);
     }
 
-    async fn dispatch_in<E: DomainEvent>(
-        &self,
-        event: &E,
-        meta: &LazyMeta<'_>,
-        depth: u32,
-    ) -> Report {
+    /// The handlers of the plain walk (the dispatch counted), or `None` when the dispatch needs
+    /// the full path: durable handlers, capture, timing or DEBUG traces. The walk itself is
+    /// awaited by the caller: one state machine, not two.
+    #[inline]
+    fn plain_walk<E: DomainEvent>(&self) -> Option<&'static [Inline<&'static Handler<E>>]> {
         let state = E::Slot::registry().state();
-        let cx = Context::dispatching(self, meta, depth);
         if state.durable.is_empty()
             && self.inner.plain
             && !tracing::level_enabled!(tracing::Level::DEBUG)
         {
-            self.dispatch_plain(event, state, &cx).await
+            self.inner.count(state.index);
+            Some(&state.inline)
         } else {
-            let publishing = crate::trace::publish(E::NAME, meta);
-            self.dispatch_full(event, &cx).instrument(publishing).await
+            None
         }
     }
 
-    /// `dispatch` in the common case: no capture, no durable handlers, no timing, no spans.
-    async fn dispatch_plain<E: DomainEvent>(
-        &self,
-        event: &E,
-        state: &EventState<E>,
-        cx: &Context<'_>,
-    ) -> Report {
-        self.inner.count(state.index);
-        let mut report = report_of::<E>();
-        for handler in state.inline.iter() {
-            let outcome = match handler.call.call {
-                Call::Sync(call) => catch_unwind(AssertUnwindSafe(|| call(event, cx)))
-                    .unwrap_or_else(|p| Err(Box::new(FailureCause::from_panic(p)))),
-                Call::Async(call) => guarded(call(event, cx)).await,
-                Call::Durable(_) | Call::DurableBatch(_) => continue,
-            };
-            if outcome.is_err() || cx.has_follow_ups() {
-                let target = Target::of::<E>(handler.name, handler.index);
-                if let Err(cause) = self.finish(target, None, outcome) {
-                    report.fail(handler.name, *cause);
-                }
-                if let Some(follow_ups) = cx.take_follow_ups() {
-                    Box::pin(self.dispatch_follow_ups(cx, follow_ups, &mut report)).await;
-                }
-            }
-        }
-        if cx.has_follow_ups() {
-            if let Some(follow_ups) = cx.close_follow_ups() {
-                Box::pin(self.dispatch_follow_ups(cx, follow_ups, &mut report)).await;
-            }
-        }
-        report.ran_all(state.inline.len());
-        report
+    /// The full path, in the event's span.
+    async fn dispatch_traced<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
+        let publishing = crate::trace::publish(E::NAME, cx.meta);
+        self.dispatch_full(event, cx).instrument(publishing).await
     }
 
     /// `dispatch` with everything: capture, durable storage, timing, spans.
@@ -568,9 +553,9 @@ impl Bus {
                 Call::Sync(call) => {
                     self.run_sync(target, cx, traced, &mut clock, || call(event, cx))
                 }
-                Call::Async(call) => {
-                    self.run_async(target, cx, &mut clock, call(event, cx))
-                        .await
+                Call::Async(start) => {
+                    let future = walk::Started::new(start, event, cx);
+                    self.run_async(target, cx, &mut clock, future).await
                 }
                 Call::Durable(_) | Call::DurableBatch(_) => continue,
             };
@@ -605,8 +590,8 @@ impl Bus {
         follow_ups: Vec<Box<dyn FollowUp>>,
         report: &mut Report,
     ) {
-        for follow_up in follow_ups {
-            report.follow_up(follow_up.dispatch(self, cx.meta(), cx.depth + 1).await);
+        for follow_up in walk::dispatched(self, cx, follow_ups).await {
+            report.follow_up(follow_up);
         }
     }
 

@@ -5,7 +5,10 @@
 use crate::error::BoxError;
 use crate::event::AggregateId;
 use crate::extract::{Context, FromContext};
-use crate::handler::{BoxFuture, InlineFuture, Outcome};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use crate::handler::{BoxFuture, FutureSlot, Outcome};
 use crate::report::FailureCause;
 
 /// Draws one handler parameter; a failure becomes the handler's failure.
@@ -54,14 +57,18 @@ where
     Box::pin(future)
 }
 
-/// Keeps an inline async handler's future in place when it is small, else boxes it. The future
-/// must be `Send`, as for [`boxed`].
+/// Starts an inline async handler: builds its future in the dispatch's slot and polls it once.
+/// The future must be `Send`, as for [`boxed`].
 #[inline]
-pub fn inline<'a, F>(future: F) -> InlineFuture<'a, Outcome>
+pub fn start<'a, F>(
+    slot: Pin<&mut FutureSlot<'a>>,
+    task: &mut TaskContext<'_>,
+    future: F,
+) -> Poll<Outcome>
 where
     F: core::future::Future<Output = Outcome> + Send + 'a,
 {
-    InlineFuture::from_or_box(future)
+    slot.start(future, task)
 }
 
 /// Decodes a stored payload into a durable handler's event type; the bound is checked on the

@@ -5,18 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use events::{event_handler, Bus, DomainEvent, FailureCause, HandlerKind, Meta, Publisher, Res};
 
-/// What handlers saw, in order.
-#[derive(Default)]
-struct Journal(Mutex<Vec<String>>);
+#[path = "support/journal.rs"]
+mod journal;
 
-impl Journal {
-    fn push(&self, line: impl Into<String>) {
-        self.0.lock().unwrap().push(line.into());
-    }
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-}
+use journal::Journal;
 
 #[derive(DomainEvent, Debug, Clone)]
 #[event(name = "tables.record_created", aggregate = "Table")]
@@ -162,7 +154,7 @@ fn catalog_lists_handlers_with_kind_and_location() {
     let notify = catalog.handler("record.d_async").unwrap();
     assert_eq!(notify.kind(), HandlerKind::Async);
     assert_eq!(notify.location().file(), "events/tests/dispatch.rs");
-    assert_eq!(notify.location().line(), 55);
+    assert_eq!(notify.location().line(), 47);
     assert_eq!(notify.location().module_path(), "dispatch");
     assert_eq!(
         notify.resources().collect::<Vec<_>>(),

@@ -45,14 +45,42 @@ macro_rules! handlers {
 handlers!(n1, E1; h00);
 handlers!(n64, E64; h00 h01 h02 h03 h04 h05 h06 h07 h08 h09 h10 h11 h12 h13 h14 h15 h16 h17 h18 h19 h20 h21 h22 h23 h24 h25 h26 h27 h28 h29 h30 h31 h32 h33 h34 h35 h36 h37 h38 h39 h40 h41 h42 h43 h44 h45 h46 h47 h48 h49 h50 h51 h52 h53 h54 h55 h56 h57 h58 h59 h60 h61 h62 h63);
 
-#[derive(events::DomainEvent)]
-struct Async1 {
-    value: u64,
+macro_rules! async_handlers {
+    ($m:ident, $E:ident; $($h:ident)+) => {
+        mod $m {
+            use events_benches::work;
+
+            #[derive(events::DomainEvent)]
+            pub struct $E {
+                pub value: u64,
+            }
+
+            $(
+                #[events::event_handler]
+                async fn $h(e: &$E) {
+                    work(e.value)
+                }
+            )+
+
+            /// The floor: the handlers awaited directly.
+            pub async fn direct(e: &$E) {
+                $($h(e).await;)+
+            }
+        }
+    };
 }
 
-#[events::event_handler]
-async fn async_handler(e: &Async1) {
-    work(e.value)
+async_handlers!(a1, A1; h00);
+async_handlers!(a16, A16; h00 h01 h02 h03 h04 h05 h06 h07 h08 h09 h10 h11 h12 h13 h14 h15);
+
+/// Polls `future` once; it must be ready (no handler here waits).
+#[inline(always)]
+fn ready<T>(future: impl Future<Output = T>) -> T {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("no handler waits"),
+    }
 }
 
 #[inline(never)]
@@ -95,37 +123,37 @@ fn run_identity_map_1(bus: &IdentityTypeIdBus, e: &n1::E1) {
 }
 
 #[inline(never)]
-fn run_direct_await_1(e: &Async1) {
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
+fn run_direct_await_1(e: &a1::A1) {
     for _ in 0..ITERATIONS {
-        let future = std::pin::pin!(async_handler(black_box(e)));
-        assert!(future.poll(&mut cx).is_ready());
+        ready(a1::direct(black_box(e)));
     }
 }
 
 #[inline(never)]
-fn run_dispatch_async_1(bus: &Bus, e: &Async1) {
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
+fn run_direct_await_16(e: &a16::A16) {
     for _ in 0..ITERATIONS {
-        let future = std::pin::pin!(bus.dispatch(black_box(e)));
-        match future.poll(&mut cx) {
-            std::task::Poll::Ready(report) => {
-                let _ = black_box(report);
-            }
-            std::task::Poll::Pending => unreachable!("the handler never waits"),
-        }
+        ready(a16::direct(black_box(e)));
+    }
+}
+
+#[inline(never)]
+fn run_dispatch_async_1(bus: &Bus, e: &a1::A1) {
+    for _ in 0..ITERATIONS {
+        let _ = black_box(ready(bus.dispatch(black_box(e))));
+    }
+}
+
+#[inline(never)]
+fn run_dispatch_async_16(bus: &Bus, e: &a16::A16) {
+    for _ in 0..ITERATIONS {
+        let _ = black_box(ready(bus.dispatch(black_box(e))));
     }
 }
 
 fn main() {
     let bus = Bus::builder().build().expect("bus builds");
-    let (e1, e64, a1) = (
-        n1::E1 { value: 1 },
-        n64::E64 { value: 1 },
-        Async1 { value: 1 },
-    );
+    let (e1, e64) = (n1::E1 { value: 1 }, n64::E64 { value: 1 });
+    let (a1, a16) = (a1::A1 { value: 1 }, a16::A16 { value: 1 });
     let mut map = IdentityTypeIdBus::default();
     map.subscribe(|e: &u64| work(*e));
     map.subscribe(|e: &String| work(e.len() as u64));
@@ -138,7 +166,9 @@ fn main() {
         "publish_64" => run_publish_64(&bus, &e64),
         "identity_map_1" => run_identity_map_1(&map, &e1),
         "direct_await_1" => run_direct_await_1(&a1),
+        "direct_await_16" => run_direct_await_16(&a16),
         "dispatch_async_1" => run_dispatch_async_1(&bus, &a1),
+        "dispatch_async_16" => run_dispatch_async_16(&bus, &a16),
         other => panic!("unknown variant {other:?}"),
     }
 }

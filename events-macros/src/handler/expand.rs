@@ -103,16 +103,22 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
         let #ret = #ident(#event_arg, #(#args),*)#await_;
         #check_return
     };
-    // Durable handlers' futures are boxed; inline ones are kept in place when small.
+    // `Send` is required of the whole future: spanned on the function's name, so "future
+    // cannot be sent between threads safely" points at the user's `async fn`.
+    let future = quote_spanned!(ident.span()=> async move { #body });
+    // Durable handlers' futures are boxed; inline ones are built and polled in the dispatch's
+    // slot, never moved.
     let (variant, wrap) = match (durable, batch, is_async) {
         (true, true, _) => (quote!(DurableBatch), "boxed"),
         (true, false, _) => (quote!(Durable), "boxed"),
-        (false, _, true) => (quote!(Async), "inline"),
+        (false, _, true) => {
+            let (slot, task) = (local("__events_slot"), local("__events_task"));
+            let start = quote_spanned!(ident.span()=> __events::start(#slot, #task, #future));
+            return quote!(__events::Call::Async(|#event_var, #cx_var, #slot, #task| #start));
+        }
         (false, _, false) => return quote!(__events::Call::Sync(|#event_var, #cx_var| { #body })),
     };
-    // `Send` is required of the whole future: spanned on the function's name, so "future
-    // cannot be sent between threads safely" points at the user's `async fn`.
     let wrap = Ident::new(wrap, ident.span());
-    let future = quote_spanned!(ident.span()=> __events::#wrap(async move { #body }));
+    let future = quote_spanned!(ident.span()=> __events::#wrap(#future));
     quote!(__events::Call::#variant(|#event_var, #cx_var| #future))
 }
