@@ -100,8 +100,8 @@ impl BusBuilder {
 
     /// The store that events with durable handlers are appended to when they are published
     /// (every store backend is a [`DurableSink`]; for SQLite: `.store(sqlite_store.clone())`).
-    /// The stored event has the id the inline handlers see in their [`Meta`]. Without a store,
-    /// publishing such an event reports its durable handlers as skipped.
+    /// The stored event has the id the inline handlers see in their [`Meta`](crate::Meta).
+    /// Without a store, publishing such an event reports its durable handlers as skipped.
     pub fn store(mut self, store: impl DurableSink) -> Self {
         self.sink = Some(Arc::new(store));
         self
