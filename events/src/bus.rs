@@ -16,10 +16,10 @@ use crate::catalog::{catalog, Catalog};
 use crate::error::BoxError;
 use crate::event::DomainEvent;
 use crate::extract::{AnyResource, Context, FollowUp};
-use crate::handler::{Call, Encode, Handler, Outcome};
+use crate::handler::{Call, Encode, Outcome};
 use crate::meta::{LazyMeta, Meta};
 use crate::outbox::{DurableRecord, DurableSink};
-use crate::registry::{EventState, Inline, Slot};
+use crate::registry::{EventState, Slot};
 use crate::report::{FailureCause, Report};
 
 mod builder;
@@ -184,7 +184,7 @@ impl Bus {
         let meta = LazyMeta::new(&make);
         let cx = Context::dispatching(self, &meta, 0);
         match self.plain_walk::<E>() {
-            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            Some(state) => pin!(walk::Walk::new(self, event, state, &cx)).await,
             None => self.dispatch_traced(event, &cx).await,
         }
     }
@@ -194,7 +194,7 @@ impl Bus {
         let meta = LazyMeta::given(meta);
         let cx = Context::dispatching(self, &meta, 0);
         match self.plain_walk::<E>() {
-            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            Some(state) => pin!(walk::Walk::new(self, event, state, &cx)).await,
             None => self.dispatch_traced(event, &cx).await,
         }
     }
@@ -260,7 +260,7 @@ impl Bus {
         let meta = LazyMeta::new(&make);
         let cx = Context::dispatching(self, &meta, depth);
         match self.plain_walk::<E>() {
-            Some(handlers) => pin!(walk::Walk::new(self, event, handlers, &cx)).await,
+            Some(state) => pin!(walk::Walk::new(self, event, state, &cx)).await,
             None => self.dispatch_traced(event, &cx).await,
         }
     }
@@ -454,18 +454,18 @@ impl Bus {
         self.after_plain_call(target, cause, cx, report);
     }
 
-    /// The handlers of the plain walk (the dispatch counted), or `None` when the dispatch needs
-    /// the full path: durable handlers, capture, timing or DEBUG traces. The walk itself is
-    /// awaited by the caller: one state machine, not two.
+    /// The event's handlers for the plain walk (the dispatch counted), or `None` when the
+    /// dispatch needs the full path: durable handlers, capture, timing or DEBUG traces. The
+    /// walk itself is awaited by the caller: one state machine, not two.
     #[inline]
-    fn plain_walk<E: DomainEvent>(&self) -> Option<&'static [Inline<&'static Handler<E>>]> {
+    fn plain_walk<E: DomainEvent>(&self) -> Option<&'static EventState<E>> {
         let state = E::Slot::registry().state();
         if state.durable.is_empty()
             && self.inner.plain
             && !tracing::level_enabled!(tracing::Level::DEBUG)
         {
             self.inner.count(state.index);
-            Some(&state.inline)
+            Some(state)
         } else {
             None
         }

@@ -11,7 +11,7 @@ use crate::bus::{Bus, Target};
 use crate::event::DomainEvent;
 use crate::extract::{Context, FollowUp};
 use crate::handler::{AsyncCall, Call, FutureSlot, Handler, Outcome};
-use crate::registry::Inline;
+use crate::registry::{EventState, Inline};
 use crate::report::{FailureCause, Report};
 
 /// The plain `dispatch` walk (no capture, timing, spans or durable handlers) as one future.
@@ -42,16 +42,16 @@ impl<'a, E: DomainEvent> Walk<'a, E> {
     pub(super) fn new(
         bus: &'a Bus,
         event: &'a E,
-        handlers: &'a [Inline<&'static Handler<E>>],
+        state: &'a EventState<E>,
         cx: &'a Context<'a>,
     ) -> Self {
         Self {
             bus,
             event,
             cx,
-            handlers,
+            handlers: &state.inline,
             next: 0,
-            report: Some(super::report_of::<E>()),
+            report: Some(Report::new(state.index)),
             follow_ups: None,
             slot: FutureSlot::new(),
         }
