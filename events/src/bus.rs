@@ -70,8 +70,11 @@ struct Inner {
     tap: Option<crate::capture::Capture>,
     /// Where events with durable handlers are stored when published.
     sink: Option<Arc<dyn DurableSink>>,
-    /// No capture and no timing: `publish` may take its plain path.
+    /// No capture, no timing, no subset: `publish` may take its plain path.
     plain: bool,
+    /// Plain, and no metrics recorder (so nothing to count): `publish` may take its bare walk
+    /// inline.
+    bare: bool,
 }
 
 /// The handlers of a bus built with [`BusBuilder::serve_module`]: each event type's handler
@@ -144,11 +147,9 @@ impl Bus {
     #[inline]
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
         let state = E::Slot::registry().state();
-        if self.plain(state) {
+        if state.bare & self.inner.bare & !tracing::level_enabled!(tracing::Level::DEBUG) {
             // Small and inline, so that the caller's loop pays for no call frame of the bus.
-            let make = || Meta::of(event);
-            let meta = LazyMeta::new(&make);
-            self.publish_plain(event, state, &Context::dispatching(self, &meta, 0))
+            self.publish_bare(event, state)
         } else {
             self.publish_out_of_line(event)
         }
@@ -166,7 +167,13 @@ impl Bus {
     /// capture, no timing, no subset, and no DEBUG traces (which want a span per handler).
     #[inline]
     fn plain<E>(&self, state: &EventState<E>) -> bool {
-        state.plain & self.inner.plain & !tracing::level_enabled!(tracing::Level::DEBUG)
+        state.plain & self.plain_bus()
+    }
+
+    /// The bus's half of [`Bus::plain`]: no capture, timing or subset, and no DEBUG traces.
+    #[inline]
+    fn plain_bus(&self) -> bool {
+        self.inner.plain & !tracing::level_enabled!(tracing::Level::DEBUG)
     }
 
     /// Like [`publish`](Self::publish), with the event's metadata given (an id and time of
@@ -306,8 +313,13 @@ impl Bus {
         store: bool,
     ) -> Report {
         let state = E::Slot::registry().state();
+        if state.bare & self.plain_bus() {
+            self.inner.count(state.index);
+            return self.publish_bare(event, state);
+        }
         let cx = Context::dispatching(self, meta, depth);
         if self.plain(state) {
+            self.inner.count(state.index);
             self.publish_plain(event, state, &cx)
         } else {
             let _publishing = crate::trace::publish(E::NAME, meta).entered();
@@ -331,8 +343,9 @@ impl Bus {
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for handler in state.sync.iter() {
             let target = Target::of::<E>(handler.name, handler.index);
-            let outcome =
-                self.run_sync(target, cx, traced, &mut clock, || (handler.call)(event, cx));
+            let outcome = self.run_sync(target, cx, traced, &mut clock, || {
+                handler.call.call(event, cx)
+            });
             report.record(handler.name, outcome);
             if let Some(follow_ups) = cx.take_follow_ups() {
                 self.publish_follow_ups(cx, follow_ups, &mut report);
@@ -344,11 +357,68 @@ impl Bus {
         report
     }
 
+    /// The cheapest path: only sync handlers, each taking the event alone, so there is no
+    /// dispatch context to build (no metadata, no follow-ups); no capture, timing or spans. A
+    /// failure or a panic takes a cold path. The caller counts the dispatch, if a recorder
+    /// wants it.
+    #[inline]
+    fn publish_bare<E: DomainEvent>(&self, e: &E, state: &EventState<E>) -> Report {
+        let mut report = Report::new(state.index);
+        // As in the plain walk: one `catch_unwind` around the walk, which goes on after a
+        // handler that panicked.
+        let mut at = 0;
+        if let Err(panic) = self.walk_bare(e, state, &mut at, &mut report) {
+            self.bare_after_panic(e, state, (at, panic), &mut report);
+        }
+        report.ran_all(state.bare_calls.len());
+        report
+    }
+
+    /// The bare walk from handler `at` on, which it advances; a handler's panic stops it (`at`
+    /// is then that handler).
+    #[inline(always)]
+    fn walk_bare<E: DomainEvent>(
+        &self,
+        e: &E,
+        state: &EventState<E>,
+        at: &mut usize,
+        report: &mut Report,
+    ) -> std::thread::Result<()> {
+        catch_unwind(AssertUnwindSafe(|| {
+            while let Some(call) = state.bare_calls.get(*at) {
+                if let Err(cause) = call(e) {
+                    self.failed_at(state, *at, cause, report);
+                }
+                *at += 1;
+            }
+        }))
+    }
+
+    /// Reports the bare handler at `at` that panicked and walks on after it.
+    #[cold]
+    #[inline(never)]
+    fn bare_after_panic<E: DomainEvent>(
+        &self,
+        e: &E,
+        state: &EventState<E>,
+        (mut at, mut panic): (usize, Box<dyn Any + Send>),
+        report: &mut Report,
+    ) {
+        loop {
+            let cause = Box::new(FailureCause::from_panic(panic));
+            self.failed_at(state, at, cause, report);
+            at += 1;
+            match self.walk_bare(e, state, &mut at, report) {
+                Ok(()) => return,
+                Err(next) => panic = next,
+            }
+        }
+    }
+
     /// The common case, paying only for what is used: sync handlers only, no capture, no
     /// timing, no spans. Failures, panics and follow-ups take the cold paths.
     #[inline]
     fn publish_plain<E: DomainEvent>(&self, e: &E, state: &EventState<E>, cx: &Context) -> Report {
-        self.inner.count(state.index);
         let mut report = Report::new(state.index);
         // One `catch_unwind` around the walk, not one per handler: a panic ends the walk at the
         // handler that panicked (reported as its failure), and the walk goes on after it.
@@ -378,7 +448,7 @@ impl Bus {
         let calls = &state.sync_calls[*at..];
         catch_unwind(AssertUnwindSafe(|| {
             for call in calls {
-                let outcome = call(e, cx);
+                let outcome = call.call(e, cx);
                 // One branch for both rare cases: a failure, or a handler that took a publisher.
                 if cx.look_after(&outcome) {
                     self.after_plain_call(Self::target(state, *at), outcome, cx, report);
@@ -430,14 +500,35 @@ impl Bus {
         cx: &Context<'_>,
         report: &mut Report,
     ) {
-        // Counted with the others by the caller: only the failure is recorded here.
-        if let Err(cause) = self.finish(target, None, outcome) {
-            report.fail(target.handler, *cause);
+        if let Err(cause) = outcome {
+            self.failed_plain(target, cause, report);
         }
         // Follow-ups published by a handler run right after it.
         if let Some(follow_ups) = cx.take_follow_ups() {
             self.publish_follow_ups(cx, follow_ups, report);
         }
+    }
+
+    /// The sync handler at `at` of a bare walk failed (its name is read only now).
+    #[cold]
+    #[inline(never)]
+    fn failed_at<E: DomainEvent>(
+        &self,
+        state: &EventState<E>,
+        at: usize,
+        cause: Box<FailureCause>,
+        report: &mut Report,
+    ) {
+        self.failed_plain(Self::target(state, at), cause, report);
+    }
+
+    /// A handler on a plain or bare walk failed: logged, counted in its metric, and recorded
+    /// in the report (which counts it with the others that ran).
+    #[cold]
+    #[inline(never)]
+    fn failed_plain(&self, target: Target, cause: Box<FailureCause>, report: &mut Report) {
+        self.failed(target, &cause);
+        report.fail(target.handler, *cause);
     }
 
     /// A sync handler on the plain path panicked: its failure, then its follow-ups.
@@ -490,6 +581,7 @@ impl Bus {
         for handler in state.inline.iter() {
             let target = Target::of::<E>(handler.name, handler.index);
             let outcome = match handler.call.call {
+                Call::Bare(call) => self.run_sync(target, cx, traced, &mut clock, || call(event)),
                 Call::Sync(call) => {
                     self.run_sync(target, cx, traced, &mut clock, || call(event, cx))
                 }

@@ -9,7 +9,7 @@ use crate::catalog::{catalog, EventInfo, HandlerInfo, Location};
 use crate::error::Problem;
 use crate::event::{DomainEvent, Upcaster};
 use crate::extract::Requirement;
-use crate::handler::{Call, Encode, Handler, SyncCall};
+use crate::handler::{BareCall, Call, Encode, Handler, SyncShim};
 
 /// Gives access to an event type's handler list; implemented by the hidden slot type that
 /// `#[derive(DomainEvent)]` generates.
@@ -34,10 +34,13 @@ pub(crate) struct EventState<E: 'static> {
     /// Every handler, in dispatch order.
     pub(crate) handlers: Box<[&'static Handler<E>]>,
     /// The sync handlers: what `publish` runs.
-    pub(crate) sync: Box<[Inline<SyncCall<E>>]>,
-    /// The same handlers' calls alone: the plain walk steps through them with one index (a
-    /// slice of 8-byte items is read with a scaled index; the names are read only on a failure).
-    pub(crate) sync_calls: Box<[SyncCall<E>]>,
+    pub(crate) sync: Box<[Inline<SyncShim<E>>]>,
+    /// The same handlers' calls alone: the plain walk steps through them with one index (the
+    /// names are read only on a failure).
+    pub(crate) sync_calls: Box<[SyncShim<E>]>,
+    /// The same calls when every one takes the event alone (else empty): the bare walk calls
+    /// them with no dispatch context at all.
+    pub(crate) bare_calls: Box<[BareCall<E>]>,
     /// The sync and async handlers, in dispatch order: what `dispatch` runs.
     pub(crate) inline: Box<[Inline<&'static Handler<E>>]>,
     /// The async handlers' names: what `publish` reports as skipped.
@@ -48,6 +51,8 @@ pub(crate) struct EventState<E: 'static> {
     pub(crate) encode: Option<Encode<E>>,
     /// Only sync handlers: `publish` may take its plain path.
     pub(crate) plain: bool,
+    /// Only sync handlers, each taking the event alone: `publish` may take its bare path.
+    pub(crate) bare: bool,
 }
 
 /// A handler that runs inline, with its name and global index (for logs and metrics).
@@ -81,19 +86,22 @@ impl<E: 'static> EventState<E> {
             handlers: Box::default(),
             sync: Box::default(),
             sync_calls: Box::default(),
+            bare_calls: Box::default(),
             inline: Box::default(),
             asynchronous: Box::default(),
             durable: Box::default(),
             encode: handlers.iter().find_map(|h| h.encode),
             plain: false,
+            bare: false,
         };
         let (mut sync, mut inline, mut asynchronous, mut durable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, &h) in handlers.iter().enumerate() {
             let (name, index) = (h.name, base + i);
             match h.call {
-                Call::Sync(_) | Call::Async(_) if !runs_inline(index) => {}
-                Call::Sync(call) => {
+                Call::Bare(_) | Call::Sync(_) | Call::Async(_) if !runs_inline(index) => {}
+                Call::Bare(_) | Call::Sync(_) => {
+                    let call = h.call.sync().expect("a sync handler has a sync shim");
                     sync.push(Inline { call, name, index });
                     inline.push(Inline {
                         call: h,
@@ -113,8 +121,11 @@ impl<E: 'static> EventState<E> {
             }
         }
         state.plain = asynchronous.is_empty() && durable.is_empty();
+        let bare: Option<Box<[_]>> = sync.iter().map(|h| h.call.bare()).collect();
+        state.bare = state.plain && bare.is_some();
+        state.bare_calls = bare.unwrap_or_default();
         state.handlers = handlers;
-        state.sync_calls = sync.iter().map(|h: &Inline<SyncCall<E>>| h.call).collect();
+        state.sync_calls = sync.iter().map(|h| h.call).collect();
         state.sync = sync.into();
         state.inline = inline.into();
         state.asynchronous = asynchronous.into();

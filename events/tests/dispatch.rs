@@ -408,3 +408,54 @@ fn a_panic_on_the_plain_path_does_not_stop_the_handlers_after_it() {
         ]
     );
 }
+
+// Handlers that take the event alone need no dispatch context; an event whose sync handlers
+// mix them with handlers that take parameters walks them all, in order, each called as it
+// needs, under `publish` and under `dispatch`.
+
+#[derive(DomainEvent)]
+#[event(name = "forms.mixed")]
+struct Mixed;
+
+static MIXED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[event_handler(order = 1)]
+fn mixed_bare(_: &Mixed) {
+    MIXED.lock().unwrap().push("bare".into());
+}
+
+#[event_handler(order = 2)]
+fn mixed_with_meta(_: &Mixed, meta: Meta) {
+    MIXED
+        .lock()
+        .unwrap()
+        .push(format!("meta of {}", meta.event_name()));
+}
+
+#[event_handler(order = 3)]
+fn mixed_bare_fails(_: &Mixed) -> Result<(), String> {
+    MIXED.lock().unwrap().push("fails".into());
+    Err("no".into())
+}
+
+#[tokio::test]
+async fn bare_handlers_and_handlers_with_parameters_share_one_walk() {
+    let (bus, _) = bus();
+    let check = |report: events::Report| {
+        let run = std::mem::take(&mut *MIXED.lock().unwrap());
+        assert_eq!(run, ["bare", "meta of forms.mixed", "fails"]);
+        assert_eq!(report.ran(), 3, "{report}");
+        let failures: Vec<_> = report.failures().iter().map(|f| f.handler()).collect();
+        assert_eq!(failures, ["dispatch::mixed_bare_fails"], "{report}");
+    };
+    check(bus.publish(&Mixed));
+    check(bus.dispatch(&Mixed).await);
+    let kinds: Vec<_> = bus
+        .catalog()
+        .handlers()
+        .iter()
+        .filter(|h| h.event_name() == "forms.mixed")
+        .map(|h| h.kind())
+        .collect();
+    assert_eq!(kinds, [HandlerKind::Sync; 3]);
+}

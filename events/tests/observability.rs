@@ -12,7 +12,6 @@ use forms::FormSubmitted;
 #[test]
 fn dispatches_failures_and_durations_are_recorded() {
     let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
     // Handles are taken when the bus is built: install a recorder before building it.
     let bus = metrics::with_local_recorder(&recorder, || {
         Bus::builder().record_durations(true).build().unwrap()
@@ -21,30 +20,8 @@ fn dispatches_failures_and_durations_are_recorded() {
         let _ = bus.publish(&FormSubmitted { form });
     }
 
-    let metrics: Vec<_> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let (kind, key) = key.into_parts();
-            let labels: Vec<_> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            (
-                kind,
-                format!("{}{{{}}}", key.name(), labels.join(",")),
-                value,
-            )
-        })
-        .collect();
-    let find = |kind: MetricKind, name: &str| {
-        metrics
-            .iter()
-            .find(|(k, n, _)| *k == kind && n == name)
-            .map(|(_, _, v)| v)
-            .unwrap_or_else(|| panic!("no {name} in {metrics:?}"))
-    };
+    let metrics = Metrics::of(&recorder);
+    let find = |kind, name| metrics.find(kind, name);
     assert_eq!(
         find(
             MetricKind::Counter,
@@ -72,5 +49,64 @@ fn dispatches_failures_and_durations_are_recorded() {
     ) {
         DebugValue::Histogram(samples) => assert_eq!(samples.len(), 3),
         other => panic!("not a histogram: {other:?}"),
+    }
+}
+
+/// Without timing, `publish` of an event whose handlers take the event alone walks them inline
+/// and counts nothing there: a bus built under a recorder must still count every dispatch and
+/// failure.
+#[test]
+fn a_recorder_counts_dispatches_and_failures_without_timing() {
+    let recorder = DebuggingRecorder::new();
+    let bus = metrics::with_local_recorder(&recorder, || Bus::builder().build().unwrap());
+    for form in 0..3 {
+        let report = bus.publish(&FormSubmitted { form });
+        assert_eq!((report.ran(), report.failures().len()), (2, 1), "{report}");
+    }
+    let metrics = Metrics::of(&recorder);
+    for (name, count) in [
+        ("events_dispatched_total{event=forms.form_submitted}", 3),
+        ("events_handler_failures_total{handler=forms.validate}", 3),
+        ("events_handler_failures_total{handler=forms.store}", 0),
+    ] {
+        assert_eq!(
+            metrics.find(MetricKind::Counter, name),
+            &DebugValue::Counter(count),
+            "{name}"
+        );
+    }
+}
+
+/// A snapshot of a debugging recorder, each metric as `name{label=value,..}`.
+struct Metrics(Vec<(MetricKind, String, DebugValue)>);
+
+impl Metrics {
+    fn of(recorder: &DebuggingRecorder) -> Self {
+        let snapshot = recorder.snapshotter().snapshot().into_vec();
+        Self(
+            snapshot
+                .into_iter()
+                .map(|(key, _, _, value)| {
+                    let (kind, key) = key.into_parts();
+                    let labels: Vec<_> = key
+                        .labels()
+                        .map(|l| format!("{}={}", l.key(), l.value()))
+                        .collect();
+                    (
+                        kind,
+                        format!("{}{{{}}}", key.name(), labels.join(",")),
+                        value,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn find(&self, kind: MetricKind, name: &str) -> &DebugValue {
+        self.0
+            .iter()
+            .find(|(k, n, _)| *k == kind && n == name)
+            .map(|(_, _, v)| v)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.0))
     }
 }

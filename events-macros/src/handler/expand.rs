@@ -60,8 +60,9 @@ pub fn expand(handler: &HandlerFn, event: &Type) -> TokenStream {
     })
 }
 
-/// The shim: one of six shapes (inline sync or async; durable sync or async, of one event or
-/// of a batch), all drawing the parameters and checking the return value the same way.
+/// The shim: one of seven shapes (inline sync, with or without extractors, or async; durable
+/// sync or async, of one event or of a batch), all drawing the parameters and checking the
+/// return value the same way.
 fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
     let ident = &handler.function.sig.ident;
     // The shim's own bindings are `mixed_site`: they never shadow the user's names (a handler
@@ -115,6 +116,11 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
             let (slot, task) = (local("__events_slot"), local("__events_task"));
             let start = quote_spanned!(ident.span()=> __events::start(#slot, #task, #future));
             return quote!(__events::Call::Async(|#event_var, #cx_var, #slot, #task| #start));
+        }
+        // A sync handler that takes the event alone needs no context: its event may be
+        // published without one.
+        (false, _, false) if args.is_empty() => {
+            return quote!(__events::Call::Bare(|#event_var| { #body }))
         }
         (false, _, false) => return quote!(__events::Call::Sync(|#event_var, #cx_var| { #body })),
     };

@@ -182,6 +182,7 @@ impl BusBuilder {
                 states: catalog.events().iter().map(|_| OnceLock::new()).collect(),
             }
         });
+        let plain = self.tap.is_none() && !self.record_durations && subset.is_none();
         tracing::info!(
             events = catalog.events().len(),
             handlers = catalog.handlers().len(),
@@ -196,7 +197,8 @@ impl BusBuilder {
                 events,
                 handlers,
                 record_durations: self.record_durations,
-                plain: self.tap.is_none() && !self.record_durations && subset.is_none(),
+                bare: plain && !counting,
+                plain,
                 subset,
                 tap: self.tap,
                 sink: self.sink,
