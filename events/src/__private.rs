@@ -18,8 +18,8 @@ pub use crate::catalog::Location;
 pub use crate::event::{AggregateId, Upcaster};
 pub use crate::extract::{Context, FromContext, Requirement};
 pub use crate::handler::{
-    AsyncCall, BoxFuture, Call, DurableBatchCall, DurableCall, FutureSlot, Handler, Outcome,
-    RetryPolicy,
+    AsyncCall, BareCall, BoxFuture, Call, DurableBatchCall, DurableCall, FutureSlot, Handler,
+    Outcome, RetryPolicy,
 };
 pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;

@@ -147,20 +147,26 @@ impl Bus {
     #[inline]
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
         let state = E::Slot::registry().state();
-        if state.bare & self.inner.bare & !tracing::level_enabled!(tracing::Level::DEBUG) {
-            // Small and inline, so that the caller's loop pays for no call frame of the bus.
+        let quiet = !tracing::level_enabled!(tracing::Level::DEBUG);
+        // The walks are small and inline, so that the caller pays for no call frame of the bus.
+        if state.bare & self.inner.bare & quiet {
             self.publish_bare(event, state)
+        } else if state.plain & self.inner.plain & quiet {
+            let make = || Meta::of(event);
+            let meta = LazyMeta::new(&make);
+            self.inner.count(state.index);
+            self.publish_plain(event, state, &Context::dispatching(self, &meta, 0))
         } else {
-            self.publish_out_of_line(event)
+            self.publish_out_of_line(event, state)
         }
     }
 
-    /// `publish` when something more than the plain walk is needed (see [`Bus::plain`]).
+    /// `publish` when the bare walk will not do: a handler takes parameters (the plain walk,
+    /// with a context), or more is needed (see [`Bus::plain`]), or a recorder counts.
     #[inline(never)]
-    fn publish_out_of_line<E: DomainEvent>(&self, event: &E) -> Report {
+    fn publish_out_of_line<E: DomainEvent>(&self, event: &E, state: &EventState<E>) -> Report {
         let make = || Meta::of(event);
-        let meta = LazyMeta::new(&make);
-        self.publish_in(event, &meta, 0, true)
+        self.publish_context(event, state, &LazyMeta::new(&make), 0, true)
     }
 
     /// Whether a dispatch of this event may take the plain walk: only sync handlers, no
@@ -317,6 +323,19 @@ impl Bus {
             self.inner.count(state.index);
             return self.publish_bare(event, state);
         }
+        self.publish_context(event, state, meta, depth, store)
+    }
+
+    /// `publish` with a dispatch context: the plain walk, or the full path.
+    #[inline]
+    fn publish_context<E: DomainEvent>(
+        &self,
+        event: &E,
+        state: &EventState<E>,
+        meta: &LazyMeta,
+        depth: u32,
+        store: bool,
+    ) -> Report {
         let cx = Context::dispatching(self, meta, depth);
         if self.plain(state) {
             self.inner.count(state.index);
@@ -343,9 +362,8 @@ impl Bus {
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for handler in state.sync.iter() {
             let target = Target::of::<E>(handler.name, handler.index);
-            let outcome = self.run_sync(target, cx, traced, &mut clock, || {
-                handler.call.call(event, cx)
-            });
+            let outcome =
+                self.run_sync(target, cx, traced, &mut clock, || (handler.call)(event, cx));
             report.record(handler.name, outcome);
             if let Some(follow_ups) = cx.take_follow_ups() {
                 self.publish_follow_ups(cx, follow_ups, &mut report);
@@ -424,7 +442,7 @@ impl Bus {
         // handler that panicked (reported as its failure), and the walk goes on after it.
         let mut at = 0;
         if let Err(panic) = self.walk_plain((e, state, cx), &mut at, &mut report) {
-            self.walk_after_panic((e, state, cx), (at, panic), &mut report);
+            self.walk_after_panic(e, state, cx, (at, panic), &mut report);
         }
         if cx.has_follow_ups() {
             // A publisher kept past the dispatch publishes its own from now on.
@@ -445,10 +463,9 @@ impl Bus {
         at: &mut usize,
         report: &mut Report,
     ) -> std::thread::Result<()> {
-        let calls = &state.sync_calls[*at..];
         catch_unwind(AssertUnwindSafe(|| {
-            for call in calls {
-                let outcome = call.call(e, cx);
+            while let Some(call) = state.sync_calls.get(*at) {
+                let outcome = call(e, cx);
                 // One branch for both rare cases: a failure, or a handler that took a publisher.
                 if cx.look_after(&outcome) {
                     self.after_plain_call(Self::target(state, *at), outcome, cx, report);
@@ -466,15 +483,16 @@ impl Bus {
     #[inline(never)]
     fn walk_after_panic<E: DomainEvent>(
         &self,
-        walk: Walk<'_, E>,
+        e: &E,
+        state: &EventState<E>,
+        cx: &Context<'_>,
         (mut at, mut panic): (usize, Box<dyn Any + Send>),
         report: &mut Report,
     ) {
-        let (_, state, cx) = walk;
         loop {
             self.panicked(Self::target(state, at), panic, cx, report);
             at += 1;
-            match self.walk_plain(walk, &mut at, report) {
+            match self.walk_plain((e, state, cx), &mut at, report) {
                 Ok(()) => return,
                 Err(next) => panic = next,
             }
@@ -581,7 +599,9 @@ impl Bus {
         for handler in state.inline.iter() {
             let target = Target::of::<E>(handler.name, handler.index);
             let outcome = match handler.call.call {
-                Call::Bare(call) => self.run_sync(target, cx, traced, &mut clock, || call(event)),
+                Call::Bare(call, _) => {
+                    self.run_sync(target, cx, traced, &mut clock, || call(event))
+                }
                 Call::Sync(call) => {
                     self.run_sync(target, cx, traced, &mut clock, || call(event, cx))
                 }

@@ -227,8 +227,9 @@ pub type BareCall<E> = fn(&E) -> Outcome;
 
 /// The shim that calls the user's function.
 pub enum Call<E: 'static> {
-    /// Calls a sync handler that takes the event alone (no extractors).
-    Bare(BareCall<E>),
+    /// Calls a sync handler that takes the event alone (no extractors): without a context, or
+    /// (the same handler) from a walk that has one for the other handlers of its event.
+    Bare(BareCall<E>, SyncCall<E>),
     /// Calls a sync handler.
     Sync(SyncCall<E>),
     /// Starts an async handler: its future is built and polled in the dispatch's slot.
@@ -242,45 +243,11 @@ pub enum Call<E: 'static> {
 }
 
 impl<E: 'static> Call<E> {
-    /// The shim of a sync handler, how a dispatch calls it; `None` for any other kind.
-    pub(crate) fn sync(&self) -> Option<SyncShim<E>> {
+    /// How a dispatch with a context calls a sync handler; `None` for any other kind.
+    pub(crate) fn sync(&self) -> Option<SyncCall<E>> {
         match *self {
-            Call::Bare(call) => Some(SyncShim::Bare(call)),
-            Call::Sync(call) => Some(SyncShim::Context(call)),
+            Call::Bare(_, call) | Call::Sync(call) => Some(call),
             Call::Async(_) | Call::Durable(_) | Call::DurableBatch(_) => None,
-        }
-    }
-}
-
-/// A sync handler's shim: with the dispatch context, or without (it takes the event alone).
-pub(crate) enum SyncShim<E: 'static> {
-    Bare(BareCall<E>),
-    Context(SyncCall<E>),
-}
-
-impl<E: 'static> Clone for SyncShim<E> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<E: 'static> Copy for SyncShim<E> {}
-
-impl<E: 'static> SyncShim<E> {
-    /// Calls the handler; a bare one never sees `cx`.
-    #[inline]
-    pub(crate) fn call(self, event: &E, cx: &Context<'_>) -> Outcome {
-        match self {
-            SyncShim::Bare(call) => call(event),
-            SyncShim::Context(call) => call(event, cx),
-        }
-    }
-
-    /// The bare call, if the handler takes the event alone.
-    pub(crate) fn bare(self) -> Option<BareCall<E>> {
-        match self {
-            SyncShim::Bare(call) => Some(call),
-            SyncShim::Context(_) => None,
         }
     }
 }
@@ -379,7 +346,7 @@ impl<E: 'static> Handler<E> {
 
     pub(crate) fn kind(&self) -> HandlerKind {
         match self.call {
-            Call::Bare(_) | Call::Sync(_) => HandlerKind::Sync,
+            Call::Bare(..) | Call::Sync(_) => HandlerKind::Sync,
             Call::Async(_) => HandlerKind::Async,
             Call::Durable(_) | Call::DurableBatch(_) => HandlerKind::Durable,
         }

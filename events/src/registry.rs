@@ -9,7 +9,7 @@ use crate::catalog::{catalog, EventInfo, HandlerInfo, Location};
 use crate::error::Problem;
 use crate::event::{DomainEvent, Upcaster};
 use crate::extract::Requirement;
-use crate::handler::{BareCall, Call, Encode, Handler, SyncShim};
+use crate::handler::{BareCall, Call, Encode, Handler, SyncCall};
 
 /// Gives access to an event type's handler list; implemented by the hidden slot type that
 /// `#[derive(DomainEvent)]` generates.
@@ -34,10 +34,10 @@ pub(crate) struct EventState<E: 'static> {
     /// Every handler, in dispatch order.
     pub(crate) handlers: Box<[&'static Handler<E>]>,
     /// The sync handlers: what `publish` runs.
-    pub(crate) sync: Box<[Inline<SyncShim<E>>]>,
-    /// The same handlers' calls alone: the plain walk steps through them with one index (the
-    /// names are read only on a failure).
-    pub(crate) sync_calls: Box<[SyncShim<E>]>,
+    pub(crate) sync: Box<[Inline<SyncCall<E>>]>,
+    /// The same handlers' calls alone: the plain walk steps through them with one index (a
+    /// slice of 8-byte items is read with a scaled index; the names are read only on a failure).
+    pub(crate) sync_calls: Box<[SyncCall<E>]>,
     /// The same calls when every one takes the event alone (else empty): the bare walk calls
     /// them with no dispatch context at all.
     pub(crate) bare_calls: Box<[BareCall<E>]>,
@@ -96,13 +96,17 @@ impl<E: 'static> EventState<E> {
         };
         let (mut sync, mut inline, mut asynchronous, mut durable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut bare = Vec::new();
         for (i, &h) in handlers.iter().enumerate() {
             let (name, index) = (h.name, base + i);
             match h.call {
-                Call::Bare(_) | Call::Sync(_) | Call::Async(_) if !runs_inline(index) => {}
-                Call::Bare(_) | Call::Sync(_) => {
+                Call::Bare(..) | Call::Sync(_) | Call::Async(_) if !runs_inline(index) => {}
+                Call::Bare(..) | Call::Sync(_) => {
                     let call = h.call.sync().expect("a sync handler has a sync shim");
                     sync.push(Inline { call, name, index });
+                    if let Call::Bare(call, _) = h.call {
+                        bare.push(call);
+                    }
                     inline.push(Inline {
                         call: h,
                         name,
@@ -121,9 +125,10 @@ impl<E: 'static> EventState<E> {
             }
         }
         state.plain = asynchronous.is_empty() && durable.is_empty();
-        let bare: Option<Box<[_]>> = sync.iter().map(|h| h.call.bare()).collect();
-        state.bare = state.plain && bare.is_some();
-        state.bare_calls = bare.unwrap_or_default();
+        state.bare = state.plain && bare.len() == sync.len();
+        if state.bare {
+            state.bare_calls = bare.into();
+        }
         state.handlers = handlers;
         state.sync_calls = sync.iter().map(|h| h.call).collect();
         state.sync = sync.into();

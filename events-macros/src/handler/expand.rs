@@ -118,9 +118,13 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
             return quote!(__events::Call::Async(|#event_var, #cx_var, #slot, #task| #start));
         }
         // A sync handler that takes the event alone needs no context: its event may be
-        // published without one.
+        // published without one. The second shim is the same call from a walk with a context.
         (false, _, false) if args.is_empty() => {
-            return quote!(__events::Call::Bare(|#event_var| { #body }))
+            let bare = local("__EVENTS_BARE");
+            return quote!({
+                const #bare: __events::BareCall<#event> = |#event_var| { #body };
+                __events::Call::Bare(#bare, |#event_var, _| #bare(#event_var))
+            });
         }
         (false, _, false) => return quote!(__events::Call::Sync(|#event_var, #cx_var| { #body })),
     };

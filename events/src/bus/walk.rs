@@ -78,7 +78,7 @@ impl<'a, E: DomainEvent> Walk<'a, E> {
         while let Some(handler) = self.handlers.get(self.next) {
             self.next += 1;
             let outcome = match handler.call.call {
-                Call::Bare(call) => call(self.event),
+                Call::Bare(call, _) => call(self.event),
                 Call::Sync(call) => call(self.event, self.cx),
                 Call::Async(start) => ready!(self.start(start, task)),
                 Call::Durable(_) | Call::DurableBatch(_) => continue,
