@@ -386,7 +386,12 @@ impl Bus {
         // handler that panicked.
         let mut at = 0;
         if let Err(panic) = self.walk_bare(e, state, &mut at, &mut report) {
-            self.bare_after_panic(e, state, (at, panic), &mut report);
+            walk_on_after_panics(
+                &mut report,
+                (at, panic),
+                |report, at, cause| self.failed_at(state, at, cause, report),
+                |report, at| self.walk_bare(e, state, at, report),
+            );
         }
         report.ran_all(state.bare_calls.len());
         report
@@ -412,27 +417,6 @@ impl Bus {
         }))
     }
 
-    /// Reports the bare handler at `at` that panicked and walks on after it.
-    #[cold]
-    #[inline(never)]
-    fn bare_after_panic<E: DomainEvent>(
-        &self,
-        e: &E,
-        state: &EventState<E>,
-        (mut at, mut panic): (usize, Box<dyn Any + Send>),
-        report: &mut Report,
-    ) {
-        loop {
-            let cause = Box::new(FailureCause::from_panic(panic));
-            self.failed_at(state, at, cause, report);
-            at += 1;
-            match self.walk_bare(e, state, &mut at, report) {
-                Ok(()) => return,
-                Err(next) => panic = next,
-            }
-        }
-    }
-
     /// The common case, paying only for what is used: sync handlers only, no capture, no
     /// timing, no spans. Failures, panics and follow-ups take the cold paths.
     #[inline]
@@ -442,7 +426,14 @@ impl Bus {
         // handler that panicked (reported as its failure), and the walk goes on after it.
         let mut at = 0;
         if let Err(panic) = self.walk_plain((e, state, cx), &mut at, &mut report) {
-            self.walk_after_panic(e, state, cx, (at, panic), &mut report);
+            walk_on_after_panics(
+                &mut report,
+                (at, panic),
+                |report, at, cause| {
+                    self.after_plain_call(Self::target(state, at), Err(cause), cx, report)
+                },
+                |report, at| self.walk_plain((e, state, cx), at, report),
+            );
         }
         if cx.has_follow_ups() {
             // A publisher kept past the dispatch publishes its own from now on.
@@ -476,27 +467,6 @@ impl Bus {
                 *at += 1;
             }
         }))
-    }
-
-    /// Reports the handler at `at` that panicked and walks on after it (and after any other).
-    #[cold]
-    #[inline(never)]
-    fn walk_after_panic<E: DomainEvent>(
-        &self,
-        e: &E,
-        state: &EventState<E>,
-        cx: &Context<'_>,
-        (mut at, mut panic): (usize, Box<dyn Any + Send>),
-        report: &mut Report,
-    ) {
-        loop {
-            self.panicked(Self::target(state, at), panic, cx, report);
-            at += 1;
-            match self.walk_plain((e, state, cx), &mut at, report) {
-                Ok(()) => return,
-                Err(next) => panic = next,
-            }
-        }
     }
 
     /// The sync handler at `at` of an event's plain walk (its name and index are read only
@@ -547,20 +517,6 @@ impl Bus {
     fn failed_plain(&self, target: Target, cause: Box<FailureCause>, report: &mut Report) {
         self.failed(target, &cause);
         report.fail(target.handler, *cause);
-    }
-
-    /// A sync handler on the plain path panicked: its failure, then its follow-ups.
-    #[cold]
-    #[inline(never)]
-    fn panicked(
-        &self,
-        target: Target,
-        panic: Box<dyn Any + Send>,
-        cx: &Context<'_>,
-        report: &mut Report,
-    ) {
-        let cause = Err(Box::new(FailureCause::from_panic(panic)));
-        self.after_plain_call(target, cause, cx, report);
     }
 
     /// The event's handlers for the plain walk (the dispatch counted), or `None` when the
@@ -803,6 +759,27 @@ impl Bus {
 
 /// What a plain sync walk goes through: the event, its handlers and the dispatch's context.
 type Walk<'a, E> = (&'a E, &'a EventState<E>, &'a Context<'a>);
+
+/// After the handler at `at` of a sync walk panicked: reports it as its failure (`failed`) and
+/// walks on from the next handler (`walk`), as often as handlers panic. One `catch_unwind`
+/// guards each stretch of the walk, not each handler.
+#[cold]
+#[inline(never)]
+fn walk_on_after_panics(
+    report: &mut Report,
+    (mut at, mut panic): (usize, Box<dyn Any + Send>),
+    failed: impl Fn(&mut Report, usize, Box<FailureCause>),
+    walk: impl Fn(&mut Report, &mut usize) -> std::thread::Result<()>,
+) {
+    loop {
+        failed(report, at, Box::new(FailureCause::from_panic(panic)));
+        at += 1;
+        match walk(report, &mut at) {
+            Ok(()) => return,
+            Err(next) => panic = next,
+        }
+    }
+}
 
 /// An empty report of an event of type `E`.
 #[inline]
