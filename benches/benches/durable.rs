@@ -2,7 +2,7 @@
 //! directory; the store sets WAL mode and `synchronous = NORMAL`) and its worker.
 //!
 //! - `append/1`: `store.append_event(&e, EventMetadata::default())`, one transaction per event;
-//! - `append/100`: `store.transaction(|tx| SqliteStore::append_in(tx, stream, version, batch))`
+//! - `append/100`: `store.transaction(|tx| SqliteStore::append_in(tx, stream.at(version), batch))`
 //!   with a batch of 100 `NewEvent`s, one transaction per batch. Both time the serialization
 //!   (`NewEvent::new`) as well as the SQL, as an application pays both;
 //! - `worker_drain/noop_handler`: `Worker::new(..).handlers([..]).drain().await` delivering
@@ -154,7 +154,7 @@ fn append(c: &mut Criterion) {
                 .expect("events serialize");
             let stored = batched
                 .store
-                .transaction(|tx| SqliteStore::append_in(tx, stream, version, events))
+                .transaction(|tx| SqliteStore::append_in(tx, stream.at(version), events))
                 .expect("append");
             version += stored.len() as u64;
             stored
@@ -181,8 +181,8 @@ fn delivery(c: &mut Criterion) {
                     StreamId {
                         aggregate_type: "Bench",
                         aggregate_id: "delivery",
-                    },
-                    n,
+                    }
+                    .at(n),
                     events,
                 )
             })

@@ -102,7 +102,7 @@ async fn relay_throughput(url: &str, tmp: &TempDir, events: u64) -> f64 {
             aggregate_id: "bench",
         };
         store
-            .transaction(|tx| SqliteStore::append_in(tx, stream, first, batch))
+            .transaction(|tx| SqliteStore::append_in(tx, stream.at(first), batch))
             .expect("append");
     }
     let start = Instant::now();

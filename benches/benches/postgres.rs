@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use events::store::durable::{DurableStore, OnReset, Owner};
+use events::store::durable::{AppendAt, DurableStore, OnReset, Owner};
 use events::store::{EventMetadata, NewEvent, PostgresStore, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
@@ -105,7 +105,10 @@ async fn appends(store: &Arc<dyn DurableStore>) -> (f64, f64) {
     for i in 0..n {
         let id = (i % 50).to_string();
         store
-            .append_to(stream(&id), None, vec![tick((i % 50) as u32, i as u64)])
+            .append_to(
+                AppendAt::End(stream(&id)),
+                vec![tick((i % 50) as u32, i as u64)],
+            )
             .await
             .unwrap();
     }
@@ -115,7 +118,7 @@ async fn appends(store: &Arc<dyn DurableStore>) -> (f64, f64) {
     for b in 0..batches {
         let events = (0..100).map(|i| tick(1000, (b * 100 + i) as u64)).collect();
         store
-            .append_to(stream("batch"), None, events)
+            .append_to(AppendAt::End(stream("batch")), events)
             .await
             .unwrap();
     }

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events::sourcing::ViewKeeper;
-use events::store::durable::{Claim, Claimed, DurableStore, OnReset, Owner, PendingFailure};
+use events::store::durable::{
+    AppendAt, Claim, Claimed, DurableStore, OnReset, Owner, PendingFailure,
+};
 use events::store::{EventMetadata, SqliteStore, StoreError, ViewWrite};
 use events::worker::{FailureStatus, Summary, Worker, WorkerError};
 use events::{event_handler, Bus, DomainEvent, Meta};
@@ -369,7 +371,10 @@ async fn append_raw(
         aggregate_type: "User",
         aggregate_id: &user.to_string(),
     };
-    store.append_to(stream, Some(0), vec![row]).await.unwrap();
+    store
+        .append_to(AppendAt::Version(stream.at(0)), vec![row])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -668,8 +673,8 @@ fn sqlite_application_rows_and_their_events_commit_or_roll_back_together() {
                 StreamId {
                     aggregate_type: "Library",
                     aggregate_id: "1",
-                },
-                version,
+                }
+                .at(version),
                 vec![e],
             )?;
             if fail {
@@ -943,8 +948,8 @@ async fn sqlite_two_writers_race_on_one_stream_one_wins_and_nothing_is_torn() {
                             StreamId {
                                 aggregate_type: "Library",
                                 aggregate_id: "race",
-                            },
-                            round,
+                            }
+                            .at(round),
                             vec![e],
                         )
                         .await

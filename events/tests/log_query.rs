@@ -11,7 +11,7 @@ mod pg;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use events::store::durable::{DurableStore, FailureStatus, LogQuery};
+use events::store::durable::{AppendAt, DurableStore, FailureStatus, LogQuery};
 use events::store::{EventMetadata, NewEvent, SqliteStore, StoreError, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
@@ -46,7 +46,7 @@ async fn append(
         aggregate_id: &id,
     };
     let stored = store
-        .append_to(stream, None, vec![saved(record, metadata)])
+        .append_to(AppendAt::End(stream), vec![saved(record, metadata)])
         .await?;
     Ok(stored[0].event_id)
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use events::store::durable::DurableStore;
+use events::store::durable::{AppendAt, DurableStore};
 use events::store::{EventMetadata, NewEvent, PostgresStore, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent, Meta};
@@ -97,12 +97,14 @@ async fn late_commit(test: &str, handler: &'static str, commit_a: bool) {
         aggregate_type: "Customer",
         aggregate_id: id,
     };
-    PostgresStore::append_in(&a, customer("1"), 0, vec![order(1, 1)])
+    PostgresStore::append_in(&a, customer("1").at(0), vec![order(1, 1)])
         .await
         .unwrap();
     let b = tokio::spawn({
         let store = store.clone();
-        async move { DurableStore::append_to(&store, customer("2"), None, vec![order(2, 2)]).await }
+        async move {
+            DurableStore::append_to(&store, AppendAt::End(customer("2")), vec![order(2, 2)]).await
+        }
     });
     // B queues behind A's position counter (a hang here means it did not: the store is broken).
     let waiting = store.client().await.unwrap();
@@ -184,7 +186,7 @@ async fn two_workers_share_a_handler_by_segment() {
                 aggregate_type: "Customer",
                 aggregate_id: &c.to_string(),
             };
-            DurableStore::append_to(&store, stream, None, vec![order(c, o)])
+            DurableStore::append_to(&store, AppendAt::End(stream), vec![order(c, o)])
                 .await
                 .unwrap();
         }
@@ -240,7 +242,7 @@ async fn a_worker_whose_connections_die_resumes() {
                 aggregate_type: "Customer",
                 aggregate_id: "7",
             };
-            DurableStore::append_to(&writer, stream, None, vec![order(7, o)])
+            DurableStore::append_to(&writer, AppendAt::End(stream), vec![order(7, o)])
                 .await
                 .unwrap();
         }

@@ -68,12 +68,12 @@ async fn migrations_apply_once_and_events_round_trip() {
     )
     .unwrap();
     let stored = store
-        .append(library("1"), 0, vec![first.clone(), card(1, "mox")])
+        .append(library("1").at(0), vec![first.clone(), card(1, "mox")])
         .await
         .unwrap();
     assert_eq!(positions(&stored), [1, 2]);
     store
-        .append(library("2"), 0, vec![card(2, "sol")])
+        .append(library("2").at(0), vec![card(2, "sol")])
         .await
         .unwrap();
 
@@ -99,11 +99,11 @@ async fn a_stale_expected_version_conflicts_and_writes_nothing() {
         return;
     };
     store
-        .append(library("1"), 0, vec![card(1, "lotus")])
+        .append(library("1").at(0), vec![card(1, "lotus")])
         .await
         .unwrap();
     let err = store
-        .append(library("1"), 0, vec![card(1, "mox"), card(1, "sol")])
+        .append(library("1").at(0), vec![card(1, "mox"), card(1, "sol")])
         .await
         .unwrap_err();
     assert!(
@@ -119,7 +119,7 @@ async fn a_stale_expected_version_conflicts_and_writes_nothing() {
     );
     assert_eq!(store.read_stream(library("1")).await.unwrap().len(), 1);
     let next = store
-        .append(library("1"), 1, vec![card(1, "mox")])
+        .append(library("1").at(1), vec![card(1, "mox")])
         .await
         .unwrap();
     assert_eq!(
@@ -139,7 +139,7 @@ async fn concurrent_writers_on_one_stream_one_wins_per_version() {
         let store = store.clone();
         tasks.spawn(async move {
             store
-                .append(library("1"), 0, vec![card(1, &format!("card {i}"))])
+                .append(library("1").at(0), vec![card(1, &format!("card {i}"))])
                 .await
         });
     }
@@ -168,7 +168,7 @@ async fn application_rows_and_their_events_commit_or_roll_back_together() {
         tx.execute("INSERT INTO cards VALUES (1, $1)", &[&name])
             .await
             .unwrap();
-        PostgresStore::append_in(&tx, library("1"), version, vec![card(1, name)])
+        PostgresStore::append_in(&tx, library("1").at(version), vec![card(1, name)])
             .await
             .unwrap();
         if fail {
@@ -337,8 +337,7 @@ async fn old_payloads_are_upcast_on_every_read_path() {
     };
     store
         .append(
-            user,
-            0,
+            user.at(0),
             vec![
                 v1(serde_json::json!({"user": 1, "name": "Ada Lovelace"})),
                 v1(serde_json::json!({"user": 1})),
@@ -426,14 +425,18 @@ async fn late_commit(test: &str, commit_a: bool) {
         .unwrap()
         .get(0);
     let a = a_client.transaction().await.unwrap();
-    let a_stored = PostgresStore::append_in(&a, library("a"), 0, vec![card(1, "from A")])
+    let a_stored = PostgresStore::append_in(&a, library("a").at(0), vec![card(1, "from A")])
         .await
         .unwrap();
     assert_eq!(a_stored[0].position, 1);
 
     let b = tokio::spawn({
         let store = store.clone();
-        async move { store.append(library("b"), 0, vec![card(2, "from B")]).await }
+        async move {
+            store
+                .append(library("b").at(0), vec![card(2, "from B")])
+                .await
+        }
     });
     until_blocked_by(&store, a_pid, &b).await;
     assert!(!b.is_finished(), "B waits for A's position counter");
@@ -494,7 +497,7 @@ async fn concurrent_writers_never_show_a_reader_a_gap() {
                     .collect::<Vec<_>>();
                 let stream = library(&id);
                 let current = store.read_stream(stream).await.unwrap().len() as u64;
-                store.append(stream, current, batch).await.unwrap();
+                store.append(stream.at(current), batch).await.unwrap();
             }
         });
     }
@@ -548,7 +551,7 @@ async fn an_append_by_another_process_wakes_a_listening_store() {
         .unwrap();
     wakeups.mark_unchanged();
     app_side
-        .append(library("1"), 0, vec![card(1, "lotus")])
+        .append(library("1").at(0), vec![card(1, "lotus")])
         .await
         .unwrap();
     tokio::time::timeout(NEVER, wakeups.changed())
@@ -595,7 +598,7 @@ async fn a_transaction_of_several_appends_sends_one_notification() {
     let mut client = store.client().await.unwrap();
     let t = client.transaction().await.unwrap();
     for (i, id) in ["1", "2", "3"].into_iter().enumerate() {
-        PostgresStore::append_in(&t, library(id), 0, vec![card(i as u32, "x")])
+        PostgresStore::append_in(&t, library(id).at(0), vec![card(i as u32, "x")])
             .await
             .unwrap();
     }
@@ -627,7 +630,7 @@ async fn append_once_keeps_one_copy_per_event_id(store: &dyn events::store::Dura
     let lotus = card(1, "lotus");
     assert_eq!(
         store
-            .append_once(library("1"), 0, lotus.clone())
+            .append_once(library("1").at(0), lotus.clone())
             .await
             .unwrap(),
         AppendOnce::Appended { position: 1 }
@@ -635,7 +638,7 @@ async fn append_once_keeps_one_copy_per_event_id(store: &dyn events::store::Dura
     for (stream, version) in [("1", 0), ("1", 1), ("elsewhere", 0)] {
         assert_eq!(
             store
-                .append_once(library(stream), version, lotus.clone())
+                .append_once(library(stream).at(version), lotus.clone())
                 .await
                 .unwrap(),
             AppendOnce::AlreadyStored { position: 1 },
@@ -644,7 +647,7 @@ async fn append_once_keeps_one_copy_per_event_id(store: &dyn events::store::Dura
     }
     // A new event id still meets the version check.
     let err = store
-        .append_once(library("1"), 0, card(1, "mox"))
+        .append_once(library("1").at(0), card(1, "mox"))
         .await
         .unwrap_err();
     assert!(

@@ -145,7 +145,7 @@ async fn a_durable_handler_keeps_a_view_live_and_a_replay_applies_nothing_twice(
             aggregate_type: "account",
             aggregate_id: id,
         };
-        store.append(stream, 0, new).await.unwrap();
+        store.append(stream.at(0), new).await.unwrap();
     }
     let drain = || {
         Worker::new(&bus, &store)

@@ -68,7 +68,7 @@ impl Bar {
                 let version = store.read_stream(stream).await.unwrap().len() as u64;
                 let event = TabEvent::Paid(0).to_new_event(EventMetadata::default());
                 store
-                    .append(stream, version, vec![event.unwrap()])
+                    .append(stream.at(version), vec![event.unwrap()])
                     .await
                     .unwrap();
             }

@@ -42,7 +42,7 @@ async fn the_store_used_inside_its_own_transaction_fails_with_a_clear_error() {
                 card: "Black Lotus".into(),
             };
             let e = NewEvent::new(&card, EventMetadata::default())?;
-            SqliteStore::append_in(tx, stream, 0, vec![e])?;
+            SqliteStore::append_in(tx, stream.at(0), vec![e])?;
             assert_eq!(SqliteStore::head_in(tx)?, 1);
             Ok::<_, StoreError>(())
         })

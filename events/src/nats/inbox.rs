@@ -289,12 +289,8 @@ impl Inbox {
             aggregate_type: &aggregate_type,
             aggregate_id: &event.aggregate_id,
         };
-        let expected = event.sequence.saturating_sub(1);
-        match self
-            .store
-            .append_once(local, expected, self.new_event(&event))
-            .await
-        {
+        let at = local.at(event.sequence.saturating_sub(1));
+        match self.store.append_once(at, self.new_event(&event)).await {
             Ok(AppendOnce::Appended { .. }) => {
                 self.ack(message, AckKind::Ack).await?;
                 Ok(Taken::Ingested)

@@ -158,7 +158,7 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
             .collect::<Result<Vec<_>, _>>()?;
         let stored = self
             .store
-            .append(Self::stream(id), expected_version, new)
+            .append(Self::stream(id).at(expected_version), new)
             .await?;
         let version = stored.last().map_or(expected_version, |s| s.sequence);
         Ok(Committed {

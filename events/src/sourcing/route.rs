@@ -19,6 +19,7 @@ use crate::sourcing::aggregate::{Handle, Services};
 use crate::sourcing::repository::{ExecuteError, Repository};
 use crate::store::{
     EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId,
+    StreamVersion,
 };
 
 /// A command that targets one instance of an event-sourced aggregate. Implemented by
@@ -62,8 +63,7 @@ impl SharedStore {
 trait DynStore: Send + Sync {
     fn append<'a>(
         &'a self,
-        stream: StreamId<'a>,
-        expected: u64,
+        at: StreamVersion<'a>,
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
     fn read_stream<'a>(
@@ -94,11 +94,10 @@ trait DynStore: Send + Sync {
 impl<T: EventStore + 'static> DynStore for T {
     fn append<'a>(
         &'a self,
-        stream: StreamId<'a>,
-        expected: u64,
+        at: StreamVersion<'a>,
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(EventStore::append(self, stream, expected, events))
+        Box::pin(EventStore::append(self, at, events))
     }
     fn read_stream<'a>(
         &'a self,
@@ -138,11 +137,10 @@ impl<T: EventStore + 'static> DynStore for T {
 impl EventStore for SharedStore {
     async fn append(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.0.append(stream, expected_version, events).await
+        self.0.append(at, events).await
     }
     async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         self.0.read_stream(stream).await

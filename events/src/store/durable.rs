@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{NewEvent, StoreError, StoredEvent, StreamId};
+use super::{NewEvent, StoreError, StoredEvent, StreamId, StreamVersion};
 
 /// A worker process's identity, written on the claims it holds so that operators (`status`)
 /// and other workers can say who holds what.
@@ -170,6 +170,34 @@ pub struct PendingFailure {
 /// The key hold-back works by: `type/id` of an event's aggregate.
 pub fn aggregate_key(event: &StoredEvent) -> String {
     format!("{}/{}", event.aggregate_type, event.aggregate_id)
+}
+
+/// Where [`DurableStore::append_to`] appends: at the end of a stream, whatever it holds, or at
+/// the version the writer expects it at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendAt<'a> {
+    /// After whatever the stream holds: no version check.
+    End(StreamId<'a>),
+    /// Only if the stream is still at this version ([`StoreError::Conflict`] otherwise).
+    Version(StreamVersion<'a>),
+}
+
+impl<'a> AppendAt<'a> {
+    /// The stream appended to.
+    pub fn stream(self) -> StreamId<'a> {
+        match self {
+            AppendAt::End(stream) => stream,
+            AppendAt::Version(at) => at.stream,
+        }
+    }
+
+    /// The version the stream must be at, if any.
+    pub fn expected(self) -> Option<u64> {
+        match self {
+            AppendAt::End(_) => None,
+            AppendAt::Version(at) => Some(at.version),
+        }
+    }
 }
 
 /// The answer to [`DurableStore::append_once`].
@@ -370,24 +398,22 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
     /// Into how many segments each handler's stream is split (SQLite: 1).
     fn segments(&self) -> u32;
 
-    /// Appends `events` to a stream in one transaction. With `Some(version)` the stream must
-    /// be at that version ([`StoreError::Conflict`] otherwise, nothing written); with `None`
-    /// they go after whatever the stream holds.
+    /// Appends `events` to a stream in one transaction. With [`AppendAt::Version`] the stream
+    /// must be at that version ([`StoreError::Conflict`] otherwise, nothing written); with
+    /// [`AppendAt::End`] they go after whatever the stream holds.
     async fn append_to(
         &self,
-        stream: StreamId<'_>,
-        expected_version: Option<u64>,
+        to: AppendAt<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Appends `event` to a stream at `expected_version` unless the log already holds an event
+    /// Appends `event` to `at.stream` at `at.version` unless the log already holds an event
     /// with its id: then nothing is written and that event's position is returned. The check
     /// and the append are one transaction, so two processes taking the same event store it
     /// once (an inbox taking a redelivered message relies on it).
     async fn append_once(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         event: NewEvent,
     ) -> Result<AppendOnce, StoreError>;
 
@@ -554,7 +580,7 @@ impl dyn DurableStore {
             aggregate_type: E::AGGREGATE_TYPE.unwrap_or(E::NAME),
             aggregate_id: &aggregate_id,
         };
-        let mut stored = self.append_to(stream, None, vec![new]).await?;
+        let mut stored = self.append_to(AppendAt::End(stream), vec![new]).await?;
         Ok(stored.remove(0))
     }
 

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId};
+use super::{
+    EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion,
+};
 
 /// An in-memory [`EventStore`]. Clones share one log.
 #[derive(Clone, Debug, Default)]
@@ -51,21 +53,17 @@ impl MemoryStore {
 
     fn append_now(
         &self,
-        stream: StreamId<'_>,
-        expected: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut log = self.lock();
-        let key = (
-            stream.aggregate_type.to_owned(),
-            stream.aggregate_id.to_owned(),
-        );
+        let key = key(at.stream);
         let actual = log.streams.get(&key).map_or(0, |s| s.len() as u64);
-        stream.check_version(expected, actual)?;
+        at.check(actual)?;
         let mut stored = Vec::with_capacity(events.len());
         for (i, e) in (0u64..).zip(events) {
             let position = log.events.len() as u64 + 1;
-            let event = e.stored(stream, position, expected + i + 1);
+            let event = e.stored(at.stream, position, at.version + i + 1);
             let index = log.events.len();
             log.events.push(event.clone());
             log.streams.entry(key.clone()).or_default().push(index);
@@ -78,22 +76,17 @@ impl MemoryStore {
 impl EventStore for MemoryStore {
     async fn append(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.append_now(stream, expected_version, events)
+        self.append_now(at, events)
     }
 
     async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         let log = self.lock();
-        let key = (
-            stream.aggregate_type.to_owned(),
-            stream.aggregate_id.to_owned(),
-        );
         Ok(log
             .streams
-            .get(&key)
+            .get(&key(stream))
             .map(|s| s.iter().map(|&i| log.events[i].clone()).collect())
             .unwrap_or_default())
     }

@@ -35,7 +35,7 @@ use crate::meta::Meta;
 pub use connect::{connect, connect_existing};
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
-pub use durable::{DurableStore, IntoDurableStore, LogQuery, ViewWrite};
+pub use durable::{AppendAt, DurableStore, IntoDurableStore, LogQuery, ViewWrite};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -253,17 +253,40 @@ pub struct StreamId<'a> {
     pub aggregate_id: &'a str,
 }
 
-impl StreamId<'_> {
-    /// Fails with [`StoreError::Conflict`] unless the stream is at the `expected` version (it
-    /// is at `actual`): the check every backend makes before it appends.
-    pub(crate) fn check_version(self, expected: u64, actual: u64) -> Result<(), StoreError> {
-        if actual == expected {
+impl<'a> StreamId<'a> {
+    /// The stream at `version`: where an append that expects it there goes
+    /// ([`EventStore::append`]).
+    pub fn at(self, version: u64) -> StreamVersion<'a> {
+        StreamVersion {
+            stream: self,
+            version,
+        }
+    }
+}
+
+/// A stream at the version a writer last saw: the target of an append with optimistic
+/// concurrency. The stream and its expected version always travel together, from the
+/// aggregate that was loaded to the check the store makes, so they are one value
+/// ([`StreamId::at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamVersion<'a> {
+    /// The stream.
+    pub stream: StreamId<'a>,
+    /// The version the stream must be at (0: a new stream).
+    pub version: u64,
+}
+
+impl StreamVersion<'_> {
+    /// Fails with [`StoreError::Conflict`] unless the stream is still at this version (it is
+    /// at `actual`): the check every backend makes before it appends.
+    pub(crate) fn check(self, actual: u64) -> Result<(), StoreError> {
+        if actual == self.version {
             return Ok(());
         }
         Err(StoreError::Conflict {
-            aggregate_type: self.aggregate_type.to_owned(),
-            aggregate_id: self.aggregate_id.to_owned(),
-            expected,
+            aggregate_type: self.stream.aggregate_type.to_owned(),
+            aggregate_id: self.stream.aggregate_id.to_owned(),
+            expected: self.version,
             actual,
         })
     }
@@ -383,21 +406,20 @@ impl std::fmt::Debug for StoreError {
 /// let store = MemoryStore::new();
 /// let stream = StreamId { aggregate_type: "Account", aggregate_id: "a-1" };
 /// let e = NewEvent::new(&Opened { owner: "Ada".into() }, EventMetadata::default())?;
-/// store.append(stream, 0, vec![e.clone()]).await?;
+/// store.append(stream.at(0), vec![e.clone()]).await?;
 /// // A writer that still believes the stream is empty loses:
-/// let err = store.append(stream, 0, vec![e]).await.unwrap_err();
+/// let err = store.append(stream.at(0), vec![e]).await.unwrap_err();
 /// assert!(matches!(err, StoreError::Conflict { expected: 0, actual: 1, .. }));
 /// assert_eq!(store.read_stream(stream).await?.len(), 1);
 /// # Ok::<(), StoreError>(()) }).unwrap();
 /// ```
 pub trait EventStore: Send + Sync {
-    /// Appends `events` to a stream whose current version must be `expected_version` (0 for a
+    /// Appends `events` to `at.stream`, whose current version must be `at.version` (0 for a
     /// new stream). On a mismatch, fails with [`StoreError::Conflict`] and writes nothing.
     /// Returns the stored events, with their positions and sequences.
     fn append(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 

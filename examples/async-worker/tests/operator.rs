@@ -457,7 +457,7 @@ fn tables_stay_aligned_with_long_multi_line_errors() {
 /// Writes events as a chain producer would (the root, then follow-ups that name their cause),
 /// into the app's store, through the library.
 fn write_chain(app: &App) -> (String, Vec<String>) {
-    use events::store::{DurableStore, EventMetadata, NewEvent, SqliteStore, StreamId};
+    use events::store::{AppendAt, DurableStore, EventMetadata, NewEvent, SqliteStore, StreamId};
     let store = SqliteStore::open(&app.db).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -477,7 +477,11 @@ fn write_chain(app: &App) -> (String, Vec<String>) {
             aggregate_id: &id,
         };
         runtime
-            .block_on(DurableStore::append_to(&store, stream, None, vec![event]))
+            .block_on(DurableStore::append_to(
+                &store,
+                AppendAt::End(stream),
+                vec![event],
+            ))
             .unwrap()[0]
             .event_id
     };

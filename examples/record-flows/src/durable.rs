@@ -130,7 +130,7 @@ pub async fn run(bus: &Bus, metrics_addr: Option<SocketAddr>) -> Result<(), BoxE
         aggregate_type: "Record",
         aggregate_id: "1",
     };
-    store.transaction(|tx| SqliteStore::append_in(tx, record_1, 0, vec![v1]))?;
+    store.transaction(|tx| SqliteStore::append_in(tx, record_1.at(0), vec![v1]))?;
     for (record, field, value) in [
         (2, "phone", "555-0100"), // the CRM does not know `phone` yet
         (3, "email", "grace@example.com"),

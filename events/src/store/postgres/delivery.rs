@@ -19,10 +19,11 @@ use uuid::Uuid;
 
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
-    aggregate_key, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
-    HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
+    aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore,
+    FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record,
+    Settlement,
 };
-use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
+use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
 
 const LEASE_COLUMNS: &str = "handler, segment, owner_worker, owner_host, owner_pid, lease_until";
 
@@ -298,13 +299,12 @@ impl DurableStore for PostgresStore {
 
     async fn append_to(
         &self,
-        stream: StreamId<'_>,
-        expected_version: Option<u64>,
+        to: AppendAt<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let stored = append_locked(&tx, stream, expected_version, events).await?;
+        let stored = append_locked(&tx, to, events).await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         Ok(stored)
@@ -312,8 +312,7 @@ impl DurableStore for PostgresStore {
 
     async fn append_once(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         event: NewEvent,
     ) -> Result<AppendOnce, StoreError> {
         let mut client = self.client().await?;
@@ -335,7 +334,7 @@ impl DurableStore for PostgresStore {
                 position: row.get::<_, i64>(0) as u64,
             });
         }
-        let stored = append_locked(&tx, stream, Some(expected_version), vec![event]).await?;
+        let stored = append_locked(&tx, AppendAt::Version(at), vec![event]).await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         Ok(AppendOnce::Appended {

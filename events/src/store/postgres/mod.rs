@@ -51,7 +51,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row, Transaction};
 use uuid::Uuid;
 
-use super::{EventStore, NewEvent, StoreError, StoredEvent, StreamId};
+use super::durable::AppendAt;
+use super::{EventStore, NewEvent, StoreError, StoredEvent, StreamId, StreamVersion};
 use crate::error::BoxError;
 
 pub use migrate::Migrated;
@@ -79,7 +80,7 @@ const NOTIFY: &str = "SELECT pg_notify(left('events:' || current_schema(), 63), 
 /// store.migrate().await?; // once, or from the CLI's `migrate`
 /// let stream = StreamId { aggregate_type: "Account", aggregate_id: "a-1" };
 /// let event = NewEvent::new(&Opened { owner: "Ada".into() }, EventMetadata::default())?;
-/// let stored = store.append(stream, 0, vec![event]).await?;
+/// let stored = store.append(stream.at(0), vec![event]).await?;
 /// assert_eq!(stored[0].sequence, 1);
 /// # Ok(()) }
 /// ```
@@ -262,17 +263,16 @@ impl PostgresStore {
     /// tx.execute("INSERT INTO cards (name) VALUES ($1)", &[&"Black Lotus"]).await?;
     /// let e = NewEvent::new(&CardAdded { card: "Black Lotus".into() }, EventMetadata::default())?;
     /// let library = StreamId { aggregate_type: "Library", aggregate_id: "1" };
-    /// PostgresStore::append_in(&tx, library, 0, vec![e]).await?;
+    /// PostgresStore::append_in(&tx, library.at(0), vec![e]).await?;
     /// tx.commit().await?; // the card and its event, or neither
     /// # Ok(()) }
     /// ```
     pub async fn append_in(
         tx: &Transaction<'_>,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        append_locked(tx, stream, Some(expected_version), events).await
+        append_locked(tx, AppendAt::Version(at), events).await
     }
 
     /// The highest committed position of the log (0 when empty).
@@ -300,12 +300,10 @@ impl PostgresStore {
     }
 }
 
-/// Appends under the position counter's row lock (see the module documentation); with
-/// `expected: None` after whatever the stream holds.
+/// Appends under the position counter's row lock (see the module documentation).
 pub(crate) async fn append_locked(
     tx: &Transaction<'_>,
-    stream: StreamId<'_>,
-    expected: Option<u64>,
+    to: AppendAt<'_>,
     events: Vec<NewEvent>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     // The counter first: once we hold it no other append can commit, so the version read
@@ -315,9 +313,10 @@ pub(crate) async fn append_locked(
         .await
         .map_err(backend)?
         .get(0);
+    let stream = to.stream();
     let actual = stream_version(tx, stream).await?;
-    let expected_version = expected.unwrap_or(actual);
-    stream.check_version(expected_version, actual)?;
+    let expected_version = to.expected().unwrap_or(actual);
+    stream.at(expected_version).check(actual)?;
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -443,13 +442,12 @@ fn stored_event(row: &Row) -> Result<StoredEvent, StoreError> {
 impl EventStore for PostgresStore {
     async fn append(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let stored = Self::append_in(&tx, stream, expected_version, events).await?;
+        let stored = Self::append_in(&tx, at, events).await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         Ok(stored)

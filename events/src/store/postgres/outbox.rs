@@ -8,7 +8,7 @@ use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
 use crate::report::Report;
-use crate::store::{outbox_records, NewEvent, StoreError, StreamId};
+use crate::store::{outbox_records, AppendAt, NewEvent, StoreError, StreamId};
 
 /// Appends a bus's record to the end of its aggregate's stream, in `tx`.
 async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64, StoreError> {
@@ -17,7 +17,12 @@ async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Resul
         aggregate_type: record.aggregate_type,
         aggregate_id: &aggregate_id,
     };
-    let stored = append_locked(tx, stream, None, vec![NewEvent::from_record(record)]).await?;
+    let stored = append_locked(
+        tx,
+        AppendAt::End(stream),
+        vec![NewEvent::from_record(record)],
+    )
+    .await?;
     Ok(stored.first().map_or(0, |e| e.position))
 }
 

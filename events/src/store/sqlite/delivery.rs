@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use super::{backend, from_micros, head, micros, select, stream_version, SqliteStore};
 use crate::store::durable::{
-    aggregate_key, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore, FailureStatus,
-    HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record, Settlement,
+    aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore,
+    FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record,
+    Settlement,
 };
-use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
+use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
 
 fn now() -> i64 {
     micros(SystemTime::now())
@@ -182,23 +183,21 @@ impl DurableStore for SqliteStore {
 
     async fn append_to(
         &self,
-        stream: StreamId<'_>,
-        expected_version: Option<u64>,
+        to: AppendAt<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.transaction(|tx| {
-            let expected = match expected_version {
-                Some(v) => v,
-                None => stream_version(tx, stream)?,
+            let at = match to {
+                AppendAt::Version(at) => at,
+                AppendAt::End(stream) => stream.at(stream_version(tx, stream)?),
             };
-            Self::append_in(tx, stream, expected, events)
+            Self::append_in(tx, at, events)
         })
     }
 
     async fn append_once(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         event: NewEvent,
     ) -> Result<AppendOnce, StoreError> {
         self.transaction(|tx| {
@@ -215,7 +214,7 @@ impl DurableStore for SqliteStore {
                     position: position as u64,
                 });
             }
-            let stored = Self::append_in(tx, stream, expected_version, vec![event])?;
+            let stored = Self::append_in(tx, at, vec![event])?;
             Ok(AppendOnce::Appended {
                 position: stored[0].position,
             })

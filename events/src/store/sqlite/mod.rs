@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::{
     EventMetadata, EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId,
+    StreamVersion,
 };
 use crate::event::DomainEvent;
 
@@ -56,7 +57,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// let store = SqliteStore::open_in_memory()?;
 /// let stream = StreamId { aggregate_type: "Account", aggregate_id: "a-1" };
 /// let event = NewEvent::new(&Opened { owner: "Ada".into() }, EventMetadata::default())?;
-/// let stored = store.append(stream, 0, vec![event]).await?;
+/// let stored = store.append(stream.at(0), vec![event]).await?;
 /// assert_eq!((stored[0].position, stored[0].sequence), (1, 1));
 /// # Ok::<(), events::store::StoreError>(()) }).unwrap();
 /// ```
@@ -227,7 +228,7 @@ impl SqliteStore {
     /// store.transaction(|tx| {
     ///     tx.execute("INSERT INTO cards (name) VALUES (?1)", ["Black Lotus"])?;
     ///     let e = NewEvent::new(&CardAdded { card: "Black Lotus".into() }, EventMetadata::default())?;
-    ///     SqliteStore::append_in(tx, library, 0, vec![e])?;
+    ///     SqliteStore::append_in(tx, library.at(0), vec![e])?;
     ///     Ok::<_, BoxError>(())
     /// })?;
     /// assert_eq!(store.head()?, 1);
@@ -271,11 +272,11 @@ impl SqliteStore {
     /// sequences. Nothing is visible until the caller commits.
     pub fn append_in(
         tx: &Transaction<'_>,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        stream.check_version(expected_version, stream_version(tx, stream)?)?;
+        let stream = at.stream;
+        at.check(stream_version(tx, stream)?)?;
         let first = head(tx)? + 1;
         let mut insert = tx
             .prepare_cached(
@@ -285,7 +286,7 @@ impl SqliteStore {
             .map_err(backend)?;
         let mut stored = Vec::with_capacity(events.len());
         for (i, e) in (0u64..).zip(events) {
-            let (position, sequence) = (first + i, expected_version + i + 1);
+            let (position, sequence) = (first + i, at.version + i + 1);
             let metadata = serde_json::to_string(&e.metadata).expect("metadata serializes");
             insert
                 .execute(params![
@@ -331,7 +332,7 @@ impl SqliteStore {
         event: NewEvent,
     ) -> Result<StoredEvent, StoreError> {
         let current = stream_version(tx, stream)?;
-        Ok(Self::append_in(tx, stream, current, vec![event])?.remove(0))
+        Ok(Self::append_in(tx, stream.at(current), vec![event])?.remove(0))
     }
 
     /// The highest position in the log (0 when empty).
@@ -470,11 +471,10 @@ impl RawRow {
 impl EventStore for SqliteStore {
     async fn append(
         &self,
-        stream: StreamId<'_>,
-        expected_version: u64,
+        at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.transaction(|tx| Self::append_in(tx, stream, expected_version, events))
+        self.transaction(|tx| Self::append_in(tx, at, events))
     }
 
     async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
