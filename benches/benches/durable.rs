@@ -27,7 +27,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use events::store::durable::{DurableStore, OnReset, Owner};
+use events::store::durable::{DurableStore, OnReset, Owner, Rewind};
 use events::store::{EventMetadata, NewEvent, SqliteStore, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
@@ -209,13 +209,12 @@ fn delivery(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let durable: &dyn DurableStore = store;
-                rt.block_on(durable.reset_handler(
-                    "bench.durable_noop",
-                    0,
-                    OnReset::DiscardFailures,
-                    &Owner::current(),
-                ))
-                .expect("reset");
+                let rewind = Rewind {
+                    after: 0,
+                    failures: OnReset::DiscardFailures,
+                };
+                rt.block_on(durable.reset_handler("bench.durable_noop", rewind, &Owner::current()))
+                    .expect("reset");
                 let start = Instant::now();
                 drain();
                 total += start.elapsed();

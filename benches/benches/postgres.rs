@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use events::store::durable::{AppendAt, DurableStore, OnReset, Owner};
+use events::store::durable::{AppendAt, DurableStore, OnReset, Owner, Rewind};
 use events::store::{EventMetadata, NewEvent, PostgresStore, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
@@ -131,8 +131,10 @@ async fn throughput(bus: &Bus, store: &Arc<dyn DurableStore>, workers: usize) ->
     store
         .reset_handler(
             "bench.pg_noop",
-            0,
-            OnReset::DiscardFailures,
+            Rewind {
+                after: 0,
+                failures: OnReset::DiscardFailures,
+            },
             &Owner::current(),
         )
         .await

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use events::sourcing::ViewKeeper;
 use events::store::durable::{
-    AppendAt, Claim, Claimed, DurableStore, OnReset, Owner, PendingFailure,
+    AppendAt, Claim, ClaimRequest, Claimed, DurableStore, OnReset, Owner, PendingFailure, Rewind,
+    SegmentId,
 };
 use events::store::{EventMetadata, SqliteStore, StoreError, ViewWrite};
 use events::worker::{FailureStatus, Summary, Worker, WorkerError};
@@ -66,7 +67,15 @@ async fn append<E: DomainEvent + Serialize>(
 
 /// Takes the claim on a handler's (first) segment; panics when another owner holds it.
 async fn take(store: &Arc<dyn DurableStore>, handler: &str, owner: &Owner, ttl: Duration) -> Claim {
-    match store.claim(handler, 0, owner, ttl).await.unwrap() {
+    let request = ClaimRequest {
+        segment: SegmentId {
+            handler,
+            segment: 0,
+        },
+        owner,
+        ttl,
+    };
+    match store.claim(request).await.unwrap() {
         Claimed::Acquired(claim) => claim,
         Claimed::HeldBy(lease) => panic!("{handler} is held by {lease}"),
     }
@@ -90,7 +99,7 @@ async fn reset(
     failures: OnReset,
 ) -> Result<events::store::durable::Discarded, StoreError> {
     store
-        .reset_handler(handler, after, failures, &Owner::current())
+        .reset_handler(handler, Rewind { after, failures }, &Owner::current())
         .await
 }
 
@@ -1028,14 +1037,27 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
     let err = deliver(first.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
     let err = store
-        .reset_checkpoint(&first, 0, OnReset::KeepFailures)
+        .reset_checkpoint(
+            &first,
+            Rewind {
+                after: 0,
+                failures: OnReset::KeepFailures,
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
     assert_eq!(segment_checkpoint(&store, handler, 0).await, 0);
     // A sees who holds it now.
     let Claimed::HeldBy(lease) = store
-        .claim(handler, 0, &a, Duration::from_secs(30))
+        .claim(ClaimRequest {
+            segment: SegmentId {
+                handler,
+                segment: 0,
+            },
+            owner: &a,
+            ttl: Duration::from_secs(30),
+        })
         .await
         .unwrap()
     else {
@@ -1189,12 +1211,24 @@ async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
 
     // Forward: nothing is skipped. Past the head: refused.
     store
-        .reset_checkpoint(&claim, 3, OnReset::KeepFailures)
+        .reset_checkpoint(
+            &claim,
+            Rewind {
+                after: 3,
+                failures: OnReset::KeepFailures,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(segment_checkpoint(&store, handler, 0).await, 2);
     let err = store
-        .reset_checkpoint(&claim, 4, OnReset::KeepFailures)
+        .reset_checkpoint(
+            &claim,
+            Rewind {
+                after: 4,
+                failures: OnReset::KeepFailures,
+            },
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1210,7 +1244,13 @@ async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
 
     // Back to the start, keeping failures: the retry survives being held on the way.
     store
-        .reset_checkpoint(&claim, 0, OnReset::KeepFailures)
+        .reset_checkpoint(
+            &claim,
+            Rewind {
+                after: 0,
+                failures: OnReset::KeepFailures,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(segment_checkpoint(&store, handler, 0).await, 0);
@@ -1222,7 +1262,13 @@ async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
         (FailureStatus::Retrying, 1)
     );
     let discarded = store
-        .reset_checkpoint(&claim, 0, OnReset::DiscardFailures)
+        .reset_checkpoint(
+            &claim,
+            Rewind {
+                after: 0,
+                failures: OnReset::DiscardFailures,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(

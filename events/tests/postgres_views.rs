@@ -7,7 +7,7 @@
 mod pg;
 
 use events::sourcing::{AggregateView, PostgresViewRepository, View};
-use events::store::durable::{DurableStore, OnReset, Owner};
+use events::store::durable::{DurableStore, OnReset, Owner, Rewind};
 use events::store::{EventMetadata, EventStore, PostgresStore, StoreError, StreamId};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent, EventSet, Meta, Res};
@@ -117,7 +117,14 @@ async fn replay(store: &PostgresStore) {
     let durable: &dyn DurableStore = store;
     let owner = Owner::current();
     durable
-        .reset_handler("pg_views.balance", 0, OnReset::KeepFailures, &owner)
+        .reset_handler(
+            "pg_views.balance",
+            Rewind {
+                after: 0,
+                failures: OnReset::KeepFailures,
+            },
+            &owner,
+        )
         .await
         .unwrap();
 }

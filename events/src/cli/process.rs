@@ -14,7 +14,7 @@ use super::CliError;
 use crate::bus::Bus;
 use crate::catalog::{catalog, HandlerInfo};
 use crate::handler::HandlerKind;
-use crate::store::durable::{DurableStore, OnReset, Owner};
+use crate::store::durable::{DurableStore, OnReset, Owner, Rewind};
 use crate::store::StoreError;
 use crate::worker::{handler_status, Summary, Worker, WorkerError};
 
@@ -147,10 +147,12 @@ pub(super) async fn replay(
         }
         .into());
     }
+    let rewind = Rewind {
+        after: from.saturating_sub(1),
+        failures,
+    };
     let owner = Owner::current();
-    let discarded = store
-        .reset_handler(handler, from.saturating_sub(1), failures, &owner)
-        .await?;
+    let discarded = store.reset_handler(handler, rewind, &owner).await?;
     if failures == OnReset::DiscardFailures {
         writeln!(
             out,

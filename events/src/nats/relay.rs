@@ -30,7 +30,9 @@ use tokio::sync::watch;
 use super::headers;
 use super::stream::StreamSettings;
 use super::NatsError;
-use crate::store::durable::{Claim, Claimed, DurableStore, IntoDurableStore, Owner, Settlement};
+use crate::store::durable::{
+    Claim, ClaimRequest, Claimed, DurableStore, IntoDurableStore, Owner, SegmentId, Settlement,
+};
 use crate::store::StoredEvent;
 use crate::worker::Stop;
 
@@ -158,6 +160,19 @@ impl Relay {
         &self.settings
     }
 
+    /// The claim on the relay's checkpoint `name` (one segment: the log is relayed in order),
+    /// as this relay's owner, for its lease time.
+    fn claim_request<'a>(&'a self, name: &'a str) -> ClaimRequest<'a> {
+        ClaimRequest {
+            segment: SegmentId {
+                handler: name,
+                segment: 0,
+            },
+            owner: &self.owner,
+            ttl: self.lease_ttl,
+        }
+    }
+
     /// The name of the relay's checkpoint and lease in the store.
     pub fn checkpoint_name(&self) -> String {
         format!("relay:{}", self.settings.name)
@@ -196,11 +211,7 @@ impl Relay {
             if stop.requested() {
                 break Ok(());
             }
-            let held = match self
-                .store
-                .claim(&name, 0, &self.owner, self.lease_ttl)
-                .await
-            {
+            let held = match self.store.claim(self.claim_request(&name)).await {
                 Ok(Claimed::Acquired(c)) => claim.insert(c).clone(),
                 Ok(Claimed::HeldBy(lease)) => {
                     tracing::debug!(%lease, "another relay holds the stream; waiting");
@@ -268,11 +279,7 @@ impl Relay {
                 return self.save(&claim, &mut saved, checkpoint).await;
             }
             if renewed.elapsed() > self.lease_ttl / 3 {
-                claim = match self
-                    .store
-                    .claim(&claim.handler, 0, &self.owner, self.lease_ttl)
-                    .await?
-                {
+                claim = match self.store.claim(self.claim_request(&claim.handler)).await? {
                     Claimed::Acquired(c) => c,
                     Claimed::HeldBy(_) => {
                         return Err(NatsError::LeaseLost {

@@ -100,6 +100,59 @@ pub struct Claim {
     pub expires_at: SystemTime,
 }
 
+impl Claim {
+    /// The segment it is a claim on.
+    pub fn segment_id(&self) -> SegmentId<'_> {
+        SegmentId {
+            handler: &self.handler,
+            segment: self.segment,
+        }
+    }
+
+    /// The error of a write with this claim after another worker took it over.
+    pub(crate) fn lost(&self) -> StoreError {
+        StoreError::LeaseLost {
+            handler: self.handler.clone(),
+            segment: self.segment,
+        }
+    }
+}
+
+/// One segment of a handler's stream: what a claim, a lease and a checkpoint are kept per.
+/// The handler and the segment always go together, so they are one small key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SegmentId<'a> {
+    /// The handler (its checkpoint name).
+    pub handler: &'a str,
+    /// The segment of the handler's stream (SQLite: always 0).
+    pub segment: u32,
+}
+
+/// What [`DurableStore::claim`] asks for: a segment's claim, for an owner, for a while. A
+/// worker claims and renews with the same owner and lease time, segment after segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    /// The segment to claim.
+    pub segment: SegmentId<'a>,
+    /// Who claims it.
+    pub owner: &'a Owner,
+    /// How long the lease lasts unless renewed.
+    pub ttl: Duration,
+}
+
+/// Which events [`DurableStore::new_events`] reads: those of the claim's segment after its
+/// checkpoint that are stored under one of `names` (an event set's enum reads its variants'
+/// names too), at most `limit`, in position order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unread<'a> {
+    /// The claim whose segment and checkpoint are read.
+    pub claim: &'a Claim,
+    /// The event names to read.
+    pub names: &'a [&'a str],
+    /// At most this many events.
+    pub limit: usize,
+}
+
 /// The answer to [`DurableStore::claim`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claimed {
@@ -312,6 +365,30 @@ impl Settlement<'_> {
     }
 }
 
+/// A checkpoint reset: where the checkpoint moves back to and what becomes of the pending
+/// failures. The operator's replay passes both from the CLI through `reset_handler` (on
+/// `dyn DurableStore`) to each segment's [`reset_checkpoint`](DurableStore::reset_checkpoint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewind {
+    /// The handler receives again every event after this position (0: the whole history).
+    pub after: u64,
+    /// What becomes of its pending failures.
+    pub failures: OnReset,
+}
+
+impl Rewind {
+    /// Fails with [`StoreError::PastHead`] when `after` is beyond the log's `head`.
+    pub(crate) fn check(self, head: u64) -> Result<(), StoreError> {
+        if self.after > head {
+            return Err(StoreError::PastHead {
+                position: self.after + 1,
+                head,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What to do with a handler's pending failures when its checkpoint is reset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnReset {
@@ -440,28 +517,17 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
 
     // --- delivery (a claim holder) ---------------------------------------------------------
 
-    /// Takes the claim on (handler, segment) for `ttl`, or renews it when `owner` holds it
-    /// (same token); a lapsed claim is taken with a new token. [`Claimed::HeldBy`] when
-    /// another owner's lease is live.
-    async fn claim(
-        &self,
-        handler: &str,
-        segment: u32,
-        owner: &Owner,
-        ttl: Duration,
-    ) -> Result<Claimed, StoreError>;
+    /// Takes the claim on the request's segment for its `ttl`, or renews it when its `owner`
+    /// holds it (same token); a lapsed claim is taken with a new token. [`Claimed::HeldBy`]
+    /// when another owner's lease is live.
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claimed, StoreError>;
 
     /// Gives the claim up (the token stays, so the next owner gets a newer one).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
 
-    /// Up to `limit` events named `event` of the claim's segment after its checkpoint, in
-    /// position order.
-    async fn new_events(
-        &self,
-        claim: &Claim,
-        event: &str,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The [`Unread`] events of a claim's segment: after its checkpoint, under the names
+    /// asked for, up to the limit, in position order.
+    async fn new_events(&self, unread: Unread<'_>) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The aggregates ([`aggregate_key`]) of the claim's segment with a pending failure.
     async fn blocked_aggregates(&self, claim: &Claim) -> Result<HashSet<String>, StoreError>;
@@ -491,16 +557,15 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
         id: &str,
     ) -> Result<Option<(serde_json::Value, u64)>, StoreError>;
 
-    /// Moves the claim's checkpoint back so that it receives again every event after `after`
-    /// (never forward: events it has not had yet are not skipped). Fails with
-    /// [`StoreError::PastHead`] when `after` is beyond the log head. With
+    /// Moves the claim's checkpoint back so that it receives again every event after
+    /// `rewind.after` (never forward: events it has not had yet are not skipped). Fails with
+    /// [`StoreError::PastHead`] when that is beyond the log head. With
     /// [`OnReset::KeepFailures`] the pending failures stay, and events read again behind them
     /// are held back in order.
     async fn reset_checkpoint(
         &self,
         claim: &Claim,
-        after: u64,
-        failures: OnReset,
+        rewind: Rewind,
     ) -> Result<Discarded, StoreError>;
 
     // --- administration ----------------------------------------------------------------------
@@ -585,21 +650,24 @@ impl dyn DurableStore {
     }
 
     /// Resets every segment's checkpoint of `handler` so that it receives again every event
-    /// after `after` (0: the whole history): the operator's replay. Takes the claims of all
-    /// segments first, as `owner`, and gives them back afterwards, so no running worker moves
-    /// a checkpoint meanwhile; refuses, changing nothing, while another worker holds one.
+    /// after `rewind.after` (0: the whole history): the operator's replay. Takes the claims of
+    /// all segments first, as `owner`, and gives them back afterwards, so no running worker
+    /// moves a checkpoint meanwhile; refuses, changing nothing, while another worker holds one.
     pub async fn reset_handler(
         &self,
         handler: &str,
-        after: u64,
-        failures: OnReset,
+        rewind: Rewind,
         owner: &Owner,
     ) -> Result<Discarded, StoreError> {
-        const TTL: Duration = Duration::from_secs(30);
         let mut claims = Vec::new();
         let mut held = None;
         for segment in 0..self.segments() {
-            match self.claim(handler, segment, owner, TTL).await? {
+            let request = ClaimRequest {
+                segment: SegmentId { handler, segment },
+                owner,
+                ttl: Duration::from_secs(30),
+            };
+            match self.claim(request).await? {
                 Claimed::Acquired(claim) => claims.push(claim),
                 Claimed::HeldBy(lease) => {
                     held = Some(lease);
@@ -615,7 +683,7 @@ impl dyn DurableStore {
             )));
         } else {
             for claim in &claims {
-                match self.reset_checkpoint(claim, after, failures).await {
+                match self.reset_checkpoint(claim, rewind).await {
                     Ok(d) => {
                         total.dead += d.dead;
                         total.retrying += d.retrying;

@@ -19,8 +19,8 @@ use crate::meta::LazyMeta;
 use crate::report::FailureCause;
 use crate::sourcing::{tagged, variants_of, Staging, Variant};
 use crate::store::durable::{
-    aggregate_key, Claim, Claimed, DurableStore, Lease, PendingFailure, Record, Settlement,
-    ViewWrite,
+    aggregate_key, Claim, ClaimRequest, Claimed, DurableStore, Lease, PendingFailure, Record,
+    SegmentId, Settlement, Unread, ViewWrite,
 };
 use crate::store::{StoreError, StoredEvent};
 
@@ -111,6 +111,8 @@ pub(crate) struct Subscription {
     /// When the event is a derived event set's enum: its variants, whose stored events (under
     /// the variants' names) the handler receives as well as those stored under the enum's.
     variants: &'static [Variant],
+    /// The names its events are stored under: the event's, and its variants'.
+    names: Vec<&'static str>,
     call: DurableShim,
     retry: RetryPolicy,
     index: usize,
@@ -136,11 +138,20 @@ impl Subscription {
         let event = catalog
             .event(handler.event_name())
             .expect("a handler's event is in the catalog");
+        let variants = variants_of(event.name()).unwrap_or_default();
+        let mut names = vec![event.name()];
+        names.extend(
+            variants
+                .iter()
+                .map(|v| v.name)
+                .filter(|&n| n != event.name()),
+        );
         Self {
             name: handler.name(),
             segment,
             event,
-            variants: variants_of(event.name()).unwrap_or_default(),
+            variants,
+            names,
             call,
             retry,
             index: handler.index,
@@ -294,10 +305,15 @@ impl Subscription {
         store: &Arc<dyn DurableStore>,
         options: &Options,
     ) -> Result<bool, StoreError> {
-        match store
-            .claim(self.name, self.segment, &options.owner, options.lease_ttl)
-            .await?
-        {
+        let request = ClaimRequest {
+            segment: SegmentId {
+                handler: self.name,
+                segment: self.segment,
+            },
+            owner: &options.owner,
+            ttl: options.lease_ttl,
+        };
+        match store.claim(request).await? {
             Claimed::Acquired(claim) => {
                 if self.claim.as_ref().is_some_and(|c| c.token != claim.token) {
                     tracing::warn!(
@@ -363,7 +379,12 @@ impl Subscription {
             log_resolved(&pending, &outcome);
             worked = true;
         }
-        let events = self.new_events(store, claim, options.batch).await?;
+        let unread = Unread {
+            claim,
+            names: &self.names,
+            limit: options.batch,
+        };
+        let events = store.new_events(unread).await?;
         if events.is_empty() {
             return Ok(worked);
         }
@@ -384,26 +405,6 @@ impl Subscription {
                 .await?;
         }
         Ok(true)
-    }
-
-    /// Up to `limit` new events of the handler, in position order: those stored under the
-    /// event's name and, for an event set's enum, under each of its variants' names.
-    async fn new_events(
-        &self,
-        store: &Arc<dyn DurableStore>,
-        claim: &Claim,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut events = store.new_events(claim, self.event.name(), limit).await?;
-        for variant in self.variants.iter().filter(|v| v.name != self.event.name()) {
-            events.extend(store.new_events(claim, variant.name, limit).await?);
-        }
-        if !self.variants.is_empty() {
-            // Each name's first `limit` holds its part of the first `limit` overall.
-            events.sort_unstable_by_key(|e| e.position);
-            events.truncate(limit);
-        }
-        Ok(events)
     }
 
     /// The payload the handler's shim decodes: a set variant's fields wrapped as serde reads

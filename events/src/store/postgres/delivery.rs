@@ -9,7 +9,7 @@
 //! times are the engine's, as it computed them.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
-    aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore,
-    FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record,
-    Settlement,
+    aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
+    DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
+    Record, Rewind, SegmentId, Settlement, Unread,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
 
@@ -81,10 +81,7 @@ async fn fence(tx: &Transaction<'_>, claim: &Claim) -> Result<(), StoreError> {
         .map_err(backend)?;
     match current {
         Some(_) => Ok(()),
-        None => Err(StoreError::LeaseLost {
-            handler: claim.handler.clone(),
-            segment: claim.segment,
-        }),
+        None => Err(claim.lost()),
     }
 }
 
@@ -257,14 +254,10 @@ impl PostgresStore {
         Ok(out)
     }
 
-    /// Makes sure the handler's row for `segment` exists, and that every worker of the handler
-    /// splits it the same way (a different split would break per-aggregate order).
-    async fn subscribe(
-        &self,
-        tx: &Transaction<'_>,
-        handler: &str,
-        segment: u32,
-    ) -> Result<(), StoreError> {
+    /// Makes sure the segment's row exists, and that every worker of the handler splits it
+    /// the same way (a different split would break per-aggregate order).
+    async fn subscribe(&self, tx: &Transaction<'_>, id: SegmentId<'_>) -> Result<(), StoreError> {
+        let SegmentId { handler, segment } = id;
         let segments = self.segments as i32;
         tx.execute(
             "INSERT INTO events_subscriptions (handler, segment, segments) VALUES ($1, $2, $3)
@@ -362,16 +355,12 @@ impl DurableStore for PostgresStore {
         self.wakeups.subscribe()
     }
 
-    async fn claim(
-        &self,
-        handler: &str,
-        segment: u32,
-        owner: &Owner,
-        ttl: Duration,
-    ) -> Result<Claimed, StoreError> {
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claimed, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        self.subscribe(&tx, handler, segment).await?;
+        self.subscribe(&tx, request.segment).await?;
+        let ClaimRequest { owner, ttl, .. } = request;
+        let SegmentId { handler, segment } = request.segment;
         let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&handler, &(segment as i32)];
         let sql = |lock: &str| {
             format!(
@@ -461,25 +450,21 @@ impl DurableStore for PostgresStore {
         Ok(())
     }
 
-    async fn new_events(
-        &self,
-        claim: &Claim,
-        event: &str,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn new_events(&self, unread: Unread<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
+        let claim = unread.claim;
         Self::read_where(
             &**client,
-            "WHERE name = $1
+            "WHERE name = ANY($1)
                AND position > (SELECT position FROM events_subscriptions WHERE handler = $2 AND segment = $3)
                AND aggregate_hash % $4 = $3
              ORDER BY position LIMIT $5",
             &[
-                &event,
+                &unread.names,
                 &claim.handler,
                 &(claim.segment as i32),
                 &i64::from(self.segments),
-                &(limit as i64),
+                &(unread.limit as i64),
             ],
         )
         .await
@@ -587,21 +572,15 @@ impl DurableStore for PostgresStore {
     async fn reset_checkpoint(
         &self,
         claim: &Claim,
-        after: u64,
-        failures: OnReset,
+        rewind: Rewind,
     ) -> Result<Discarded, StoreError> {
         let head = self.head().await?;
         self.write_and_wake(async |tx| {
             fence(tx, claim).await?;
-            if after > head {
-                return Err(StoreError::PastHead {
-                    position: after + 1,
-                    head,
-                });
-            }
+            rewind.check(head)?;
             let segment = claim.segment as i32;
             let mut discarded = Discarded::default();
-            if failures == OnReset::DiscardFailures {
+            if rewind.failures == OnReset::DiscardFailures {
                 discarded = by_status(tx, &claim.handler, Some(claim.segment)).await?;
                 tx.execute(
                     "DELETE FROM events_failures WHERE handler = $1 AND segment = $2",
@@ -612,7 +591,7 @@ impl DurableStore for PostgresStore {
             }
             tx.execute(
                 "UPDATE events_subscriptions SET position = LEAST(position, $3), updated_at = now() WHERE handler = $1 AND segment = $2",
-                &[&claim.handler, &segment, &(after as i64)],
+                &[&claim.handler, &segment, &(rewind.after as i64)],
             )
             .await
             .map_err(backend)?;

@@ -51,7 +51,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row, Transaction};
 use uuid::Uuid;
 
-use super::durable::AppendAt;
+use super::durable::{AppendAt, DurableStore};
 use super::{EventStore, NewEvent, StoreError, StoredEvent, StreamId, StreamVersion};
 use crate::error::BoxError;
 
@@ -445,12 +445,8 @@ impl EventStore for PostgresStore {
         at: StreamVersion<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        let stored = Self::append_in(&tx, at, events).await?;
-        tx.commit().await.map_err(backend)?;
-        self.wakeups.wake();
-        Ok(stored)
+        // The durable append, at a version: one transaction, and the workers woken.
+        DurableStore::append_to(self, AppendAt::Version(at), events).await
     }
 
     async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {

@@ -3,7 +3,7 @@
 //! position.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::{backend, from_micros, head, micros, select, stream_version, SqliteStore};
 use crate::store::durable::{
-    aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, Claimed, Discarded, DurableStore,
-    FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure, Record,
-    Settlement,
+    aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
+    DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
+    Record, Rewind, SegmentId, Settlement, Unread,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
 
@@ -59,10 +59,7 @@ fn check_claim(conn: &Connection, claim: &Claim) -> Result<(), StoreError> {
     let owner = claim.owner.worker.to_string();
     match current {
         Some((Some(o), token)) if o == owner && token as u64 == claim.token => Ok(()),
-        _ => Err(StoreError::LeaseLost {
-            handler: claim.handler.clone(),
-            segment: claim.segment,
-        }),
+        _ => Err(claim.lost()),
     }
 }
 
@@ -245,13 +242,9 @@ impl DurableStore for SqliteStore {
         self.wakeups.subscribe()
     }
 
-    async fn claim(
-        &self,
-        handler: &str,
-        segment: u32,
-        owner: &Owner,
-        ttl: Duration,
-    ) -> Result<Claimed, StoreError> {
+    async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claimed, StoreError> {
+        let ClaimRequest { owner, ttl, .. } = request;
+        let SegmentId { handler, segment } = request.segment;
         debug_assert_eq!(segment, 0, "SQLite has one segment per handler");
         self.write(|tx| {
             tx.execute(
@@ -304,18 +297,15 @@ impl DurableStore for SqliteStore {
         Ok(())
     }
 
-    async fn new_events(
-        &self,
-        claim: &Claim,
-        event: &str,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn new_events(&self, unread: Unread<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.try_lock()?;
-        let after = checkpoint(&conn, &claim.handler)?;
+        let after = checkpoint(&conn, &unread.claim.handler)?;
+        let names = serde_json::to_string(unread.names).expect("names serialize");
         Self::read_where(
             &conn,
-            "WHERE name = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
-            params![event, after as i64, limit as i64],
+            "WHERE name IN (SELECT value FROM json_each(?1)) AND position > ?2
+             ORDER BY position LIMIT ?3",
+            params![names, after as i64, unread.limit as i64],
         )
     }
 
@@ -392,20 +382,14 @@ impl DurableStore for SqliteStore {
     async fn reset_checkpoint(
         &self,
         claim: &Claim,
-        after: u64,
-        failures: OnReset,
+        rewind: Rewind,
     ) -> Result<Discarded, StoreError> {
         let discarded = self.write(|tx| {
             check_claim(tx, claim)?;
             let head = head(tx)?;
-            if after > head {
-                return Err(StoreError::PastHead {
-                    position: after + 1,
-                    head,
-                });
-            }
+            rewind.check(head)?;
             let mut discarded = Discarded::default();
-            if failures == OnReset::DiscardFailures {
+            if rewind.failures == OnReset::DiscardFailures {
                 let by = |status: &str| {
                     count(
                         tx,
@@ -426,7 +410,7 @@ impl DurableStore for SqliteStore {
             }
             tx.execute(
                 "UPDATE events_checkpoints SET position = MIN(position, ?2), updated_at = ?3 WHERE handler = ?1",
-                params![claim.handler, after as i64, now()],
+                params![claim.handler, rewind.after as i64, now()],
             )
             .map_err(backend)?;
             Ok(discarded)
