@@ -6,7 +6,7 @@
 #[path = "support/postgres.rs"]
 mod pg;
 
-use events::sourcing::{AggregateView, PostgresViewRepository, View};
+use events::sourcing::{AggregateView, EventAt, PostgresViewRepository, View};
 use events::store::durable::{DurableStore, OnReset, Owner, Rewind};
 use events::store::{EventMetadata, EventStore, PostgresStore, StoreError, StreamId};
 use events::worker::Worker;
@@ -67,12 +67,39 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     };
     let views = PostgresViewRepository::<Balance>::new(&store);
     assert_eq!(views.load("a").await.unwrap(), None);
-    assert!(views.update("a", 1, |v| v.balance += 5).await.unwrap());
+    assert!(views
+        .update(
+            EventAt {
+                id: "a",
+                sequence: 1
+            },
+            |v| v.balance += 5
+        )
+        .await
+        .unwrap());
     assert!(
-        !views.update("a", 1, |v| v.balance += 5).await.unwrap(),
+        !views
+            .update(
+                EventAt {
+                    id: "a",
+                    sequence: 1
+                },
+                |v| v.balance += 5
+            )
+            .await
+            .unwrap(),
         "sequence 1 is in"
     );
-    assert!(views.update("a", 2, |v| v.balance += 5).await.unwrap());
+    assert!(views
+        .update(
+            EventAt {
+                id: "a",
+                sequence: 2
+            },
+            |v| v.balance += 5
+        )
+        .await
+        .unwrap());
     assert_eq!(
         views.load("a").await.unwrap(),
         Some((balance("", 10, 0), 2))
@@ -88,11 +115,16 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     // rollback.
     let mut client = store.client().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    assert!(
-        PostgresViewRepository::<Balance>::update_in(&tx, "a", 3, |v| v.balance = 0)
-            .await
-            .unwrap()
-    );
+    assert!(PostgresViewRepository::<Balance>::update_in(
+        &tx,
+        EventAt {
+            id: "a",
+            sequence: 3
+        },
+        |v| v.balance = 0
+    )
+    .await
+    .unwrap());
     PostgresViewRepository::<Balance>::save_in(&tx, "c", &balance("Cy", 0, 0), 1)
         .await
         .unwrap();

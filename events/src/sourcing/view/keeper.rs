@@ -13,7 +13,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
+use super::{already_applied, decode_view, encode, event_at, AggregateView, EventAt, View};
 use crate::catalog::Location;
 use crate::event::DomainEvent;
 use crate::extract::{Context, ExtractError, FromContext};
@@ -201,23 +201,22 @@ impl<V: View> ViewKeeper<V> {
         Ok(version)
     }
 
-    /// Applies the event of aggregate sequence `sequence` to the view `id`, staged at that
-    /// sequence, unless the view already holds it (a replay): `Ok(false)`, nothing staged.
+    /// Applies the event `at` to the view `at.id`, staged at its sequence, unless the view
+    /// already holds it (a replay): `Ok(false)`, nothing staged.
     pub async fn update(
         &self,
-        id: &str,
-        sequence: u64,
+        at: EventAt<'_>,
         change: impl FnOnce(&mut V),
     ) -> Result<bool, StoreError> {
-        let loaded = self.load(id).await?;
+        let loaded = self.load(at.id).await?;
         let read = loaded.as_ref().map(|(_, version)| *version);
-        if already_applied::<V>(id, sequence, read.unwrap_or(0)) {
+        if already_applied::<V>(at, read.unwrap_or(0)) {
             return Ok(false);
         }
         let mut view = loaded.map(|(view, _)| view).unwrap_or_default();
         change(&mut view);
         self.staging
-            .stage(V::NAME, id, read, encode(&view)?, sequence)?;
+            .stage(V::NAME, at.id, read, encode(&view)?, at.sequence)?;
         Ok(true)
     }
 }
@@ -226,8 +225,8 @@ impl<V: AggregateView> ViewKeeper<V> {
     /// Applies an event the handler received to the view of its aggregate, at its sequence,
     /// both read from `meta` (see [`update`](Self::update)).
     pub async fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
-        let (id, sequence) = sequence_of::<V>(meta)?;
-        self.update(id, sequence, |view| view.update(event)).await
+        self.update(event_at::<V>(meta)?, |view| view.update(event))
+            .await
     }
 }
 

@@ -95,6 +95,34 @@ pub trait AggregateView: View {
     fn update(&mut self, event: &Self::Event);
 }
 
+/// Where an event stands in its aggregate's stream: the aggregate's id, which is the id of its
+/// view, and the event's sequence, which is the view's version once it holds the event. What
+/// `update` applies an event at; `update_with` reads it from the event's `Meta`, and a stored
+/// event gives its own (`EventAt::from(&stored)`). The two always go together, and named they
+/// say which number is the sequence.
+///
+/// ```
+/// use events::sourcing::EventAt;
+/// let at = EventAt { id: "acc-1", sequence: 3 };
+/// assert_eq!((at.id, at.sequence), ("acc-1", 3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventAt<'a> {
+    /// The aggregate's id: the id of its view.
+    pub id: &'a str,
+    /// The event's sequence in the aggregate's stream.
+    pub sequence: u64,
+}
+
+impl<'a> From<&'a crate::store::StoredEvent> for EventAt<'a> {
+    fn from(stored: &'a crate::store::StoredEvent) -> Self {
+        Self {
+            id: &stored.aggregate_id,
+            sequence: stored.sequence,
+        }
+    }
+}
+
 /// The view's stored body.
 fn encode<V: View>(view: &V) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(view).map_err(|source| StoreError::Encode {
@@ -112,25 +140,25 @@ fn decode_view<V: View>(id: &str, body: serde_json::Value) -> Result<V, StoreErr
     })
 }
 
-/// Whether the view `id` at `version` holds the event of `sequence` already (logged).
-fn already_applied<V: View>(id: &str, sequence: u64, version: u64) -> bool {
-    if sequence > version {
+/// Whether the view at `version` holds the event `at` already (logged).
+fn already_applied<V: View>(at: EventAt<'_>, version: u64) -> bool {
+    if at.sequence > version {
         return false;
     }
     tracing::debug!(
         view = V::NAME,
-        id,
-        sequence,
+        id = at.id,
+        sequence = at.sequence,
         version,
         "event already in the view, skipped"
     );
     true
 }
 
-/// The aggregate id and sequence of a stored event a handler received.
-fn sequence_of<V: View>(meta: &Meta) -> Result<(&str, u64), StoreError> {
+/// Where a stored event a handler received stands in its aggregate's stream.
+fn event_at<V: View>(meta: &Meta) -> Result<EventAt<'_>, StoreError> {
     match (meta.aggregate_id(), meta.sequence()) {
-        (Some(id), Some(sequence)) => Ok((id, sequence)),
+        (Some(id), Some(sequence)) => Ok(EventAt { id, sequence }),
         _ => Err(StoreError::Refused(format!(
             "view `{}` is kept from stored events, and `{}` was not read from the store (no aggregate id or sequence): update it from a durable handler",
             V::NAME,

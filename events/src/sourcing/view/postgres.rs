@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use tokio_postgres::{GenericClient, Transaction};
 
-use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
+use super::{already_applied, decode_view, encode, event_at, AggregateView, EventAt, View};
 use crate::meta::Meta;
 use crate::store::postgres::backend;
 use crate::store::postgres::views::load_view;
@@ -16,7 +16,7 @@ use crate::store::{PostgresStore, StoreError};
 /// [`PostgresStore::migrate`] first (it creates the table).
 ///
 /// ```no_run
-/// use events::sourcing::{PostgresViewRepository, View};
+/// use events::sourcing::{EventAt, PostgresViewRepository, View};
 /// use events::store::PostgresStore;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -27,7 +27,7 @@ use crate::store::{PostgresStore, StoreError};
 /// let store = PostgresStore::connect("postgres://app@127.0.0.1/bank").await?;
 /// store.migrate().await?;
 /// let ledgers = PostgresViewRepository::<Ledger>::new(&store);
-/// ledgers.update("acc-1", 1, |l| l.balance += 10).await?;
+/// ledgers.update(EventAt { id: "acc-1", sequence: 1 }, |l| l.balance += 10).await?;
 /// # Ok(()) }
 /// ```
 pub struct PostgresViewRepository<V> {
@@ -88,18 +88,16 @@ impl<V: View> PostgresViewRepository<V> {
         Ok(())
     }
 
-    /// Applies the event of aggregate sequence `sequence` to the view `id` (a new view starts
-    /// from `V::default()`), unless the view already holds it. `Ok(false)`: already applied,
-    /// nothing changed.
+    /// Applies the event `at` to the view `at.id` (a new view starts from `V::default()`),
+    /// unless the view already holds it. `Ok(false)`: already applied, nothing changed.
     pub async fn update(
         &self,
-        id: &str,
-        sequence: u64,
+        at: EventAt<'_>,
         change: impl FnOnce(&mut V),
     ) -> Result<bool, StoreError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let changed = Self::update_in(&tx, id, sequence, change).await?;
+        let changed = Self::update_in(&tx, at, change).await?;
         tx.commit().await.map_err(backend)?;
         Ok(changed)
     }
@@ -109,12 +107,12 @@ impl<V: View> PostgresViewRepository<V> {
     /// sequence or later is left as it is.
     pub async fn update_in(
         tx: &Transaction<'_>,
-        id: &str,
-        sequence: u64,
+        at: EventAt<'_>,
         change: impl FnOnce(&mut V),
     ) -> Result<bool, StoreError> {
+        let EventAt { id, sequence } = at;
         let (mut view, version) = load(tx, id, "FOR UPDATE").await?.unwrap_or_default();
-        if already_applied::<V>(id, sequence, version) {
+        if already_applied::<V>(at, version) {
             return Ok(false);
         }
         change(&mut view);
@@ -155,8 +153,8 @@ impl<V: AggregateView> PostgresViewRepository<V> {
     /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write
     /// commits with its checkpoint.
     pub async fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
-        let (id, sequence) = sequence_of::<V>(meta)?;
-        self.update(id, sequence, |view| view.update(event)).await
+        self.update(event_at::<V>(meta)?, |view| view.update(event))
+            .await
     }
 }
 

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use rusqlite::{Connection, Transaction};
 
-use super::{already_applied, decode_view, encode, sequence_of, AggregateView, View};
+use super::{already_applied, decode_view, encode, event_at, AggregateView, EventAt, View};
 use crate::error::BoxError;
 use crate::meta::Meta;
 use crate::sourcing::projection::Projection;
@@ -20,9 +20,7 @@ impl<V: AggregateView> Projection for ViewRepository<V> {
     }
 
     fn apply(&self, event: &V::Event, stored: &StoredEvent) -> Result<(), BoxError> {
-        self.update(&stored.aggregate_id, stored.sequence, |view| {
-            view.update(event)
-        })?;
+        self.update(stored.into(), |view| view.update(event))?;
         Ok(())
     }
 }
@@ -30,7 +28,7 @@ impl<V: AggregateView> Projection for ViewRepository<V> {
 /// Loads and saves views of type `V` by id, with their version.
 ///
 /// ```
-/// use events::sourcing::{View, ViewRepository};
+/// use events::sourcing::{EventAt, View, ViewRepository};
 /// use events::store::SqliteStore;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Default, Debug, PartialEq)]
@@ -39,8 +37,9 @@ impl<V: AggregateView> Projection for ViewRepository<V> {
 ///
 /// let store = SqliteStore::open_in_memory()?;
 /// let ledgers = ViewRepository::<Ledger>::new(&store)?;
-/// assert!(ledgers.update("acc-1", 1, |l| l.balance += 10)?);
-/// assert!(!ledgers.update("acc-1", 1, |l| l.balance += 10)?, "sequence 1 is already in");
+/// let first = EventAt { id: "acc-1", sequence: 1 };
+/// assert!(ledgers.update(first, |l| l.balance += 10)?);
+/// assert!(!ledgers.update(first, |l| l.balance += 10)?, "sequence 1 is already in");
 /// assert_eq!(ledgers.load("acc-1")?, Some((Ledger { balance: 10 }, 1)));
 /// # Ok::<(), events::store::StoreError>(())
 /// ```
@@ -92,32 +91,24 @@ impl<V: View> ViewRepository<V> {
         save_view(tx, V::NAME, id, &encode(view)?, version)
     }
 
-    /// Applies the event of aggregate sequence `sequence` to the view `id` (a new view starts
-    /// from `V::default()`), unless the view already holds it. `Ok(false)`: already applied,
-    /// nothing changed.
-    pub fn update(
-        &self,
-        id: &str,
-        sequence: u64,
-        change: impl FnOnce(&mut V),
-    ) -> Result<bool, StoreError> {
-        self.store
-            .write(|tx| Self::update_in(tx, id, sequence, change))
+    /// Applies the event `at` to the view `at.id` (a new view starts from `V::default()`),
+    /// unless the view already holds it. `Ok(false)`: already applied, nothing changed.
+    pub fn update(&self, at: EventAt<'_>, change: impl FnOnce(&mut V)) -> Result<bool, StoreError> {
+        self.store.write(|tx| Self::update_in(tx, at, change))
     }
 
     /// Like [`update`](Self::update), inside the caller's transaction.
     pub fn update_in(
         tx: &Transaction<'_>,
-        id: &str,
-        sequence: u64,
+        at: EventAt<'_>,
         change: impl FnOnce(&mut V),
     ) -> Result<bool, StoreError> {
-        let (mut view, version) = load(tx, id)?.unwrap_or_default();
-        if already_applied::<V>(id, sequence, version) {
+        let (mut view, version) = load(tx, at.id)?.unwrap_or_default();
+        if already_applied::<V>(at, version) {
             return Ok(false);
         }
         change(&mut view);
-        Self::save_in(tx, id, &view, sequence)?;
+        Self::save_in(tx, at.id, &view, at.sequence)?;
         Ok(true)
     }
 
@@ -138,8 +129,7 @@ impl<V: AggregateView> ViewRepository<V> {
     /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write
     /// commits with its checkpoint.
     pub fn update_with(&self, event: &V::Event, meta: &Meta) -> Result<bool, StoreError> {
-        let (id, sequence) = sequence_of::<V>(meta)?;
-        self.update(id, sequence, |view| view.update(event))
+        self.update(event_at::<V>(meta)?, |view| view.update(event))
     }
 }
 
