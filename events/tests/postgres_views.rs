@@ -67,39 +67,14 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     };
     let views = PostgresViewRepository::<Balance>::new(&store);
     assert_eq!(views.load("a").await.unwrap(), None);
-    assert!(views
-        .update(
-            EventAt {
-                id: "a",
-                sequence: 1
-            },
-            |v| v.balance += 5
-        )
-        .await
-        .unwrap());
+    let at = |sequence| EventAt { id: "a", sequence };
+    let deposit = |v: &mut Balance| v.balance += 5;
+    assert!(views.update(at(1), deposit).await.unwrap());
     assert!(
-        !views
-            .update(
-                EventAt {
-                    id: "a",
-                    sequence: 1
-                },
-                |v| v.balance += 5
-            )
-            .await
-            .unwrap(),
+        !views.update(at(1), deposit).await.unwrap(),
         "sequence 1 is in"
     );
-    assert!(views
-        .update(
-            EventAt {
-                id: "a",
-                sequence: 2
-            },
-            |v| v.balance += 5
-        )
-        .await
-        .unwrap());
+    assert!(views.update(at(2), deposit).await.unwrap());
     assert_eq!(
         views.load("a").await.unwrap(),
         Some((balance("", 10, 0), 2))
@@ -115,16 +90,11 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     // rollback.
     let mut client = store.client().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    assert!(PostgresViewRepository::<Balance>::update_in(
-        &tx,
-        EventAt {
-            id: "a",
-            sequence: 3
-        },
-        |v| v.balance = 0
-    )
-    .await
-    .unwrap());
+    assert!(
+        PostgresViewRepository::<Balance>::update_in(&tx, at(3), |v| v.balance = 0)
+            .await
+            .unwrap()
+    );
     PostgresViewRepository::<Balance>::save_in(&tx, "c", &balance("Cy", 0, 0), 1)
         .await
         .unwrap();
