@@ -6,6 +6,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use crate::bus::{Bus, BusBuilder};
 use crate::catalog::Location;
 use crate::command::{
@@ -59,78 +61,69 @@ impl SharedStore {
     }
 }
 
-/// [`EventStore`] with boxed futures, so one store type serves every aggregate.
+/// [`EventStore`] made object-safe: its futures boxed by `async_trait` (as [`DurableStore`]'s
+/// are), so one store type serves every aggregate.
+///
+/// [`DurableStore`]: crate::store::DurableStore
+#[async_trait]
 trait DynStore: Send + Sync {
-    fn append<'a>(
-        &'a self,
-        at: StreamVersion<'a>,
-        events: Vec<NewEvent>,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
-    fn read_stream<'a>(
-        &'a self,
-        stream: StreamId<'a>,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
-    fn read_all(
+    async fn append(
         &self,
+        at: StreamVersion<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
         after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>>;
-    fn read_stream_after<'a>(
-        &'a self,
-        stream: StreamId<'a>,
-        after: u64,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
-    fn load_snapshot<'a>(
-        &'a self,
-        stream: StreamId<'a>,
-    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>>;
-    fn save_snapshot<'a>(
-        &'a self,
-        stream: StreamId<'a>,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError>;
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
         snapshot: StoredSnapshot,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> Result<bool, StoreError>;
 }
 
+#[async_trait]
 impl<T: EventStore + 'static> DynStore for T {
-    fn append<'a>(
-        &'a self,
-        at: StreamVersion<'a>,
-        events: Vec<NewEvent>,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(EventStore::append(self, at, events))
-    }
-    fn read_stream<'a>(
-        &'a self,
-        stream: StreamId<'a>,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(EventStore::read_stream(self, stream))
-    }
-    fn read_all(
+    async fn append(
         &self,
+        at: StreamVersion<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        EventStore::append(self, at, events).await
+    }
+    async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+        EventStore::read_stream(self, stream).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        EventStore::read_all(self, after, limit).await
+    }
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
         after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(EventStore::read_all(self, after, limit))
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        EventStore::read_stream_after(self, stream, after).await
     }
-    fn read_stream_after<'a>(
-        &'a self,
-        stream: StreamId<'a>,
-        after: u64,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(EventStore::read_stream_after(self, stream, after))
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        EventStore::load_snapshot(self, stream).await
     }
-    fn load_snapshot<'a>(
-        &'a self,
-        stream: StreamId<'a>,
-    ) -> BoxFuture<'a, Result<Option<StoredSnapshot>, StoreError>> {
-        Box::pin(EventStore::load_snapshot(self, stream))
-    }
-    fn save_snapshot<'a>(
-        &'a self,
-        stream: StreamId<'a>,
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
         snapshot: StoredSnapshot,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(EventStore::save_snapshot(self, stream, snapshot))
+    ) -> Result<bool, StoreError> {
+        EventStore::save_snapshot(self, stream, snapshot).await
     }
 }
 
