@@ -30,7 +30,7 @@ pub use view::ViewKeeper;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use view::ViewRepository;
-pub use view::{AggregateView, EventAt, View};
+pub use view::{AggregateView, EventAt, View, ViewStore};
 
 #[doc(hidden)]
 pub use route::route;

@@ -27,6 +27,8 @@ pub(crate) use keeper::Staging;
 #[cfg(feature = "durable")]
 pub use keeper::{view_registration, KeptView, ViewHandler, ViewKeeper};
 
+use std::marker::PhantomData;
+
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresViewRepository;
 #[cfg(feature = "sqlite")]
@@ -93,6 +95,31 @@ pub trait AggregateView: View {
     type Event: EventSet;
     /// Applies one event of its aggregate.
     fn update(&mut self, event: &Self::Event);
+}
+
+/// Views of type `V` by id, with their version, in the database of the store `S`: the one type
+/// behind both backends' repositories, `ViewRepository` (`S` is `SqliteStore`) and
+/// `PostgresViewRepository`, whose operations each backend gives it (async on PostgreSQL).
+pub struct ViewStore<S, V> {
+    store: S,
+    _view: PhantomData<fn() -> V>,
+}
+
+// Written out: a derived `Clone` would ask for `V: Clone`, which a view type need not be.
+impl<S: Clone, V> Clone for ViewStore<S, V> {
+    fn clone(&self) -> Self {
+        Self::of(&self.store)
+    }
+}
+
+impl<S: Clone, V> ViewStore<S, V> {
+    /// The repository of `V` in `store`'s database.
+    fn of(store: &S) -> Self {
+        Self {
+            store: store.clone(),
+            _view: PhantomData,
+        }
+    }
 }
 
 /// Where an event stands in its aggregate's stream: the aggregate's id, which is the id of its

@@ -1,11 +1,11 @@
 //! The PostgreSQL view repository: the table `events_views`, created by
 //! [`PostgresStore::migrate`].
 
-use std::marker::PhantomData;
-
 use tokio_postgres::{GenericClient, Transaction};
 
-use super::{already_applied, decode_view, encode, event_at, AggregateView, EventAt, View};
+use super::{
+    already_applied, decode_view, encode, event_at, AggregateView, EventAt, View, ViewStore,
+};
 use crate::meta::Meta;
 use crate::store::postgres::backend;
 use crate::store::postgres::views::load_view;
@@ -30,27 +30,12 @@ use crate::store::{PostgresStore, StoreError};
 /// ledgers.update(EventAt { id: "acc-1", sequence: 1 }, |l| l.balance += 10).await?;
 /// # Ok(()) }
 /// ```
-pub struct PostgresViewRepository<V> {
-    store: PostgresStore,
-    _view: PhantomData<fn() -> V>,
-}
-
-impl<V> Clone for PostgresViewRepository<V> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            _view: PhantomData,
-        }
-    }
-}
+pub type PostgresViewRepository<V> = ViewStore<PostgresStore, V>;
 
 impl<V: View> PostgresViewRepository<V> {
     /// A repository of `V` in `store`'s database (its table comes with `migrate`).
     pub fn new(store: &PostgresStore) -> Self {
-        Self {
-            store: store.clone(),
-            _view: PhantomData,
-        }
+        Self::of(store)
     }
 
     /// The view `id` and its version, if it was ever saved.

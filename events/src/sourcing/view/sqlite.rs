@@ -1,10 +1,10 @@
 //! The SQLite view repository: one table the repository creates.
 
-use std::marker::PhantomData;
-
 use rusqlite::{Connection, Transaction};
 
-use super::{already_applied, decode_view, encode, event_at, AggregateView, EventAt, View};
+use super::{
+    already_applied, decode_view, encode, event_at, AggregateView, EventAt, View, ViewStore,
+};
 use crate::error::BoxError;
 use crate::meta::Meta;
 use crate::sourcing::projection::Projection;
@@ -43,27 +43,12 @@ impl<V: AggregateView> Projection for ViewRepository<V> {
 /// assert_eq!(ledgers.load("acc-1")?, Some((Ledger { balance: 10 }, 1)));
 /// # Ok::<(), events::store::StoreError>(())
 /// ```
-pub struct ViewRepository<V> {
-    store: SqliteStore,
-    _view: PhantomData<fn() -> V>,
-}
-
-impl<V> Clone for ViewRepository<V> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            _view: PhantomData,
-        }
-    }
-}
+pub type ViewRepository<V> = ViewStore<SqliteStore, V>;
 
 impl<V: View> ViewRepository<V> {
     /// A repository of `V` in `store`'s database (its table comes with the store's schema).
     pub fn new(store: &SqliteStore) -> Result<Self, StoreError> {
-        Ok(Self {
-            store: store.clone(),
-            _view: PhantomData,
-        })
+        Ok(Self::of(store))
     }
 
     /// The view `id` and its version, if it was ever saved.
