@@ -242,16 +242,6 @@ pub enum Call<E: 'static> {
     DurableBatch(DurableBatchCall),
 }
 
-impl<E: 'static> Call<E> {
-    /// How a dispatch with a context calls a sync handler; `None` for any other kind.
-    pub(crate) fn sync(&self) -> Option<SyncCall<E>> {
-        match *self {
-            Call::Bare(_, call) | Call::Sync(call) => Some(call),
-            Call::Async(_) | Call::Durable(_) | Call::DurableBatch(_) => None,
-        }
-    }
-}
-
 /// The type-erased call of a durable batch handler: JSON payloads in, outcome out.
 pub type DurableBatchCall =
     for<'a> fn(&'a [serde_json::Value], &'a Context<'a>) -> BoxFuture<'a, Outcome>;

@@ -101,8 +101,7 @@ impl<E: 'static> EventState<E> {
             let (name, index) = (h.name, base + i);
             match h.call {
                 Call::Bare(..) | Call::Sync(_) | Call::Async(_) if !runs_inline(index) => {}
-                Call::Bare(..) | Call::Sync(_) => {
-                    let call = h.call.sync().expect("a sync handler has a sync shim");
+                Call::Bare(_, call) | Call::Sync(call) => {
                     sync.push(Inline { call, name, index });
                     if let Call::Bare(call, _) = h.call {
                         bare.push(call);
