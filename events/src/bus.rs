@@ -19,7 +19,7 @@ use crate::extract::{AnyResource, Context, FollowUp};
 use crate::handler::{Call, Encode, Outcome};
 use crate::meta::{LazyMeta, Meta};
 use crate::outbox::{DurableRecord, DurableSink};
-use crate::registry::{EventState, Slot};
+use crate::registry::{BareWalk, EventState, Slot};
 use crate::report::{FailureCause, Report};
 
 mod builder;
@@ -146,12 +146,14 @@ impl Bus {
     /// one that needs an async runtime) the durable handlers are reported skipped.
     #[inline]
     pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
-        let state = E::Slot::registry().state();
+        let registry = E::Slot::registry();
         let quiet = !tracing::level_enabled!(tracing::Level::DEBUG);
         // The walks are small and inline, so that the caller pays for no call frame of the bus.
-        if state.bare & self.inner.bare & quiet {
-            self.publish_bare(event, state)
-        } else if state.plain & self.inner.plain & quiet {
+        if let (Some(walk), true) = (registry.bare(), self.inner.bare & quiet) {
+            return self.publish_bare(event, walk);
+        }
+        let state = registry.state();
+        if state.plain & self.inner.plain & quiet {
             let make = || Meta::of(event);
             let meta = LazyMeta::new(&make);
             self.inner.count(state.index);
@@ -318,12 +320,12 @@ impl Bus {
         depth: u32,
         store: bool,
     ) -> Report {
-        let state = E::Slot::registry().state();
-        if state.bare & self.plain_bus() {
-            self.inner.count(state.index);
-            return self.publish_bare(event, state);
+        let registry = E::Slot::registry();
+        if let (Some(walk), true) = (registry.bare(), self.plain_bus()) {
+            self.inner.count(walk.ran_all.event());
+            return self.publish_bare(event, walk);
         }
-        self.publish_context(event, state, meta, depth, store)
+        self.publish_context(event, registry.state(), meta, depth, store)
     }
 
     /// `publish` with a dispatch context: the plain walk, or the full path.
@@ -376,45 +378,43 @@ impl Bus {
     }
 
     /// The cheapest path: only sync handlers, each taking the event alone, so there is no
-    /// dispatch context to build (no metadata, no follow-ups); no capture, timing or spans. A
-    /// failure or a panic takes a cold path. The caller counts the dispatch, if a recorder
-    /// wants it.
+    /// dispatch context to build (no metadata, no follow-ups); no capture, timing or spans. The
+    /// caller counts the dispatch, if a recorder wants it.
     #[inline]
-    fn publish_bare<E: DomainEvent>(&self, e: &E, state: &EventState<E>) -> Report {
-        let mut report = Report::new(state.index);
-        // As in the plain walk: one `catch_unwind` around the walk, which goes on after a
-        // handler that panicked.
+    fn publish_bare<E: DomainEvent>(&self, e: &E, walk: &BareWalk<E>) -> Report {
+        // One `catch_unwind` around the walk, not one per handler. The walk stops at a handler
+        // that fails or panics; a cold path reports it and walks on, so that the common case
+        // returns a tally made once.
         let mut at = 0;
-        if let Err(panic) = self.walk_bare(e, state, &mut at, &mut report) {
-            walk_on_after_panics(
-                &mut report,
-                (at, panic),
-                |report, at, cause| self.failed_at(state, at, cause, report),
-                |report, at| self.walk_bare(e, state, at, report),
-            );
+        match catch_unwind(AssertUnwindSafe(|| walk_bare(e, walk, &mut at))) {
+            Ok(Ok(())) => Report::counted(walk.ran_all),
+            stopped => self.bare_stopped(e, walk, at, stopped),
         }
-        report.ran_all(state.bare_calls.len());
-        report
     }
 
-    /// The bare walk from handler `at` on, which it advances; a handler's panic stops it (`at`
-    /// is then that handler).
-    #[inline(always)]
-    fn walk_bare<E: DomainEvent>(
+    /// The bare walk stopped at handler `at`, which failed or panicked: reports it and walks
+    /// on from the next handler, as often as handlers stop it.
+    #[cold]
+    #[inline(never)]
+    fn bare_stopped<E: DomainEvent>(
         &self,
         e: &E,
-        state: &EventState<E>,
-        at: &mut usize,
-        report: &mut Report,
-    ) -> std::thread::Result<()> {
-        catch_unwind(AssertUnwindSafe(|| {
-            while let Some(call) = state.bare_calls.get(*at) {
-                if let Err(cause) = call(e) {
-                    self.failed_at(state, *at, cause, report);
-                }
-                *at += 1;
-            }
-        }))
+        walk: &BareWalk<E>,
+        mut at: usize,
+        mut stopped: std::thread::Result<Outcome>,
+    ) -> Report {
+        let state = E::Slot::registry().state();
+        let mut report = Report::counted(walk.ran_all);
+        loop {
+            let cause = match stopped {
+                Ok(Ok(())) => return report,
+                Ok(Err(cause)) => cause,
+                Err(panic) => Box::new(FailureCause::from_panic(panic)),
+            };
+            self.failed_plain(Self::target(state, at), cause, &mut report);
+            at += 1;
+            stopped = catch_unwind(AssertUnwindSafe(|| walk_bare(e, walk, &mut at)));
+        }
     }
 
     /// The common case, paying only for what is used: sync handlers only, no capture, no
@@ -495,19 +495,6 @@ impl Bus {
         if let Some(follow_ups) = cx.take_follow_ups() {
             self.publish_follow_ups(cx, follow_ups, report);
         }
-    }
-
-    /// The sync handler at `at` of a bare walk failed (its name is read only now).
-    #[cold]
-    #[inline(never)]
-    fn failed_at<E: DomainEvent>(
-        &self,
-        state: &EventState<E>,
-        at: usize,
-        cause: Box<FailureCause>,
-        report: &mut Report,
-    ) {
-        self.failed_plain(Self::target(state, at), cause, report);
     }
 
     /// A handler on a plain or bare walk failed: logged, counted in its metric, and recorded
@@ -759,6 +746,21 @@ impl Bus {
 
 /// What a plain sync walk goes through: the event, its handlers and the dispatch's context.
 type Walk<'a, E> = (&'a E, &'a EventState<E>, &'a Context<'a>);
+
+/// The bare walk from handler `at` on, which it advances; it stops at a handler that fails
+/// (returning its failure) or panics (`at` is then that handler).
+#[inline(always)]
+fn walk_bare<E>(e: &E, walk: &BareWalk<E>, at: &mut usize) -> Outcome {
+    if *at == 0 {
+        (walk.first)(e)?;
+        *at = 1;
+    }
+    while let Some(call) = walk.calls.get(*at) {
+        call(e)?;
+        *at += 1;
+    }
+    Ok(())
+}
 
 /// After the handler at `at` of a sync walk panicked: reports it as its failure (`failed`) and
 /// walks on from the next handler (`walk`), as often as handlers panic. One `catch_unwind`

@@ -10,6 +10,7 @@ use crate::error::Problem;
 use crate::event::{DomainEvent, Upcaster};
 use crate::extract::Requirement;
 use crate::handler::{BareCall, Call, Encode, Handler, SyncCall};
+use crate::report::Tally;
 
 /// Gives access to an event type's handler list; implemented by the hidden slot type that
 /// `#[derive(DomainEvent)]` generates.
@@ -22,6 +23,21 @@ pub trait Slot<E: 'static>: 'static {
 pub struct EventRegistry<E: 'static> {
     upcast: Option<Upcaster>,
     state: OnceLock<EventState<E>>,
+    /// Set with the state when the event's handlers allow the bare walk (never otherwise): one
+    /// test tells `publish` both that the catalog is built and that the walk needs no context.
+    bare: OnceLock<BareWalk<E>>,
+}
+
+/// What the bare walk of an event reads: handlers that all run inline and take the event alone.
+/// The first call is also kept apart, so that an event with one handler costs one call and no
+/// loop set-up (an event with no handler takes the plain walk).
+pub(crate) struct BareWalk<E: 'static> {
+    /// The handlers' calls, in dispatch order.
+    pub(crate) calls: Box<[BareCall<E>]>,
+    /// `calls[0]`, read without the slice.
+    pub(crate) first: BareCall<E>,
+    /// The report's tally when every handler ran and none failed.
+    pub(crate) ran_all: Tally,
 }
 
 /// One event type's handlers, split once at catalog time by how they run, so dispatch walks
@@ -38,9 +54,6 @@ pub(crate) struct EventState<E: 'static> {
     /// The same handlers' calls alone: the plain walk steps through them with one index (a
     /// slice of 8-byte items is read with a scaled index; the names are read only on a failure).
     pub(crate) sync_calls: Box<[SyncCall<E>]>,
-    /// The same calls when every one takes the event alone (else empty): the bare walk calls
-    /// them with no dispatch context at all.
-    pub(crate) bare_calls: Box<[BareCall<E>]>,
     /// The sync and async handlers, in dispatch order: what `dispatch` runs.
     pub(crate) inline: Box<[Inline<&'static Handler<E>>]>,
     /// The async handlers' names: what `publish` reports as skipped.
@@ -51,8 +64,6 @@ pub(crate) struct EventState<E: 'static> {
     pub(crate) encode: Option<Encode<E>>,
     /// Only sync handlers: `publish` may take its plain path.
     pub(crate) plain: bool,
-    /// Only sync handlers, each taking the event alone: `publish` may take its bare path.
-    pub(crate) bare: bool,
 }
 
 /// A handler that runs inline, with its name and global index (for logs and metrics).
@@ -63,7 +74,12 @@ pub(crate) struct Inline<C> {
 }
 
 impl<E: 'static> EventState<E> {
-    fn new(index: usize, base: usize, handlers: Box<[&'static Handler<E>]>) -> Self {
+    /// The state, and its bare walk when every handler allows it.
+    fn new(
+        index: usize,
+        base: usize,
+        handlers: Box<[&'static Handler<E>]>,
+    ) -> (Self, Option<BareWalk<E>>) {
         Self::split(index, base, handlers, &|_| true)
     }
 
@@ -71,7 +87,7 @@ impl<E: 'static> EventState<E> {
     /// `served` (a bus built with `serve_module`); durable handlers all stay, as the event is
     /// stored for the workers that run them.
     pub(crate) fn served(&self, served: &[bool]) -> Self {
-        Self::split(self.index, self.base, self.handlers.clone(), &|i| served[i])
+        Self::split(self.index, self.base, self.handlers.clone(), &|i| served[i]).0
     }
 
     fn split(
@@ -79,20 +95,18 @@ impl<E: 'static> EventState<E> {
         base: usize,
         handlers: Box<[&'static Handler<E>]>,
         runs_inline: &dyn Fn(usize) -> bool,
-    ) -> Self {
+    ) -> (Self, Option<BareWalk<E>>) {
         let mut state = EventState {
             index,
             base,
             handlers: Box::default(),
             sync: Box::default(),
             sync_calls: Box::default(),
-            bare_calls: Box::default(),
             inline: Box::default(),
             asynchronous: Box::default(),
             durable: Box::default(),
             encode: handlers.iter().find_map(|h| h.encode),
             plain: false,
-            bare: false,
         };
         let (mut sync, mut inline, mut asynchronous, mut durable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -124,17 +138,21 @@ impl<E: 'static> EventState<E> {
             }
         }
         state.plain = asynchronous.is_empty() && durable.is_empty();
-        state.bare = state.plain && bare.len() == sync.len();
-        if state.bare {
-            state.bare_calls = bare.into();
-        }
+        let bare = match bare.first() {
+            Some(&first) if state.plain && bare.len() == sync.len() => Some(BareWalk {
+                first,
+                ran_all: Tally::new(index, bare.len()),
+                calls: bare.into(),
+            }),
+            _ => None,
+        };
         state.handlers = handlers;
         state.sync_calls = sync.iter().map(|h| h.call).collect();
         state.sync = sync.into();
         state.inline = inline.into();
         state.asynchronous = asynchronous.into();
         state.durable = durable.into();
-        state
+        (state, bare)
     }
 }
 
@@ -144,6 +162,7 @@ impl<E: 'static> EventRegistry<E> {
         Self {
             upcast: None,
             state: OnceLock::new(),
+            bare: OnceLock::new(),
         }
     }
 
@@ -160,6 +179,12 @@ impl<E: 'static> EventRegistry<E> {
             Some(state) => state,
             None => self.gathered(),
         }
+    }
+
+    /// The bare walk, once the catalog is built, if the event's handlers allow it.
+    #[inline]
+    pub(crate) fn bare(&self) -> Option<&BareWalk<E>> {
+        self.bare.get()
     }
 
     /// The state on the first dispatch before any bus was built: gathers the catalog.
@@ -199,11 +224,18 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
     }
 
     fn init(&self, index: usize, base: usize) -> Vec<HandlerInfo> {
+        let mut bare = None;
         let state = self.state.get_or_init(|| {
             let mut handlers: Vec<_> = registered::<Handler<E>>().collect();
             handlers.sort_by_key(|h| h.sort_key());
-            EventState::new(index, base, handlers.into_boxed_slice())
+            let state;
+            (state, bare) = EventState::new(index, base, handlers.into_boxed_slice());
+            state
         });
+        if let Some(bare) = bare {
+            // After the state: a bare walk that fails reads the failed handler's name there.
+            let _ = self.bare.set(bare);
+        }
         state
             .handlers
             .iter()

@@ -54,6 +54,22 @@ pub(crate) fn drop_cold<T>(value: T) {
     drop(value);
 }
 
+/// A report's first word: the event's place in the catalog and how many handlers ran. An event
+/// whose walk has a fixed length keeps the tally of a walk in which nothing failed, made once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tally(u64);
+
+impl Tally {
+    pub(crate) fn new(event: usize, ran: usize) -> Self {
+        Self((event as u64) << 32 | ran as u64)
+    }
+
+    /// The event's place in the catalog.
+    pub(crate) fn event(self) -> usize {
+        (self.0 >> 32) as usize
+    }
+}
+
 #[derive(Debug, Default)]
 struct Details {
     failures: Vec<Failure>,
@@ -64,8 +80,14 @@ struct Details {
 impl Report {
     #[inline]
     pub(crate) fn new(event: usize) -> Self {
+        Self::counted(Tally::new(event, 0))
+    }
+
+    /// A report of nothing but its tally: what a walk in which nothing failed returns.
+    #[inline]
+    pub(crate) fn counted(tally: Tally) -> Self {
         Self {
-            event_and_ran: (event as u64) << 32,
+            event_and_ran: tally.0,
             details: None,
         }
     }
@@ -115,7 +137,7 @@ impl Report {
 
     /// The event's name.
     pub fn event(&self) -> &'static str {
-        catalog().events()[(self.event_and_ran >> 32) as usize].name()
+        catalog().events()[Tally(self.event_and_ran).event()].name()
     }
 
     /// How many handlers ran inline (including those that failed).
