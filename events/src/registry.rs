@@ -23,8 +23,9 @@ pub trait Slot<E: 'static>: 'static {
 pub struct EventRegistry<E: 'static> {
     upcast: Option<Upcaster>,
     state: OnceLock<EventState<E>>,
-    /// Set with the state when the event's handlers allow the bare walk (never otherwise): one
-    /// test tells `publish` both that the catalog is built and that the walk needs no context.
+    /// Set right after the state when the event's handlers allow the bare walk (never
+    /// otherwise): one test tells `publish` both that the catalog is built and that the walk
+    /// needs no context.
     bare: OnceLock<BareWalk<E>>,
 }
 

@@ -29,10 +29,9 @@ use crate::extract::ExtractError;
 #[derive(Debug)]
 #[must_use = "a report says which handlers failed"]
 pub struct Report {
-    /// The event's place in the catalog, where its name is read (high half), and how many
-    /// handlers ran (low half): one word, so that with `details` the report is a pair of
-    /// scalars, returned in two registers (a dispatch that only counts stores nothing).
-    event_and_ran: u64,
+    /// The event and how many handlers ran: one word, so that with `details` the report is a
+    /// pair of scalars, returned in two registers (a dispatch that only counts stores nothing).
+    tally: Tally,
     /// Made only when something needs more than a count: a failure, a skip, a follow-up.
     details: Option<Box<Details>>,
 }
@@ -54,8 +53,9 @@ pub(crate) fn drop_cold<T>(value: T) {
     drop(value);
 }
 
-/// A report's first word: the event's place in the catalog and how many handlers ran. An event
-/// whose walk has a fixed length keeps the tally of a walk in which nothing failed, made once.
+/// A report's first word: the event's place in the catalog, where its name is read (high
+/// half), and how many handlers ran (low half). An event whose walk has a fixed length keeps
+/// the tally of a walk in which nothing failed, made once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tally(u64);
 
@@ -67,6 +67,10 @@ impl Tally {
     /// The event's place in the catalog.
     pub(crate) fn event(self) -> usize {
         (self.0 >> 32) as usize
+    }
+
+    fn ran(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
     }
 }
 
@@ -87,7 +91,7 @@ impl Report {
     #[inline]
     pub(crate) fn counted(tally: Tally) -> Self {
         Self {
-            event_and_ran: tally.0,
+            tally,
             details: None,
         }
     }
@@ -95,12 +99,12 @@ impl Report {
     /// `count` more handlers ran (their failures are recorded apart).
     #[inline]
     pub(crate) fn ran_all(&mut self, count: usize) {
-        self.event_and_ran += count as u64;
+        self.tally.0 += count as u64;
     }
 
     #[inline]
     pub(crate) fn record(&mut self, handler: &'static str, outcome: crate::handler::Outcome) {
-        self.event_and_ran += 1;
+        self.tally.0 += 1;
         if let Err(cause) = outcome {
             self.fail(handler, *cause);
         }
@@ -137,12 +141,12 @@ impl Report {
 
     /// The event's name.
     pub fn event(&self) -> &'static str {
-        catalog().events()[Tally(self.event_and_ran).event()].name()
+        catalog().events()[self.tally.event()].name()
     }
 
     /// How many handlers ran inline (including those that failed).
     pub fn ran(&self) -> usize {
-        (self.event_and_ran & u64::from(u32::MAX)) as usize
+        self.tally.ran()
     }
 
     /// The handlers that failed, with why, in the order they ran.

@@ -409,6 +409,57 @@ fn a_panic_on_the_plain_path_does_not_stop_the_handlers_after_it() {
     );
 }
 
+// The walk of handlers that take the event alone stops at a failure only to report it: the
+// handlers after it still run, in order, as often as handlers fail or panic.
+
+#[derive(DomainEvent)]
+struct Stamped;
+
+static STAMPS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+#[event_handler(order = 1)]
+fn stamp_fails_first(_: &Stamped) -> Result<(), String> {
+    STAMPS.lock().unwrap().push("1");
+    Err("first".into())
+}
+
+#[event_handler(order = 2)]
+fn stamp_runs_second(_: &Stamped) {
+    STAMPS.lock().unwrap().push("2");
+}
+
+#[event_handler(order = 3)]
+fn stamp_panics_third(_: &Stamped) {
+    STAMPS.lock().unwrap().push("3");
+    panic!("third")
+}
+
+#[event_handler(order = 4)]
+fn stamp_fails_last(_: &Stamped) -> Result<(), String> {
+    STAMPS.lock().unwrap().push("4");
+    Err("last".into())
+}
+
+#[test]
+fn failures_and_panics_of_bare_handlers_do_not_stop_the_walk() {
+    let (bus, _) = bus();
+    for round in 0..2 {
+        let report = bus.publish(&Stamped);
+        let run = std::mem::take(&mut *STAMPS.lock().unwrap());
+        assert_eq!(run, ["1", "2", "3", "4"], "round {round}");
+        assert_eq!(report.ran(), 4, "{report}");
+        let failures: Vec<_> = report.failures().iter().map(|f| f.to_string()).collect();
+        assert_eq!(
+            failures,
+            [
+                "handler `dispatch::stamp_fails_first` failed: first",
+                "handler `dispatch::stamp_panics_third` failed: panicked: third",
+                "handler `dispatch::stamp_fails_last` failed: last",
+            ]
+        );
+    }
+}
+
 // Handlers that take the event alone need no dispatch context; an event whose sync handlers
 // mix them with handlers that take parameters walks them all, in order, each called as it
 // needs, under `publish` and under `dispatch`.
