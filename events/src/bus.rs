@@ -423,14 +423,7 @@ impl Bus {
         // handler that panicked (reported as its failure), and the walk goes on after it.
         let mut at = 0;
         if let Err(panic) = self.walk_plain((e, state, cx), &mut at, &mut report) {
-            walk_on_after_panics(
-                &mut report,
-                (at, panic),
-                |report, at, cause| {
-                    self.after_plain_call(Self::target(state, at), Err(cause), cx, report)
-                },
-                |report, at| self.walk_plain((e, state, cx), at, report),
-            );
+            self.walk_after_panic((e, state, cx), (at, panic), &mut report);
         }
         if cx.has_follow_ups() {
             // A publisher kept past the dispatch publishes its own from now on.
@@ -464,6 +457,29 @@ impl Bus {
                 *at += 1;
             }
         }))
+    }
+
+    /// Reports the handler at `at` that panicked as its failure, with its follow-ups, and walks
+    /// on after it, as often as handlers panic. One `catch_unwind` guards each stretch of the
+    /// walk, not each handler.
+    #[cold]
+    #[inline(never)]
+    fn walk_after_panic<E: DomainEvent>(
+        &self,
+        walk: Walk<'_, E>,
+        (mut at, mut panic): (usize, Box<dyn Any + Send>),
+        report: &mut Report,
+    ) {
+        let (_, state, cx) = walk;
+        loop {
+            let cause = Box::new(FailureCause::from_panic(panic));
+            self.after_plain_call(Self::target(state, at), Err(cause), cx, report);
+            at += 1;
+            match self.walk_plain(walk, &mut at, report) {
+                Ok(()) => return,
+                Err(next) => panic = next,
+            }
+        }
     }
 
     /// The sync handler at `at` of an event's plain walk (its name and index are read only
@@ -509,10 +525,7 @@ impl Bus {
     #[inline]
     fn plain_walk<E: DomainEvent>(&self) -> Option<&'static EventState<E>> {
         let state = E::Slot::registry().state();
-        if state.durable.is_empty()
-            && self.inner.plain
-            && !tracing::level_enabled!(tracing::Level::DEBUG)
-        {
+        if state.durable.is_empty() && self.plain_bus() {
             self.inner.count(state.index);
             Some(state)
         } else {
@@ -757,27 +770,6 @@ fn walk_bare<E>(e: &E, walk: &BareWalk<E>, at: &mut usize) -> Outcome {
         *at += 1;
     }
     Ok(())
-}
-
-/// After the handler at `at` of a sync walk panicked: reports it as its failure (`failed`) and
-/// walks on from the next handler (`walk`), as often as handlers panic. One `catch_unwind`
-/// guards each stretch of the walk, not each handler.
-#[cold]
-#[inline(never)]
-fn walk_on_after_panics(
-    report: &mut Report,
-    (mut at, mut panic): (usize, Box<dyn Any + Send>),
-    failed: impl Fn(&mut Report, usize, Box<FailureCause>),
-    walk: impl Fn(&mut Report, &mut usize) -> std::thread::Result<()>,
-) {
-    loop {
-        failed(report, at, Box::new(FailureCause::from_panic(panic)));
-        at += 1;
-        match walk(report, &mut at) {
-            Ok(()) => return,
-            Err(next) => panic = next,
-        }
-    }
 }
 
 /// An empty report of an event of type `E`.
