@@ -93,7 +93,9 @@ macro_rules! bench_size {
         });
 
         let bus = Bus::builder().build().expect("bus builds");
-        let report = $rt.block_on(bus.dispatch(&event));
+        let report = $rt
+            .block_on(bus.dispatch(&event))
+            .expect("no durable handlers");
         assert!(report.is_ok() && report.ran() == n, "{report}");
         $group.bench_with_input(BenchmarkId::new("events_dispatch", n), &event, |b, e| {
             b.to_async(&$rt).iter(|| bus.dispatch(black_box(e)))

@@ -130,7 +130,7 @@ macro_rules! bench_size {
         });
 
         let bus = Bus::builder().build().expect("bus builds");
-        let report = bus.publish(&event);
+        let report = bus.publish(&event).expect("no durable handlers");
         assert!(report.is_ok() && report.ran() == n, "{report}");
         $group.bench_with_input(BenchmarkId::new("events_publish", n), &event, |b, e| {
             b.iter(|| bus.publish(black_box(e)))

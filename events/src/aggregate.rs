@@ -9,8 +9,9 @@ use std::any::Any;
 use std::fmt;
 
 use crate::bus::Bus;
+use crate::error::PublishError;
 use crate::event::DomainEvent;
-use crate::handler::BoxFuture;
+use crate::outbox::Outbox;
 use crate::report::Report;
 
 /// An event of any type, recorded by an aggregate; object safe, so a batch can mix types.
@@ -21,9 +22,14 @@ pub trait RecordedEvent: Any + Send + Sync {
     /// The event's name.
     fn name(&self) -> &'static str;
     /// Runs its sync handlers (see [`Bus::publish`]).
-    fn publish_on(&self, bus: &Bus) -> Report;
-    /// Runs all of its handlers (see [`Bus::dispatch`]).
-    fn dispatch_on<'a>(&'a self, bus: &'a Bus) -> BoxFuture<'a, Report>;
+    fn publish_on(&self, bus: &Bus) -> Result<Report, PublishError>;
+    /// Fails as [`Bus::publish`] does when the event has durable handlers (a sync publish
+    /// cannot store it), without running anything.
+    fn check_sync(&self, bus: &Bus) -> Result<(), PublishError>;
+    /// Publishes it by reference into an outbox.
+    fn publish_ref_into<'a>(&'a self, outbox: &mut Outbox<'a>);
+    /// Publishes it into an outbox.
+    fn publish_into(self: Box<Self>, outbox: &mut Outbox<'_>);
     /// For typed inspection in tests.
     fn as_any(&self) -> &dyn Any;
 }
@@ -33,12 +39,20 @@ impl<E: DomainEvent> RecordedEvent for E {
         E::NAME
     }
 
-    fn publish_on(&self, bus: &Bus) -> Report {
+    fn publish_on(&self, bus: &Bus) -> Result<Report, PublishError> {
         bus.publish(self)
     }
 
-    fn dispatch_on<'a>(&'a self, bus: &'a Bus) -> BoxFuture<'a, Report> {
-        Box::pin(bus.dispatch(self))
+    fn check_sync(&self, bus: &Bus) -> Result<(), PublishError> {
+        bus.check_sync::<E>()
+    }
+
+    fn publish_ref_into<'a>(&'a self, outbox: &mut Outbox<'a>) {
+        outbox.publish_ref(self);
+    }
+
+    fn publish_into(self: Box<Self>, outbox: &mut Outbox<'_>) {
+        outbox.publish(*self);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -122,8 +136,9 @@ impl EventRecorder {
 /// // A successful one hands them out, in order.
 /// let ((), batch) = lib.save_with(|_| Ok::<_, std::io::Error>(())).unwrap();
 /// assert_eq!(batch.names(), ["CollectionCreated", "CardAddedToLibrary"]);
-/// let reports = batch.publish(&Bus::builder().build().unwrap());
+/// let reports = batch.publish(&Bus::builder().build().unwrap())?;
 /// assert_eq!(reports.len(), 2);
+/// # Ok::<(), events::PublishError>(())
 /// ```
 pub trait AggregateRoot {
     /// The aggregate's recorder.
@@ -162,18 +177,33 @@ impl fmt::Debug for EventBatch {
 }
 
 impl EventBatch {
-    /// Runs each event's sync handlers, in recording order; one report per event.
-    pub fn publish(&self, bus: &Bus) -> Vec<Report> {
+    /// Runs each event's sync handlers, in recording order; one report per event. Fails,
+    /// running nothing, when one of the events has durable handlers (see [`Bus::publish`]):
+    /// dispatch the batch, or publish it into the store's outbox.
+    pub fn publish(&self, bus: &Bus) -> Result<Vec<Report>, PublishError> {
+        for event in &self.events {
+            event.check_sync(bus)?;
+        }
         self.events.iter().map(|e| e.publish_on(bus)).collect()
     }
 
-    /// Runs each event's handlers, in recording order, one event after the other.
-    pub async fn dispatch(&self, bus: &Bus) -> Vec<Report> {
-        let mut reports = Vec::with_capacity(self.events.len());
+    /// Stores the events that have durable handlers in the bus's store, all in one
+    /// transaction (or none, and then nothing runs: the error says why), then runs each
+    /// event's inline handlers, in recording order, one event after the other.
+    pub async fn dispatch(&self, bus: &Bus) -> Result<Vec<Report>, PublishError> {
+        let mut outbox = Outbox::new(bus);
         for event in &self.events {
-            reports.push(event.dispatch_on(bus).await);
+            event.publish_ref_into(&mut outbox);
         }
-        reports
+        outbox.commit(None).await
+    }
+
+    /// Moves the events into an outbox, in recording order: they are stored with the outbox's
+    /// transaction and dispatched after its commit.
+    pub fn publish_into(self, outbox: &mut Outbox<'_>) {
+        for event in self.events {
+            event.publish_into(outbox);
+        }
     }
 
     /// The events' names, in order.

@@ -13,7 +13,7 @@ use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
 use crate::catalog::{catalog, Catalog};
-use crate::error::BoxError;
+use crate::error::{NotPublished, PublishError};
 use crate::event::DomainEvent;
 use crate::extract::{AnyResource, Context, FollowUp};
 use crate::handler::{Call, Encode, Outcome};
@@ -48,9 +48,9 @@ pub const MAX_DEPTH: u32 = 64;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let bus = Bus::builder().resource(Mailer).build()?;
-/// let report = bus.dispatch(&UserRegistered { email: "ada@example.com".into() }).await;
+/// let report = bus.dispatch(&UserRegistered { email: "ada@example.com".into() }).await?;
 /// assert!(report.is_ok());
-/// # Ok::<(), events::BuildError>(()) }).unwrap();
+/// # Ok::<(), events::BoxError>(()) }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Bus {
@@ -141,17 +141,18 @@ impl Bus {
     /// [`Report::skipped`] (so [`Report::is_ok`] is `false`) and logged at warn level. Use
     /// [`dispatch`](Self::dispatch) or [`spawn`](Self::spawn) for events that have async handlers.
     ///
-    /// If the event has durable handlers, it is first appended to the bus's store
-    /// ([`BusBuilder::store`]) with the id its inline handlers see; without a store (or with
-    /// one that needs an async runtime) the durable handlers are reported skipped.
+    /// An event that has durable handlers is never published here, on any backend: a sync call
+    /// cannot wait for a store, so it returns [`NotPublished::NeedsAwait`] and runs nothing.
+    /// Store it with [`dispatch`](Self::dispatch) or the store's outbox. The `Err` is only
+    /// ever about storing; handler failures are in the [`Report`].
     #[inline]
-    pub fn publish<E: DomainEvent>(&self, event: &E) -> Report {
+    pub fn publish<E: DomainEvent>(&self, event: &E) -> Result<Report, PublishError> {
         let registry = E::Slot::registry();
         let quiet = !tracing::level_enabled!(tracing::Level::DEBUG);
         // The bare walk is small and inline, so that the caller pays for no call frame of the
         // bus; the walk with a context has a frame of its own.
         if let (Some(walk), true) = (registry.bare(), self.inner.bare & quiet) {
-            return self.publish_bare(event, walk);
+            return Ok(self.publish_bare(event, walk));
         }
         // Laid out after the bare walk, which then runs straight through: its taken jumps, not
         // its instructions, were what a 1-handler publish spent most of its time on.
@@ -162,10 +163,10 @@ impl Bus {
     /// `publish` when the bare walk will not do: a handler takes parameters (the plain walk,
     /// with a context), or more is needed (see [`Bus::plain`]), or a recorder counts.
     #[inline(never)]
-    fn publish_out_of_line<E: DomainEvent>(&self, event: &E) -> Report {
+    fn publish_out_of_line<E: DomainEvent>(&self, event: &E) -> Result<Report, PublishError> {
         let make = || Meta::of(event);
         let state = E::Slot::registry().state();
-        self.publish_context(event, state, &LazyMeta::new(&make), 0, true)
+        self.publish_context(event, state, &LazyMeta::new(&make), 0)
     }
 
     /// Whether a dispatch of this event may take the plain walk: only sync handlers, no
@@ -183,32 +184,60 @@ impl Bus {
 
     /// Like [`publish`](Self::publish), with the event's metadata given (an id and time of
     /// the caller's, for example one read from a store: an event whose metadata has a
-    /// [`position`](Meta::position) is already stored and is not stored again).
-    pub fn publish_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
-        self.publish_in(event, &LazyMeta::given(meta), 0, true)
+    /// [`position`](Meta::position) is already stored, so it may have durable handlers).
+    pub fn publish_with<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: Meta,
+    ) -> Result<Report, PublishError> {
+        self.publish_in(event, &LazyMeta::given(meta), 0)
     }
 
     /// Runs every sync and async handler of `event`, one after the other in order, and reports
-    /// what happened. Stores the event for its durable handlers first, as
-    /// [`publish`](Self::publish) does.
-    pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Report {
+    /// what happened.
+    ///
+    /// An event that has durable handlers is first appended to the bus's store
+    /// ([`BusBuilder::store`]), with the id its inline handlers then see. If it cannot be
+    /// stored (no store, the store failed, the payload does not serialize), this returns a
+    /// [`PublishError`] and runs no handler: the same on every backend. Handler failures are
+    /// never this error; they are in the [`Report`].
+    pub async fn dispatch<E: DomainEvent>(&self, event: &E) -> Result<Report, PublishError> {
         let make = || Meta::of(event);
         let meta = LazyMeta::new(&make);
         let cx = Context::dispatching(self, &meta, 0);
         match self.plain_walk::<E>() {
-            Some(state) => pin!(walk::Walk::new(self, event, state, &cx)).await,
+            Some(state) => Ok(pin!(walk::Walk::new(self, event, state, &cx)).await),
             None => self.dispatch_traced(event, &cx).await,
         }
     }
 
-    /// Like [`dispatch`](Self::dispatch), with the event's metadata given.
-    pub async fn dispatch_with<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
+    /// Like [`dispatch`](Self::dispatch), with the event's metadata given (one with a
+    /// [`position`](Meta::position) is already stored and is not stored again).
+    pub async fn dispatch_with<E: DomainEvent>(
+        &self,
+        event: &E,
+        meta: Meta,
+    ) -> Result<Report, PublishError> {
         let meta = LazyMeta::given(meta);
         let cx = Context::dispatching(self, &meta, 0);
         match self.plain_walk::<E>() {
-            Some(state) => pin!(walk::Walk::new(self, event, state, &cx)).await,
+            Some(state) => Ok(pin!(walk::Walk::new(self, event, state, &cx)).await),
             None => self.dispatch_traced(event, &cx).await,
         }
+    }
+
+    /// Dispatches an event that is already in the log (its metadata has its position) or has
+    /// no durable handlers: it is not stored, so there is no [`PublishError`] to return.
+    pub(crate) async fn dispatch_stored<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
+        self.dispatch_with(event, meta)
+            .await
+            .unwrap_or_else(|e| e.into_report::<E>())
+    }
+
+    /// Publishes an event that is already in the log (see [`Bus::dispatch_stored`]).
+    pub(crate) fn publish_stored<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
+        self.publish_with(event, meta)
+            .unwrap_or_else(|e| e.into_report::<E>())
     }
 
     /// Dispatches an owned event on the current tokio runtime and returns at once.
@@ -217,7 +246,10 @@ impl Bus {
     /// Outside a tokio runtime, like `tokio::spawn`.
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-    pub fn spawn<E: DomainEvent>(&self, event: E) -> tokio::task::JoinHandle<Report> {
+    pub fn spawn<E: DomainEvent>(
+        &self,
+        event: E,
+    ) -> tokio::task::JoinHandle<Result<Report, PublishError>> {
         let bus = self.clone();
         tokio::spawn(async move { bus.dispatch(&event).await })
     }
@@ -254,7 +286,9 @@ impl Bus {
         depth: u32,
     ) -> Report {
         match Self::follow_up_meta(event, cause, depth) {
-            Ok(make) => self.publish_in(event, &LazyMeta::new(&make), depth, true),
+            Ok(make) => self
+                .publish_in(event, &LazyMeta::new(&make), depth)
+                .unwrap_or_else(|e| e.into_report::<E>()),
             Err(cut) => cut,
         }
     }
@@ -273,13 +307,44 @@ impl Bus {
         let cx = Context::dispatching(self, &meta, depth);
         match self.plain_walk::<E>() {
             Some(state) => pin!(walk::Walk::new(self, event, state, &cx)).await,
-            None => self.dispatch_traced(event, &cx).await,
+            None => self
+                .dispatch_traced(event, &cx)
+                .await
+                .unwrap_or_else(|e| e.into_report::<E>()),
         }
     }
 
-    /// Publishes an event an [`Outbox`](crate::outbox::Outbox) already stored.
-    pub(crate) fn publish_committed<E: DomainEvent>(&self, event: &E, meta: Meta) -> Report {
-        self.publish_in(event, &LazyMeta::given(meta), 0, false)
+    /// Fails as a sync `publish` of `E` does when `E` has durable handlers.
+    pub(crate) fn check_sync<E: DomainEvent>(&self) -> Result<(), PublishError> {
+        let durable = &E::Slot::registry().state().durable;
+        if durable.is_empty() {
+            return Ok(());
+        }
+        Err(refused(NotPublished::NeedsAwait {
+            event: E::NAME,
+            handlers: durable.to_vec(),
+        }))
+    }
+
+    /// Appends records for durable handlers to the bus's store, all in one transaction, and
+    /// returns their positions.
+    pub(crate) async fn append_records(
+        &self,
+        records: Vec<DurableRecord>,
+        first: &'static str,
+    ) -> Result<Vec<u64>, PublishError> {
+        let Some(sink) = &self.inner.sink else {
+            return Err(refused(NotPublished::NoStore {
+                event: first,
+                handlers: Vec::new(),
+            }));
+        };
+        sink.append(records).await.map_err(|source| {
+            refused(NotPublished::NotStored {
+                event: first,
+                source,
+            })
+        })
     }
 
     /// How to serialize `E` for the store, if it has durable handlers.
@@ -315,14 +380,13 @@ impl Bus {
         event: &E,
         meta: &LazyMeta,
         depth: u32,
-        store: bool,
-    ) -> Report {
+    ) -> Result<Report, PublishError> {
         let registry = E::Slot::registry();
         if let (Some(walk), true) = (registry.bare(), self.plain_bus()) {
             self.inner.count(walk.ran_all.event());
-            return self.publish_bare(event, walk);
+            return Ok(self.publish_bare(event, walk));
         }
-        self.publish_context(event, registry.state(), meta, depth, store)
+        self.publish_context(event, registry.state(), meta, depth)
     }
 
     /// `publish` with a dispatch context: the plain walk, or the full path.
@@ -333,27 +397,33 @@ impl Bus {
         state: &EventState<E>,
         meta: &LazyMeta,
         depth: u32,
-        store: bool,
-    ) -> Report {
+    ) -> Result<Report, PublishError> {
         let cx = Context::dispatching(self, meta, depth);
         if self.plain(state) {
             self.inner.count(state.index);
-            self.publish_plain(event, state, &cx)
+            Ok(self.publish_plain(event, state, &cx))
         } else {
             let _publishing = crate::trace::publish(E::NAME, meta).entered();
-            self.publish_full(event, &cx, store)
+            self.publish_full(event, &cx)
         }
     }
 
     /// `publish` with everything: capture, durable storage, skips, timing, spans.
     #[inline(never)]
-    fn publish_full<E: DomainEvent>(&self, event: &E, cx: &Context<'_>, store: bool) -> Report {
+    fn publish_full<E: DomainEvent>(
+        &self,
+        event: &E,
+        cx: &Context<'_>,
+    ) -> Result<Report, PublishError> {
         let mut report = report_of::<E>();
         let Some(state) = self.begin(event, cx.meta) else {
-            return report;
+            return Ok(report);
         };
-        if store && !state.durable.is_empty() {
-            self.store_blocking(event, cx.meta, state, &mut report);
+        if !state.durable.is_empty() && cx.meta.get().position.is_none() {
+            return Err(refused(NotPublished::NeedsAwait {
+                event: E::NAME,
+                handlers: state.durable.to_vec(),
+            }));
         }
         if !state.asynchronous.is_empty() {
             skipped(&mut report, E::NAME, &state.asynchronous, ASYNC_SKIPPED);
@@ -371,7 +441,7 @@ impl Bus {
         if let Some(follow_ups) = cx.close_follow_ups() {
             self.publish_follow_ups(cx, follow_ups, &mut report);
         }
-        report
+        Ok(report)
     }
 
     /// The cheapest path: only sync handlers, each taking the event alone, so there is no
@@ -534,19 +604,27 @@ impl Bus {
     }
 
     /// The full path, in the event's span.
-    async fn dispatch_traced<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
+    async fn dispatch_traced<E: DomainEvent>(
+        &self,
+        event: &E,
+        cx: &Context<'_>,
+    ) -> Result<Report, PublishError> {
         let publishing = crate::trace::publish(E::NAME, cx.meta);
         self.dispatch_full(event, cx).instrument(publishing).await
     }
 
     /// `dispatch` with everything: capture, durable storage, timing, spans.
-    async fn dispatch_full<E: DomainEvent>(&self, event: &E, cx: &Context<'_>) -> Report {
+    async fn dispatch_full<E: DomainEvent>(
+        &self,
+        event: &E,
+        cx: &Context<'_>,
+    ) -> Result<Report, PublishError> {
         let mut report = report_of::<E>();
         let Some(state) = self.begin(event, cx.meta) else {
-            return report;
+            return Ok(report);
         };
         if !state.durable.is_empty() {
-            self.store(event, cx.meta, state, &mut report).await;
+            self.store(event, cx.meta, state).await?;
         }
         let (traced, mut clock) = (tracing::level_enabled!(tracing::Level::DEBUG), self.clock());
         for handler in state.inline.iter() {
@@ -572,7 +650,7 @@ impl Bus {
         if let Some(follow_ups) = cx.close_follow_ups() {
             self.dispatch_follow_ups(cx, follow_ups, &mut report).await;
         }
-        report
+        Ok(report)
     }
 
     /// Runs follow-ups published by a handler under `publish`: sync handlers only.
@@ -600,79 +678,41 @@ impl Bus {
         }
     }
 
-    /// The event's record for its durable handlers, unless it is already in the log.
-    fn record<E: DomainEvent>(
-        event: &E,
-        meta: &Meta,
-        state: &EventState<E>,
-    ) -> Option<Result<DurableRecord, BoxError>> {
-        if meta.position.is_some() {
-            return None;
-        }
-        Some(match state.encode {
-            Some(encode) => DurableRecord::of(event, meta, encode)
-                .map_err(|e| format!("cannot serialize `{}` for the store: {e}", E::NAME).into()),
-            None => Err(format!(
-                "`{}` has durable handlers but no encoder; rebuild with the same `events` version",
-                E::NAME
-            )
-            .into()),
-        })
-    }
-
-    /// Stores the event for its durable handlers from a sync `publish`.
-    #[inline(never)]
-    fn store_blocking<E: DomainEvent>(
-        &self,
-        event: &E,
-        meta: &LazyMeta,
-        state: &EventState<E>,
-        report: &mut Report,
-    ) {
-        let Some((sink, record)) = self.to_store(event, meta, state, report) else {
-            return;
-        };
-        if !sink.can_append_blocking() {
-            return skipped(report, E::NAME, &state.durable, NO_SYNC_PATH);
-        }
-        let appended = record.and_then(|r| sink.append_blocking(r));
-        stored(report, E::NAME, &state.durable, appended);
-    }
-
-    /// Stores the event for its durable handlers from `dispatch`.
+    /// Stores the event for its durable handlers from `dispatch`, unless it is already in
+    /// the log; nothing has run yet, so an error here means nothing happened.
     async fn store<E: DomainEvent>(
         &self,
         event: &E,
         meta: &LazyMeta<'_>,
         state: &EventState<E>,
-        report: &mut Report,
-    ) {
-        let Some((sink, record)) = self.to_store(event, meta, state, report) else {
-            return;
-        };
-        let appended = match record {
-            Ok(record) => sink.append(record).await,
-            Err(e) => Err(e),
-        };
-        stored(report, E::NAME, &state.durable, appended);
-    }
-
-    /// The store and the event's record for its durable handlers; `None` when the event was
-    /// read from the log (a worker delivers it), or when the bus has no store (reported
-    /// skipped).
-    fn to_store<E: DomainEvent>(
-        &self,
-        event: &E,
-        meta: &LazyMeta<'_>,
-        state: &EventState<E>,
-        report: &mut Report,
-    ) -> Option<(&dyn DurableSink, Result<DurableRecord, BoxError>)> {
-        let record = Self::record(event, meta.get(), state)?;
+    ) -> Result<(), PublishError> {
+        let meta = meta.get();
+        if meta.position.is_some() {
+            return Ok(());
+        }
         let Some(sink) = &self.inner.sink else {
-            skipped(report, E::NAME, &state.durable, NO_STORE);
-            return None;
+            return Err(refused(NotPublished::NoStore {
+                event: E::NAME,
+                handlers: state.durable.to_vec(),
+            }));
         };
-        Some((sink.as_ref(), record))
+        let not_stored = |source| {
+            refused(NotPublished::NotStored {
+                event: E::NAME,
+                source,
+            })
+        };
+        let record = match state.encode {
+            Some(encode) => DurableRecord::of(event, meta, encode)
+                .map_err(|e| not_stored(format!("cannot serialize it: {e}").into()))?,
+            None => return Err(not_stored(
+                "it has durable handlers but no encoder; rebuild with the same `events` version"
+                    .into(),
+            )),
+        };
+        let position = sink.append(vec![record]).await.map_err(not_stored)?;
+        tracing::debug!(event = E::NAME, ?position, "stored for durable handlers");
+        Ok(())
     }
 
     /// The clock for one dispatch's handler durations (stopped unless `record_durations`).
@@ -792,10 +832,6 @@ async fn guarded<F: Future<Output = Outcome>>(future: F) -> Outcome {
 
 const ASYNC_SKIPPED: &str =
     "async handler skipped by `publish`; use `dispatch(..).await` or `spawn`";
-const NO_STORE: &str =
-    "durable handler did not get the event: the bus has no store; give it one with `Bus::builder().store(..)`";
-const NO_SYNC_PATH: &str = "durable handler did not get the event: the bus's store cannot append without an async runtime; use `dispatch(..).await`";
-
 /// Reports handlers that did not get the event, each with a warn line.
 #[cold]
 fn skipped(report: &mut Report, event: &'static str, handlers: &[&'static str], why: &'static str) {
@@ -805,25 +841,25 @@ fn skipped(report: &mut Report, event: &'static str, handlers: &[&'static str], 
     }
 }
 
-/// Reports the outcome of storing an event for its durable handlers.
-fn stored(
-    report: &mut Report,
-    event: &'static str,
-    handlers: &[&'static str],
-    appended: Result<u64, BoxError>,
-) {
-    match appended {
-        Ok(position) => tracing::debug!(event, position, "stored for durable handlers"),
-        Err(e) => {
-            let reason = e.to_string();
-            tracing::error!(
-                event,
-                "cannot store the event for its durable handlers: {reason}"
-            );
-            for &handler in handlers {
-                report.fail(handler, FailureCause::NotStored(reason.clone()));
-            }
+/// An event that was not published: logged at error level and counted, as the caller gets it.
+#[cold]
+pub(crate) fn refused(kind: NotPublished) -> PublishError {
+    let error = PublishError::new(kind);
+    tracing::error!(event = error.event(), "{error}");
+    metrics::counter!("events_not_published_total", "event" => error.event()).increment(1);
+    error
+}
+
+impl PublishError {
+    /// The report of a follow-up event that could not be stored: its publisher's publish
+    /// already succeeded, so each of its durable handlers is reported failed instead.
+    #[cold]
+    pub(crate) fn into_report<E: DomainEvent>(self) -> Report {
+        let mut report = report_of::<E>();
+        for &handler in E::Slot::registry().state().durable.iter() {
+            report.fail(handler, FailureCause::NotStored(self.to_string()));
         }
+        report
     }
 }
 

@@ -121,3 +121,70 @@ impl fmt::Display for crate::catalog::Location {
         write!(f, "{}:{}", self.file, self.line)
     }
 }
+
+/// Publishing an event that has durable handlers did not store it: nothing was stored and no
+/// handler ran, so the caller can retry, roll back or fail its operation. Handler failures are
+/// never this error; they are in the [`Report`](crate::report::Report) of a publish that
+/// succeeded.
+///
+/// Boxed, so `Result<Report, PublishError>` is as small as a [`Report`](crate::report::Report).
+#[derive(thiserror::Error)]
+#[error("{0}")]
+pub struct PublishError(Box<NotPublished>);
+
+impl fmt::Debug for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl PublishError {
+    pub(crate) fn new(kind: NotPublished) -> Self {
+        Self(Box::new(kind))
+    }
+
+    /// Why the event was not published.
+    pub fn kind(&self) -> &NotPublished {
+        &self.0
+    }
+
+    /// The name of the event that was not published.
+    pub fn event(&self) -> &'static str {
+        match &*self.0 {
+            NotPublished::NoStore { event, .. }
+            | NotPublished::NeedsAwait { event, .. }
+            | NotPublished::NotStored { event, .. } => event,
+        }
+    }
+}
+
+/// Why [`PublishError`]: each says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotPublished {
+    /// The event has durable handlers and the bus has no store to append it to.
+    #[error("`{event}` has durable handlers ({}) but the bus has no store; nothing was published: give the bus one with `Bus::builder().store(events::store::connect(url).await?)`", .handlers.join(", "))]
+    NoStore {
+        /// The event's name.
+        event: &'static str,
+        /// Its durable handlers.
+        handlers: Vec<&'static str>,
+    },
+    /// The event has durable handlers and was published with the sync `publish`, which cannot
+    /// wait for a store (on any backend).
+    #[error("`{event}` has durable handlers ({}), which a sync `publish` cannot store; nothing was published: use `bus.dispatch(&event).await` or the store's `outbox`", .handlers.join(", "))]
+    NeedsAwait {
+        /// The event's name.
+        event: &'static str,
+        /// Its durable handlers.
+        handlers: Vec<&'static str>,
+    },
+    /// The store failed to append the event (or it could not be serialized).
+    #[error("cannot store `{event}` for its durable handlers; nothing was published: {source}")]
+    NotStored {
+        /// The event's name.
+        event: &'static str,
+        /// The store's (or serializer's) error.
+        source: BoxError,
+    },
+}

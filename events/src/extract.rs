@@ -237,10 +237,10 @@ impl FromContext for Meta {
 /// }
 ///
 /// let bus = Bus::builder().build()?;
-/// let report = bus.publish(&FormSubmitted { form: 3 });
+/// let report = bus.publish(&FormSubmitted { form: 3 })?;
 /// assert!(report.is_ok());
 /// assert_eq!(report.follow_ups()[0].to_string(), "`RecordCreated`: 1 handler ran, 0 failed");
-/// # Ok::<(), events::BuildError>(())
+/// # Ok::<(), events::BoxError>(())
 /// ```
 #[derive(Clone)]
 pub struct Publisher {

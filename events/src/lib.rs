@@ -21,10 +21,10 @@
 //! }
 //!
 //! let bus = Bus::builder().build()?;
-//! let report = bus.publish(&CardAdded { library_id: 7, card: "Black Lotus".into() });
+//! let report = bus.publish(&CardAdded { library_id: 7, card: "Black Lotus".into() })?;
 //! assert!(report.is_ok());
 //! assert_eq!(report.ran(), 1);
-//! # Ok::<(), events::BuildError>(())
+//! # Ok::<(), events::BoxError>(())
 //! ```
 //!
 //! Dispatch is a statically typed walk over one event type's own handler list: there is no
@@ -89,7 +89,7 @@ pub use aggregate::{AggregateRoot, EventBatch, EventRecorder, RecordedEvent};
 pub use bus::{Bus, BusBuilder, MAX_DEPTH};
 pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
 pub use command::{command_meta, Command, HandledCommand, SendError, Sending};
-pub use error::{BoxError, BuildError, Problem};
+pub use error::{BoxError, BuildError, NotPublished, Problem, PublishError};
 pub use event::{AggregateId, DomainEvent};
 pub use events_macros::{command_handler, event_handler, Command, DomainEvent, EventSet};
 pub use extract::{Context, ExtractError, FromContext, Publisher, Res};

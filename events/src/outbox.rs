@@ -7,8 +7,9 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use crate::bus::Bus;
-use crate::error::BoxError;
+use crate::error::{BoxError, NotPublished, PublishError};
 use crate::event::DomainEvent;
+use crate::handler::BoxFuture;
 use crate::meta::Meta;
 use crate::report::Report;
 
@@ -57,51 +58,51 @@ impl DurableRecord {
 }
 
 /// Where a bus stores the events that have durable handlers (`Bus::builder().store(..)`).
-/// Every store backend implements it; each record goes to the end of its aggregate's stream.
+/// Every store backend implements it, and so does the handle `events::store::connect(url)`
+/// returns; each record goes to the end of its aggregate's stream.
 #[async_trait::async_trait]
 pub trait DurableSink: Send + Sync + 'static {
-    /// Appends one record; returns its position in the log.
-    async fn append(&self, record: DurableRecord) -> Result<u64, BoxError>;
-
-    /// Whether [`append_blocking`](Self::append_blocking) works: a sync `publish` stores
-    /// through it, and otherwise reports the durable handlers as skipped.
-    fn can_append_blocking(&self) -> bool {
-        false
-    }
-
-    /// Appends one record without an async runtime (for `publish`).
-    fn append_blocking(&self, record: DurableRecord) -> Result<u64, BoxError> {
-        let _ = record;
-        Err("this store cannot append without an async runtime; use `dispatch(..).await`".into())
-    }
+    /// Appends the records in one transaction, in order: all of them or none. Returns their
+    /// positions in the log, in the same order.
+    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError>;
 }
 
-/// The events published inside one of the caller's database transactions: a store backend
-/// appends their records in that transaction, and after the commit they are published inline
-/// with the same metadata. State change, stored event and inline handlers go together.
+/// The events published inside one transaction: a store backend appends their records in
+/// it, and after the commit every inline handler (sync and async) runs with the metadata the
+/// event was stored with. State change, stored events and inline handlers go together.
 ///
-/// Made by the backend's transaction call (for SQLite: `SqliteStore::outbox`).
+/// Made by the store's `outbox` call (`events::store::connect(url)` gives every backend's);
+/// it takes single events ([`publish`](Self::publish)) and an aggregate's recorded batch
+/// ([`publish_batch`](Self::publish_batch)).
 pub struct Outbox<'b> {
     bus: &'b Bus,
-    pending: Vec<Pending>,
+    pending: Vec<Pending<'b>>,
 }
 
-struct Pending {
+struct Pending<'b> {
     meta: Meta,
     record: Option<Result<DurableRecord, (&'static str, serde_json::Error)>>,
-    event: Box<dyn Outgoing>,
+    event: Box<dyn Outgoing + 'b>,
 }
 
 /// A published event waiting for the commit.
 trait Outgoing: Send {
-    fn publish(&self, bus: &Bus, meta: Meta) -> Report;
+    fn dispatch<'a>(&'a self, bus: &'a Bus, meta: Meta) -> BoxFuture<'a, Report>;
 }
 
 struct Owned<E>(E);
 
 impl<E: DomainEvent> Outgoing for Owned<E> {
-    fn publish(&self, bus: &Bus, meta: Meta) -> Report {
-        bus.publish_committed(&self.0, meta)
+    fn dispatch<'a>(&'a self, bus: &'a Bus, meta: Meta) -> BoxFuture<'a, Report> {
+        Box::pin(bus.dispatch_stored(&self.0, meta))
+    }
+}
+
+struct Borrowed<'e, E>(&'e E);
+
+impl<E: DomainEvent> Outgoing for Borrowed<'_, E> {
+    fn dispatch<'a>(&'a self, bus: &'a Bus, meta: Meta) -> BoxFuture<'a, Report> {
+        Box::pin(bus.dispatch_stored(self.0, meta))
     }
 }
 
@@ -114,18 +115,30 @@ impl<'b> Outbox<'b> {
         }
     }
 
-    /// Publishes `event` in the transaction: it is stored now (if it has durable handlers) and
-    /// its inline handlers run after the commit.
+    /// Publishes `event` in the transaction: it is stored (if it has durable handlers) with
+    /// the transaction, and its inline handlers run after the commit.
     pub fn publish<E: DomainEvent>(&mut self, event: E) {
-        let meta = Meta::of(&event);
-        let record = self
-            .bus
-            .durable_encoder::<E>()
-            .map(|encode| DurableRecord::of(&event, &meta, encode).map_err(|e| (E::NAME, e)));
+        self.push::<E, E>(event, |e| Box::new(Owned(e)));
+    }
+
+    /// Publishes a borrowed event (an aggregate's batch dispatched by reference).
+    pub(crate) fn publish_ref<E: DomainEvent>(&mut self, event: &'b E) {
+        self.push::<E, &E>(event, |e| Box::new(Borrowed(e)));
+    }
+
+    fn push<E: DomainEvent, T: std::borrow::Borrow<E>>(
+        &mut self,
+        event: T,
+        boxed: impl FnOnce(T) -> Box<dyn Outgoing + 'b>,
+    ) {
+        let meta = Meta::of(event.borrow());
+        let record = self.bus.durable_encoder::<E>().map(|encode| {
+            DurableRecord::of(event.borrow(), &meta, encode).map_err(|e| (E::NAME, e))
+        });
         self.pending.push(Pending {
             meta,
             record,
-            event: Box::new(Owned(event)),
+            event: boxed(event),
         });
     }
 
@@ -139,13 +152,58 @@ impl<'b> Outbox<'b> {
             .collect()
     }
 
-    /// After the commit: publishes every event inline (sync handlers) with the metadata it was
-    /// stored with, and returns their reports.
-    pub fn publish_committed(self) -> Vec<Report> {
+    /// Publishes an aggregate's recorded events in the transaction, in recording order (see
+    /// [`EventBatch::publish_into`](crate::aggregate::EventBatch::publish_into)).
+    pub fn publish_batch(&mut self, batch: crate::aggregate::EventBatch) {
+        batch.publish_into(self);
+    }
+
+    /// The records were appended at `positions` (in [`records`](Self::records) order): their
+    /// inline handlers will see them in [`Meta::position`].
+    pub(crate) fn stored(&mut self, positions: &[u64]) {
+        let with_records = self.pending.iter_mut().filter(|p| p.record.is_some());
+        for (pending, &position) in with_records.zip(positions) {
+            pending.meta.position = Some(position);
+        }
+    }
+
+    /// Appends the records to `sink` in one transaction, then runs every inline handler: an
+    /// outbox without a transaction of the caller's (the bus's store, or a store's neutral
+    /// `outbox` call).
+    pub(crate) async fn commit(
+        mut self,
+        sink: Option<&dyn DurableSink>,
+    ) -> Result<Vec<Report>, PublishError> {
+        let records = self.records().map_err(|(event, e)| {
+            crate::bus::refused(NotPublished::NotStored {
+                event,
+                source: format!("cannot serialize it: {e}").into(),
+            })
+        })?;
+        if !records.is_empty() {
+            let first = records[0].name;
+            let positions = match sink {
+                Some(sink) => sink.append(records).await.map_err(|source| {
+                    crate::bus::refused(NotPublished::NotStored {
+                        event: first,
+                        source,
+                    })
+                })?,
+                None => self.bus.append_records(records, first).await?,
+            };
+            self.stored(&positions);
+        }
+        Ok(self.dispatch_committed().await)
+    }
+
+    /// After the commit: runs every event's inline handlers (sync and async), in publishing
+    /// order, with the metadata it was stored with, and returns their reports.
+    pub async fn dispatch_committed(self) -> Vec<Report> {
         let bus = self.bus;
-        self.pending
-            .into_iter()
-            .map(|p| p.event.publish(bus, p.meta))
-            .collect()
+        let mut reports = Vec::with_capacity(self.pending.len());
+        for p in self.pending {
+            reports.push(p.event.dispatch(bus, p.meta).await);
+        }
+        reports
     }
 }

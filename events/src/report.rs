@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::num::NonZeroU64;
 
 use crate::catalog::catalog;
 use crate::error::BoxError;
@@ -21,7 +22,7 @@ use crate::extract::ExtractError;
 /// }
 ///
 /// let bus = Bus::builder().build().unwrap();
-/// let report = bus.publish(&Shipped { order: 9 });
+/// let report = bus.publish(&Shipped { order: 9 }).unwrap();
 /// assert!(!report.is_ok());
 /// assert_eq!(report.failures()[0].handler(), "rust_out::reject");
 /// assert_eq!(report.failures()[0].to_string(), "handler `rust_out::reject` failed: order 9 is unknown");
@@ -53,24 +54,34 @@ pub(crate) fn drop_cold<T>(value: T) {
     drop(value);
 }
 
-/// A report's first word: the event's place in the catalog, where its name is read (high
-/// half), and how many handlers ran (low half). An event whose walk has a fixed length keeps
-/// the tally of a walk in which nothing failed, made once.
+/// A report's first word: the event's place in the catalog plus one, where its name is read
+/// (high half), and how many handlers ran (low half). An event whose walk has a fixed length
+/// keeps the tally of a walk in which nothing failed, made once.
+///
+/// Never zero, so `Result<Report, PublishError>` needs no tag of its own: it is returned in
+/// the same two registers as a `Report`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Tally(u64);
+pub(crate) struct Tally(NonZeroU64);
 
 impl Tally {
     pub(crate) fn new(event: usize, ran: usize) -> Self {
-        Self((event as u64) << 32 | ran as u64)
+        let word = (event as u64 + 1) << 32 | ran as u64;
+        Self(NonZeroU64::new(word).expect("the high half is at least 1"))
     }
 
     /// The event's place in the catalog.
     pub(crate) fn event(self) -> usize {
-        (self.0 >> 32) as usize
+        ((self.0.get() >> 32) - 1) as usize
+    }
+
+    /// `count` more handlers ran.
+    #[inline]
+    fn add(&mut self, count: u64) {
+        self.0 = self.0.saturating_add(count);
     }
 
     fn ran(self) -> usize {
-        (self.0 & u64::from(u32::MAX)) as usize
+        (self.0.get() & u64::from(u32::MAX)) as usize
     }
 }
 
@@ -99,12 +110,12 @@ impl Report {
     /// `count` more handlers ran (their failures are recorded apart).
     #[inline]
     pub(crate) fn ran_all(&mut self, count: usize) {
-        self.tally.0 += count as u64;
+        self.tally.add(count as u64);
     }
 
     #[inline]
     pub(crate) fn record(&mut self, handler: &'static str, outcome: crate::handler::Outcome) {
-        self.tally.0 += 1;
+        self.tally.add(1);
         if let Err(cause) = outcome {
             self.fail(handler, *cause);
         }

@@ -96,7 +96,7 @@ async fn a_mixed_batch_reaches_each_types_handlers_in_recording_order() {
         "taking empties the recorder"
     );
 
-    let reports = batch.dispatch(&bus).await;
+    let reports = batch.dispatch(&bus).await.unwrap();
     assert!(reports.iter().all(|r| r.is_ok()));
     assert_eq!(
         *LOG.lock().unwrap(),

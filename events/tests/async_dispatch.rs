@@ -114,6 +114,7 @@ async fn last(e: &Order, journal: Res<Journal>) {
 fn handlers_that_wait_fail_or_panic_are_each_reported_and_the_walk_goes_on() {
     for (config, bus, journal) in buses() {
         let (report, pending) = block_on(bus.dispatch(&Order { id: 7 }));
+        let report = report.unwrap();
         assert_eq!(
             journal.take(),
             [
@@ -145,6 +146,7 @@ fn handlers_that_wait_fail_or_panic_are_each_reported_and_the_walk_goes_on() {
         ));
 
         let (report, _) = block_on(bus.dispatch(&Order { id: 0 }));
+        let report = report.unwrap();
         assert_eq!(report.failures().len(), 1, "{config}: {report}");
         journal.take();
     }
@@ -191,6 +193,7 @@ async fn mail(e: &Welcome, journal: Res<Journal>) {
 fn follow_ups_run_right_after_their_handler_even_one_that_panicked() {
     for (config, bus, journal) in buses() {
         let (report, _) = block_on(bus.dispatch(&Signup { user: 1 }));
+        let report = report.unwrap();
         assert_eq!(
             journal.take(),
             [
@@ -288,9 +291,11 @@ async fn sums(e: &Bulky, journal: Res<Journal>) -> Result<(), String> {
 fn a_large_future_waits_and_fails_like_a_small_one() {
     for (config, bus, journal) in buses() {
         let (report, pending) = block_on(bus.dispatch(&Bulky { value: 1 }));
+        let report = report.unwrap();
         assert!(report.is_ok(), "{config}: {report}");
         assert_eq!(pending, 1, "{config}");
         let (report, _) = block_on(bus.dispatch(&Bulky { value: 2 }));
+        let report = report.unwrap();
         assert_eq!(
             report.failures()[0].to_string(),
             "handler `bulky.sums` failed: sum 128 too large",
@@ -330,6 +335,7 @@ fn dispatches_and_failures_are_counted_when_a_recorder_is_installed() {
     });
     for _ in 0..2 {
         let (report, _) = block_on(bus.dispatch(&Metered));
+        let report = report.unwrap();
         assert_eq!(report.failures().len(), 2, "{report}");
     }
     let counters: Vec<_> = snapshotter

@@ -151,6 +151,7 @@ async fn a_new_handler_catches_up_and_a_reset_replays_on(store: Arc<dyn DurableS
             library: 1,
             card: "inline".into()
         })
+        .unwrap()
         .ran(),
         0
     );
@@ -1483,7 +1484,7 @@ async fn keeper_inline(_: &Tallied, _: ViewKeeper<Tally>) {}
 
 #[tokio::test]
 async fn a_view_keeper_outside_a_durable_delivery_fails_and_says_why() {
-    let report = bus().dispatch(&Tallied { counter: 1, n: 1 }).await;
+    let report = bus().dispatch(&Tallied { counter: 1, n: 1 }).await.unwrap();
     let failure = report
         .failures()
         .first()

@@ -17,7 +17,7 @@ fn dispatches_failures_and_durations_are_recorded() {
         Bus::builder().record_durations(true).build().unwrap()
     });
     for form in 0..3 {
-        let _ = bus.publish(&FormSubmitted { form });
+        let _ = bus.publish(&FormSubmitted { form }).unwrap();
     }
 
     let metrics = Metrics::of(&recorder);
@@ -60,7 +60,7 @@ fn a_recorder_counts_dispatches_and_failures_without_timing() {
     let recorder = DebuggingRecorder::new();
     let bus = metrics::with_local_recorder(&recorder, || Bus::builder().build().unwrap());
     for form in 0..3 {
-        let report = bus.publish(&FormSubmitted { form });
+        let report = bus.publish(&FormSubmitted { form }).unwrap();
         assert_eq!((report.ran(), report.failures().len()), (2, 1), "{report}");
     }
     let metrics = Metrics::of(&recorder);

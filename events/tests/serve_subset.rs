@@ -61,7 +61,7 @@ fn a_bus_serving_one_module_checks_and_runs_only_its_handlers() {
         .serve_module("serve_subset::search")
         .build()
         .expect("the search handlers need no resource");
-    let report = bus.publish(&CardAdded);
+    let report = bus.publish(&CardAdded).unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.ran(), 2);
     assert_eq!(SEARCH_RAN.load(Ordering::SeqCst), 11);

@@ -1,14 +1,14 @@
 #![cfg(feature = "sqlite")]
 //! A bus given its store records the events that have durable handlers when they are
-//! published, with the event id its inline handlers saw; the outbox call publishes into the
-//! caller's transaction; without a store the durable handlers are reported, never silently
-//! skipped (issue 9, items 2 and 13).
+//! dispatched, with the event id its inline handlers saw; the outbox call publishes into the
+//! caller's transaction; an event that cannot be stored (no store, a sync `publish`) is an
+//! `Err` and nothing runs, never a "skipped" line (issue 9, items 2 and 13; issue 21).
 
 use std::sync::Mutex;
 
 use events::store::{rusqlite, EventStore, SqliteStore};
 use events::worker::Worker;
-use events::{event_handler, BoxError, Bus, DomainEvent, Meta};
+use events::{event_handler, BoxError, Bus, DomainEvent, Meta, NotPublished};
 use serde::{Deserialize, Serialize};
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -62,11 +62,26 @@ fn meta_of(order: u32, handler: &str) -> Meta {
 }
 
 #[tokio::test]
-async fn publish_stores_the_event_with_the_id_the_inline_handlers_saw() {
+async fn a_sync_publish_refuses_an_event_with_durable_handlers_and_runs_nothing() {
     let store = SqliteStore::open_in_memory().unwrap();
     let bus = Bus::builder().store(store.clone()).build().unwrap();
 
-    let report = bus.publish(&OrderPlaced { order: 1 });
+    let err = bus.publish(&OrderPlaced { order: 6 }).unwrap_err();
+    assert!(
+        matches!(err.kind(), NotPublished::NeedsAwait { handlers, .. } if handlers == &["orders.send_confirmation"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("dispatch(&event).await"), "{err}");
+    assert_eq!(store.head().unwrap(), 0, "nothing stored");
+    assert!(seen(6).is_empty(), "no handler ran");
+}
+
+#[tokio::test]
+async fn dispatch_stores_the_event_with_the_id_the_inline_handlers_saw() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let bus = Bus::builder().store(store.clone()).build().unwrap();
+
+    let report = bus.dispatch(&OrderPlaced { order: 1 }).await.unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(store.head().unwrap(), 1, "the event is in the log");
 
@@ -88,15 +103,17 @@ async fn dispatch_stores_the_event_too_and_a_stored_event_is_not_stored_again() 
     let store = SqliteStore::open_in_memory().unwrap();
     let bus = Bus::builder().store(store.clone()).build().unwrap();
 
-    let report = bus.dispatch(&OrderPlaced { order: 2 }).await;
+    let report = bus.dispatch(&OrderPlaced { order: 2 }).await.unwrap();
     assert!(report.is_ok(), "{report}");
-    let report = bus.dispatch(&OrderPlaced { order: 2 }).await;
+    let report = bus.dispatch(&OrderPlaced { order: 2 }).await.unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(store.head().unwrap(), 2);
 
     // Replaying the log through the bus (metadata with a position) stores nothing.
     let stored = store.read_all(0, 100).await.unwrap();
-    let report = bus.publish_with(&OrderPlaced { order: 2 }, stored[1].meta::<OrderPlaced>());
+    let report = bus
+        .publish_with(&OrderPlaced { order: 2 }, stored[1].meta::<OrderPlaced>())
+        .unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(store.head().unwrap(), 2);
 
@@ -109,13 +126,13 @@ async fn dispatch_stores_the_event_too_and_a_stored_event_is_not_stored_again() 
     assert_eq!(sequences, [Some(1), Some(2)]);
 }
 
-#[test]
-fn without_a_store_the_durable_handlers_are_reported_skipped() {
+#[tokio::test]
+async fn without_a_store_an_event_with_durable_handlers_is_an_error_and_nothing_runs() {
     let bus = Bus::builder().build().unwrap();
-    let report = bus.publish(&OrderPlaced { order: 3 });
-    assert!(!report.is_ok(), "{report}");
-    assert_eq!(report.skipped(), ["orders.send_confirmation"]);
-    assert_eq!(report.ran(), 1, "the inline handler still ran");
+    let err = bus.dispatch(&OrderPlaced { order: 3 }).await.unwrap_err();
+    assert!(matches!(err.kind(), NotPublished::NoStore { .. }), "{err}");
+    assert!(err.to_string().contains("Bus::builder().store("), "{err}");
+    assert!(seen(3).is_empty(), "the inline handler did not run either");
 }
 
 #[tokio::test]
@@ -127,12 +144,14 @@ async fn the_outbox_commits_state_and_event_together_then_runs_the_inline_handle
         .unwrap();
 
     // A failed transaction: no row, no event, no handler.
-    let failed = store.outbox(&bus, |tx, outbox| {
-        tx.execute("INSERT INTO orders (id) VALUES (4)", [])?;
-        outbox.publish(OrderPlaced { order: 4 });
-        assert!(seen(4).is_empty(), "inline handlers wait for the commit");
-        Err::<(), BoxError>("payment declined".into())
-    });
+    let failed = store
+        .outbox(&bus, |tx, outbox| {
+            tx.execute("INSERT INTO orders (id) VALUES (4)", [])?;
+            outbox.publish(OrderPlaced { order: 4 });
+            assert!(seen(4).is_empty(), "inline handlers wait for the commit");
+            Err::<(), BoxError>("payment declined".into())
+        })
+        .await;
     assert!(failed.is_err());
     assert_eq!(store.head().unwrap(), 0);
     assert!(seen(4).is_empty());
@@ -145,6 +164,7 @@ async fn the_outbox_commits_state_and_event_together_then_runs_the_inline_handle
             let count: i64 = tx.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))?;
             Ok::<_, BoxError>(count)
         })
+        .await
         .unwrap();
     assert_eq!(count, 1);
     assert_eq!(reports.len(), 1);

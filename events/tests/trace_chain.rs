@@ -190,7 +190,7 @@ fn welcome(_: &LeadFound) {}
 fn a_sync_chain_is_one_trace_with_messaging_fields() {
     recorder();
     let bus = Bus::builder().build().unwrap();
-    let report = bus.publish(&FormSubmitted { form: 7 });
+    let report = bus.publish(&FormSubmitted { form: 7 }).unwrap();
     assert!(report.is_ok(), "{report}");
 
     let spans = recorded();
@@ -281,7 +281,7 @@ fn invoice(_: &InvoiceRequested) {}
 async fn an_async_chain_is_one_trace() {
     recorder();
     let bus = Bus::builder().build().unwrap();
-    let report = bus.dispatch(&OrderPlaced).await;
+    let report = bus.dispatch(&OrderPlaced).await.unwrap();
     assert!(report.is_ok(), "{report}");
 
     let spans = recorded();
@@ -337,7 +337,7 @@ async fn a_durable_delivery_carries_its_position_aggregate_and_stored_causation(
     recorder();
     let store = SqliteStore::open_in_memory().unwrap();
     let bus = Bus::builder().store(store.clone()).build().unwrap();
-    let report = bus.dispatch(&PaymentReceived { account: 3 }).await;
+    let report = bus.dispatch(&PaymentReceived { account: 3 }).await.unwrap();
     assert!(report.is_ok(), "{report}");
     let summary = Worker::new(&bus, &store)
         .handlers(["trace.send_receipt"])

@@ -92,7 +92,7 @@ impl<E: DomainEvent + serde::Serialize + serde::de::DeserializeOwned> SetMember 
 }
 
 fn publish_stored<E: DomainEvent>(event: &E, bus: &Bus, stored: &StoredEvent) -> Report {
-    bus.publish_with(event, stored.envelope(E::NAME, E::VERSION))
+    bus.publish_stored(event, stored.envelope(E::NAME, E::VERSION))
 }
 
 fn dispatch_stored<'a, E: DomainEvent>(
@@ -100,7 +100,7 @@ fn dispatch_stored<'a, E: DomainEvent>(
     bus: &'a Bus,
     stored: &'a StoredEvent,
 ) -> BoxFuture<'a, Report> {
-    Box::pin(bus.dispatch_with(event, stored.envelope(E::NAME, E::VERSION)))
+    Box::pin(bus.dispatch_stored(event, stored.envelope(E::NAME, E::VERSION)))
 }
 
 /// Defines the enum of an event-sourced aggregate's events, one variant per event type.
@@ -311,7 +311,7 @@ pub fn variant_publish<S: DomainEvent>(
     bus: &Bus,
     stored: &StoredEvent,
 ) -> Report {
-    bus.publish_with(set, stored.envelope(variant.name, variant.version))
+    bus.publish_stored(set, stored.envelope(variant.name, variant.version))
 }
 
 /// Runs all handlers of a derived set's enum, with the variant's stored metadata.
@@ -322,5 +322,5 @@ pub fn variant_dispatch<'a, S: DomainEvent>(
     bus: &'a Bus,
     stored: &'a StoredEvent,
 ) -> BoxFuture<'a, Report> {
-    Box::pin(bus.dispatch_with(set, stored.envelope(variant.name, variant.version)))
+    Box::pin(bus.dispatch_stored(set, stored.envelope(variant.name, variant.version)))
 }

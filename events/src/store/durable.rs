@@ -26,6 +26,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{NewEvent, StoreError, StoredEvent, StreamId, StreamVersion};
+use crate::bus::Bus;
+use crate::error::{BoxError, PublishError};
+use crate::outbox::{DurableRecord, DurableSink, Outbox};
+use crate::report::Report;
 
 /// A worker process's identity, written on the claims it holds so that operators (`status`)
 /// and other workers can say who holds what.
@@ -468,9 +472,16 @@ pub struct LogQuery {
 ///
 /// Every method that changes what a handler has done takes the [`Claim`] and fails with
 /// [`StoreError::LeaseLost`] when the claim is no longer current.
+///
+/// Every backend is also a [`DurableSink`], so the same handle is a bus's store
+/// (`Bus::builder().store(..)`).
 #[async_trait]
-pub trait DurableStore: Send + Sync + fmt::Debug {
+pub trait DurableStore: DurableSink + fmt::Debug {
     // --- the log -------------------------------------------------------------------------
+
+    /// The backend itself, to reach its own calls (see [`sqlite`](<dyn DurableStore>::sqlite)
+    /// and [`postgres`](<dyn DurableStore>::postgres)).
+    fn as_any(&self) -> &dyn std::any::Any;
 
     /// Into how many segments each handler's stream is split (SQLite: 1).
     fn segments(&self) -> u32;
@@ -630,7 +641,82 @@ impl IntoDurableStore for &Arc<dyn DurableStore> {
     }
 }
 
+/// The handle [`connect`](super::connect) returns is a bus's store too.
+#[async_trait]
+impl DurableSink for Arc<dyn DurableStore> {
+    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError> {
+        DurableSink::append(&**self, records).await
+    }
+}
+
 impl dyn DurableStore {
+    /// The transactional outbox on any backend: the events `f` publishes
+    /// (`outbox.publish(event)`, `outbox.publish_batch(aggregate.take_events())`) are appended
+    /// in one transaction, all or none; after the commit, every inline handler (sync and
+    /// async) runs with the metadata its event was stored with. If `f` fails, or the store
+    /// does, nothing is stored and nothing runs: the error is returned. Returns `f`'s value
+    /// and one report per published event.
+    ///
+    /// To write rows of your own in the same transaction, use the backend's own call, reached
+    /// from this handle: [`sqlite`](Self::sqlite)`.outbox(..)` with a `rusqlite::Transaction`,
+    /// [`postgres`](Self::postgres)`.outbox(..)` with a `tokio_postgres::Transaction`.
+    ///
+    /// ```
+    /// use events::{event_handler, Bus, BoxError, DomainEvent};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(DomainEvent, Serialize, Deserialize)]
+    /// #[event(aggregate = "Library")]
+    /// struct CardAdded { #[event(aggregate_id)] library: u32, card: String }
+    ///
+    /// #[event_handler(durable, name = "search.index_card")]
+    /// fn index_card(e: &CardAdded) { /* run later by a worker */ }
+    ///
+    /// #[event_handler]
+    /// async fn count_card(e: &CardAdded) { /* runs after the commit */ }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = events::store::connect("sqlite::memory:").await?; // or postgres://..
+    /// let bus = Bus::builder().store(store.clone()).build()?;
+    /// let ((), reports) = store
+    ///     .outbox(&bus, |outbox| {
+    ///         outbox.publish(CardAdded { library: 1, card: "Black Lotus".into() });
+    ///         Ok::<_, BoxError>(())
+    ///     })
+    ///     .await?;
+    /// assert!(reports[0].is_ok());
+    /// assert_eq!(store.log_head().await?, 1);
+    /// # Ok::<(), BoxError>(()) }).unwrap();
+    /// ```
+    pub async fn outbox<T, E>(
+        &self,
+        bus: &Bus,
+        f: impl FnOnce(&mut Outbox<'_>) -> Result<T, E>,
+    ) -> Result<(T, Vec<Report>), E>
+    where
+        E: From<PublishError>,
+    {
+        let mut outbox = Outbox::new(bus);
+        let value = f(&mut outbox)?;
+        let reports = outbox.commit(Some(self as &dyn DurableSink)).await?;
+        Ok((value, reports))
+    }
+
+    /// The SQLite backend behind this handle, if it is one: for its calls that take a
+    /// `rusqlite::Transaction` (your own SQL in the outbox's transaction).
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn sqlite(&self) -> Option<&super::SqliteStore> {
+        self.as_any().downcast_ref()
+    }
+
+    /// The PostgreSQL backend behind this handle, if it is one: for its calls that take a
+    /// `tokio_postgres::Transaction` (your own SQL in the outbox's transaction).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres(&self) -> Option<&super::PostgresStore> {
+        self.as_any().downcast_ref()
+    }
+
     /// Appends one typed event to its aggregate's stream (from `E::AGGREGATE_TYPE` and
     /// `aggregate_id()`, or the event's name when it has none), after whatever the stream
     /// holds.

@@ -21,29 +21,29 @@ fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64,
     Ok(SqliteStore::append_last(tx, stream, event)?.position)
 }
 
-/// SQLite has a sync path: a bus stores from `publish` as well as from `dispatch`.
 #[async_trait::async_trait]
 impl DurableSink for SqliteStore {
-    async fn append(&self, record: DurableRecord) -> Result<u64, BoxError> {
-        self.append_blocking(record)
-    }
-
-    fn can_append_blocking(&self) -> bool {
-        true
-    }
-
-    fn append_blocking(&self, record: DurableRecord) -> Result<u64, BoxError> {
-        Ok(self.transaction(|tx| append_record(tx, record))?)
+    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError> {
+        Ok(self.transaction(|tx| {
+            records
+                .into_iter()
+                .map(|record| append_record(tx, record))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?)
     }
 }
 
 impl SqliteStore {
-    /// The transactional outbox with publishing: runs `f` in one write transaction, where it
-    /// writes its own rows with `tx` and publishes events with `outbox.publish(event)`. The
-    /// events with durable handlers are appended in the same transaction; after the commit,
-    /// every published event runs its sync handlers inline with the same metadata (the stored
-    /// event id is the one they see). If `f` fails, nothing is written and nothing published.
-    /// Returns `f`'s value and one report per published event.
+    /// The transactional outbox with your own SQL: runs `f` in one write transaction, where it
+    /// writes its own rows with `tx` and publishes events with `outbox.publish(event)` (or an
+    /// aggregate's batch with `outbox.publish_batch(batch)`). The events with durable handlers
+    /// are appended in the same transaction; after the commit, every published event runs its
+    /// inline handlers, sync and async, with the metadata it was stored with (the stored
+    /// event id and position are the ones they see). If `f` fails, nothing is written and
+    /// nothing published. Returns `f`'s value and one report per published event.
+    ///
+    /// Without SQL of your own, the backend-neutral `outbox` of the handle
+    /// [`connect`](crate::store::connect) returns does the same on every backend.
     ///
     /// ```
     /// use events::{event_handler, Bus, BoxError, DomainEvent};
@@ -56,19 +56,22 @@ impl SqliteStore {
     /// #[event_handler(durable, name = "search.index_card")]
     /// fn index_card(e: &CardAdded) { /* run later by a worker */ }
     ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = SqliteStore::open_in_memory()?;
     /// let bus = Bus::builder().store(store.clone()).build()?;
     /// store.transaction(|tx| Ok::<_, BoxError>(tx.execute_batch("CREATE TABLE cards (name TEXT)")?))?;
-    /// let ((), reports) = store.outbox(&bus, |tx, outbox| {
-    ///     tx.execute("INSERT INTO cards (name) VALUES (?1)", ["Black Lotus"])?;
-    ///     outbox.publish(CardAdded { library: 1, card: "Black Lotus".into() });
-    ///     Ok::<_, BoxError>(())
-    /// })?;
+    /// let ((), reports) = store
+    ///     .outbox(&bus, |tx, outbox| {
+    ///         tx.execute("INSERT INTO cards (name) VALUES (?1)", ["Black Lotus"])?;
+    ///         outbox.publish(CardAdded { library: 1, card: "Black Lotus".into() });
+    ///         Ok::<_, BoxError>(())
+    ///     })
+    ///     .await?;
     /// assert!(reports[0].is_ok());
     /// assert_eq!(store.head()?, 1);
-    /// # Ok::<(), BoxError>(())
+    /// # Ok::<(), BoxError>(()) }).unwrap();
     /// ```
-    pub fn outbox<T, E>(
+    pub async fn outbox<T, E>(
         &self,
         bus: &Bus,
         f: impl FnOnce(&Transaction<'_>, &mut Outbox<'_>) -> Result<T, E>,
@@ -77,13 +80,15 @@ impl SqliteStore {
         E: From<StoreError>,
     {
         let mut outbox = Outbox::new(bus);
-        let value = self.transaction(|tx| {
+        let (value, positions) = self.transaction(|tx| {
             let value = f(tx, &mut outbox)?;
-            for record in outbox_records(&outbox)? {
-                append_record(tx, record)?;
-            }
-            Ok::<_, E>(value)
+            let positions = outbox_records(&outbox)?
+                .into_iter()
+                .map(|record| append_record(tx, record))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok::<_, E>((value, positions))
         })?;
-        Ok((value, outbox.publish_committed()))
+        outbox.stored(&positions);
+        Ok((value, outbox.dispatch_committed().await))
     }
 }

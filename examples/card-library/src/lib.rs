@@ -66,6 +66,9 @@ pub enum LibraryError {
     /// Saving failed.
     #[error("saving failed: {0}")]
     Save(String),
+    /// The events could not be stored for their durable handlers: nothing was published.
+    #[error("{0}")]
+    NotPublished(String),
 }
 
 /// A user's card library: an aggregate root that records its events.
@@ -216,7 +219,10 @@ impl LibraryService {
         let ((), events) = library.save_with(|l| repo.save(l))?;
         let names = events.names().join(", ");
         tracing::info!(library = id, events = names.as_str(), "saved; dispatching");
-        let reports = events.dispatch(&self.bus).await;
+        let reports = events
+            .dispatch(&self.bus)
+            .await
+            .map_err(|e| LibraryError::NotPublished(e.to_string()))?;
         for report in reports.iter().filter(|r| !r.is_ok()) {
             tracing::warn!(%report, "a handler failed; the operation still succeeded");
         }

@@ -151,8 +151,8 @@ async fn handlers_are_idempotent() {
     library.create_collection("Power").unwrap();
     let events = library.take_events();
     // Delivered twice (a retry, a redelivery): the read side is the same as after once.
-    events.dispatch(&bus).await;
-    events.dispatch(&bus).await;
+    events.dispatch(&bus).await.unwrap();
+    events.dispatch(&bus).await.unwrap();
     assert_eq!(bus.resource::<Analytics>().unwrap().cards_added(), 1);
     assert_eq!(
         bus.resource::<Analytics>().unwrap().collections_created(),

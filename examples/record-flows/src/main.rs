@@ -178,7 +178,7 @@ async fn main() -> Result<(), events::BoxError> {
         table: "leads".into(),
         values: vec![("email".into(), "ada@example.com".into())],
     };
-    println!("  {}", bus.publish(&form));
+    println!("  {}", bus.publish(&form)?);
     println!(
         "trace of that chain (one trace: each follow-up is published inside its handler's span):"
     );
@@ -192,14 +192,14 @@ async fn main() -> Result<(), events::BoxError> {
         record: 100,
         values: vec![],
     };
-    let report = bus.dispatch(&direct).await;
+    let report = bus.dispatch(&direct).await?;
     println!("  {report}");
     let report = bus
         .dispatch(&RecordDeleted {
             table: "tasks".into(),
             record: 100,
         })
-        .await;
+        .await?;
     println!("  {report}");
 
     let store = bus.resource::<Store>().expect("provided above");

@@ -286,6 +286,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl DurableStore for PostgresStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn segments(&self) -> u32 {
         self.segments
     }

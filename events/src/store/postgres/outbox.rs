@@ -26,27 +26,32 @@ async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Resul
     Ok(stored.first().map_or(0, |e| e.position))
 }
 
-/// PostgreSQL has no sync path: a bus stores from `dispatch(..).await` (a sync `publish`
-/// reports the durable handlers as skipped).
 #[async_trait::async_trait]
 impl DurableSink for PostgresStore {
-    async fn append(&self, record: DurableRecord) -> Result<u64, BoxError> {
+    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let position = append_record(&tx, record).await?;
+        let mut positions = Vec::with_capacity(records.len());
+        for record in records {
+            positions.push(append_record(&tx, record).await?);
+        }
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
-        Ok(position)
+        Ok(positions)
     }
 }
 
 impl PostgresStore {
-    /// The transactional outbox with publishing: runs `f` in one transaction, where it writes
-    /// its own rows with `tx` and publishes events with `outbox.publish(event)`. The events with
-    /// durable handlers are appended in the same transaction, after `f` (so the position
-    /// counter is taken last and held briefly); after the commit, every published event runs
-    /// its sync handlers inline with the same metadata. If `f` fails, nothing is written and
-    /// nothing published. Returns `f`'s value and one report per published event.
+    /// The transactional outbox with your own SQL: runs `f` in one transaction, where it writes
+    /// its own rows with `tx` and publishes events with `outbox.publish(event)` (or an
+    /// aggregate's batch with `outbox.publish_batch(batch)`). The events with durable handlers
+    /// are appended in the same transaction, after `f` (so the position counter is taken last
+    /// and held briefly); after the commit, every published event runs its inline handlers,
+    /// sync and async, with the metadata it was stored with. If `f` fails, nothing is written
+    /// and nothing published. Returns `f`'s value and one report per published event.
+    ///
+    /// Without SQL of your own, the backend-neutral `outbox` of the handle
+    /// [`connect`](crate::store::connect) returns does the same on every backend.
     ///
     /// ```no_run
     /// use events::{event_handler, Bus, BoxError, DomainEvent};
@@ -83,11 +88,13 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let value = f(&tx, &mut outbox).await?;
+        let mut positions = Vec::new();
         for record in outbox_records(&outbox)? {
-            append_record(&tx, record).await?;
+            positions.push(append_record(&tx, record).await?);
         }
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
-        Ok((value, outbox.publish_committed()))
+        outbox.stored(&positions);
+        Ok((value, outbox.dispatch_committed().await))
     }
 }

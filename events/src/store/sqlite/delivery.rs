@@ -174,6 +174,10 @@ fn count(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<u6
 
 #[async_trait]
 impl DurableStore for SqliteStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn segments(&self) -> u32 {
         1
     }
