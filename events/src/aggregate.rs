@@ -60,6 +60,14 @@ impl<E: DomainEvent> RecordedEvent for E {
     }
 }
 
+impl Outbox<'_> {
+    /// Publishes an aggregate's recorded events in the transaction, in recording order: they
+    /// are stored with it and dispatched after its commit.
+    pub fn publish_batch(&mut self, batch: EventBatch) {
+        batch.publish_into(self);
+    }
+}
+
 /// Events raised by an aggregate's methods, typed and in order, waiting for the save.
 #[derive(Default)]
 pub struct EventRecorder {

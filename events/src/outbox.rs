@@ -73,7 +73,7 @@ pub trait DurableSink: Send + Sync + 'static {
 ///
 /// Made by the store's `outbox` call (`events::store::connect(url)` gives every backend's);
 /// it takes single events ([`publish`](Self::publish)) and an aggregate's recorded batch
-/// ([`publish_batch`](Self::publish_batch)).
+/// (`publish_batch`).
 pub struct Outbox<'b> {
     bus: &'b Bus,
     pending: Vec<Pending<'b>>,
@@ -150,12 +150,6 @@ impl<'b> Outbox<'b> {
             .filter_map(|p| p.record.as_ref())
             .map(|r| r.as_ref().cloned().map_err(|(name, e)| (*name, e)))
             .collect()
-    }
-
-    /// Publishes an aggregate's recorded events in the transaction, in recording order (see
-    /// [`EventBatch::publish_into`](crate::aggregate::EventBatch::publish_into)).
-    pub fn publish_batch(&mut self, batch: crate::aggregate::EventBatch) {
-        batch.publish_into(self);
     }
 
     /// The records were appended at `positions` (in [`records`](Self::records) order): their

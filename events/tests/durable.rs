@@ -145,16 +145,12 @@ async fn a_new_handler_catches_up_and_a_reset_replays_on(store: Arc<dyn DurableS
         };
         ids.push(append(&store, &e).await.event_id);
     }
-    // A published event never reaches a durable handler inline.
-    assert_eq!(
-        bus.publish(&CardAdded {
-            library: 1,
-            card: "inline".into()
-        })
-        .unwrap()
-        .ran(),
-        0
-    );
+    // A sync publish never reaches a durable handler inline: it cannot store, so it refuses.
+    let refused = bus.publish(&CardAdded {
+        library: 1,
+        card: "inline".into(),
+    });
+    assert!(refused.is_err());
 
     let summary = drain(&bus, &store, "test.index_card").await;
     assert_eq!(summary.handlers["test.index_card"].delivered, 3);
@@ -1484,7 +1480,9 @@ async fn keeper_inline(_: &Tallied, _: ViewKeeper<Tally>) {}
 
 #[tokio::test]
 async fn a_view_keeper_outside_a_durable_delivery_fails_and_says_why() {
-    let report = bus().dispatch(&Tallied { counter: 1, n: 1 }).await.unwrap();
+    let store = SqliteStore::open_in_memory().unwrap();
+    let bus = Bus::builder().store(store).build().unwrap();
+    let report = bus.dispatch(&Tallied { counter: 1, n: 1 }).await.unwrap();
     let failure = report
         .failures()
         .first()

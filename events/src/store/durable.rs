@@ -479,8 +479,8 @@ pub struct LogQuery {
 pub trait DurableStore: DurableSink + fmt::Debug {
     // --- the log -------------------------------------------------------------------------
 
-    /// The backend itself, to reach its own calls (see [`sqlite`](<dyn DurableStore>::sqlite)
-    /// and [`postgres`](<dyn DurableStore>::postgres)).
+    /// The backend itself, to reach its own calls (`store.sqlite()`, `store.postgres()` on the
+    /// handle [`connect`](super::connect) returns).
     fn as_any(&self) -> &dyn std::any::Any;
 
     /// Into how many segments each handler's stream is split (SQLite: 1).
@@ -658,8 +658,9 @@ impl dyn DurableStore {
     /// and one report per published event.
     ///
     /// To write rows of your own in the same transaction, use the backend's own call, reached
-    /// from this handle: [`sqlite`](Self::sqlite)`.outbox(..)` with a `rusqlite::Transaction`,
-    /// [`postgres`](Self::postgres)`.outbox(..)` with a `tokio_postgres::Transaction`.
+    /// from this handle: `store.sqlite()` gives the SQLite store, whose `outbox` hands out a
+    /// `rusqlite::Transaction`; `store.postgres()` the PostgreSQL one, with a
+    /// `tokio_postgres::Transaction`.
     ///
     /// ```
     /// use events::{event_handler, Bus, BoxError, DomainEvent};
