@@ -214,10 +214,10 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let bus = Bus::builder().resource(Warehouse).build()?;
-/// let report = bus.dispatch(&OrderPlaced { order: 1 }).await;
+/// let report = bus.dispatch(&OrderPlaced { order: 1 }).await?;
 /// assert!(report.is_ok(), "{report}");
 /// assert_eq!(report.follow_ups()[0].ran(), 1);
-/// # Ok::<(), events::BuildError>(()) }).unwrap();
+/// # Ok::<(), events::BoxError>(()) }).unwrap();
 /// ```
 ///
 /// Durable handlers, one event at a time and in batches:
@@ -368,8 +368,8 @@ pub fn derive_event_set(input: TokenStream) -> TokenStream {
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let store = SqliteStore::open_in_memory()?;
 /// let bus = Bus::builder().store(store.clone()).build()?;
-/// bus.dispatch(&AccountEvent::Opened { id: "a-1".into() }).await;
-/// bus.dispatch(&AccountEvent::Deposited { id: "a-1".into(), cents: 250 }).await;
+/// bus.dispatch(&AccountEvent::Opened { id: "a-1".into() }).await.unwrap();
+/// bus.dispatch(&AccountEvent::Deposited { id: "a-1".into(), cents: 250 }).await.unwrap();
 /// Worker::new(&bus, &store).handlers(["bank.balance"]).drain().await?;
 /// let balances = ViewRepository::<Balance>::new(&store)?;
 /// assert_eq!(balances.load("a-1")?, Some((Balance { cents: 250 }, 2)));

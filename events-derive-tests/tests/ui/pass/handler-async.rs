@@ -25,7 +25,7 @@ async fn index(_e: &CardAdded) -> Result<(), std::io::Error> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let bus = Bus::builder().build().unwrap();
-    let report = bus.dispatch(&CardAdded).await;
+    let report = bus.dispatch(&CardAdded).await.unwrap();
     assert!(report.is_ok());
     assert_eq!(report.ran(), 2);
     assert_eq!(CALLS.load(Ordering::SeqCst), 2);

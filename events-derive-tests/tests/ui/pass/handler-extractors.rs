@@ -36,7 +36,7 @@ async fn main() {
         })
         .build()
         .unwrap();
-    let report = bus.dispatch(&OrderPlaced { order_id: 3 }).await;
+    let report = bus.dispatch(&OrderPlaced { order_id: 3 }).await.unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.ran(), 3);
     let mailer = bus.resource::<Mailer>().unwrap();

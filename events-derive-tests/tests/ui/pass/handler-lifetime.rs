@@ -20,7 +20,7 @@ async fn async_with_lifetime<'a>(e: &'a CardAdded) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let bus = Bus::builder().build().unwrap();
-    let report = bus.dispatch(&CardAdded { card: "x".into() }).await;
+    let report = bus.dispatch(&CardAdded { card: "x".into() }).await.unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.ran(), 2);
 }

@@ -23,7 +23,7 @@ fn publishes_nothing(_e: &OrderPlaced) {}
 
 fn main() {
     let bus = Bus::builder().build().unwrap();
-    assert_eq!(bus.publish(&OrderPlaced).ran(), 4);
+    assert_eq!(bus.publish(&OrderPlaced).unwrap().ran(), 4);
     let handler = events::catalog().handler("billing.send_invoice").unwrap();
     assert_eq!(handler.order(), -10);
     assert_eq!(handler.publishes(), ["InvoiceSent", "StockReserved"]);

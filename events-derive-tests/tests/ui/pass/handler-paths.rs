@@ -36,7 +36,7 @@ fn through_alias(e: &Alias) {
 
 fn main() {
     let bus = events::Bus::builder().build().unwrap();
-    let report = bus.publish(&domain::CardAdded { library_id: 7 });
+    let report = bus.publish(&domain::CardAdded { library_id: 7 }).unwrap();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.ran(), 3);
     let _ = search::index;

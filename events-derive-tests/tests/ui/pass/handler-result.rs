@@ -38,7 +38,7 @@ fn boxed_alias(_e: &PaymentFailed) -> Result<(), events::BoxError> {
 
 fn main() {
     let bus = Bus::builder().build().unwrap();
-    let report = bus.publish(&PaymentFailed);
+    let report = bus.publish(&PaymentFailed).unwrap();
     assert_eq!(report.ran(), 4);
     assert!(!report.is_ok());
 }

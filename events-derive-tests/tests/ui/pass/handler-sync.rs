@@ -23,7 +23,7 @@ fn main() {
     let bus = Bus::builder().build().unwrap();
     let report = bus.publish(&CardAdded {
         card: "Black Lotus".into(),
-    });
+    }).unwrap();
     assert!(report.is_ok());
     assert_eq!(report.ran(), 2);
     assert_eq!(CALLS.load(Ordering::SeqCst), 2);
