@@ -620,8 +620,10 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The stream's snapshot, if one was saved.
-    async fn read_snapshot(&self, stream: StreamId<'_>)
-        -> Result<Option<StoredSnapshot>, StoreError>;
+    async fn read_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError>;
 
     /// Replaces the stream's snapshot.
     async fn write_snapshot(

@@ -14,7 +14,11 @@ pub(crate) async fn read_stream_after(
     PostgresStore::read_where(
         &**client,
         "WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
-        &[&stream.aggregate_type, &stream.aggregate_id, &(after as i64)],
+        &[
+            &stream.aggregate_type,
+            &stream.aggregate_id,
+            &(after as i64),
+        ],
     )
     .await
 }
