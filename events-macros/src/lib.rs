@@ -371,8 +371,8 @@ pub fn derive_event_set(input: TokenStream) -> TokenStream {
 /// bus.dispatch(&AccountEvent::Opened { id: "a-1".into() }).await.unwrap();
 /// bus.dispatch(&AccountEvent::Deposited { id: "a-1".into(), cents: 250 }).await.unwrap();
 /// Worker::new(&bus, &store).handlers(["bank.balance"]).drain().await?;
-/// let balances = ViewRepository::<Balance>::new(&store)?;
-/// assert_eq!(balances.load("a-1")?, Some((Balance { cents: 250 }, 2)));
+/// let balances = ViewRepository::<Balance>::new(&store);
+/// assert_eq!(balances.load("a-1").await?, Some((Balance { cents: 250 }, 2)));
 /// # Ok::<(), events::BoxError>(()) }).unwrap();
 /// ```
 #[proc_macro_derive(View, attributes(view))]

@@ -6,7 +6,7 @@
 #[path = "support/postgres.rs"]
 mod pg;
 
-use events::sourcing::{AggregateView, EventAt, PostgresViewRepository, View};
+use events::sourcing::{AggregateView, EventAt, PostgresViews, View};
 use events::store::durable::{DurableStore, OnReset, Owner, Rewind};
 use events::store::{EventMetadata, EventStore, PostgresStore, StoreError, StreamId};
 use events::worker::Worker;
@@ -47,7 +47,7 @@ impl AggregateView for Balance {
 async fn keep_balance(
     event: &AccountEvent,
     meta: Meta,
-    balances: Res<PostgresViewRepository<Balance>>,
+    balances: Res<PostgresViews<Balance>>,
 ) -> Result<(), StoreError> {
     balances.update_with(event, &meta).await.map(drop)
 }
@@ -65,7 +65,7 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     let Some(store) = pg::store("views_crud").await else {
         return;
     };
-    let views = PostgresViewRepository::<Balance>::new(&store);
+    let views = PostgresViews::<Balance>::new(&store);
     assert_eq!(views.load("a").await.unwrap(), None);
     let at = |sequence| EventAt { id: "a", sequence };
     let deposit = |v: &mut Balance| v.balance += 5;
@@ -91,16 +91,14 @@ async fn views_are_loaded_saved_and_updated_once_per_sequence() {
     let mut client = store.client().await.unwrap();
     let tx = client.transaction().await.unwrap();
     assert!(
-        PostgresViewRepository::<Balance>::update_in(&tx, at(3), |v| v.balance = 0)
+        PostgresViews::<Balance>::update_in(&tx, at(3), |v| v.balance = 0)
             .await
             .unwrap()
     );
-    PostgresViewRepository::<Balance>::save_in(&tx, "c", &balance("Cy", 0, 0), 1)
+    PostgresViews::<Balance>::save_in(&tx, "c", &balance("Cy", 0, 0), 1)
         .await
         .unwrap();
-    let in_tx = PostgresViewRepository::<Balance>::load_in(&tx, "a")
-        .await
-        .unwrap();
+    let in_tx = PostgresViews::<Balance>::load_in(&tx, "a").await.unwrap();
     assert_eq!(in_tx, Some((balance("", 0, 0), 3)));
     tx.rollback().await.unwrap();
     assert_eq!(
@@ -136,7 +134,7 @@ async fn a_durable_handler_keeps_a_view_live_and_a_replay_applies_nothing_twice(
     let Some(store) = pg::store("views_live").await else {
         return;
     };
-    let balances = PostgresViewRepository::<Balance>::new(&store);
+    let balances = PostgresViews::<Balance>::new(&store);
     let bus = Bus::builder().resource(balances.clone()).build().unwrap();
     for (id, owner) in [("acc-1", "Ada"), ("acc-2", "Bob")] {
         let events = [

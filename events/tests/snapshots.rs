@@ -2,6 +2,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod pg;
+
 use events::sourcing::Snapshots;
 use events::store::{EventMetadata, EventStore, MemoryStore, SqliteStore, StreamId};
 use events::{DomainEvent, EventSet, EventSourced, Handle, Repository};
@@ -92,4 +96,10 @@ async fn snapshots_on<S: EventStore>(store: S) {
 async fn snapshots_are_saved_every_n_events_used_on_load_and_invalidated_by_their_version() {
     snapshots_on(MemoryStore::new()).await;
     snapshots_on(SqliteStore::open_in_memory().unwrap()).await;
+    // What `connect(url)` returns, and PostgreSQL (which kept no snapshots before).
+    snapshots_on(events::store::connect("sqlite::memory:").await.unwrap()).await;
+    #[cfg(feature = "postgres")]
+    if let Some(store) = pg::store("snapshots").await {
+        snapshots_on(store).await;
+    }
 }

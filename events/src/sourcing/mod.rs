@@ -21,14 +21,17 @@ pub use set::{EventOf, EventSet};
 pub use snapshot::Snapshots;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use view::PostgresViewRepository;
+pub use view::PostgresViews;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use view::SqliteViews;
 #[cfg(feature = "durable")]
 pub(crate) use view::Staging;
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use view::ViewKeeper;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use view::ViewRepository;
 pub use view::{AggregateView, EventAt, View, ViewStore};
 

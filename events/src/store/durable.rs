@@ -25,7 +25,9 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{NewEvent, StoreError, StoredEvent, StreamId, StreamVersion};
+use super::{
+    EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion,
+};
 use crate::bus::Bus;
 use crate::error::{BoxError, PublishError};
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
@@ -613,6 +615,50 @@ pub trait DurableStore: DurableSink + fmt::Debug {
     async fn migrate(&self) -> Result<String, StoreError> {
         Ok("nothing to migrate: this store creates its tables when it opens".to_owned())
     }
+
+    // --- the application's log: streams, snapshots, views -----------------------------------
+    //
+    // What event-sourced repositories, snapshots and view repositories read and write, so they
+    // run on `Arc<dyn DurableStore>` (its `EventStore` impl forwards here, and
+    // `sourcing::ViewRepository` is built on it).
+
+    /// The events of `stream` with a sequence greater than `after`, in sequence order (0: the
+    /// whole stream).
+    async fn load_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The stream's snapshot, if one was saved.
+    async fn read_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError>;
+
+    /// Replaces the stream's snapshot.
+    async fn write_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<(), StoreError>;
+
+    /// Saves view `view`'s `id` with `body` at `version`, whatever it held.
+    async fn save_view(
+        &self,
+        view: &str,
+        id: &str,
+        body: &serde_json::Value,
+        version: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Writes one view only if the stored view is still at `write.expected` (`None`: it must
+    /// not exist yet): `Ok(false)`, and nothing written, when another writer changed it since
+    /// it was read.
+    async fn write_view(&self, write: &ViewWrite) -> Result<bool, StoreError>;
+
+    /// Deletes every stored view of `view` (before a rebuild); returns how many.
+    async fn clear_views(&self, view: &str) -> Result<u64, StoreError>;
 }
 
 /// Anything a [`Worker`](crate::worker::Worker) or the CLI can run on: a backend by reference
@@ -787,5 +833,66 @@ impl dyn DurableStore {
             self.release(claim).await?;
         }
         outcome.map(|()| total)
+    }
+}
+
+/// The event store of the event-sourced [`Repository`](crate::sourcing::Repository), of
+/// snapshots, projections and commands routed to their aggregate
+/// (`Bus::builder().event_store(store.clone())`): whatever [`connect`](super::connect)
+/// returned, so an application that switches backends changes only the URL.
+///
+/// ```
+/// use events::store::{EventMetadata, EventStore, NewEvent, StoreError, StreamId};
+/// # #[derive(events::DomainEvent, serde::Serialize)] struct Opened { owner: String }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = events::store::connect("sqlite::memory:").await?;
+/// let stream = StreamId { aggregate_type: "Account", aggregate_id: "a-1" };
+/// let e = NewEvent::new(&Opened { owner: "Ada".into() }, EventMetadata::default())?;
+/// store.append(stream.at(0), vec![e.clone()]).await?;
+/// let err = store.append(stream.at(0), vec![e]).await.unwrap_err();
+/// assert!(matches!(err, StoreError::Conflict { expected: 0, actual: 1, .. }));
+/// assert_eq!(store.read_stream(stream).await?.len(), 1);
+/// # Ok::<(), StoreError>(()) }).unwrap();
+/// ```
+impl EventStore for Arc<dyn DurableStore> {
+    async fn append(
+        &self,
+        at: StreamVersion<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.append_to(AppendAt::Version(at), events).await
+    }
+
+    async fn read_stream(&self, stream: StreamId<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.load_stream(stream, 0).await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_log(after, limit).await
+    }
+
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.load_stream(stream, after).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        self.read_snapshot(stream).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        self.write_snapshot(stream, snapshot).await?;
+        Ok(true)
     }
 }

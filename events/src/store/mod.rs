@@ -342,7 +342,7 @@ pub enum StoreError {
     },
     /// The store was used from inside its own transaction, on the thread that holds it: it
     /// would have waited for itself forever.
-    #[error("the store was used inside its own `transaction` (it would wait for itself forever): inside the closure, use the `tx` it was given (`SqliteStore::append_in(tx, ..)`, `SqliteStore::head_in(tx)`, `ViewRepository::save_in(tx, ..)`)")]
+    #[error("the store was used inside its own `transaction` (it would wait for itself forever): inside the closure, use the `tx` it was given (`SqliteStore::append_in(tx, ..)`, `SqliteStore::head_in(tx)`, `SqliteViews::save_in(tx, ..)`)")]
     Reentered,
     /// The backend failed (I/O, database).
     #[error("event store backend failed: {0}")]

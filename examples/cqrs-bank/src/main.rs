@@ -63,9 +63,10 @@ async fn main() -> Result<(), events::BoxError> {
     println!("refused: {}", refused.await.unwrap_err());
 
     println!("{}", Worker::new(&bus, &store).drain().await?);
-    let ledgers = ViewRepository::<BankAccountView>::new(&store)?;
+    let ledgers = ViewRepository::<BankAccountView>::new(&store);
     let (view, version) = ledgers
-        .load("ACCT-0001")?
+        .load("ACCT-0001")
+        .await?
         .expect("the account has a ledger");
     println!(
         "ledger of ACCT-0001 at version {version}: balance {:.2}, checks written: {}",

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use cqrs_bank::bank;
 use cqrs_bank::domain::{BankAccountApi, BankAccountCommand::*};
 use cqrs_bank::ledger::BankAccountView;
-use events::sourcing::{catch_up, rebuild, ViewRepository};
+use events::sourcing::{catch_up, rebuild, SqliteViews};
 use events::store::SqliteStore;
 use events::worker::Worker;
 
@@ -65,7 +65,7 @@ async fn commands_are_routed_and_the_ledger_is_kept_and_rebuilt() {
     .await
     .unwrap();
 
-    let ledgers = ViewRepository::<BankAccountView>::new(&store).unwrap();
+    let ledgers = SqliteViews::<BankAccountView>::new(&store).unwrap();
     assert_eq!(ledgers.load(id).unwrap(), None, "no worker ran yet");
     let summary = Worker::new(&bus, &store).drain().await.unwrap();
     assert!(

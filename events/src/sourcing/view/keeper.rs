@@ -150,8 +150,8 @@ impl Staging {
 ///     bus.dispatch(&Deposited { account: account.into(), cents }).await;
 /// }
 /// Worker::new(&bus, &store).handlers(["bank.totals"]).drain().await?;
-/// let totals = events::sourcing::ViewRepository::<Totals>::new(&store)?;
-/// let (all, version) = totals.load("all")?.expect("kept by the worker");
+/// let totals = events::sourcing::ViewRepository::<Totals>::new(&store);
+/// let (all, version) = totals.load("all").await?.expect("kept by the worker");
 /// assert_eq!((all.deposits, all.cents, version), (2, 350, 2));
 /// # Ok::<(), events::BoxError>(()) }).unwrap();
 /// ```

@@ -1,12 +1,12 @@
 //! Views (read models) persisted by id: a serde value per id, with the version it was built up
 //! to, in one table (`events_views`) shared by every view type. [`ViewRepository`] keeps them
-//! on SQLite, `PostgresViewRepository` (feature `postgres`) on PostgreSQL, with the same
-//! operations (async on PostgreSQL).
+//! on any backend (what `store::connect(url)` returned), async; `SqliteViews` (sync) and
+//! `PostgresViews` (feature `postgres`) are the backends' own, with the same operations.
 //!
 //! A view fed by one aggregate's events keeps, as its version, the sequence of the last event
-//! it applied: `update` skips an event it already holds, so a replay changes nothing. Every
-//! operation also exists in a `_in` form that takes the caller's transaction, so a view can
-//! change together with the caller's own rows and appended events.
+//! it applied: `update` skips an event it already holds, so a replay changes nothing. On the
+//! backends' own types every operation also exists in a `_in` form that takes the caller's
+//! transaction, so a view can change together with the caller's own rows and appended events.
 //!
 //! A durable handler keeps views live through a [`ViewKeeper`]: its writes are staged and
 //! committed by the worker in the same transaction as the handler's checkpoint, so a crash
@@ -19,6 +19,8 @@
 mod keeper;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "durable")]
+mod repository;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -30,9 +32,11 @@ pub use keeper::{view_registration, KeptView, ViewHandler, ViewKeeper};
 use std::marker::PhantomData;
 
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresViewRepository;
+pub use postgres::PostgresViews;
+#[cfg(feature = "durable")]
+pub use repository::ViewRepository;
 #[cfg(feature = "sqlite")]
-pub use sqlite::ViewRepository;
+pub use sqlite::SqliteViews;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -79,8 +83,8 @@ pub trait View: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
     const NAME: &'static str;
 }
 
-/// A view of one aggregate instance, fed by its events (cqrs-es's `View`): its SQLite
-/// repository is then a [`Projection`](crate::sourcing::Projection) that keeps one view per
+/// A view of one aggregate instance, fed by its events (cqrs-es's `View`): its sync SQLite
+/// repository (`SqliteViews`) is then a [`Projection`](crate::sourcing::Projection) that keeps one view per
 /// aggregate id, at the sequence of the last event it applied, so
 /// [`rebuild`](crate::sourcing::rebuild) and [`catch_up`](crate::sourcing::catch_up) maintain
 /// it; a durable handler keeps it live with `update_with` (`#[view(durable = "..")]` writes
@@ -98,8 +102,9 @@ pub trait AggregateView: View {
 }
 
 /// Views of type `V` by id, with their version, in the database of the store `S`: the one type
-/// behind both backends' repositories, `ViewRepository` (`S` is `SqliteStore`) and
-/// `PostgresViewRepository`, whose operations each backend gives it (async on PostgreSQL).
+/// behind every view repository, [`ViewRepository`] (`S` is `Arc<dyn DurableStore>`: any
+/// backend, async), `SqliteViews` (`S` is `SqliteStore`: sync, with `_in` forms) and
+/// `PostgresViews` (`S` is `PostgresStore`: async, with `_in` forms).
 pub struct ViewStore<S, V> {
     store: S,
     _view: PhantomData<fn() -> V>,

@@ -1,5 +1,5 @@
-//! The PostgreSQL view repository: the table `events_views`, created by
-//! [`PostgresStore::migrate`].
+//! The PostgreSQL view repository with the forms that take the caller's transaction: the table
+//! `events_views`, created by [`PostgresStore::migrate`].
 
 use tokio_postgres::{GenericClient, Transaction};
 
@@ -8,15 +8,16 @@ use super::{
 };
 use crate::meta::Meta;
 use crate::store::postgres::backend;
-use crate::store::postgres::views::load_view;
+use crate::store::postgres::views::{clear_views, load_view, save_view, save_view_if_newer};
 use crate::store::{PostgresStore, StoreError};
 
 /// Loads and saves views of type `V` by id, with their version, on PostgreSQL: the operations
-/// of [`ViewRepository`](crate::sourcing::ViewRepository), async. Run
-/// [`PostgresStore::migrate`] first (it creates the table).
+/// of [`ViewRepository`](crate::sourcing::ViewRepository), plus `_in` forms that take the
+/// caller's transaction, so a view changes together with the caller's own rows and appended
+/// events. Run [`PostgresStore::migrate`] first (it creates the table).
 ///
 /// ```no_run
-/// use events::sourcing::{EventAt, PostgresViewRepository, View};
+/// use events::sourcing::{EventAt, PostgresViews, View};
 /// use events::store::PostgresStore;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -26,13 +27,13 @@ use crate::store::{PostgresStore, StoreError};
 /// # async fn run() -> Result<(), events::store::StoreError> {
 /// let store = PostgresStore::connect("postgres://app@127.0.0.1/bank").await?;
 /// store.migrate().await?;
-/// let ledgers = PostgresViewRepository::<Ledger>::new(&store);
+/// let ledgers = PostgresViews::<Ledger>::new(&store);
 /// ledgers.update(EventAt { id: "acc-1", sequence: 1 }, |l| l.balance += 10).await?;
 /// # Ok(()) }
 /// ```
-pub type PostgresViewRepository<V> = ViewStore<PostgresStore, V>;
+pub type PostgresViews<V> = ViewStore<PostgresStore, V>;
 
-impl<V: View> PostgresViewRepository<V> {
+impl<V: View> PostgresViews<V> {
     /// A repository of `V` in `store`'s database (its table comes with `migrate`).
     pub fn new(store: &PostgresStore) -> Self {
         Self::of(store)
@@ -63,14 +64,7 @@ impl<V: View> PostgresViewRepository<V> {
         view: &V,
         version: u64,
     ) -> Result<(), StoreError> {
-        tx.execute(
-            "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body",
-            &[&V::NAME, &id, &(version as i64), &encode(view)?],
-        )
-        .await
-        .map_err(backend)?;
-        Ok(())
+        save_view(tx, V::NAME, id, &encode(view)?, version).await
     }
 
     /// Applies the event `at` to the view `at.id` (a new view starts from `V::default()`),
@@ -101,16 +95,8 @@ impl<V: View> PostgresViewRepository<V> {
             return Ok(false);
         }
         change(&mut view);
-        let written = tx
-            .execute(
-                "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body
-                 WHERE events_views.version < excluded.version",
-                &[&V::NAME, &id, &(sequence as i64), &encode(&view)?],
-            )
-            .await
-            .map_err(backend)?;
-        if written == 0 {
+        let written = save_view_if_newer(tx, V::NAME, id, &encode(&view)?, sequence).await?;
+        if !written {
             tracing::debug!(
                 view = V::NAME,
                 id,
@@ -118,21 +104,18 @@ impl<V: View> PostgresViewRepository<V> {
                 "another writer saved the view at this sequence or later meanwhile; skipped"
             );
         }
-        Ok(written == 1)
+        Ok(written)
     }
 
     /// Deletes every view of this type (before a rebuild).
     pub async fn clear(&self) -> Result<(), StoreError> {
-        let client = self.store.client().await?;
-        client
-            .execute("DELETE FROM events_views WHERE view = $1", &[&V::NAME])
+        clear_views(&**self.store.client().await?, V::NAME)
             .await
-            .map_err(backend)?;
-        Ok(())
+            .map(drop)
     }
 }
 
-impl<V: AggregateView> PostgresViewRepository<V> {
+impl<V: AggregateView> PostgresViews<V> {
     /// Applies a stored event to the view of its aggregate, at its sequence, both read from
     /// `meta`; `Ok(false)` when the view already holds it. This commits at once: a durable
     /// handler uses a [`ViewKeeper`](crate::sourcing::ViewKeeper) instead, whose write

@@ -1,4 +1,5 @@
-//! The SQLite view repository: one table the repository creates.
+//! The SQLite view repository, sync, with the forms that take the caller's transaction: one
+//! table the store's schema creates.
 
 use rusqlite::{Connection, Transaction};
 
@@ -8,11 +9,10 @@ use super::{
 use crate::error::BoxError;
 use crate::meta::Meta;
 use crate::sourcing::projection::Projection;
-use crate::store::sqlite::backend;
-use crate::store::sqlite::views::{load_view, save_view};
+use crate::store::sqlite::views::{clear_views, load_view, save_view};
 use crate::store::{SqliteStore, StoreError, StoredEvent};
 
-impl<V: AggregateView> Projection for ViewRepository<V> {
+impl<V: AggregateView> Projection for SqliteViews<V> {
     type Event = V::Event;
 
     fn reset(&self) -> Result<(), BoxError> {
@@ -25,10 +25,15 @@ impl<V: AggregateView> Projection for ViewRepository<V> {
     }
 }
 
-/// Loads and saves views of type `V` by id, with their version.
+/// Loads and saves views of type `V` by id, with their version, on SQLite, synchronously: the
+/// operations of [`ViewRepository`](crate::sourcing::ViewRepository), plus `_in` forms that
+/// take the caller's transaction (`SqliteStore::transaction`), so a view changes together with
+/// the caller's own rows and appended events. It is a
+/// [`Projection`](crate::sourcing::Projection) for an [`AggregateView`], which
+/// [`rebuild`](crate::sourcing::rebuild) and [`catch_up`](crate::sourcing::catch_up) maintain.
 ///
 /// ```
-/// use events::sourcing::{EventAt, View, ViewRepository};
+/// use events::sourcing::{EventAt, SqliteViews, View};
 /// use events::store::SqliteStore;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, Default, Debug, PartialEq)]
@@ -36,16 +41,16 @@ impl<V: AggregateView> Projection for ViewRepository<V> {
 /// impl View for Ledger { const NAME: &'static str = "ledger"; }
 ///
 /// let store = SqliteStore::open_in_memory()?;
-/// let ledgers = ViewRepository::<Ledger>::new(&store)?;
+/// let ledgers = SqliteViews::<Ledger>::new(&store)?;
 /// let first = EventAt { id: "acc-1", sequence: 1 };
 /// assert!(ledgers.update(first, |l| l.balance += 10)?);
 /// assert!(!ledgers.update(first, |l| l.balance += 10)?, "sequence 1 is already in");
 /// assert_eq!(ledgers.load("acc-1")?, Some((Ledger { balance: 10 }, 1)));
 /// # Ok::<(), events::store::StoreError>(())
 /// ```
-pub type ViewRepository<V> = ViewStore<SqliteStore, V>;
+pub type SqliteViews<V> = ViewStore<SqliteStore, V>;
 
-impl<V: View> ViewRepository<V> {
+impl<V: View> SqliteViews<V> {
     /// A repository of `V` in `store`'s database (its table comes with the store's schema).
     pub fn new(store: &SqliteStore) -> Result<Self, StoreError> {
         Ok(Self::of(store))
@@ -99,15 +104,11 @@ impl<V: View> ViewRepository<V> {
 
     /// Deletes every view of this type (before a rebuild).
     pub fn clear(&self) -> Result<(), StoreError> {
-        self.store.write(|tx| {
-            tx.execute("DELETE FROM events_views WHERE view = ?1", [V::NAME])
-                .map(drop)
-                .map_err(backend)
-        })
+        self.store.write(|tx| clear_views(tx, V::NAME).map(drop))
     }
 }
 
-impl<V: AggregateView> ViewRepository<V> {
+impl<V: AggregateView> SqliteViews<V> {
     /// Applies a stored event to the view of its aggregate, at its sequence, both read from
     /// `meta`; `Ok(false)` when the view already holds it. Fails for an event that was not
     /// read from the store (no sequence in its `Meta`). This commits at once: a durable

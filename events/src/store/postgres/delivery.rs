@@ -21,9 +21,9 @@ use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
     DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
-    Record, Rewind, SegmentId, Settlement, Unread,
+    Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
-use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
+use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
 const LEASE_COLUMNS: &str = "handler, segment, owner_worker, owner_host, owner_pid, lease_until";
 
@@ -782,5 +782,48 @@ impl DurableStore for PostgresStore {
             .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
+    }
+
+    // --- the application's log: streams, snapshots, views -----------------------------------
+
+    async fn load_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        super::snapshots::read_stream_after(self, stream, after).await
+    }
+
+    async fn read_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        super::snapshots::load(self, stream).await
+    }
+
+    async fn write_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<(), StoreError> {
+        super::snapshots::save(self, stream, snapshot).await
+    }
+
+    async fn save_view(
+        &self,
+        view: &str,
+        id: &str,
+        body: &serde_json::Value,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        super::views::save_view(&**self.client().await?, view, id, body, version).await
+    }
+
+    async fn write_view(&self, write: &ViewWrite) -> Result<bool, StoreError> {
+        super::views::write_view(&**self.client().await?, write).await
+    }
+
+    async fn clear_views(&self, view: &str) -> Result<u64, StoreError> {
+        super::views::clear_views(&**self.client().await?, view).await
     }
 }

@@ -13,6 +13,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0003_log_correlation.sql"),
     ),
     (4, "views", include_str!("migrations/0004_views.sql")),
+    (
+        5,
+        "snapshots",
+        include_str!("migrations/0005_snapshots.sql"),
+    ),
 ];
 
 /// What [`PostgresStore::migrate`] did.

@@ -41,6 +41,7 @@ mod delivery;
 mod migrate;
 mod outbox;
 mod query;
+mod snapshots;
 pub(crate) mod views;
 mod wakeup;
 
@@ -52,7 +53,9 @@ use tokio_postgres::{NoTls, Row, Transaction};
 use uuid::Uuid;
 
 use super::durable::{AppendAt, DurableStore};
-use super::{EventStore, NewEvent, StoreError, StoredEvent, StreamId, StreamVersion};
+use super::{
+    EventStore, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion,
+};
 use crate::error::BoxError;
 
 pub use migrate::Migrated;
@@ -467,6 +470,30 @@ impl EventStore for PostgresStore {
             &[&(after as i64), &(limit as i64)],
         )
         .await
+    }
+
+    async fn read_stream_after(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        snapshots::read_stream_after(self, stream, after).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        snapshots::load(self, stream).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<bool, StoreError> {
+        snapshots::save(self, stream, snapshot).await?;
+        Ok(true)
     }
 }
 

@@ -24,6 +24,57 @@ pub(crate) async fn load_view(
     Ok(row.map(|row| (row.get(0), row.get::<_, i64>(1) as u64)))
 }
 
+/// Saves view `view`'s `id` at `version`, whatever it held.
+pub(crate) async fn save_view(
+    client: &impl GenericClient,
+    view: &str,
+    id: &str,
+    body: &serde_json::Value,
+    version: u64,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body",
+            &[&view, &id, &(version as i64), body],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Saves view `view`'s `id` at `version` unless the stored view is already at `version` or
+/// later (another writer saved it meanwhile); returns whether it was written.
+pub(crate) async fn save_view_if_newer(
+    client: &impl GenericClient,
+    view: &str,
+    id: &str,
+    body: &serde_json::Value,
+    version: u64,
+) -> Result<bool, StoreError> {
+    let written = client
+        .execute(
+            "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (view, id) DO UPDATE SET version = excluded.version, body = excluded.body
+             WHERE events_views.version < excluded.version",
+            &[&view, &id, &(version as i64), body],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(written == 1)
+}
+
+/// Deletes every stored view of `view`; returns how many.
+pub(crate) async fn clear_views(
+    client: &impl GenericClient,
+    view: &str,
+) -> Result<u64, StoreError> {
+    client
+        .execute("DELETE FROM events_views WHERE view = $1", &[&view])
+        .await
+        .map_err(backend)
+}
+
 /// Writes staged views, each only if the stored view is still at the version it expects
 /// ([`StoreError::ViewConflict`] otherwise: the caller's transaction then rolls back). A
 /// concurrent settle that changed the row first is waited for (row lock), then seen.
@@ -32,18 +83,34 @@ pub(crate) async fn write_staged(
     writes: &[ViewWrite],
 ) -> Result<(), StoreError> {
     for write in writes {
-        let version = write.version as i64;
-        let written = match write.expected {
-            None => {
-                tx.execute(
+        if !write_view(tx, write).await? {
+            return Err(write.conflict());
+        }
+    }
+    Ok(())
+}
+
+/// Writes one view only if the stored view is still at the version it expects (`None`: it
+/// must not exist); `Ok(false)` when it is not, and nothing was written. A concurrent write
+/// that changed the row first is waited for (row lock), then seen.
+pub(crate) async fn write_view(
+    client: &impl GenericClient,
+    write: &ViewWrite,
+) -> Result<bool, StoreError> {
+    let version = write.version as i64;
+    let written = match write.expected {
+        None => {
+            client
+                .execute(
                     "INSERT INTO events_views (view, id, version, body) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (view, id) DO NOTHING",
                     &[&write.view, &write.id, &version, &write.body],
                 )
                 .await
-            }
-            Some(expected) => {
-                tx.execute(
+        }
+        Some(expected) => {
+            client
+                .execute(
                     "UPDATE events_views SET version = $3, body = $4
                      WHERE view = $1 AND id = $2 AND version = $5",
                     &[
@@ -55,12 +122,8 @@ pub(crate) async fn write_staged(
                     ],
                 )
                 .await
-            }
-        }
-        .map_err(backend)?;
-        if written != 1 {
-            return Err(write.conflict());
         }
     }
-    Ok(())
+    .map_err(backend)?;
+    Ok(written == 1)
 }

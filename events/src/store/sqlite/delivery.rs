@@ -14,9 +14,9 @@ use super::{backend, from_micros, head, micros, select, stream_version, SqliteSt
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
     DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
-    Record, Rewind, SegmentId, Settlement, Unread,
+    Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
-use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
+use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
 fn now() -> i64 {
     micros(SystemTime::now())
@@ -550,5 +550,48 @@ impl DurableStore for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    // --- the application's log: streams, snapshots, views -----------------------------------
+
+    async fn load_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        super::snapshots::read_stream_after(self, stream, after)
+    }
+
+    async fn read_snapshot(
+        &self,
+        stream: StreamId<'_>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        super::snapshots::load(self, stream)
+    }
+
+    async fn write_snapshot(
+        &self,
+        stream: StreamId<'_>,
+        snapshot: StoredSnapshot,
+    ) -> Result<(), StoreError> {
+        super::snapshots::save(self, stream, snapshot).map(drop)
+    }
+
+    async fn save_view(
+        &self,
+        view: &str,
+        id: &str,
+        body: &serde_json::Value,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| super::views::save_view(tx, view, id, body, version))
+    }
+
+    async fn write_view(&self, write: &ViewWrite) -> Result<bool, StoreError> {
+        self.write(|tx| super::views::write_view(tx, write))
+    }
+
+    async fn clear_views(&self, view: &str) -> Result<u64, StoreError> {
+        self.write(|tx| super::views::clear_views(tx, view))
     }
 }

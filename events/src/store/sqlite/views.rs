@@ -50,33 +50,46 @@ pub(crate) fn save_view(
     Ok(())
 }
 
+/// Deletes every stored view of `view`; returns how many.
+pub(crate) fn clear_views(tx: &Transaction<'_>, view: &str) -> Result<u64, StoreError> {
+    tx.execute("DELETE FROM events_views WHERE view = ?1", [view])
+        .map(|n| n as u64)
+        .map_err(backend)
+}
+
 /// Writes staged views, each only if the stored view is still at the version it expects
 /// ([`StoreError::ViewConflict`] otherwise: the caller's transaction then rolls back).
 pub(crate) fn write_staged(tx: &Transaction<'_>, writes: &[ViewWrite]) -> Result<(), StoreError> {
     for write in writes {
-        let body = write.body.to_string();
-        let written = match write.expected {
-            None => tx.execute(
-                "INSERT INTO events_views (view, id, version, body) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (view, id) DO NOTHING",
-                params![write.view, write.id, write.version as i64, body],
-            ),
-            Some(expected) => tx.execute(
-                "UPDATE events_views SET version = ?3, body = ?4
-                 WHERE view = ?1 AND id = ?2 AND version = ?5",
-                params![
-                    write.view,
-                    write.id,
-                    write.version as i64,
-                    body,
-                    expected as i64
-                ],
-            ),
-        }
-        .map_err(backend)?;
-        if written != 1 {
+        if !write_view(tx, write)? {
             return Err(write.conflict());
         }
     }
     Ok(())
+}
+
+/// Writes one view only if the stored view is still at the version it expects (`None`: it
+/// must not exist); `Ok(false)` when it is not, and nothing was written.
+pub(crate) fn write_view(tx: &Transaction<'_>, write: &ViewWrite) -> Result<bool, StoreError> {
+    let body = write.body.to_string();
+    let written = match write.expected {
+        None => tx.execute(
+            "INSERT INTO events_views (view, id, version, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (view, id) DO NOTHING",
+            params![write.view, write.id, write.version as i64, body],
+        ),
+        Some(expected) => tx.execute(
+            "UPDATE events_views SET version = ?3, body = ?4
+             WHERE view = ?1 AND id = ?2 AND version = ?5",
+            params![
+                write.view,
+                write.id,
+                write.version as i64,
+                body,
+                expected as i64
+            ],
+        ),
+    }
+    .map_err(backend)?;
+    Ok(written == 1)
 }
