@@ -326,11 +326,12 @@ impl Bus {
         }))
     }
 
-    /// Appends records for durable handlers to the bus's store, all in one transaction, and
-    /// returns their positions.
-    pub(crate) async fn append_records(
+    /// Appends records for durable handlers to the bus's store and writes the views, all in
+    /// one transaction, and returns the records' positions.
+    pub(crate) async fn commit_records(
         &self,
         records: Vec<DurableRecord>,
+        views: Vec<crate::outbox::ViewWrite>,
         first: &'static str,
     ) -> Result<Vec<u64>, PublishError> {
         let Some(sink) = &self.inner.sink else {
@@ -339,7 +340,7 @@ impl Bus {
                 handlers: Vec::new(),
             }));
         };
-        sink.append(records).await.map_err(|source| {
+        sink.commit(records, views).await.map_err(|source| {
             refused(NotPublished::NotStored {
                 event: first,
                 source,
@@ -710,7 +711,10 @@ impl Bus {
                     .into(),
             )),
         };
-        let position = sink.append(vec![record]).await.map_err(not_stored)?;
+        let position = sink
+            .commit(vec![record], Vec::new())
+            .await
+            .map_err(not_stored)?;
         tracing::debug!(event = E::NAME, ?position, "stored for durable handlers");
         Ok(())
     }

@@ -57,14 +57,38 @@ impl DurableRecord {
     }
 }
 
+/// A view write, untyped: staged by a durable handler (through a `sourcing::ViewKeeper`) or
+/// into an [`Outbox`] (`sourcing::ViewRepository::stage`). The backend writes it in the same
+/// transaction as the checkpoint or the outbox's events, so they commit or roll back together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewWrite {
+    /// The view's name (`View::NAME`).
+    pub view: &'static str,
+    /// The view's id.
+    pub id: String,
+    /// The view's new body.
+    pub body: serde_json::Value,
+    /// The version the view was at when it was read (`None`: it did not exist). The write
+    /// happens only if the stored view is still there; otherwise the transaction fails with
+    /// a view conflict and writes nothing.
+    pub expected: Option<u64>,
+    /// The version it is saved at.
+    pub version: u64,
+}
+
 /// Where a bus stores the events that have durable handlers (`Bus::builder().store(..)`).
 /// Every store backend implements it, and so does the handle `events::store::connect(url)`
 /// returns; each record goes to the end of its aggregate's stream.
 #[async_trait::async_trait]
 pub trait DurableSink: Send + Sync + 'static {
-    /// Appends the records in one transaction, in order: all of them or none. Returns their
+    /// Appends the records, in order, and writes the views, in one transaction: all of it or
+    /// none (a view no longer at its expected version fails it). Returns the records'
     /// positions in the log, in the same order.
-    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError>;
+    async fn commit(
+        &self,
+        records: Vec<DurableRecord>,
+        views: Vec<ViewWrite>,
+    ) -> Result<Vec<u64>, BoxError>;
 }
 
 /// The events published inside one transaction: a store backend appends their records in
@@ -77,6 +101,7 @@ pub trait DurableSink: Send + Sync + 'static {
 pub struct Outbox<'b> {
     bus: &'b Bus,
     pending: Vec<Pending<'b>>,
+    views: Vec<ViewWrite>,
 }
 
 struct Pending<'b> {
@@ -112,6 +137,7 @@ impl<'b> Outbox<'b> {
         Self {
             bus,
             pending: Vec::new(),
+            views: Vec::new(),
         }
     }
 
@@ -140,6 +166,16 @@ impl<'b> Outbox<'b> {
             record,
             event: boxed(event),
         });
+    }
+
+    /// Stages a view write in the transaction (typed: `sourcing::ViewRepository::stage`).
+    pub fn write_view(&mut self, write: ViewWrite) {
+        self.views.push(write);
+    }
+
+    /// The view writes staged so far, to make in the transaction.
+    pub fn views(&self) -> &[ViewWrite] {
+        &self.views
     }
 
     /// The records to append in the transaction, in publishing order; the first event that
@@ -174,16 +210,17 @@ impl<'b> Outbox<'b> {
                 source: format!("cannot serialize it: {e}").into(),
             })
         })?;
-        if !records.is_empty() {
-            let first = records[0].name;
+        if !records.is_empty() || !self.views.is_empty() {
+            let first = records.first().map_or("(outbox views)", |r| r.name);
+            let views = std::mem::take(&mut self.views);
             let positions = match sink {
-                Some(sink) => sink.append(records).await.map_err(|source| {
+                Some(sink) => sink.commit(records, views).await.map_err(|source| {
                     crate::bus::refused(NotPublished::NotStored {
                         event: first,
                         source,
                     })
                 })?,
-                None => self.bus.append_records(records, first).await?,
+                None => self.bus.commit_records(records, views, first).await?,
             };
             self.stored(&positions);
         }

@@ -30,6 +30,7 @@ use super::{
 };
 use crate::bus::Bus;
 use crate::error::{BoxError, PublishError};
+pub use crate::outbox::ViewWrite;
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
 use crate::report::Report;
 
@@ -298,24 +299,6 @@ pub enum Record {
     /// Not attempted: an earlier event of its aggregate is pending. A pending failure that
     /// already exists for the event (a replay reading it again) is kept as it is.
     Hold,
-}
-
-/// A view write a durable handler staged (through a `sourcing::ViewKeeper`): the backend
-/// writes it in the settle transaction, so the view and the checkpoint commit or roll back together.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ViewWrite {
-    /// The view's name (`View::NAME`).
-    pub view: &'static str,
-    /// The view's id.
-    pub id: String,
-    /// The view's new body.
-    pub body: serde_json::Value,
-    /// The version the view was at when the handler read it (`None`: it did not exist). The
-    /// write happens only if the stored view is still there; otherwise the settle fails with
-    /// [`StoreError::ViewConflict`] and writes nothing.
-    pub expected: Option<u64>,
-    /// The version it is saved at.
-    pub version: u64,
 }
 
 impl ViewWrite {
@@ -690,18 +673,24 @@ impl IntoDurableStore for &Arc<dyn DurableStore> {
 /// The handle [`connect`](super::connect) returns is a bus's store too.
 #[async_trait]
 impl DurableSink for Arc<dyn DurableStore> {
-    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError> {
-        DurableSink::append(&**self, records).await
+    async fn commit(
+        &self,
+        records: Vec<DurableRecord>,
+        views: Vec<ViewWrite>,
+    ) -> Result<Vec<u64>, BoxError> {
+        DurableSink::commit(&**self, records, views).await
     }
 }
 
 impl dyn DurableStore {
     /// The transactional outbox on any backend: the events `f` publishes
-    /// (`outbox.publish(event)`, `outbox.publish_batch(aggregate.take_events())`) are appended
+    /// (`outbox.publish(event)`, `outbox.publish_batch(aggregate.take_events())`) and the views
+    /// it stages (`ViewRepository::stage`, for example an aggregate's own state) are written
     /// in one transaction, all or none; after the commit, every inline handler (sync and
     /// async) runs with the metadata its event was stored with. If `f` fails, or the store
-    /// does, nothing is stored and nothing runs: the error is returned. Returns `f`'s value
-    /// and one report per published event.
+    /// does (a staged view changed since it was read: [`StoreError::ViewConflict`] as the
+    /// error's source), nothing is written and nothing runs: the error is returned. Returns
+    /// `f`'s value and one report per published event.
     ///
     /// To write rows of your own in the same transaction, use the backend's own call, reached
     /// from this handle: `store.sqlite()` gives the SQLite store, whose `outbox` hands out a

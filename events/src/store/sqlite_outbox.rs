@@ -7,7 +7,7 @@ use super::sqlite::SqliteStore;
 use super::{outbox_records, NewEvent, StoreError, StreamId};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::outbox::{DurableRecord, DurableSink, Outbox};
+use crate::outbox::{DurableRecord, DurableSink, Outbox, ViewWrite};
 use crate::report::Report;
 
 /// Appends a bus's record to the end of its aggregate's stream.
@@ -23,14 +23,27 @@ fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64,
 
 #[async_trait::async_trait]
 impl DurableSink for SqliteStore {
-    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError> {
-        Ok(self.transaction(|tx| {
-            records
-                .into_iter()
-                .map(|record| append_record(tx, record))
-                .collect::<Result<Vec<_>, StoreError>>()
-        })?)
+    async fn commit(
+        &self,
+        records: Vec<DurableRecord>,
+        views: Vec<ViewWrite>,
+    ) -> Result<Vec<u64>, BoxError> {
+        Ok(self.transaction(|tx| commit_in(tx, records, &views))?)
     }
+}
+
+/// Appends the records and writes the views in `tx`; returns the records' positions.
+fn commit_in(
+    tx: &Transaction<'_>,
+    records: Vec<DurableRecord>,
+    views: &[ViewWrite],
+) -> Result<Vec<u64>, StoreError> {
+    let positions = records
+        .into_iter()
+        .map(|record| append_record(tx, record))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    super::sqlite::views::write_staged(tx, views)?;
+    Ok(positions)
 }
 
 impl SqliteStore {
@@ -82,10 +95,7 @@ impl SqliteStore {
         let mut outbox = Outbox::new(bus);
         let (value, positions) = self.transaction(|tx| {
             let value = f(tx, &mut outbox)?;
-            let positions = outbox_records(&outbox)?
-                .into_iter()
-                .map(|record| append_record(tx, record))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let positions = commit_in(tx, outbox_records(&outbox)?, outbox.views())?;
             Ok::<_, E>((value, positions))
         })?;
         outbox.stored(&positions);

@@ -6,6 +6,7 @@ use super::{
     already_applied, decode_view, encode, event_at, AggregateView, EventAt, View, ViewStore,
 };
 use crate::meta::Meta;
+use crate::outbox::Outbox;
 use crate::store::durable::{DurableStore, IntoDurableStore, ViewWrite};
 use crate::store::StoreError;
 
@@ -117,6 +118,62 @@ impl<V: View> ViewRepository<V> {
             at.id,
             at.sequence
         )))
+    }
+
+    /// Stages `view` as the new state of `id` in `outbox`'s transaction, at version
+    /// `loaded + 1` (`loaded`: the version [`load`](Self::load) returned, `None` for a view
+    /// that did not exist), and returns that version. The store writes it with the outbox's
+    /// events, and only if the view is still at `loaded`: when another writer changed it
+    /// meanwhile, the whole outbox fails (its error's source is a
+    /// [`StoreError::ViewConflict`]) and writes nothing; load it again and retry. So an
+    /// aggregate kept as a view and the events it recorded commit together, on any backend.
+    ///
+    /// ```
+    /// use events::sourcing::{View, ViewRepository};
+    /// use events::{Bus, BoxError, DomainEvent};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Default, Debug, PartialEq)]
+    /// struct Cart { items: u32 }
+    /// impl View for Cart { const NAME: &'static str = "cart"; }
+    ///
+    /// #[derive(DomainEvent)]
+    /// struct ItemAdded;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = events::store::connect("sqlite::memory:").await?;
+    /// let bus = Bus::builder().store(store.clone()).build()?;
+    /// let carts = ViewRepository::<Cart>::new(&store);
+    /// let (mut cart, loaded) = carts.load("c-1").await?.map_or((Cart::default(), None), |(c, v)| (c, Some(v)));
+    /// cart.items += 1;
+    /// store
+    ///     .outbox(&bus, |outbox| {
+    ///         carts.stage(outbox, "c-1", &cart, loaded)?;
+    ///         outbox.publish(ItemAdded);
+    ///         Ok::<_, BoxError>(())
+    ///     })
+    ///     .await?;
+    /// assert_eq!(carts.load("c-1").await?, Some((Cart { items: 1 }, 1)));
+    /// // A writer that still holds the old version loses, and writes nothing:
+    /// let stale = store.outbox(&bus, |outbox| Ok::<_, BoxError>(carts.stage(outbox, "c-1", &cart, loaded)?)).await;
+    /// assert!(stale.unwrap_err().to_string().contains("changed since it was read"));
+    /// # Ok::<(), BoxError>(()) }).unwrap();
+    /// ```
+    pub fn stage(
+        &self,
+        outbox: &mut Outbox<'_>,
+        id: &str,
+        view: &V,
+        loaded: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let version = loaded.map_or(1, |v| v + 1);
+        outbox.write_view(ViewWrite {
+            view: V::NAME,
+            id: id.to_owned(),
+            body: encode(view)?,
+            expected: loaded,
+            version,
+        });
+        Ok(version)
     }
 
     /// Deletes every view of this type (before a rebuild); returns how many there were.

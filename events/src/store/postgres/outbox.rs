@@ -6,7 +6,7 @@ use tokio_postgres::Transaction;
 use super::{append_locked, backend, PostgresStore};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::outbox::{DurableRecord, DurableSink, Outbox};
+use crate::outbox::{DurableRecord, DurableSink, Outbox, ViewWrite};
 use crate::report::Report;
 use crate::store::{outbox_records, AppendAt, NewEvent, StoreError, StreamId};
 
@@ -28,17 +28,32 @@ async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Resul
 
 #[async_trait::async_trait]
 impl DurableSink for PostgresStore {
-    async fn append(&self, records: Vec<DurableRecord>) -> Result<Vec<u64>, BoxError> {
+    async fn commit(
+        &self,
+        records: Vec<DurableRecord>,
+        views: Vec<ViewWrite>,
+    ) -> Result<Vec<u64>, BoxError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let mut positions = Vec::with_capacity(records.len());
-        for record in records {
-            positions.push(append_record(&tx, record).await?);
-        }
+        let positions = commit_in(&tx, records, &views).await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         Ok(positions)
     }
+}
+
+/// Appends the records and writes the views in `tx`; returns the records' positions.
+async fn commit_in(
+    tx: &Transaction<'_>,
+    records: Vec<DurableRecord>,
+    views: &[ViewWrite],
+) -> Result<Vec<u64>, StoreError> {
+    let mut positions = Vec::with_capacity(records.len());
+    for record in records {
+        positions.push(append_record(tx, record).await?);
+    }
+    super::views::write_staged(tx, views).await?;
+    Ok(positions)
 }
 
 impl PostgresStore {
@@ -88,10 +103,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let value = f(&tx, &mut outbox).await?;
-        let mut positions = Vec::new();
-        for record in outbox_records(&outbox)? {
-            positions.push(append_record(&tx, record).await?);
-        }
+        let positions = commit_in(&tx, outbox_records(&outbox)?, outbox.views()).await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         outbox.stored(&positions);
