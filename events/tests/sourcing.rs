@@ -339,12 +339,12 @@ async fn a_command_is_routed_to_its_aggregate_by_its_id_field_or_the_send_call()
         )
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "command rejected: we do not serve absinthe");
+    assert_eq!(
+        err.to_string(),
+        "command rejected: we do not serve absinthe"
+    );
     assert!(matches!(err.rejected(), Some(TabError::NotServed(d)) if d == "absinthe"));
-    assert!(matches!(
-        err.into_rejected(),
-        Some(TabError::NotServed(_))
-    ));
+    assert!(matches!(err.into_rejected(), Some(TabError::NotServed(_))));
     // A command with its id field goes with `send`.
     let close = CloseTab { tab: "t-1".into() };
     assert_eq!(bus.send(close.clone()).await.unwrap(), 3);
@@ -386,7 +386,10 @@ async fn a_routed_command_that_loses_the_append_race_fails_with_the_conflict_and
         ),
         "{err:?}"
     );
-    assert!(err.rejected().is_none(), "a conflict is not the aggregate's refusal");
+    assert!(
+        err.rejected().is_none(),
+        "a conflict is not the aggregate's refusal"
+    );
     assert_eq!(
         err.to_string(),
         "another writer appended to Tab `t-1` first (loaded at version 1, now at 2); nothing was written: send the command again, or let it re-run with `#[command(retry_on_conflict = N)]`"
@@ -443,7 +446,9 @@ async fn a_store_failure_is_not_the_aggregates_refusal() {
         aggregate_type: "Tab",
         aggregate_id: "t-1",
     };
-    let mut broken = TabEvent::Paid(1).to_new_event(EventMetadata::default()).unwrap();
+    let mut broken = TabEvent::Paid(1)
+        .to_new_event(EventMetadata::default())
+        .unwrap();
     broken.payload = serde_json::json!("not a number");
     store.append(stream.at(0), vec![broken]).await.unwrap();
     let bus = bus_over(&store, Bar::default());
@@ -459,7 +464,10 @@ async fn a_store_failure_is_not_the_aggregates_refusal() {
         ),
         "{source:?}"
     );
-    assert!(err.to_string().starts_with("the event store failed: "), "{err}");
+    assert!(
+        err.to_string().starts_with("the event store failed: "),
+        "{err}"
+    );
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn check_routed(cx: &Ctxt, command: &CommandType) {
         {
             cx.error_spanned_by(
                 key,
-                "a command routed to its aggregate returns the aggregate's version (`u64`) or `events::ExecuteError<..>` of the aggregate's `Handle::Error`: remove `output` and `error`",
+                "a command routed to its aggregate returns the aggregate's version (`u64`) or fails with `events::SendError` of the aggregate's own `Handle::Error`: remove `output` and `error`",
             );
         }
         if let Some(key) = options.remote_handler.key() {
