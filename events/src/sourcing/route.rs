@@ -1,7 +1,8 @@
 //! Commands routed to their aggregate: `#[derive(Command)] #[command(aggregate = Account)]`
 //! registers one generic handler for the command (so a hand-written one is still a compile
 //! error), which loads the aggregate from the bus's event store, lets it decide with its
-//! services, appends with optimistic-concurrency retry, and dispatches the stored events.
+//! services, appends with optimistic concurrency (a conflict is an error unless the command opts
+//! in to `retry_on_conflict`), and dispatches the stored events.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
