@@ -118,7 +118,7 @@ fn aggregate_id(ident: &Ident, ids: &IdFields) -> TokenStream {
         ..
     }] = &ids.fields[..]
     {
-        return quote!(#signature { __events::aggregate_id(&self.#member) });
+        return quote!(__events::aggregate_id_field!(#member););
     }
     let arms = ids.fields.iter().map(
         |IdField {

@@ -47,6 +47,18 @@ pub trait AggregateCommand: Command + Clone + Sync {
     fn aggregate_id(&self) -> Option<String>;
 }
 
+/// `AggregateCommand::aggregate_id` of a command whose id is its field `$field` (a name or an
+/// index), for the derive's output.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __aggregate_id_field {
+    ($field:tt) => {
+        fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
+            $crate::__private::aggregate_id(&self.$field)
+        }
+    };
+}
+
 /// A routed command has its one handler: the routing one its derive registers. Not
 /// recommended: a command without a handler is reported as such, not as a missing
 /// `AggregateCommand`.
