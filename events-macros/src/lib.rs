@@ -101,10 +101,21 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 /// | `output = Type` | what the handler returns on success | `()` |
 /// | `error = Type` | the handler's error | `events::BoxError` |
 /// | `remote_handler` | the handler lives in another crate (marked `#[command_handler(remote)]`): checked when the bus is built instead of at compile time | off |
-/// | `aggregate = Type` | routed to this event-sourced aggregate (`events::Handle<Self>`): no handler to write; the bus loads, decides, appends and dispatches. `output` is then the stream's new version | none |
+/// | `aggregate = Type` | routed to this event-sourced aggregate (`events::Handle<Self>`): no handler to write; the bus loads, decides, appends and dispatches. `output` is then the stream's new version, the error the aggregate's own `Handle::Error` | none |
+/// | `retry_on_conflict = N` | with `aggregate`: after a lost append race, run the command again on the new state, up to `N` more times | 0 |
 ///
 /// On a field of a routed command, `#[command(id)]` marks the aggregate id (in an enum, one
-/// per variant; without one, send with `bus.send_to(id, cmd)`).
+/// per variant). `bus.send(cmd)` takes a routed command only when it carries the id (in an
+/// enum: in every variant); otherwise send it with `bus.send_to(id, cmd)` (like cqrs-es's
+/// `execute(id, cmd)`): `send` does not compile.
+///
+/// A routed command fails with `SendError::Rejected` holding the aggregate's own error
+/// (`err.rejected()`), `SendError::Conflict` when another writer appended to the stream between
+/// the load and the append (nothing was written), or `SendError::Store` when the store failed.
+/// By default a conflict is returned, not retried: running the command again calls the
+/// aggregate's services again (an ATM would pay out twice). With `retry_on_conflict = N` the
+/// whole load, `handle` (its services included) and append run again, so the services run at
+/// most `N + 1` times: opt in only when calling them again is harmless.
 ///
 /// ```
 /// use events::{command_handler, Bus, Command};

@@ -1,5 +1,6 @@
 //! Support for generated code. Not public API: names and shapes change without notice.
 
+pub use crate::__aggregate_id_field as aggregate_id_field;
 pub use inventory;
 pub use serde_json;
 

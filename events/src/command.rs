@@ -83,13 +83,49 @@ pub trait Command: Send + Sized + 'static {
 )]
 pub trait HandledCommand {}
 
+/// A command that says by itself where it goes, so [`Bus::send`] can take it: every plain
+/// command (its one handler), and a command routed to its aggregate when it carries the
+/// aggregate id in a field marked `#[command(id)]` (in an enum: in every variant).
+///
+/// `#[derive(Command)]` implements it; a routed command without an id field goes with
+/// `bus.send_to(id, command)`, as with cqrs-es's `execute(id, command)`.
+#[diagnostic::on_unimplemented(
+    message = "command `{Self}` carries no aggregate id, so `bus.send` cannot route it",
+    label = "`{Self}` has no `#[command(id)]` field (in an enum: in every variant)",
+    note = "send it with `bus.send_to(id, command)`, or mark the field that holds the aggregate id `#[command(id)]`"
+)]
+pub trait Addressed {}
+
 /// Sending a command failed.
+///
+/// [`rejected`](Self::rejected) is the handler's own refusal and nothing else; for a command
+/// routed to its aggregate that is the aggregate's `Handle::Error`, while a lost append race
+/// is [`Conflict`](Self::Conflict) and a failing store [`Store`](Self::Store).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError<E> {
-    /// The handler rejected the command with its own error.
+    /// The handler (or the aggregate of a routed command) rejected the command with its own
+    /// error.
     #[error("command rejected: {0}")]
     Rejected(E),
+    /// A routed command: another writer appended to the aggregate's stream between the load
+    /// and the append, and the command had no re-run left (`#[command(retry_on_conflict = N)]`);
+    /// nothing was written.
+    #[error("another writer appended to {aggregate_type} `{aggregate_id}` first (loaded at version {expected}, now at {actual}); nothing was written: send the command again, or let it re-run with `#[command(retry_on_conflict = N)]`")]
+    Conflict {
+        /// The stream's aggregate type.
+        aggregate_type: String,
+        /// The stream's aggregate id.
+        aggregate_id: String,
+        /// The version the aggregate was loaded at.
+        expected: u64,
+        /// The stream's version when the append was refused.
+        actual: u64,
+    },
+    /// A routed command: loading or appending failed in the event store; the error is an
+    /// `events::store::StoreError` (`error.downcast_ref::<StoreError>()`).
+    #[error("the event store failed: {0}")]
+    Store(crate::error::BoxError),
     /// No handler is linked into the program (a remote handler whose crate is not linked; a
     /// bus built with [`Bus::builder`] reports this at start-up).
     #[error("command `{0}` has no handler; link the crate that holds it with `events::link!`")]
@@ -247,13 +283,21 @@ impl Bus {
     /// Runs sync and async handlers. The handler may take the same parameters as event
     /// handlers (`Res<T>`, `Meta`, `Publisher`); its `Meta` describes the command, so events
     /// it publishes carry the command's id as causation id.
-    pub fn send<C: Command + HandledCommand>(&self, command: C) -> Sending<'_, C> {
+    ///
+    /// A command routed to its aggregate must carry the aggregate id (a field marked
+    /// `#[command(id)]`) to be sent this way; without one, use
+    /// [`send_to`](Self::send_to) (a compile error says so).
+    pub fn send<C: Command + HandledCommand + Addressed>(&self, command: C) -> Sending<'_, C> {
         self.send_with(command, command_meta::<C>())
     }
 
     /// Like [`send`](Self::send), with the command's metadata given (for example a correlation
     /// id from the incoming request: `events::command_meta::<C>().with_correlation_id(..)`).
-    pub fn send_with<C: Command + HandledCommand>(&self, command: C, meta: Meta) -> Sending<'_, C> {
+    pub fn send_with<C: Command + HandledCommand + Addressed>(
+        &self,
+        command: C,
+        meta: Meta,
+    ) -> Sending<'_, C> {
         Sending(Box::pin(self.deliver(command, meta)))
     }
 

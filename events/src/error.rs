@@ -106,6 +106,14 @@ pub enum Problem {
         /// The command's Rust type.
         type_name: String,
     },
+    /// A command routed to its aggregate, on a bus built without an event store.
+    #[error("command `{command}` is routed to aggregate `{aggregate}`, which needs an event store: call `Bus::builder().event_store(store)`")]
+    MissingEventStore {
+        /// The command's name.
+        command: String,
+        /// The aggregate's type (`EventSourced::TYPE`).
+        aggregate: String,
+    },
     /// A command has several handlers; a command goes to exactly one.
     #[error("command `{command}` has {} handlers ({}); a command goes to exactly one handler, remove all but one", .handlers.len(), .handlers.join(", "))]
     DuplicateCommandHandler {

@@ -97,6 +97,9 @@ impl<'a> Context<'a> {
 pub struct Requirement {
     pub(crate) type_id: fn() -> TypeId,
     pub(crate) type_name: fn() -> &'static str,
+    /// For the event store of commands routed to an aggregate: the aggregate's type, so a
+    /// missing store is reported as such rather than as a resource type.
+    pub(crate) event_store_of: Option<&'static str>,
 }
 
 impl Requirement {
@@ -105,6 +108,17 @@ impl Requirement {
         Self {
             type_id: TypeId::of::<T>,
             type_name: type_name::<T>,
+            event_store_of: None,
+        }
+    }
+
+    /// The requirement of the event store (held as the resource `T`) that commands routed to
+    /// `aggregate` load from and append to; a bus built without it reports a missing event
+    /// store for that aggregate.
+    pub const fn event_store<T: ?Sized + 'static>(aggregate: &'static str) -> Self {
+        Self {
+            event_store_of: Some(aggregate),
+            ..Self::resource::<T>()
         }
     }
 

@@ -88,7 +88,7 @@ pub struct ReadmeDoctests;
 pub use aggregate::{AggregateRoot, EventBatch, EventRecorder, RecordedEvent};
 pub use bus::{Bus, BusBuilder, MAX_DEPTH};
 pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
-pub use command::{command_meta, Command, HandledCommand, SendError, Sending};
+pub use command::{command_meta, Addressed, Command, HandledCommand, SendError, Sending};
 pub use error::{BoxError, BuildError, NotPublished, Problem, PublishError};
 pub use event::{AggregateId, DomainEvent};
 pub use events_macros::{command_handler, event_handler, Command, DomainEvent, EventSet};

@@ -335,7 +335,15 @@ pub(crate) fn command_problems(
                 continue;
             }
             for req in requires.iter().flatten() {
-                if !provided((req.type_id)()) {
+                if provided((req.type_id)()) {
+                    continue;
+                }
+                if let Some(aggregate) = req.event_store_of {
+                    problems.push(Problem::MissingEventStore {
+                        command: entry.name().to_owned(),
+                        aggregate: aggregate.to_owned(),
+                    });
+                } else {
                     problems.push(Problem::MissingResource {
                         handler: name.to_owned(),
                         location: location.to_string(),

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use events::store::{EventMetadata, EventStore, MemoryStore, StreamId};
 use events::testing::{given, given_no_events};
 use events::{
-    event_handler, Bus, Command, DomainEvent, EventSet, EventSourced, ExecuteError, Handle, Meta,
-    Repository, SendError, Services,
+    event_handler, Bus, Command, DomainEvent, EventSet, EventSourced, Handle, Meta, Repository,
+    SendError, Services,
 };
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,43 @@ enum TabCommand {
     Order {
         drink: String,
     },
+}
+
+/// Closes a tab; it carries its id, so `bus.send` routes it.
+#[derive(Command, Clone, Debug)]
+#[command(aggregate = Tab)]
+struct CloseTab {
+    #[command(id)]
+    tab: String,
+}
+
+impl Handle<CloseTab> for Tab {
+    type Error = TabError;
+    type Services = ();
+    async fn handle(&self, _: CloseTab, _: &()) -> Result<Vec<TabEvent>, TabError> {
+        if !self.open {
+            return Err(TabError::NotOpen);
+        }
+        Ok(vec![TabEvent::Closed])
+    }
+}
+
+/// An order whose price look-up may run again: it opts in to re-running after a conflict.
+#[derive(Command, Clone, Debug)]
+#[command(aggregate = Tab, retry_on_conflict = 3)]
+struct OrderAgain {
+    drink: String,
+}
+
+impl Handle<OrderAgain> for Tab {
+    type Error = TabError;
+    type Services = Bar;
+    async fn handle(&self, command: OrderAgain, bar: &Bar) -> Result<Vec<TabEvent>, TabError> {
+        let order = TabCommand::Order {
+            drink: command.drink,
+        };
+        <Tab as Handle<TabCommand>>::handle(self, order, bar).await
+    }
 }
 
 impl Handle<TabCommand> for Tab {
@@ -282,26 +319,17 @@ fn bus_over(store: &MemoryStore, bar: Bar) -> Bus {
 async fn a_command_is_routed_to_its_aggregate_by_its_id_field_or_the_send_call() {
     let store = MemoryStore::new();
     let bus = bus_over(&store, Bar::default());
-    let version = bus
-        .send(TabCommand::Open {
-            tab: "t-1".into(),
-            table: 3,
-        })
-        .await
-        .unwrap();
-    assert_eq!(version, 1);
+    // `TabCommand::Order` carries no id: the enum goes with `send_to` (`send` does not compile).
+    let open = TabCommand::Open {
+        tab: "t-1".into(),
+        table: 3,
+    };
+    assert_eq!(bus.send_to("t-1", open).await.unwrap(), 1);
     let order = || TabCommand::Order {
         drink: "tea".into(),
     };
     assert_eq!(bus.send_to("t-1", order()).await.unwrap(), 2);
-
-    // No id in the command and none given: a clear error, nothing written.
-    let err = bus.send(order()).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "command rejected: command `TabCommand` names no aggregate: mark the field that holds the id `#[command(id)]`, or send it with `bus.send_to(id, command)`"
-    );
-    // The aggregate's refusal keeps its own message.
+    // The aggregate's refusal keeps its own message, and is what `rejected()` gives.
     let err = bus
         .send_to(
             "t-1",
@@ -315,45 +343,91 @@ async fn a_command_is_routed_to_its_aggregate_by_its_id_field_or_the_send_call()
         err.to_string(),
         "command rejected: we do not serve absinthe"
     );
-    assert!(matches!(
-        err,
-        SendError::Rejected(ExecuteError::Rejected(TabError::NotServed(_)))
-    ));
-    assert_eq!(store.len(), 2);
+    assert!(matches!(err.rejected(), Some(TabError::NotServed(d)) if d == "absinthe"));
+    assert!(matches!(err.into_rejected(), Some(TabError::NotServed(_))));
+    // A command with its id field goes with `send`.
+    let close = CloseTab { tab: "t-1".into() };
+    assert_eq!(bus.send(close.clone()).await.unwrap(), 3);
+    let err = bus.send(close).await.unwrap_err();
+    assert!(matches!(err.rejected(), Some(TabError::NotOpen)), "{err}");
+    assert_eq!(store.len(), 3);
+}
+
+/// Opens the tab `t-1` on `bus`.
+async fn open_tab(bus: &Bus) {
+    let open = TabCommand::Open {
+        tab: "t-1".into(),
+        table: 1,
+    };
+    bus.send_to("t-1", open).await.unwrap();
 }
 
 #[tokio::test]
-async fn a_routed_command_that_loses_the_append_race_runs_again_on_the_new_state() {
+async fn a_routed_command_that_loses_the_append_race_fails_with_the_conflict_and_runs_once() {
     let store = MemoryStore::new();
     let bar = Bar {
         interfere: Some(store.clone()),
         ..Bar::default()
     };
     let bus = bus_over(&store, bar);
-    bus.send_to(
-        "t-1",
-        TabCommand::Open {
-            tab: "t-1".into(),
-            table: 1,
-        },
-    )
-    .await
-    .unwrap();
+    open_tab(&bus).await;
+    let order = TabCommand::Order {
+        drink: "tea".into(),
+    };
+    let err = bus.send_to("t-1", order).await.unwrap_err();
+    // The service (an ATM, a price list) ran once: the command is not run again.
+    let asked = bus.resource::<Bar>().unwrap().asked.load(Ordering::SeqCst);
+    assert_eq!(asked, 1);
+    assert!(
+        matches!(
+            &err,
+            SendError::Conflict { aggregate_type, aggregate_id, expected: 1, actual: 2 }
+                if aggregate_type == "Tab" && aggregate_id == "t-1"
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.rejected().is_none(),
+        "a conflict is not the aggregate's refusal"
+    );
+    assert_eq!(
+        err.to_string(),
+        "another writer appended to Tab `t-1` first (loaded at version 1, now at 2); nothing was written: send the command again, or let it re-run with `#[command(retry_on_conflict = N)]`"
+    );
+    // Opened and the interfering Paid: the order wrote nothing.
+    let names: Vec<_> = store
+        .read_all(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["Opened", "Paid"]);
+}
+
+#[tokio::test]
+async fn a_routed_command_with_retry_on_conflict_runs_again_on_the_new_state() {
+    let store = MemoryStore::new();
+    let bar = Bar {
+        interfere: Some(store.clone()),
+        ..Bar::default()
+    };
+    let bus = bus_over(&store, bar);
+    open_tab(&bus).await;
     let version = bus
         .send_to(
             "t-1",
-            TabCommand::Order {
+            OrderAgain {
                 drink: "tea".into(),
             },
         )
         .await
         .unwrap();
-    // Opened, the interfering Paid, then the order decided again on top of it.
+    // Opened, the interfering Paid, then the order decided again on top of it: the service
+    // ran twice.
     assert_eq!(version, 3);
-    assert_eq!(
-        bus.resource::<Bar>().unwrap().asked.load(Ordering::SeqCst),
-        2
-    );
+    let asked = bus.resource::<Bar>().unwrap().asked.load(Ordering::SeqCst);
+    assert_eq!(asked, 2);
     let names: Vec<_> = store
         .read_all(0, 10)
         .await
@@ -364,10 +438,50 @@ async fn a_routed_command_that_loses_the_append_race_runs_again_on_the_new_state
     assert_eq!(names, ["Opened", "Paid", "tab.drink_ordered"]);
 }
 
+#[tokio::test]
+async fn a_store_failure_is_not_the_aggregates_refusal() {
+    let store = MemoryStore::new();
+    // A stored event the aggregate cannot decode: loading fails in the store.
+    let stream = StreamId {
+        aggregate_type: "Tab",
+        aggregate_id: "t-1",
+    };
+    let mut broken = TabEvent::Paid(1)
+        .to_new_event(EventMetadata::default())
+        .unwrap();
+    broken.payload = serde_json::json!("not a number");
+    store.append(stream.at(0), vec![broken]).await.unwrap();
+    let bus = bus_over(&store, Bar::default());
+    let err = bus.send(CloseTab { tab: "t-1".into() }).await.unwrap_err();
+    assert!(err.rejected().is_none(), "{err}");
+    let SendError::Store(source) = &err else {
+        panic!("expected a store error, got {err:?}");
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<events::store::StoreError>(),
+            Some(events::store::StoreError::Decode { .. })
+        ),
+        "{source:?}"
+    );
+    assert!(
+        err.to_string().starts_with("the event store failed: "),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_bus_without_the_store_or_the_services_of_a_routed_command_does_not_start() {
     let err = Bus::builder().build().unwrap_err().to_string();
-    assert!(err.contains("SharedStore"), "{err}");
+    assert!(
+        err.contains("command `TabCommand` is routed to aggregate `Tab`, which needs an event store: call `Bus::builder().event_store(store)`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("command `CloseTab` is routed to aggregate `Tab`, which needs an event store: call `Bus::builder().event_store(store)`"),
+        "{err}"
+    );
+    assert!(!err.contains("SharedStore"), "no private path: {err}");
     assert!(err.contains("sourcing::Bar"), "{err}");
 }
 
@@ -383,11 +497,9 @@ async fn command_metadata_reaches_every_stored_event_and_the_handlers_meta() {
         tab: "t-5".into(),
         table: 2,
     };
-    bus.send_with(open, meta.clone()).await.unwrap();
-    let order = TabCommand::Order {
-        drink: "tea".into(),
-    };
-    bus.send_to_with("t-5", order, meta.clone()).await.unwrap();
+    bus.send_to_with("t-5", open, meta.clone()).await.unwrap();
+    let close = CloseTab { tab: "t-5".into() };
+    bus.send_with(close, meta.clone()).await.unwrap();
     let stored = store.read_all(0, 10).await.unwrap();
     assert_eq!(stored.len(), 2);
     for event in &stored {

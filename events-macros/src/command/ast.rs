@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use syn::{DeriveInput, Ident, ItemFn, LitStr, Type};
 
 use super::route::IdFields;
-use crate::attr::{flag, options, string, ty};
+use crate::attr::{flag, integer, options, string, ty};
 use crate::ctxt::Ctxt;
 use crate::function::{first_parameter, Kind};
 
@@ -31,6 +31,8 @@ options! {
         remote_handler: () = |cx, meta| flag(cx, meta, "#[command(remote_handler)]"),
         /// Routed to this event-sourced aggregate, with no handler to write.
         aggregate: Type = ty,
+        /// How many times a routed command runs again after it lost an append race.
+        retry_on_conflict: u32 = |cx, meta| Ok(integer(cx, meta, 0, 100)?.map(|v| v as u32)),
     }
 }
 

@@ -19,17 +19,26 @@ pub fn derive(command: &CommandType) -> TokenStream {
                 type Output = u64;
                 type Error = ::events::sourcing::RoutedError<Self>;
             ),
-            Some(super::route::expand(command.ident, aggregate, &command.ids)),
+            Some(super::route::expand(
+                command.ident,
+                aggregate,
+                &command.ids,
+                options.retry_on_conflict.get(),
+            )),
         ),
         None => {
             let output = (options.output.get()).map_or_else(|| quote!(()), |ty| quote!(#ty));
             let error =
                 (options.error.get()).map_or_else(|| quote!(::events::BoxError), |ty| quote!(#ty));
-            let after = options
+            let handled = options
                 .remote_handler
                 .get()
                 .map(|()| handled(command.ident));
-            (quote!(type Output = #output; type Error = #error;), after)
+            let addressed = addressed(command.ident);
+            (
+                quote!(type Output = #output; type Error = #error;),
+                Some(quote!(#handled #addressed)),
+            )
         }
     };
     Derive {
@@ -48,9 +57,16 @@ fn handled(ty: impl ToTokens) -> TokenStream {
     quote!(#[automatically_derived] impl ::events::HandledCommand for #ty {})
 }
 
+/// `Addressed` for `ty`: `bus.send` can route it by itself (every plain command; a routed
+/// one with its id in a field).
+pub fn addressed(ty: impl ToTokens) -> TokenStream {
+    quote!(#[automatically_derived] impl ::events::Addressed for #ty {})
+}
+
 /// After an error: a minimal impl that can be sent, so uses of the command add no error of
 /// their own (none for a generic type or a union, which cannot have one).
 pub fn derive_fallback(input: &DeriveInput) -> TokenStream {
+    let (handled, addressed) = (handled(&input.ident), addressed(&input.ident));
     Derive::fallback(
         Kind::Command,
         input,
@@ -58,7 +74,7 @@ pub fn derive_fallback(input: &DeriveInput) -> TokenStream {
             type Output = ();
             type Error = ::events::BoxError;
         ),
-        Some(handled(&input.ident)),
+        Some(quote!(#handled #addressed)),
     )
 }
 

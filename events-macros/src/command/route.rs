@@ -28,21 +28,31 @@ pub struct IdField {
 }
 
 /// The fields marked `#[command(id)]`, at most one per struct or variant.
-pub struct IdFields(pub Vec<IdField>);
+pub struct IdFields {
+    pub fields: Vec<IdField>,
+    /// Whether the struct, or every variant of the enum, has one: then `bus.send` can route
+    /// the command by itself.
+    pub complete: bool,
+}
 
 impl IdFields {
     pub fn from_ast(cx: &Ctxt, input: &DeriveInput) -> Self {
-        let mut found = Vec::new();
-        match &input.data {
-            Data::Struct(data) => found.extend(marked(cx, None, &data.fields)),
+        let mut fields = Vec::new();
+        let shapes = match &input.data {
+            Data::Struct(data) => {
+                fields.extend(marked(cx, None, &data.fields));
+                1
+            }
             Data::Enum(data) => {
                 for v in &data.variants {
-                    found.extend(marked(cx, Some(&v.ident), &v.fields));
+                    fields.extend(marked(cx, Some(&v.ident), &v.fields));
                 }
+                data.variants.len()
             }
-            Data::Union(_) => {}
-        }
-        IdFields(found)
+            Data::Union(_) => 1,
+        };
+        let complete = fields.len() == shapes;
+        IdFields { fields, complete }
     }
 }
 
@@ -67,10 +77,18 @@ fn marked(cx: &Ctxt, variant: Option<&Ident>, fields: &Fields) -> Option<IdField
     found
 }
 
-/// The `AggregateCommand` impl (which brings `HandledCommand`, the marker of the one handler)
-/// and the routing handler's registration.
-pub fn expand(ident: &Ident, aggregate: &Type, ids: &IdFields) -> TokenStream {
+/// The `AggregateCommand` impl (which brings `HandledCommand`, the marker of the one handler),
+/// `Addressed` when every shape carries the id (so `bus.send` takes it), and the routing
+/// handler's registration.
+pub fn expand(
+    ident: &Ident,
+    aggregate: &Type,
+    ids: &IdFields,
+    retry_on_conflict: Option<&u32>,
+) -> TokenStream {
     let aggregate_id = aggregate_id(ident, ids);
+    let retry = retry_on_conflict.map(|n| quote!(const RETRY_ON_CONFLICT: u32 = #n;));
+    let addressed = ids.complete.then(|| super::expand::addressed(ident));
     let aggregate_name = aggregate.to_token_stream().to_string().replace(' ', "");
     let name = format!("{ident} -> {aggregate_name}");
     let location = location(ident);
@@ -78,8 +96,10 @@ pub fn expand(ident: &Ident, aggregate: &Type, ids: &IdFields) -> TokenStream {
         #[automatically_derived]
         impl ::events::AggregateCommand for #ident {
             type Aggregate = #aggregate;
+            #retry
             #aggregate_id
         }
+        #addressed
         // `HandledCommand` comes with `AggregateCommand`: a `#[command_handler]` conflicts.
         __events::inventory::submit!(__events::Registration::routed(&__events::route::<#ident>(
             ::core::concat!(::core::module_path!(), "::", #name), #location
@@ -96,11 +116,11 @@ fn aggregate_id(ident: &Ident, ids: &IdFields) -> TokenStream {
         variant: None,
         member,
         ..
-    }] = &ids.0[..]
+    }] = &ids.fields[..]
     {
-        return quote!(#signature { __events::aggregate_id(&self.#member) });
+        return quote!(__events::aggregate_id_field!(#member););
     }
-    let arms = ids.0.iter().map(
+    let arms = ids.fields.iter().map(
         |IdField {
              variant, member, ..
          }| {

@@ -14,7 +14,8 @@ pub fn check_command(cx: &Ctxt, command: &CommandType) {
 }
 
 /// A command routed to its aggregate (`aggregate = ..`) has a generated handler: it declares
-/// no output, error or remote handler of its own; and a marked `id` needs `aggregate`.
+/// no output, error or remote handler of its own; and `retry_on_conflict` or a marked `id`
+/// needs `aggregate`.
 fn check_routed(cx: &Ctxt, command: &CommandType) {
     let options = &command.options;
     if options.aggregate.key().is_some() {
@@ -24,7 +25,7 @@ fn check_routed(cx: &Ctxt, command: &CommandType) {
         {
             cx.error_spanned_by(
                 key,
-                "a command routed to its aggregate returns the aggregate's version (`u64`) or `events::ExecuteError<..>` of the aggregate's `Handle::Error`: remove `output` and `error`",
+                "a command routed to its aggregate returns the aggregate's version (`u64`) or fails with `events::SendError` of the aggregate's own `Handle::Error`: remove `output` and `error`",
             );
         }
         if let Some(key) = options.remote_handler.key() {
@@ -33,7 +34,12 @@ fn check_routed(cx: &Ctxt, command: &CommandType) {
                 "a command routed to its aggregate is handled where it is defined: remove `remote_handler`",
             );
         }
-    } else if let Some(first) = command.ids.0.first() {
+    } else if let Some(key) = options.retry_on_conflict.key() {
+        cx.error_spanned_by(
+            key,
+            "`retry_on_conflict` re-runs a command routed to its aggregate after a lost append race: add `#[command(aggregate = MyAggregate)]` to the command",
+        );
+    } else if let Some(first) = command.ids.fields.first() {
         cx.error_spanned_by(
             &first.key,
             "`#[command(id)]` marks the aggregate id of a command routed to its aggregate: add `#[command(aggregate = MyAggregate)]` to the command",

@@ -70,6 +70,12 @@ pub trait Handle<C>: EventSourced {
     /// What the decision needs besides the state: `()` for nothing, or a type of yours that
     /// implements [`Services`] and is given to the bus as a resource (in tests: a mock, given
     /// to the fixture).
+    ///
+    /// `handle` runs once per command: when another writer appended between the load and the
+    /// append, the command fails with the conflict. A command routed with
+    /// `#[command(aggregate = .., retry_on_conflict = N)]` (or executed by a
+    /// `Repository::retry_on_conflict(N)`) runs again on the new state instead, up to `N` more
+    /// times, and each run calls the services again.
     type Services: Services;
     /// Decides the events the command causes.
     fn handle(

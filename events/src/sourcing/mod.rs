@@ -15,7 +15,7 @@ pub use aggregate::{EventSourced, Handle, Services};
 /// `#[derive(View)]`: see the trait (and the macro's options in `events_macros`).
 pub use events_macros::View;
 pub use projection::{catch_up, rebuild, replay, Projection, RebuildError, Replayed};
-pub use repository::{Committed, ExecuteError, Repository, DEFAULT_ATTEMPTS};
+pub use repository::{Committed, ExecuteError, Repository};
 pub use route::{AggregateCommand, RoutedError, SharedStore};
 pub use set::{EventOf, EventSet};
 pub use snapshot::Snapshots;

@@ -11,14 +11,10 @@ use crate::sourcing::set::EventSet;
 use crate::sourcing::snapshot;
 use crate::store::{EventMetadata, EventStore, StoreError, StoredEvent, StreamId};
 
-/// How many times [`Repository::execute`] runs a command that lost an append race before it
-/// gives up with the conflict.
-pub const DEFAULT_ATTEMPTS: u32 = 3;
-
 /// Loads event-sourced aggregates of type `A` from a store and appends their new events.
 pub struct Repository<A, S> {
     store: S,
-    attempts: u32,
+    retry_on_conflict: u32,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -26,7 +22,7 @@ impl<A, S: Clone> Clone for Repository<A, S> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
-            attempts: self.attempts,
+            retry_on_conflict: self.retry_on_conflict,
             _aggregate: PhantomData,
         }
     }
@@ -41,25 +37,65 @@ impl<A, S: fmt::Debug> fmt::Debug for Repository<A, S> {
     }
 }
 
-/// A command executed by [`Repository::execute`] (or routed to its aggregate) failed.
+/// A command executed by [`Repository::execute`] failed: the aggregate refused it, another
+/// writer appended first, or the store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecuteError<E> {
     /// The aggregate rejected the command; shown with the aggregate's own message.
     #[error("{0}")]
     Rejected(E),
-    /// Loading or appending failed; a [`StoreError::Conflict`] means other writers won every
-    /// attempt.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The command was sent with `bus.send(..)` but carries no aggregate id.
-    #[error("command `{0}` names no aggregate: mark the field that holds the id `#[command(id)]`, or send it with `bus.send_to(id, command)`")]
-    NoAggregateId(&'static str),
+    /// Another writer appended to the stream between the load and the append (and the
+    /// command had no re-run left); nothing was written.
+    #[error("another writer appended to {aggregate_type} `{aggregate_id}` first (loaded at version {expected}, now at {actual}); nothing was written: send the command again, or let it re-run with `Repository::retry_on_conflict(n)`")]
+    Conflict {
+        /// The stream's aggregate type.
+        aggregate_type: String,
+        /// The stream's aggregate id.
+        aggregate_id: String,
+        /// The version the aggregate was loaded at.
+        expected: u64,
+        /// The stream's version when the append was refused.
+        actual: u64,
+    },
+    /// Loading or appending failed in the store.
+    #[error("the event store failed: {0}")]
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for ExecuteError<E> {
+    /// A [`StoreError::Conflict`] becomes [`ExecuteError::Conflict`]; any other error
+    /// [`ExecuteError::Store`].
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict {
+                aggregate_type,
+                aggregate_id,
+                expected,
+                actual,
+            } => ExecuteError::Conflict {
+                aggregate_type,
+                aggregate_id,
+                expected,
+                actual,
+            },
+            other => ExecuteError::Store(other),
+        }
+    }
 }
 
 impl<E> ExecuteError<E> {
-    /// The aggregate's own error, if it rejected the command.
+    /// The aggregate's own error, if it rejected the command (never a conflict or a store
+    /// error).
     pub fn rejected(&self) -> Option<&E> {
+        match self {
+            ExecuteError::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The aggregate's own error, if it rejected the command.
+    pub fn into_rejected(self) -> Option<E> {
         match self {
             ExecuteError::Rejected(e) => Some(e),
             _ => None,
@@ -98,19 +134,22 @@ impl<S: EventSet> Committed<S> {
 }
 
 impl<A: EventSourced, S: EventStore> Repository<A, S> {
-    /// A repository over `store`.
+    /// A repository over `store`; a command that loses an append race is not run again
+    /// (see [`retry_on_conflict`](Self::retry_on_conflict)).
     pub fn new(store: S) -> Self {
         Self {
             store,
-            attempts: DEFAULT_ATTEMPTS,
+            retry_on_conflict: 0,
             _aggregate: PhantomData,
         }
     }
 
-    /// How many times [`execute`](Self::execute) tries a command that lost an append race
-    /// (at least 1; default [`DEFAULT_ATTEMPTS`]).
-    pub fn attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts.max(1);
+    /// How many times [`execute`](Self::execute) runs a command again, on the new state,
+    /// after it lost an append race (default 0: the conflict is returned). Each re-run loads
+    /// the aggregate and calls its `handle` again, so the services run again too: opt in only
+    /// when calling them twice is harmless (an idempotent or read-only service).
+    pub fn retry_on_conflict(mut self, reruns: u32) -> Self {
+        self.retry_on_conflict = reruns;
         self
     }
 
@@ -169,9 +208,10 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
 
     /// Loads the aggregate, lets it handle `command` with `services`, and appends the events
     /// it decided with the version it was loaded at, each with `metadata`. When another writer
-    /// appended in between, the whole load/decide/append runs again (up to
-    /// [`attempts`](Self::attempts) times, each conflict logged), so the decision is always
-    /// taken on the latest state; the services may therefore be called once per attempt.
+    /// appended in between, nothing is written and [`ExecuteError::Conflict`] is returned;
+    /// with [`retry_on_conflict`](Self::retry_on_conflict) the whole load/decide/append runs
+    /// again instead (services included) on the new state, up to that many more times. Each
+    /// conflict is logged and counted (`events_command_conflicts_total`).
     pub async fn execute<C: Clone>(
         &self,
         id: &str,
@@ -182,7 +222,7 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
     where
         A: Handle<C>,
     {
-        let mut attempt = 1;
+        let mut reruns = 0;
         loop {
             let (aggregate, version) = self.load(id).await?;
             let events = aggregate
@@ -194,18 +234,36 @@ impl<A: EventSourced, S: EventStore> Repository<A, S> {
                     self.snapshot(id, aggregate, version, &committed).await;
                     return Ok(committed);
                 }
-                Err(StoreError::Conflict { actual, .. }) if attempt < self.attempts => {
+                Err(StoreError::Conflict { actual, .. }) if reruns < self.retry_on_conflict => {
+                    metrics::counter!("events_command_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    reruns += 1;
+                    tracing::warn!(
+                        aggregate = A::TYPE,
+                        id,
+                        rerun = reruns,
+                        loaded = version,
+                        actual,
+                        "another writer appended first; running the command again on the new state (services included)"
+                    );
+                }
+                Err(StoreError::Conflict { actual, .. }) => {
                     metrics::counter!("events_command_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
                     tracing::warn!(
                         aggregate = A::TYPE,
                         id,
-                        attempt,
                         loaded = version,
                         actual,
-                        "another writer appended first; running the command again on the new state"
+                        reruns,
+                        "another writer appended first; the command is not run again, its conflict is returned"
                     );
-                    attempt += 1;
+                    return Err(ExecuteError::Conflict {
+                        aggregate_type: A::TYPE.to_owned(),
+                        aggregate_id: id.to_owned(),
+                        expected: version,
+                        actual,
+                    });
                 }
                 other => return Ok(other?),
             }

@@ -25,25 +25,15 @@ pub enum BankAccountEvent {
     },
 }
 
-/// What a customer asks of an account; routed to it, no handler to write.
+/// What a customer asks of an account; routed to it, no handler to write, sent with
+/// `bus.send_to(account_id, command)`.
 #[derive(Command, Clone, Debug)]
 #[command(aggregate = BankAccount)]
 pub enum BankAccountCommand {
-    OpenAccount {
-        #[command(id)]
-        account_id: String,
-    },
-    DepositMoney {
-        amount: f64,
-    },
-    WithdrawMoney {
-        amount: f64,
-        atm_id: String,
-    },
-    WriteCheck {
-        check_number: String,
-        amount: f64,
-    },
+    OpenAccount { account_id: String },
+    DepositMoney { amount: f64 },
+    WithdrawMoney { amount: f64, atm_id: String },
+    WriteCheck { check_number: String, amount: f64 },
 }
 
 /// The ATM network and the check clearing house.

@@ -31,9 +31,13 @@ async fn main() -> Result<(), events::BoxError> {
     let store = SqliteStore::open_in_memory()?;
     let bus = bank(&store, Friendly)?;
 
-    bus.send(OpenAccount {
-        account_id: "ACCT-0001".into(),
-    })
+    let account_id = "ACCT-0001".to_owned();
+    bus.send_to(
+        &account_id,
+        OpenAccount {
+            account_id: account_id.clone(),
+        },
+    )
     .await?;
     bus.send_to("ACCT-0001", DepositMoney { amount: 1000.0 })
         .await?;
