@@ -8,7 +8,8 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::engine::{decide, Breaker, HoldBack};
-use super::{HandlerSummary, Options};
+use super::share::Share;
+use super::{HandlerSummary, Holding, Options};
 use crate::bus::Bus;
 use crate::bus::{Clock, Target};
 use crate::catalog::DurableShim;
@@ -71,6 +72,8 @@ pub(crate) struct Finished {
     pub(crate) summary: HandlerSummary,
     /// The lease of another worker, when this one never got the claim.
     pub(crate) held_elsewhere: Option<Lease>,
+    /// When it held its segment.
+    pub(crate) holdings: Vec<Holding>,
 }
 
 /// Why a step ended early.
@@ -125,6 +128,12 @@ pub(crate) struct Subscription {
     lease_until: Instant,
     /// Renew the claim once less than this is left of it.
     renew_within: Duration,
+    /// The handler's share of segments in this worker, which this segment counts against.
+    share: Arc<Share>,
+    /// Since when the claim is held (this time).
+    held_since: Option<SystemTime>,
+    /// When it held the claim before.
+    holdings: Vec<Holding>,
 }
 
 impl Subscription {
@@ -133,6 +142,7 @@ impl Subscription {
         segment: u32,
         catalog: &'static Catalog,
         options: &Options,
+        share: Arc<Share>,
     ) -> Self {
         let (call, retry) = handler.durable.expect("durable handler");
         let event = catalog
@@ -162,6 +172,9 @@ impl Subscription {
             last_holder: None,
             lease_until: Instant::now(),
             renew_within: options.lease_ttl / 2,
+            share,
+            held_since: None,
+            holdings: Vec::new(),
         }
     }
 
@@ -213,14 +226,16 @@ impl Subscription {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(claim) = &self.claim {
-            if let Err(e) = store.release(claim).await {
+        if let Some(claim) = self.claim.take() {
+            if let Err(e) = store.release(&claim).await {
                 tracing::warn!(handler = self.name, segment = self.segment, error = %e, "could not release the lease; it lapses after its TTL");
             }
+            self.lost_claim();
         }
         Ok(Finished {
             handler: self.name,
             summary: self.summary,
+            holdings: self.holdings,
             held_elsewhere: if self.ever_claimed {
                 None
             } else {
@@ -241,6 +256,9 @@ impl Subscription {
     ) -> Result<Turn, StoreError> {
         if stop.requested() {
             return Ok(Turn::Stop);
+        }
+        if self.claim.is_some() && self.share.surplus(self.segment) {
+            self.hand_over(store).await?;
         }
         let claimed = self.claim.is_some() && !self.lease_due();
         if !claimed && !self.claim(store, options).await? {
@@ -267,6 +285,7 @@ impl Subscription {
                     "lost the lease to another worker (this one stalled past it): the event in hand was not recorded and may be delivered again by the new holder"
                 );
                 self.claim = None;
+                self.lost_claim();
                 return Ok(Turn::Again);
             }
             Err(Interrupt::ViewConflict(conflict)) => {
@@ -299,8 +318,29 @@ impl Subscription {
         Ok(Turn::Again)
     }
 
-    /// Takes or renews the claim; `false` when another worker holds it.
+    /// Takes or renews the claim; `false` when another worker holds it, or when this worker
+    /// already holds its share of the handler's segments.
     async fn claim(
+        &mut self,
+        store: &Arc<dyn DurableStore>,
+        options: &Options,
+    ) -> Result<bool, StoreError> {
+        let renewing = self.claim.is_some();
+        if !renewing && !self.share.try_claim() {
+            return Ok(false);
+        }
+        let claimed = self.claim_counted(store, options).await;
+        if !renewing {
+            match &claimed {
+                Ok(true) => self.share.acquired(self.segment),
+                _ => self.share.missed(),
+            }
+        }
+        claimed
+    }
+
+    /// [`claim`](Self::claim) once the share has room for it.
+    async fn claim_counted(
         &mut self,
         store: &Arc<dyn DurableStore>,
         options: &Options,
@@ -324,19 +364,23 @@ impl Subscription {
                 self.lease_until = Instant::now() + options.lease_ttl;
                 self.claim = Some(claim);
                 self.ever_claimed = true;
+                self.held_since.get_or_insert_with(SystemTime::now);
                 Ok(true)
             }
             Claimed::HeldBy(lease) => {
                 if self.last_holder.as_ref().map(|l| &l.owner) != Some(&lease.owner) {
-                    tracing::warn!(
+                    // The membership loop says once when this worker stands by.
+                    tracing::debug!(
                         handler = self.name,
                         segment = self.segment,
                         holder_host = lease.owner.host.as_str(),
                         holder_pid = lease.owner.pid,
-                        "another worker holds this handler: {lease}; waiting for its lease"
+                        "another worker holds this segment: {lease}; waiting for it to free"
                     );
                 }
-                self.claim = None;
+                if self.claim.take().is_some() {
+                    self.lost_claim();
+                }
                 self.last_holder = Some(lease);
                 Ok(false)
             }
@@ -514,7 +558,40 @@ impl Subscription {
     /// so that a long step never outlives it.
     async fn must_pause(&self, stop: &Stop) -> bool {
         tokio::task::yield_now().await;
-        stop.requested() || self.breaker.remaining(Instant::now()).is_some() || self.lease_due()
+        stop.requested()
+            || self.breaker.remaining(Instant::now()).is_some()
+            || self.lease_due()
+            || self.share.surplus(self.segment)
+    }
+
+    /// Gives the claim up because this worker holds more than its share (another worker
+    /// joined): called between two deliveries, so nothing is in hand.
+    async fn hand_over(&mut self, store: &Arc<dyn DurableStore>) -> Result<(), StoreError> {
+        let Some(claim) = self.claim.take() else {
+            return Ok(());
+        };
+        tracing::info!(
+            handler = self.name,
+            segment = self.segment,
+            "handing segment {} over: this worker holds more than its share since another worker joined",
+            self.segment
+        );
+        let released = store.release(&claim).await;
+        self.lost_claim();
+        released
+    }
+
+    /// The claim is gone (released, lost or lapsed): the share has room again and the time it
+    /// was held goes into the summary.
+    fn lost_claim(&mut self) {
+        self.share.dropped(self.segment);
+        if let Some(from) = self.held_since.take() {
+            self.holdings.push(Holding {
+                segment: self.segment,
+                from,
+                to: SystemTime::now(),
+            });
+        }
     }
 
     /// Runs the handler on `events` and returns its outcome with the view writes it staged

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
-    DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
-    Record, Rewind, SegmentId, Settlement, Unread,
+    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
+    PendingFailure, Record, Rewind, SegmentId, Settlement, Unread,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamVersion};
 
@@ -40,6 +40,44 @@ fn lease(row: &Row) -> Option<Lease> {
         },
         expires_at: row.get::<_, Option<SystemTime>>(5)?,
     })
+}
+
+/// The live members of a handler with the segments each holds a live lease on, oldest first.
+async fn live_members(
+    client: &impl GenericClient,
+    handler: &str,
+) -> Result<Vec<Member>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT m.worker, m.host, m.pid, m.joined_at, m.alive_until,
+                    COALESCE(array_agg(s.segment ORDER BY s.segment) FILTER (WHERE s.segment IS NOT NULL), '{}')
+             FROM events_members m
+             LEFT JOIN events_subscriptions s
+               ON s.handler = m.handler AND s.owner_worker = m.worker AND s.lease_until >= now()
+             WHERE m.handler = $1 AND m.alive_until >= now()
+             GROUP BY m.worker, m.host, m.pid, m.joined_at, m.alive_until
+             ORDER BY m.joined_at, m.worker",
+            &[&handler],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(rows
+        .iter()
+        .map(|r| Member {
+            owner: Owner {
+                worker: r.get(0),
+                host: r.get(1),
+                pid: r.get::<_, i64>(2) as u32,
+            },
+            joined_at: r.get(3),
+            expires_at: r.get(4),
+            segments: r
+                .get::<_, Vec<i32>>(5)
+                .into_iter()
+                .map(|s| s as u32)
+                .collect(),
+        })
+        .collect())
 }
 
 /// The row of `events_subscriptions` a claim still holds: same handler and segment, same
@@ -450,6 +488,53 @@ impl DurableStore for PostgresStore {
         Ok(())
     }
 
+    async fn heartbeat(&self, beat: Heartbeat<'_>) -> Result<Vec<Member>, StoreError> {
+        let client = self.client().await?;
+        let Heartbeat {
+            handler,
+            owner,
+            ttl,
+        } = beat;
+        // One statement each, no transaction: a worker that stalls here holds no lock.
+        client
+            .execute(
+                "INSERT INTO events_members (handler, worker, host, pid, alive_until)
+                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 microsecond')
+                 ON CONFLICT (handler, worker) DO UPDATE SET
+                    alive_until = excluded.alive_until,
+                    joined_at = CASE WHEN events_members.alive_until < now() THEN now() ELSE events_members.joined_at END",
+                &[
+                    &handler,
+                    &owner.worker,
+                    &owner.host,
+                    &i64::from(owner.pid),
+                    &(ttl.as_micros() as f64),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                "DELETE FROM events_members WHERE handler = $1 AND alive_until < now()",
+                &[&handler],
+            )
+            .await
+            .map_err(backend)?;
+        live_members(&**client, handler).await
+    }
+
+    async fn leave(&self, handler: &str, owner: &Owner) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM events_members WHERE handler = $1 AND worker = $2",
+                &[&handler, &owner.worker],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn new_events(&self, unread: Unread<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let claim = unread.claim;
@@ -687,6 +772,7 @@ impl DurableStore for PostgresStore {
             .iter()
             .filter_map(lease)
             .collect();
+        let members = live_members(&**client, handler).await?;
         Ok(HandlerStatus {
             handler: handler.to_owned(),
             checkpoint,
@@ -696,6 +782,7 @@ impl DurableStore for PostgresStore {
             dead: pending.dead,
             held: pending.held,
             leases,
+            members,
         })
     }
 

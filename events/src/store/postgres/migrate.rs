@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0003_log_correlation.sql"),
     ),
     (4, "views", include_str!("migrations/0004_views.sql")),
+    (5, "members", include_str!("migrations/0005_members.sql")),
 ];
 
 /// What [`PostgresStore::migrate`] did.
