@@ -41,6 +41,16 @@ impl Stop {
         *self.stopped.borrow() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// Waits for `timeout` or a stop, without taking the stop's receiver; `true` when stopped.
+    pub(crate) async fn pause(&self, timeout: Duration) -> bool {
+        let mut stopped = self.stopped.clone();
+        tokio::select! {
+            _ = stopped.changed() => {}
+            () = tokio::time::sleep(timeout) => {}
+        }
+        self.requested()
+    }
+
     /// Waits for `timeout`, a stop, or `wake`; `true` when stopped.
     pub(crate) async fn wait(
         &mut self,
@@ -134,6 +144,8 @@ pub(crate) struct Subscription {
     held_since: Option<SystemTime>,
     /// When it held the claim before.
     holdings: Vec<Holding>,
+    /// A drain: store errors fail the run instead of being tried again.
+    drain: bool,
 }
 
 impl Subscription {
@@ -175,6 +187,7 @@ impl Subscription {
             share,
             held_since: None,
             holdings: Vec::new(),
+            drain: false,
         }
     }
 
@@ -199,6 +212,7 @@ impl Subscription {
         mut stop: Stop,
         drain: bool,
     ) -> Result<Finished, StoreError> {
+        self.drain = drain;
         let mut wakeups = store.wakeups();
         let mut pause = RETRY_MIN;
         loop {
@@ -409,16 +423,12 @@ impl Subscription {
                 event.position,
                 SystemTime::now(),
             );
-            store
-                .settle(
-                    claim,
-                    Settlement::Pending {
-                        id: pending.id,
-                        record: &record,
-                        views: &views,
-                    },
-                )
-                .await?;
+            let settlement = Settlement::Pending {
+                id: pending.id,
+                record: &record,
+                views: &views,
+            };
+            self.settle(store, claim, settlement, stop).await?;
             self.count(&record, &event);
             log_resolved(&pending, &outcome);
             worked = true;
@@ -445,7 +455,7 @@ impl Subscription {
             if self.must_pause(stop).await {
                 return Ok(true);
             }
-            self.deliver_new(bus, store, claim, &event, &mut hold)
+            self.deliver_new(bus, store, claim, &event, &mut hold, stop)
                 .await?;
         }
         Ok(true)
@@ -468,6 +478,7 @@ impl Subscription {
         claim: &Claim,
         event: &StoredEvent,
         hold: &mut HoldBack,
+        stop: &Stop,
     ) -> Result<(), StoreError> {
         let (record, views) = if hold.holds(event) {
             tracing::debug!(
@@ -480,16 +491,12 @@ impl Subscription {
             let now = SystemTime::now();
             (decide(&outcome, 1, &self.retry, event.position, now), views)
         };
-        store
-            .settle(
-                claim,
-                Settlement::New {
-                    event,
-                    record: &record,
-                    views: &views,
-                },
-            )
-            .await?;
+        let settlement = Settlement::New {
+            event,
+            record: &record,
+            views: &views,
+        };
+        self.settle(store, claim, settlement, stop).await?;
         hold.note(event, &record);
         self.count(&record, event);
         Ok(())
@@ -523,7 +530,8 @@ impl Subscription {
                 if outcome.is_ok() {
                     let last = run.last().map_or(0, |e| e.position);
                     let views = &views;
-                    store.settle(claim, Settlement::Run { last, views }).await?;
+                    let settlement = Settlement::Run { last, views };
+                    self.settle(store, claim, settlement, stop).await?;
                     self.summary.delivered += run.len() as u64;
                 } else {
                     tracing::warn!(
@@ -531,17 +539,59 @@ impl Subscription {
                         "batch failed; delivering its events one by one"
                     );
                     for event in &run {
-                        self.deliver_new(bus, store, claim, event, hold).await?;
+                        self.deliver_new(bus, store, claim, event, hold, stop)
+                            .await?;
                     }
                 }
                 run.clear();
             }
             match next {
                 Some(event) if ends_run => {
-                    self.deliver_new(bus, store, claim, &event, hold).await?
+                    self.deliver_new(bus, store, claim, &event, hold, stop)
+                        .await?
                 }
                 Some(event) => run.push(event),
                 None => return Ok(()),
+            }
+        }
+    }
+
+    /// Records a delivery's outcome. A store that cannot write (a full disk, a lost
+    /// connection) is tried again with back-off, with the same settlement: the handler has run
+    /// and is not run again for it. Gives up when the claim is lost (another worker delivers
+    /// the event again), when a stop is asked for (the next holder delivers it again), or in a
+    /// drain (which fails loudly): each time with the store's error.
+    async fn settle(
+        &mut self,
+        store: &Arc<dyn DurableStore>,
+        claim: &Claim,
+        settlement: Settlement<'_>,
+        stop: &Stop,
+    ) -> Result<(), StoreError> {
+        let mut pause = RETRY_MIN;
+        loop {
+            match store.settle(claim, settlement).await {
+                Err(e @ StoreError::Backend(_)) if !self.drain => {
+                    metrics::counter!("events_worker_store_errors_total", "handler" => self.name)
+                        .increment(1);
+                    tracing::warn!(
+                        handler = self.name,
+                        segment = self.segment,
+                        error = %e,
+                        retry_in = ?pause,
+                        "cannot record the delivery's outcome; trying again (the handler is not run again meanwhile)"
+                    );
+                    if stop.pause(pause).await {
+                        tracing::warn!(
+                            handler = self.name,
+                            segment = self.segment,
+                            "stopping before the delivery's outcome was recorded: the event will be delivered again"
+                        );
+                        return Err(e);
+                    }
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+                other => return other,
             }
         }
     }
