@@ -181,3 +181,120 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
     let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 4);
     println!("{deliveries} deliveries, {duplicates} duplicate(s); second worker: {stdout}");
 }
+
+/// Sends a signal to a worker process.
+fn signal(child: &std::process::Child, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+/// Sessions of this database that sit "idle in transaction" for more than 200 ms holding
+/// locks (a transaction id: a row locked or written): only a frozen worker's (a running
+/// worker's transactions last a few milliseconds).
+const STUCK_SESSIONS: &str = "SELECT COUNT(*) FROM pg_stat_activity
+     WHERE datname = current_database() AND state = 'idle in transaction'
+       AND backend_xid IS NOT NULL
+       AND now() - state_change > interval '200 milliseconds'";
+
+#[test]
+fn a_worker_frozen_inside_a_transaction_loses_its_segments_within_the_lease_time() {
+    const EVENTS: u64 = 6000;
+    let Some(app) = app("pg_scale_frozen", "&segments=4") else {
+        return;
+    };
+    app.run(&["place-orders", &EVENTS.to_string(), "--customers", "100"]);
+    let args = [
+        "process",
+        HANDLER,
+        "--lease-ttl",
+        "2s",
+        "--poll-interval",
+        "50ms",
+    ];
+    let frozen = app.spawn(&args, 0);
+    let other = app.spawn(&args, 0);
+    wait(
+        Duration::from_secs(60),
+        "the workers did not share the segments",
+        || {
+            let w = workers(&app);
+            w.get(&frozen.id()).is_some_and(|s| s.len() == 2)
+                && w.get(&other.id()).is_some_and(|s| s.len() == 2)
+        },
+    );
+
+    // Freeze the worker (SIGSTOP) until it is caught inside a transaction: a claim or a settle,
+    // holding its segment's row locked.
+    let rt = runtime();
+    let admin = rt
+        .block_on(events::store::PostgresStore::connect(
+            app.url.as_deref().unwrap(),
+        ))
+        .unwrap();
+    let client = rt.block_on(admin.client()).unwrap();
+    let stuck_sessions = || {
+        rt.block_on(client.query_one(STUCK_SESSIONS, &[]))
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let mut tries = 0;
+    loop {
+        assert!(
+            app.lag(HANDLER) > 0,
+            "the stream ended before the worker froze mid-settle"
+        );
+        signal(&frozen, "STOP");
+        std::thread::sleep(Duration::from_millis(300));
+        if stuck_sessions() > 0 {
+            break;
+        }
+        signal(&frozen, "CONT");
+        tries += 1;
+        assert!(tries < 100, "never caught the worker inside a transaction");
+        std::thread::sleep(Duration::from_millis(7 * (tries % 5) + 3));
+    }
+    let frozen_at = Instant::now();
+
+    // The server ends the frozen session (its row locks go with it) and the other worker takes
+    // every segment once the frozen one's leases lapse (2 s).
+    wait(
+        Duration::from_secs(30),
+        "the frozen worker's segments were not taken over",
+        || workers(&app).get(&other.id()).is_some_and(|s| s.len() == 4),
+    );
+    let taken_over = frozen_at.elapsed();
+    println!(
+        "taken over {taken_over:?} after the freeze ({tries} tries to catch it in a transaction)"
+    );
+    assert!(
+        taken_over < Duration::from_secs(6),
+        "taken over after {taken_over:?}"
+    );
+    assert_eq!(stuck_sessions(), 0, "the frozen session was ended");
+
+    // Thawed, the frozen worker commits nothing stale: its session is gone, and fencing
+    // refuses the claims it lost. It stands by (or gets a share again) and exits cleanly.
+    signal(&frozen, "CONT");
+    wait(
+        Duration::from_secs(300),
+        "the workers did not finish the stream",
+        || app.lag(HANDLER) == 0,
+    );
+    for worker in [frozen, other] {
+        signal(&worker, "TERM");
+        let out = worker.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // At most the event the frozen worker had in hand, per segment it held, was handled twice.
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 2);
+    println!("{deliveries} deliveries, {duplicates} duplicate(s)");
+}

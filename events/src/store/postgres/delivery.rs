@@ -9,7 +9,7 @@
 //! times are the engine's, as it computed them.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -121,6 +121,33 @@ async fn fence(tx: &Transaction<'_>, claim: &Claim) -> Result<(), StoreError> {
         Some(_) => Ok(()),
         None => Err(claim.lost()),
     }
+}
+
+/// The shortest time a worker's transaction may sit idle before the server ends it. (Before
+/// the limit is set the transaction has only begun: it holds no lock and no snapshot.)
+const IDLE_FLOOR: Duration = Duration::from_secs(1);
+
+/// Makes the server end this transaction's session (rolling it back, releasing its row locks)
+/// once it sits idle for `within` (at least [`IDLE_FLOOR`]): a worker frozen (SIGSTOP, a long
+/// pause) or cut off (a network partition) in the middle of a claim or a settle must not keep
+/// its segments' rows locked past its lease, or no other worker could take them over. The
+/// worker's next statement on that session then fails, and fencing refuses whatever it would
+/// have committed late.
+async fn idle_limit(tx: &Transaction<'_>, within: Duration) -> Result<(), StoreError> {
+    let ms = within.max(IDLE_FLOOR).as_millis();
+    tx.batch_execute(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {ms}"
+    ))
+    .await
+    .map_err(backend)
+}
+
+/// What is left of a claim's lease (the floor once it lapsed).
+fn lease_left(claim: &Claim) -> Duration {
+    claim
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
 }
 
 async fn advance(tx: &Transaction<'_>, claim: &Claim, position: u64) -> Result<(), StoreError> {
@@ -396,7 +423,12 @@ impl DurableStore for PostgresStore {
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claimed, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        self.subscribe(&tx, request.segment).await?;
+        // Sent together (pipelined): the limit costs no round trip of its own, and the
+        // transaction holds nothing before it is set.
+        tokio::try_join!(
+            idle_limit(&tx, request.ttl),
+            self.subscribe(&tx, request.segment)
+        )?;
         let ClaimRequest { owner, ttl, .. } = request;
         let SegmentId { handler, segment } = request.segment;
         let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&handler, &(segment as i32)];
@@ -631,7 +663,8 @@ impl DurableStore for PostgresStore {
     async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        fence(&tx, claim).await?;
+        // Pipelined, as in `claim`.
+        tokio::try_join!(idle_limit(&tx, lease_left(claim)), fence(&tx, claim))?;
         super::views::write_staged(&tx, settlement.views()).await?;
         match settlement {
             Settlement::New { event, record, .. } => {
