@@ -107,9 +107,9 @@ impl std::fmt::Debug for WorkerError {
 pub struct Summary {
     /// Per handler name.
     pub handlers: BTreeMap<String, HandlerSummary>,
-    /// Handlers this worker never got to deliver because another worker held them the whole
-    /// run (it stood by), with the last lease seen.
-    pub held_elsewhere: BTreeMap<String, Lease>,
+    /// Handlers of which this worker held no segment the whole run (other workers held them:
+    /// it stood by), with the last lease of another worker it saw, if it tried.
+    pub held_elsewhere: BTreeMap<String, Option<Lease>>,
     /// Per handler name: which segments this worker held, and when, in the order it let them
     /// go.
     pub holdings: BTreeMap<String, Vec<Holding>>,
@@ -159,9 +159,13 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (name, s) in &self.handlers {
             match self.held_elsewhere.get(name) {
-                Some(lease) => writeln!(
+                Some(Some(lease)) => writeln!(
                     f,
                     "{name}: not delivered by this worker: another worker holds it: {lease}; this one stood by"
+                )?,
+                Some(None) => writeln!(
+                    f,
+                    "{name}: not delivered by this worker: other workers held its segments; this one stood by"
                 )?,
                 None => {
                     write!(
@@ -350,6 +354,7 @@ impl Worker {
             ..Summary::default()
         };
         let mut first_error = None;
+        let mut claimed = std::collections::BTreeSet::new();
         // Records a finished subscription; `true` when it failed.
         let mut collect = |joined: Result<
             Result<subscription::Finished, StoreError>,
@@ -360,10 +365,18 @@ impl Worker {
                     summary.add(done.handler, done.summary);
                     let holdings = summary.holdings.entry(done.handler.to_owned()).or_default();
                     holdings.extend(done.holdings);
-                    if let Some(lease) = done.held_elsewhere {
-                        summary
+                    // Held elsewhere: no segment of the handler was ever held by this worker.
+                    if done.claimed {
+                        claimed.insert(done.handler);
+                        summary.held_elsewhere.remove(done.handler);
+                    } else if !claimed.contains(done.handler) {
+                        let seen = summary
                             .held_elsewhere
-                            .insert(done.handler.to_owned(), lease);
+                            .entry(done.handler.to_owned())
+                            .or_default();
+                        if done.held_elsewhere.is_some() {
+                            *seen = done.held_elsewhere;
+                        }
                     }
                     return false;
                 }

@@ -80,7 +80,9 @@ impl Stop {
 pub(crate) struct Finished {
     pub(crate) handler: &'static str,
     pub(crate) summary: HandlerSummary,
-    /// The lease of another worker, when this one never got the claim.
+    /// Whether this worker held the segment's claim at some point of the run.
+    pub(crate) claimed: bool,
+    /// The last lease of another worker seen, when this one never got the claim.
     pub(crate) held_elsewhere: Option<Lease>,
     /// When it held its segment.
     pub(crate) holdings: Vec<Holding>,
@@ -250,6 +252,7 @@ impl Subscription {
             handler: self.name,
             summary: self.summary,
             holdings: self.holdings,
+            claimed: self.ever_claimed,
             held_elsewhere: if self.ever_claimed {
                 None
             } else {
