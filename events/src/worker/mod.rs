@@ -17,8 +17,13 @@
 //! Several worker processes can share a store: a claim (a lease with a fencing token) per
 //! handler segment makes sure one worker delivers it at a time; a crashed worker's lease
 //! expires after `lease_ttl`, and a worker that stalled past its lease cannot commit once
-//! another took over. The worker runs on any [`DurableStore`]; the decisions it applies live in
-//! the backend-neutral engine.
+//! another took over. The live workers of a handler beat in the store's member list and each
+//! takes at most `ceil(segments / live workers)` of its segments
+//! ([`fair_share`](crate::store::durable::fair_share)): a worker holding more hands the surplus
+//! over between two deliveries once another joins, and a worker left with no segment stands by
+//! until one frees. A settle the store cannot write is tried again with back-off, without
+//! running the handler again. The worker runs on any [`DurableStore`]; the decisions it
+//! applies live in the backend-neutral engine.
 //!
 //! Whatever the runtime flavour, a worker checks for a stop (signal, `max_runtime`) between
 //! every two deliveries and yields to the runtime there, so the handlers of one worker take
