@@ -40,6 +40,19 @@ struct HandlerJson {
     dead: u64,
     held: u64,
     leases: Vec<LeaseJson>,
+    /// The live workers of the handler, oldest first, with the segments each holds.
+    workers: Vec<WorkerJson>,
+}
+
+#[derive(Serialize)]
+struct WorkerJson {
+    host: String,
+    pid: u32,
+    worker: String,
+    joined_at: String,
+    expires_at: String,
+    /// Empty: a standby.
+    segments: Vec<u32>,
 }
 
 #[derive(Serialize)]
@@ -199,6 +212,18 @@ fn handler_json(r: &Row, now: SystemTime) -> HandlerJson {
                 expires_at: rfc3339(l.expires_at),
             })
             .collect(),
+        workers: s
+            .members
+            .iter()
+            .map(|m| WorkerJson {
+                host: m.owner.host.clone(),
+                pid: m.owner.pid,
+                worker: m.owner.worker.to_string(),
+                joined_at: rfc3339(m.joined_at),
+                expires_at: rfc3339(m.expires_at),
+                segments: m.segments.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -244,6 +269,13 @@ fn text(head: u64, rows: &[Row], orphans: &[OrphanJson], now: SystemTime) -> Str
         ],
         &cells,
     ));
+    if rows.iter().any(|r| !r.status.members.is_empty()) {
+        out.push_str("workers (live members of each handler; each holds at most ceil(segments / workers) segments):\n");
+        for r in rows.iter().filter(|r| !r.status.members.is_empty()) {
+            let members: Vec<String> = r.status.members.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "  {}: {}", r.status.handler, members.join("; "));
+        }
+    }
     if !orphans.is_empty() {
         out.push_str("orphaned checkpoints (no durable handler of this program has their name; a renamed handler starts over unless you run `rename-checkpoint OLD NEW`):\n");
         for o in orphans {

@@ -147,6 +147,50 @@ pub struct ClaimRequest<'a> {
     pub ttl: Duration,
 }
 
+/// What [`DurableStore::heartbeat`] registers: a live worker of a handler, for a while. A
+/// worker beats with the same owner and time to live as it claims with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat<'a> {
+    /// The handler it delivers.
+    pub handler: &'a str,
+    /// The worker.
+    pub owner: &'a Owner,
+    /// How long it counts as live unless it beats again.
+    pub ttl: Duration,
+}
+
+/// A live worker of a handler: what the workers split the handler's segments by (each takes
+/// at most [`fair_share`] of them) and what `status` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The worker.
+    pub owner: Owner,
+    /// When it joined (its first heartbeat of this membership).
+    pub joined_at: SystemTime,
+    /// When it stops counting as live unless it beats again.
+    pub expires_at: SystemTime,
+    /// The segments it holds a live lease on, in order.
+    pub segments: Vec<u32>,
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.owner)?;
+        if self.segments.is_empty() {
+            return write!(f, "standby");
+        }
+        let segments: Vec<String> = self.segments.iter().map(u32::to_string).collect();
+        write!(f, "segments {}", segments.join(","))
+    }
+}
+
+/// How many of `segments` one of `members` live workers takes at most: `ceil(segments /
+/// members)` (every segment when it is alone, or when no member is known yet).
+pub fn fair_share(segments: u32, members: usize) -> u32 {
+    let members = u32::try_from(members.max(1)).unwrap_or(u32::MAX);
+    segments.div_ceil(members)
+}
+
 /// Which events [`DurableStore::new_events`] reads: those of the claim's segment after its
 /// checkpoint that are stored under one of `names` (an event set's enum reads its variants'
 /// names too), at most `limit`, in position order.
@@ -430,6 +474,8 @@ pub struct HandlerStatus {
     pub held: u64,
     /// Live leases on its segments.
     pub leases: Vec<Lease>,
+    /// Its live workers ([`DurableStore::heartbeat`]), oldest first, with their segments.
+    pub members: Vec<Member>,
 }
 
 /// Which stored events [`DurableStore::query_log`] returns: every filter given must match.
@@ -520,6 +566,16 @@ pub trait DurableStore: DurableSink + fmt::Debug {
 
     /// Gives the claim up (the token stays, so the next owner gets a newer one).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Registers `beat.owner` as a live worker of `beat.handler` for `beat.ttl` (or renews it),
+    /// forgets the members whose heartbeat lapsed, and returns the live members, oldest first,
+    /// each with the segments it holds a live lease on. Workers split a handler's segments by
+    /// this list ([`fair_share`]), with no coordinator.
+    async fn heartbeat(&self, beat: Heartbeat<'_>) -> Result<Vec<Member>, StoreError>;
+
+    /// Takes `owner` off the members of `handler` (a worker that stops), so the others take
+    /// its share at once instead of after its heartbeat lapses.
+    async fn leave(&self, handler: &str, owner: &Owner) -> Result<(), StoreError>;
 
     /// The [`Unread`] events of a claim's segment: after its checkpoint, under the names
     /// asked for, up to the limit, in position order.

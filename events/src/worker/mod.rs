@@ -17,8 +17,13 @@
 //! Several worker processes can share a store: a claim (a lease with a fencing token) per
 //! handler segment makes sure one worker delivers it at a time; a crashed worker's lease
 //! expires after `lease_ttl`, and a worker that stalled past its lease cannot commit once
-//! another took over. The worker runs on any [`DurableStore`]; the decisions it applies live in
-//! the backend-neutral engine.
+//! another took over. The live workers of a handler beat in the store's member list and each
+//! takes at most `ceil(segments / live workers)` of its segments
+//! ([`fair_share`](crate::store::durable::fair_share)): a worker holding more hands the surplus
+//! over between two deliveries once another joins, and a worker left with no segment stands by
+//! until one frees. A settle the store cannot write is tried again with back-off, without
+//! running the handler again. The worker runs on any [`DurableStore`]; the decisions it
+//! applies live in the backend-neutral engine.
 //!
 //! Whatever the runtime flavour, a worker checks for a stop (signal, `max_runtime`) between
 //! every two deliveries and yields to the runtime there, so the handlers of one worker take
@@ -26,12 +31,13 @@
 
 mod engine;
 pub mod metrics;
+mod share;
 mod subscription;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -106,9 +112,25 @@ impl std::fmt::Debug for WorkerError {
 pub struct Summary {
     /// Per handler name.
     pub handlers: BTreeMap<String, HandlerSummary>,
-    /// Handlers this worker never got to deliver because another worker held them the whole
-    /// run, with the last lease seen.
-    pub held_elsewhere: BTreeMap<String, Lease>,
+    /// Handlers of which this worker held no segment the whole run (other workers held them:
+    /// it stood by), with the last lease of another worker it saw, if it tried.
+    pub held_elsewhere: BTreeMap<String, Option<Lease>>,
+    /// Per handler name: which segments this worker held, and when, in the order it let them
+    /// go.
+    pub holdings: BTreeMap<String, Vec<Holding>>,
+    /// When the run started (the times of `holdings` are shown from there).
+    pub started: Option<SystemTime>,
+}
+
+/// A segment of a handler that a worker held for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// The segment.
+    pub segment: u32,
+    /// When the worker took it.
+    pub from: SystemTime,
+    /// When it let it go (handed over, lost, or at the end of the run).
+    pub to: SystemTime,
 }
 
 impl Summary {
@@ -142,9 +164,13 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (name, s) in &self.handlers {
             match self.held_elsewhere.get(name) {
-                Some(lease) => writeln!(
+                Some(Some(lease)) => writeln!(
                     f,
-                    "{name}: not delivered by this worker: another worker holds it: {lease}"
+                    "{name}: not delivered by this worker: another worker holds it: {lease}; this one stood by"
+                )?,
+                Some(None) => writeln!(
+                    f,
+                    "{name}: not delivered by this worker: other workers held its segments; this one stood by"
                 )?,
                 None => {
                     write!(
@@ -159,12 +185,53 @@ impl std::fmt::Display for Summary {
                             s.view_conflicts
                         )?;
                     }
+                    if let Some(holdings) = self.holdings.get(name) {
+                        write!(f, "; {}", held_when(holdings, self.started))?;
+                    }
                     writeln!(f)?
                 }
             }
         }
         Ok(())
     }
+}
+
+/// `held segments 0,1 from 0.0s to 12.3s, 2 from 4.1s to 12.3s`: the holdings that span the
+/// same time on one entry, times from the run's start.
+fn held_when(holdings: &[Holding], started: Option<SystemTime>) -> String {
+    if holdings.is_empty() {
+        return "held no segment".to_owned();
+    }
+    let start = started.unwrap_or_else(|| holdings.iter().map(|h| h.from).min().expect("some"));
+    let at = |t: SystemTime| {
+        format!(
+            "{:.1}s",
+            t.duration_since(start).unwrap_or_default().as_secs_f64()
+        )
+    };
+    let mut spans: Vec<(String, String, Vec<u32>)> = Vec::new();
+    let mut sorted = holdings.to_vec();
+    sorted.sort_by_key(|h| (h.from, h.segment));
+    for h in sorted {
+        let (from, to) = (at(h.from), at(h.to));
+        match spans.iter_mut().find(|(f, t, _)| *f == from && *t == to) {
+            Some((.., segments)) => segments.push(h.segment),
+            None => spans.push((from, to, vec![h.segment])),
+        }
+    }
+    let spans: Vec<String> = spans
+        .into_iter()
+        .map(|(from, to, mut segments)| {
+            segments.sort_unstable();
+            format!("{} from {from} to {to}", share::list(&segments))
+        })
+        .collect();
+    let noun = if holdings.len() == 1 {
+        "segment"
+    } else {
+        "segments"
+    };
+    format!("held {noun} {}", spans.join(", "))
 }
 
 impl Worker {
@@ -253,10 +320,19 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
         drain: bool,
     ) -> Result<Summary, WorkerError> {
-        let subscriptions = self.subscriptions()?;
+        let (subscriptions, shares) = self.subscriptions(!drain)?;
         warn_orphans(self.store.as_ref()).await?;
+        let started = SystemTime::now();
         let (stop, stopped) = watch::channel(false);
         let deadline = self.options.max_runtime.map(|limit| Instant::now() + limit);
+        // Each handler's membership beats first, so its share is known before any claim.
+        let mut members = JoinSet::new();
+        for share in shares {
+            let (store, options) = (self.store.clone(), self.options.clone());
+            let mut membership = share::Membership::new(store, share, options);
+            membership.beat().await;
+            members.spawn(membership.run(Stop::new(stopped.clone(), deadline)));
+        }
         let mut tasks = JoinSet::new();
         for sub in subscriptions {
             let (bus, store, options) =
@@ -278,8 +354,12 @@ impl Worker {
                 None => std::future::pending().await,
             }
         };
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            started: Some(started),
+            ..Summary::default()
+        };
         let mut first_error = None;
+        let mut claimed = std::collections::BTreeSet::new();
         // Records a finished subscription; `true` when it failed.
         let mut collect = |joined: Result<
             Result<subscription::Finished, StoreError>,
@@ -288,10 +368,20 @@ impl Worker {
             let error = match joined {
                 Ok(Ok(done)) => {
                     summary.add(done.handler, done.summary);
-                    if let Some(lease) = done.held_elsewhere {
-                        summary
+                    let holdings = summary.holdings.entry(done.handler.to_owned()).or_default();
+                    holdings.extend(done.holdings);
+                    // Held elsewhere: no segment of the handler was ever held by this worker.
+                    if done.claimed {
+                        claimed.insert(done.handler);
+                        summary.held_elsewhere.remove(done.handler);
+                    } else if !claimed.contains(done.handler) {
+                        let seen = summary
                             .held_elsewhere
-                            .insert(done.handler.to_owned(), lease);
+                            .entry(done.handler.to_owned())
+                            .or_default();
+                        if done.held_elsewhere.is_some() {
+                            *seen = done.held_elsewhere;
+                        }
                     }
                     return false;
                 }
@@ -331,24 +421,52 @@ impl Worker {
         while let Some(joined) = tasks.join_next().await {
             let _ = collect(joined);
         }
+        while members.join_next().await.is_some() {}
         match first_error {
             Some(err) => Err(err),
             None => Ok(summary),
         }
     }
 
-    /// Resolves the handlers to run, reporting every unknown or non-durable name at once.
-    fn subscriptions(&self) -> Result<Vec<Subscription>, WorkerError> {
+    /// Resolves the handlers to run, reporting every unknown or non-durable name at once: a
+    /// subscription per segment, and each handler's share of segments (`limited`: the fair
+    /// share of the live members; otherwise, for a drain, whatever it can claim).
+    fn subscriptions(
+        &self,
+        limited: bool,
+    ) -> Result<(Vec<Subscription>, Vec<Arc<share::Share>>), WorkerError> {
         let catalog = catalog();
         let durable = catalog
             .handlers()
             .iter()
             .filter(|h| h.kind() == HandlerKind::Durable);
         let segments = self.store.segments();
-        let subscribe =
-            |h| (0..segments).map(move |s| Subscription::new(h, s, catalog, &self.options));
+        let shares = std::cell::RefCell::new(BTreeMap::new());
+        let subscribe = |h: &'static crate::catalog::HandlerInfo| {
+            let share = Arc::clone(
+                shares
+                    .borrow_mut()
+                    .entry(h.name())
+                    .or_insert_with(|| share::Share::new(h.name(), segments, limited)),
+            );
+            (0..segments)
+                .map(move |s| Subscription::new(h, s, catalog, &self.options, Arc::clone(&share)))
+        };
+        let shares_of = |subs: Vec<Subscription>| {
+            // Only the handlers that run a membership: a drain has none.
+            let shares = shares.take().into_values();
+            (
+                subs,
+                if limited {
+                    shares.collect()
+                } else {
+                    Vec::new()
+                },
+            )
+        };
         let Some(names) = &self.handlers else {
-            return Ok(durable.flat_map(subscribe).collect());
+            let subs = durable.flat_map(subscribe).collect();
+            return Ok(shares_of(subs));
         };
         let mut problems = Vec::new();
         let mut subs = Vec::new();
@@ -363,7 +481,7 @@ impl Worker {
             }
         }
         if problems.is_empty() {
-            Ok(subs)
+            Ok(shares_of(subs))
         } else {
             Err(WorkerError::Invalid(problems))
         }

@@ -8,7 +8,8 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::engine::{decide, Breaker, HoldBack};
-use super::{HandlerSummary, Options};
+use super::share::Share;
+use super::{HandlerSummary, Holding, Options};
 use crate::bus::Bus;
 use crate::bus::{Clock, Target};
 use crate::catalog::DurableShim;
@@ -40,6 +41,16 @@ impl Stop {
         *self.stopped.borrow() || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// Waits for `timeout` or a stop, without taking the stop's receiver; `true` when stopped.
+    pub(crate) async fn pause(&self, timeout: Duration) -> bool {
+        let mut stopped = self.stopped.clone();
+        tokio::select! {
+            _ = stopped.changed() => {}
+            () = tokio::time::sleep(timeout) => {}
+        }
+        self.requested()
+    }
+
     /// Waits for `timeout`, a stop, or `wake`; `true` when stopped.
     pub(crate) async fn wait(
         &mut self,
@@ -69,8 +80,12 @@ impl Stop {
 pub(crate) struct Finished {
     pub(crate) handler: &'static str,
     pub(crate) summary: HandlerSummary,
-    /// The lease of another worker, when this one never got the claim.
+    /// Whether this worker held the segment's claim at some point of the run.
+    pub(crate) claimed: bool,
+    /// The last lease of another worker seen, when this one never got the claim.
     pub(crate) held_elsewhere: Option<Lease>,
+    /// When it held its segment.
+    pub(crate) holdings: Vec<Holding>,
 }
 
 /// Why a step ended early.
@@ -125,6 +140,14 @@ pub(crate) struct Subscription {
     lease_until: Instant,
     /// Renew the claim once less than this is left of it.
     renew_within: Duration,
+    /// The handler's share of segments in this worker, which this segment counts against.
+    share: Arc<Share>,
+    /// Since when the claim is held (this time).
+    held_since: Option<SystemTime>,
+    /// When it held the claim before.
+    holdings: Vec<Holding>,
+    /// A drain: store errors fail the run instead of being tried again.
+    drain: bool,
 }
 
 impl Subscription {
@@ -133,6 +156,7 @@ impl Subscription {
         segment: u32,
         catalog: &'static Catalog,
         options: &Options,
+        share: Arc<Share>,
     ) -> Self {
         let (call, retry) = handler.durable.expect("durable handler");
         let event = catalog
@@ -162,6 +186,10 @@ impl Subscription {
             last_holder: None,
             lease_until: Instant::now(),
             renew_within: options.lease_ttl / 2,
+            share,
+            held_since: None,
+            holdings: Vec::new(),
+            drain: false,
         }
     }
 
@@ -186,6 +214,7 @@ impl Subscription {
         mut stop: Stop,
         drain: bool,
     ) -> Result<Finished, StoreError> {
+        self.drain = drain;
         let mut wakeups = store.wakeups();
         let mut pause = RETRY_MIN;
         loop {
@@ -213,14 +242,17 @@ impl Subscription {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(claim) = &self.claim {
-            if let Err(e) = store.release(claim).await {
+        if let Some(claim) = self.claim.take() {
+            if let Err(e) = store.release(&claim).await {
                 tracing::warn!(handler = self.name, segment = self.segment, error = %e, "could not release the lease; it lapses after its TTL");
             }
+            self.lost_claim();
         }
         Ok(Finished {
             handler: self.name,
             summary: self.summary,
+            holdings: self.holdings,
+            claimed: self.ever_claimed,
             held_elsewhere: if self.ever_claimed {
                 None
             } else {
@@ -241,6 +273,9 @@ impl Subscription {
     ) -> Result<Turn, StoreError> {
         if stop.requested() {
             return Ok(Turn::Stop);
+        }
+        if self.claim.is_some() && self.share.surplus(self.segment) {
+            self.hand_over(store).await?;
         }
         let claimed = self.claim.is_some() && !self.lease_due();
         if !claimed && !self.claim(store, options).await? {
@@ -267,6 +302,7 @@ impl Subscription {
                     "lost the lease to another worker (this one stalled past it): the event in hand was not recorded and may be delivered again by the new holder"
                 );
                 self.claim = None;
+                self.lost_claim();
                 return Ok(Turn::Again);
             }
             Err(Interrupt::ViewConflict(conflict)) => {
@@ -299,8 +335,29 @@ impl Subscription {
         Ok(Turn::Again)
     }
 
-    /// Takes or renews the claim; `false` when another worker holds it.
+    /// Takes or renews the claim; `false` when another worker holds it, or when this worker
+    /// already holds its share of the handler's segments.
     async fn claim(
+        &mut self,
+        store: &Arc<dyn DurableStore>,
+        options: &Options,
+    ) -> Result<bool, StoreError> {
+        let renewing = self.claim.is_some();
+        if !renewing && !self.share.try_claim() {
+            return Ok(false);
+        }
+        let claimed = self.claim_counted(store, options).await;
+        if !renewing {
+            match &claimed {
+                Ok(true) => self.share.acquired(self.segment),
+                _ => self.share.missed(),
+            }
+        }
+        claimed
+    }
+
+    /// [`claim`](Self::claim) once the share has room for it.
+    async fn claim_counted(
         &mut self,
         store: &Arc<dyn DurableStore>,
         options: &Options,
@@ -324,19 +381,23 @@ impl Subscription {
                 self.lease_until = Instant::now() + options.lease_ttl;
                 self.claim = Some(claim);
                 self.ever_claimed = true;
+                self.held_since.get_or_insert_with(SystemTime::now);
                 Ok(true)
             }
             Claimed::HeldBy(lease) => {
                 if self.last_holder.as_ref().map(|l| &l.owner) != Some(&lease.owner) {
-                    tracing::warn!(
+                    // The membership loop says once when this worker stands by.
+                    tracing::debug!(
                         handler = self.name,
                         segment = self.segment,
                         holder_host = lease.owner.host.as_str(),
                         holder_pid = lease.owner.pid,
-                        "another worker holds this handler: {lease}; waiting for its lease"
+                        "another worker holds this segment: {lease}; waiting for it to free"
                     );
                 }
-                self.claim = None;
+                if self.claim.take().is_some() {
+                    self.lost_claim();
+                }
                 self.last_holder = Some(lease);
                 Ok(false)
             }
@@ -365,16 +426,12 @@ impl Subscription {
                 event.position,
                 SystemTime::now(),
             );
-            store
-                .settle(
-                    claim,
-                    Settlement::Pending {
-                        id: pending.id,
-                        record: &record,
-                        views: &views,
-                    },
-                )
-                .await?;
+            let settlement = Settlement::Pending {
+                id: pending.id,
+                record: &record,
+                views: &views,
+            };
+            self.settle(store, claim, settlement, stop).await?;
             self.count(&record, &event);
             log_resolved(&pending, &outcome);
             worked = true;
@@ -401,7 +458,7 @@ impl Subscription {
             if self.must_pause(stop).await {
                 return Ok(true);
             }
-            self.deliver_new(bus, store, claim, &event, &mut hold)
+            self.deliver_new(bus, store, claim, &event, &mut hold, stop)
                 .await?;
         }
         Ok(true)
@@ -424,6 +481,7 @@ impl Subscription {
         claim: &Claim,
         event: &StoredEvent,
         hold: &mut HoldBack,
+        stop: &Stop,
     ) -> Result<(), StoreError> {
         let (record, views) = if hold.holds(event) {
             tracing::debug!(
@@ -436,16 +494,12 @@ impl Subscription {
             let now = SystemTime::now();
             (decide(&outcome, 1, &self.retry, event.position, now), views)
         };
-        store
-            .settle(
-                claim,
-                Settlement::New {
-                    event,
-                    record: &record,
-                    views: &views,
-                },
-            )
-            .await?;
+        let settlement = Settlement::New {
+            event,
+            record: &record,
+            views: &views,
+        };
+        self.settle(store, claim, settlement, stop).await?;
         hold.note(event, &record);
         self.count(&record, event);
         Ok(())
@@ -479,7 +533,8 @@ impl Subscription {
                 if outcome.is_ok() {
                     let last = run.last().map_or(0, |e| e.position);
                     let views = &views;
-                    store.settle(claim, Settlement::Run { last, views }).await?;
+                    let settlement = Settlement::Run { last, views };
+                    self.settle(store, claim, settlement, stop).await?;
                     self.summary.delivered += run.len() as u64;
                 } else {
                     tracing::warn!(
@@ -487,17 +542,59 @@ impl Subscription {
                         "batch failed; delivering its events one by one"
                     );
                     for event in &run {
-                        self.deliver_new(bus, store, claim, event, hold).await?;
+                        self.deliver_new(bus, store, claim, event, hold, stop)
+                            .await?;
                     }
                 }
                 run.clear();
             }
             match next {
                 Some(event) if ends_run => {
-                    self.deliver_new(bus, store, claim, &event, hold).await?
+                    self.deliver_new(bus, store, claim, &event, hold, stop)
+                        .await?
                 }
                 Some(event) => run.push(event),
                 None => return Ok(()),
+            }
+        }
+    }
+
+    /// Records a delivery's outcome. A store that cannot write (a full disk, a lost
+    /// connection) is tried again with back-off, with the same settlement: the handler has run
+    /// and is not run again for it. Gives up when the claim is lost (another worker delivers
+    /// the event again), when a stop is asked for (the next holder delivers it again), or in a
+    /// drain (which fails loudly): each time with the store's error.
+    async fn settle(
+        &mut self,
+        store: &Arc<dyn DurableStore>,
+        claim: &Claim,
+        settlement: Settlement<'_>,
+        stop: &Stop,
+    ) -> Result<(), StoreError> {
+        let mut pause = RETRY_MIN;
+        loop {
+            match store.settle(claim, settlement).await {
+                Err(e @ StoreError::Backend(_)) if !self.drain => {
+                    metrics::counter!("events_worker_store_errors_total", "handler" => self.name)
+                        .increment(1);
+                    tracing::warn!(
+                        handler = self.name,
+                        segment = self.segment,
+                        error = %e,
+                        retry_in = ?pause,
+                        "cannot record the delivery's outcome; trying again (the handler is not run again meanwhile)"
+                    );
+                    if stop.pause(pause).await {
+                        tracing::warn!(
+                            handler = self.name,
+                            segment = self.segment,
+                            "stopping before the delivery's outcome was recorded: the event will be delivered again"
+                        );
+                        return Err(e);
+                    }
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+                other => return other,
             }
         }
     }
@@ -514,7 +611,40 @@ impl Subscription {
     /// so that a long step never outlives it.
     async fn must_pause(&self, stop: &Stop) -> bool {
         tokio::task::yield_now().await;
-        stop.requested() || self.breaker.remaining(Instant::now()).is_some() || self.lease_due()
+        stop.requested()
+            || self.breaker.remaining(Instant::now()).is_some()
+            || self.lease_due()
+            || self.share.surplus(self.segment)
+    }
+
+    /// Gives the claim up because this worker holds more than its share (another worker
+    /// joined): called between two deliveries, so nothing is in hand.
+    async fn hand_over(&mut self, store: &Arc<dyn DurableStore>) -> Result<(), StoreError> {
+        let Some(claim) = self.claim.take() else {
+            return Ok(());
+        };
+        tracing::info!(
+            handler = self.name,
+            segment = self.segment,
+            "handing segment {} over: this worker holds more than its share since another worker joined",
+            self.segment
+        );
+        let released = store.release(&claim).await;
+        self.lost_claim();
+        released
+    }
+
+    /// The claim is gone (released, lost or lapsed): the share has room again and the time it
+    /// was held goes into the summary.
+    fn lost_claim(&mut self) {
+        self.share.dropped(self.segment);
+        if let Some(from) = self.held_since.take() {
+            self.holdings.push(Holding {
+                segment: self.segment,
+                from,
+                to: SystemTime::now(),
+            });
+        }
     }
 
     /// Runs the handler on `events` and returns its outcome with the view writes it staged

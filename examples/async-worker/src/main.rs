@@ -17,6 +17,9 @@
 //! `HANDLER_DELAY_MS` (work per delivery), `PRINT_DELIVERIES=1` (handlers also print to
 //! stdout, as many do), `LOG_STDOUT=1` (logs to stdout, the usual `tracing_subscriber::fmt()`
 //! set-up), `WORKER_THREADS=N` (a multi-thread runtime instead of the current-thread one), and
+//! `ASYNC_DELAY=1` (the async stock handler awaits its `HANDLER_DELAY_MS` as a remote call does,
+//! instead of blocking the thread, and the sync one does not wait: the scaling measurements of
+//! issue 22),
 //! `STALL_ON_ORDER=N` (the process freezes itself with SIGSTOP while handling order N, as a
 //! long GC pause or a suspended VM would, and reports that attempt as failed once continued),
 //! and `NO_LOGGER=1` (no `tracing` subscriber, as an application without logging: the CLI's
@@ -57,6 +60,8 @@ struct Journal {
     print: bool,
     /// Freeze the process while handling this order (`STALL_ON_ORDER`).
     stall_on: Option<u64>,
+    /// The async handler awaits `delay` instead of blocking (`ASYNC_DELAY=1`).
+    await_delay: bool,
 }
 
 impl Journal {
@@ -67,11 +72,14 @@ impl Journal {
             delay: Duration::from_millis(var("HANDLER_DELAY_MS").unwrap_or(0)),
             print: var("PRINT_DELIVERIES") == Some(1),
             stall_on: var("STALL_ON_ORDER"),
+            await_delay: var("ASYNC_DELAY") == Some(1),
         }
     }
 
     fn record(&self, handler: &str, e: &OrderPlaced, meta: &Meta) -> std::io::Result<()> {
-        std::thread::sleep(self.delay);
+        if !self.await_delay {
+            std::thread::sleep(self.delay);
+        }
         if self.stall_on == Some(e.order) {
             std::process::Command::new("kill")
                 .args(["-STOP", &std::process::id().to_string()])
@@ -112,6 +120,9 @@ async fn update_stock(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> Res
             order = e.order,
             customer = e.customer
         ));
+    }
+    if journal.await_delay {
+        tokio::time::sleep(journal.delay).await;
     }
     journal
         .record("orders.update_stock", e, &meta)

@@ -9,7 +9,7 @@
 //! times are the engine's, as it computed them.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
-    DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
-    Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
+    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
+    PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
@@ -40,6 +40,44 @@ fn lease(row: &Row) -> Option<Lease> {
         },
         expires_at: row.get::<_, Option<SystemTime>>(5)?,
     })
+}
+
+/// The live members of a handler with the segments each holds a live lease on, oldest first.
+async fn live_members(
+    client: &impl GenericClient,
+    handler: &str,
+) -> Result<Vec<Member>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT m.worker, m.host, m.pid, m.joined_at, m.alive_until,
+                    COALESCE(array_agg(s.segment ORDER BY s.segment) FILTER (WHERE s.segment IS NOT NULL), '{}')
+             FROM events_members m
+             LEFT JOIN events_subscriptions s
+               ON s.handler = m.handler AND s.owner_worker = m.worker AND s.lease_until >= now()
+             WHERE m.handler = $1 AND m.alive_until >= now()
+             GROUP BY m.worker, m.host, m.pid, m.joined_at, m.alive_until
+             ORDER BY m.joined_at, m.worker",
+            &[&handler],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(rows
+        .iter()
+        .map(|r| Member {
+            owner: Owner {
+                worker: r.get(0),
+                host: r.get(1),
+                pid: r.get::<_, i64>(2) as u32,
+            },
+            joined_at: r.get(3),
+            expires_at: r.get(4),
+            segments: r
+                .get::<_, Vec<i32>>(5)
+                .into_iter()
+                .map(|s| s as u32)
+                .collect(),
+        })
+        .collect())
 }
 
 /// The row of `events_subscriptions` a claim still holds: same handler and segment, same
@@ -83,6 +121,33 @@ async fn fence(tx: &Transaction<'_>, claim: &Claim) -> Result<(), StoreError> {
         Some(_) => Ok(()),
         None => Err(claim.lost()),
     }
+}
+
+/// The shortest time a worker's transaction may sit idle before the server ends it. (Before
+/// the limit is set the transaction has only begun: it holds no lock and no snapshot.)
+const IDLE_FLOOR: Duration = Duration::from_secs(1);
+
+/// Makes the server end this transaction's session (rolling it back, releasing its row locks)
+/// once it sits idle for `within` (at least [`IDLE_FLOOR`]): a worker frozen (SIGSTOP, a long
+/// pause) or cut off (a network partition) in the middle of a claim or a settle must not keep
+/// its segments' rows locked past its lease, or no other worker could take them over. The
+/// worker's next statement on that session then fails, and fencing refuses whatever it would
+/// have committed late.
+async fn idle_limit(tx: &Transaction<'_>, within: Duration) -> Result<(), StoreError> {
+    let ms = within.max(IDLE_FLOOR).as_millis();
+    tx.batch_execute(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {ms}"
+    ))
+    .await
+    .map_err(backend)
+}
+
+/// What is left of a claim's lease (the floor once it lapsed).
+fn lease_left(claim: &Claim) -> Duration {
+    claim
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
 }
 
 async fn advance(tx: &Transaction<'_>, claim: &Claim, position: u64) -> Result<(), StoreError> {
@@ -362,7 +427,12 @@ impl DurableStore for PostgresStore {
     async fn claim(&self, request: ClaimRequest<'_>) -> Result<Claimed, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        self.subscribe(&tx, request.segment).await?;
+        // Sent together (pipelined): the limit costs no round trip of its own, and the
+        // transaction holds nothing before it is set.
+        tokio::try_join!(
+            idle_limit(&tx, request.ttl),
+            self.subscribe(&tx, request.segment)
+        )?;
         let ClaimRequest { owner, ttl, .. } = request;
         let SegmentId { handler, segment } = request.segment;
         let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&handler, &(segment as i32)];
@@ -448,6 +518,53 @@ impl DurableStore for PostgresStore {
                      WHERE {HELD_ROW}"
                 ),
                 &held_row(claim).params(),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, beat: Heartbeat<'_>) -> Result<Vec<Member>, StoreError> {
+        let client = self.client().await?;
+        let Heartbeat {
+            handler,
+            owner,
+            ttl,
+        } = beat;
+        // One statement each, no transaction: a worker that stalls here holds no lock.
+        client
+            .execute(
+                "INSERT INTO events_members (handler, worker, host, pid, alive_until)
+                 VALUES ($1, $2, $3, $4, now() + $5 * interval '1 microsecond')
+                 ON CONFLICT (handler, worker) DO UPDATE SET
+                    alive_until = excluded.alive_until,
+                    joined_at = CASE WHEN events_members.alive_until < now() THEN now() ELSE events_members.joined_at END",
+                &[
+                    &handler,
+                    &owner.worker,
+                    &owner.host,
+                    &i64::from(owner.pid),
+                    &(ttl.as_micros() as f64),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                "DELETE FROM events_members WHERE handler = $1 AND alive_until < now()",
+                &[&handler],
+            )
+            .await
+            .map_err(backend)?;
+        live_members(&**client, handler).await
+    }
+
+    async fn leave(&self, handler: &str, owner: &Owner) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM events_members WHERE handler = $1 AND worker = $2",
+                &[&handler, &owner.worker],
             )
             .await
             .map_err(backend)?;
@@ -550,7 +667,8 @@ impl DurableStore for PostgresStore {
     async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        fence(&tx, claim).await?;
+        // Pipelined, as in `claim`.
+        tokio::try_join!(idle_limit(&tx, lease_left(claim)), fence(&tx, claim))?;
         super::views::write_staged(&tx, settlement.views()).await?;
         match settlement {
             Settlement::New { event, record, .. } => {
@@ -691,6 +809,7 @@ impl DurableStore for PostgresStore {
             .iter()
             .filter_map(lease)
             .collect();
+        let members = live_members(&**client, handler).await?;
         Ok(HandlerStatus {
             handler: handler.to_owned(),
             checkpoint,
@@ -700,6 +819,7 @@ impl DurableStore for PostgresStore {
             dead: pending.dead,
             held: pending.held,
             leases,
+            members,
         })
     }
 

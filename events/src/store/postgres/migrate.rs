@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "snapshots",
         include_str!("migrations/0005_snapshots.sql"),
     ),
+    (6, "members", include_str!("migrations/0006_members.sql")),
 ];
 
 /// What [`PostgresStore::migrate`] did.

@@ -186,6 +186,35 @@ pub(crate) fn redacted(url: &str) -> String {
     }
 }
 
+/// TCP keepalives on both ends, unless the URL sets its own: a peer that vanished (a machine
+/// gone, a network partition) is noticed within about 25 s instead of the system's two hours,
+/// by the client (its calls fail and the worker backs off) and by the server (it ends the
+/// session, rolling back what it held). A worker's own transactions are also ended by the
+/// server once idle past the lease (`idle_in_transaction_session_timeout`, see `delivery.rs`).
+fn keep_alive(config: &mut tokio_postgres::Config) {
+    const SYSTEM_DEFAULT_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+    if config.get_keepalives_idle() == SYSTEM_DEFAULT_IDLE {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    let options = config.get_options().unwrap_or_default();
+    if !options.contains("tcp_keepalives") {
+        let server =
+            "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
+        let options = if options.is_empty() {
+            server.to_owned()
+        } else {
+            format!("{options} {server}")
+        };
+        config.options(&options);
+    }
+}
+
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
     match err {
         deadpool_postgres::PoolError::Backend(e) => backend(e),
@@ -203,8 +232,9 @@ impl PostgresStore {
     /// [`migrate`](Self::migrate).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let (url, segments) = split_url(url)?;
-        let config: tokio_postgres::Config =
+        let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| invalid_url(format!("{e}")))?;
+        keep_alive(&mut config);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{backend, from_micros, head, micros, select, stream_version, SqliteStore};
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
-    DurableStore, FailureStatus, HandlerStatus, Lease, LogQuery, OnReset, Owner, PendingFailure,
-    Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
+    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
+    PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
@@ -44,6 +44,43 @@ fn lease_row(conn: &Connection, handler: &str) -> Result<Option<Lease>, StoreErr
     )
     .optional()
     .map_err(backend)
+}
+
+/// The live members of `handler`, oldest first; the holder of its live lease has segment 0.
+fn live_members(conn: &Connection, handler: &str) -> Result<Vec<Member>, StoreError> {
+    let holder = lease_row(conn, handler)?
+        .filter(|lease| lease.expires_at >= SystemTime::now())
+        .map(|lease| lease.owner.worker);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT worker, host, pid, joined_at, alive_until FROM events_members
+             WHERE handler = ?1 AND alive_until >= ?2 ORDER BY joined_at, worker",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![handler, now()], |r| {
+            let worker: String = r.get(0)?;
+            Ok(Member {
+                owner: Owner {
+                    worker: Uuid::parse_str(&worker).unwrap_or_else(|_| Uuid::nil()),
+                    host: r.get(1)?,
+                    pid: r.get(2)?,
+                },
+                joined_at: from_micros(r.get(3)?),
+                expires_at: from_micros(r.get(4)?),
+                segments: Vec::new(),
+            })
+        })
+        .map_err(backend)?;
+    let mut members = Vec::new();
+    for member in rows {
+        let mut member = member.map_err(backend)?;
+        if holder == Some(member.owner.worker) {
+            member.segments.push(0);
+        }
+        members.push(member);
+    }
+    Ok(members)
 }
 
 /// Fails with [`StoreError::LeaseLost`] unless `claim` is the handler's current claim.
@@ -301,6 +338,49 @@ impl DurableStore for SqliteStore {
         Ok(())
     }
 
+    async fn heartbeat(&self, beat: Heartbeat<'_>) -> Result<Vec<Member>, StoreError> {
+        let Heartbeat {
+            handler,
+            owner,
+            ttl,
+        } = beat;
+        self.write(|tx| {
+            let now = now();
+            tx.execute(
+                "INSERT INTO events_members (handler, worker, host, pid, joined_at, alive_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (handler, worker) DO UPDATE SET
+                    alive_until = excluded.alive_until,
+                    joined_at = CASE WHEN alive_until < ?5 THEN ?5 ELSE joined_at END",
+                params![
+                    handler,
+                    owner.worker.to_string(),
+                    owner.host,
+                    owner.pid,
+                    now,
+                    now + ttl.as_micros() as i64
+                ],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM events_members WHERE handler = ?1 AND alive_until < ?2",
+                params![handler, now],
+            )
+            .map_err(backend)?;
+            live_members(tx, handler)
+        })
+    }
+
+    async fn leave(&self, handler: &str, owner: &Owner) -> Result<(), StoreError> {
+        self.try_lock()?
+            .execute(
+                "DELETE FROM events_members WHERE handler = ?1 AND worker = ?2",
+                params![handler, owner.worker.to_string()],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn new_events(&self, unread: Unread<'_>) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.try_lock()?;
         let after = checkpoint(&conn, &unread.claim.handler)?;
@@ -487,6 +567,7 @@ impl DurableStore for SqliteStore {
             .filter(|lease| lease.expires_at >= SystemTime::now())
             .into_iter()
             .collect();
+        let members = live_members(&conn, handler)?;
         Ok(HandlerStatus {
             handler: handler.to_owned(),
             checkpoint,
@@ -496,6 +577,7 @@ impl DurableStore for SqliteStore {
             dead: by_status("dead")?,
             held: by_status("held")?,
             leases,
+            members,
         })
     }
 

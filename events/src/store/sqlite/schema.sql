@@ -67,3 +67,15 @@ CREATE TABLE IF NOT EXISTS events_views (
     body    TEXT    NOT NULL,
     PRIMARY KEY (view, id)
 );
+
+-- The live workers of each handler (heartbeat membership). With one segment per handler one
+-- of them delivers and the others stand by; `status` shows them all.
+CREATE TABLE IF NOT EXISTS events_members (
+    handler     TEXT    NOT NULL,
+    worker      TEXT    NOT NULL,
+    host        TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    joined_at   INTEGER NOT NULL,
+    alive_until INTEGER NOT NULL,
+    PRIMARY KEY (handler, worker)
+);
