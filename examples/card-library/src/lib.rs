@@ -1,21 +1,29 @@
 //! A card library, DDD style: the [`Library`] aggregate records the events its methods raise;
-//! the [`LibraryService`] saves it through the repository and only then dispatches the events
-//! to their handlers (analytics, notifications, search indexing), each getting its services
-//! injected. A handler's failure is logged and reported, never failing the operation; the
-//! handlers are idempotent, so a redelivered event changes nothing.
+//! the [`LibraryService`] saves it and its events in one transaction of the store's outbox, and
+//! only after the commit are the events dispatched to their inline handlers (analytics,
+//! notifications, search indexing), each getting its services injected; a durable handler (the
+//! audit log) gets them from a worker. A handler's failure is logged and reported, never
+//! failing the operation; the handlers are idempotent, so a redelivered event changes nothing.
+//!
+//! The store comes from a URL ([`database_url`]): SQLite by default, PostgreSQL with
+//! `EVENTS_DATABASE_URL=postgres://..`; nothing else changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use events::sourcing::{View, ViewRepository};
+use events::store::DurableStore;
 use events::{
-    event_handler, AggregateRoot, BuildError, Bus, DomainEvent, EventRecorder, Report, Res,
+    event_handler, AggregateRoot, BuildError, Bus, DomainEvent, EventRecorder, PublishError,
+    Report, Res,
 };
+use serde::{Deserialize, Serialize};
 
 // ---- events ----------------------------------------------------------------------------
 
 /// A card was added to a library.
-#[derive(DomainEvent, Debug, Clone, PartialEq)]
+#[derive(DomainEvent, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[event(name = "library.card_added", aggregate = "Library")]
 pub struct CardAddedToLibrary {
     /// The library.
@@ -28,7 +36,7 @@ pub struct CardAddedToLibrary {
 }
 
 /// A collection was created in a library.
-#[derive(DomainEvent, Debug, Clone, PartialEq)]
+#[derive(DomainEvent, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[event(name = "library.collection_created", aggregate = "Library")]
 pub struct CollectionCreated {
     /// The library.
@@ -39,7 +47,7 @@ pub struct CollectionCreated {
 }
 
 /// A card was removed from a library.
-#[derive(DomainEvent, Debug, Clone, PartialEq)]
+#[derive(DomainEvent, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[event(name = "library.card_removed", aggregate = "Library")]
 pub struct CardRemovedFromLibrary {
     /// The library.
@@ -66,13 +74,21 @@ pub enum LibraryError {
     /// Saving failed.
     #[error("saving failed: {0}")]
     Save(String),
-    /// The events could not be stored for their durable handlers: nothing was published.
+    /// The library and its events could not be stored: nothing was saved or published.
     #[error("{0}")]
     NotPublished(String),
 }
 
-/// A user's card library: an aggregate root that records its events.
-#[derive(Debug, Default, Clone)]
+impl From<PublishError> for LibraryError {
+    fn from(e: PublishError) -> Self {
+        LibraryError::NotPublished(e.to_string())
+    }
+}
+
+/// A user's card library: an aggregate root that records its events. Its state is stored as
+/// a document (a [`View`] by id, with a version for optimistic concurrency); its events are
+/// not part of it.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Library {
     /// Its id.
     pub id: u64,
@@ -80,18 +96,17 @@ pub struct Library {
     pub cards: BTreeMap<u64, String>,
     /// Collection names.
     pub collections: BTreeSet<String>,
+    #[serde(skip)]
     events: EventRecorderCell,
 }
 
-/// A recorder that clones empty: a copy of an aggregate (in the repository) holds no events.
+impl View for Library {
+    const NAME: &'static str = "card_library.library";
+}
+
+/// The aggregate's recorder (a newtype, so the aggregate keeps `Debug` and `Default`).
 #[derive(Debug, Default)]
 struct EventRecorderCell(EventRecorder);
-
-impl Clone for EventRecorderCell {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
 
 impl AggregateRoot for Library {
     fn recorder(&mut self) -> &mut EventRecorder {
@@ -149,54 +164,71 @@ impl Library {
 
 // ---- persistence -----------------------------------------------------------------------
 
-/// An in-memory repository whose saves can be made to fail.
-#[derive(Debug, Default)]
+/// Where libraries are kept: one document per library in the event store's database, written
+/// in the same transaction as the events (the store's outbox). Its saves can be made to fail.
+#[derive(Debug)]
 pub struct LibraryRepository {
-    libraries: Mutex<BTreeMap<u64, Library>>,
+    libraries: ViewRepository<Library>,
     fail_saves: AtomicBool,
 }
 
 impl LibraryRepository {
+    /// A repository in `store`'s database.
+    pub fn new(store: &Arc<dyn DurableStore>) -> Self {
+        Self {
+            libraries: ViewRepository::new(store),
+            fail_saves: AtomicBool::new(false),
+        }
+    }
+
     /// Makes every save fail (or succeed again).
     pub fn fail_saves(&self, fail: bool) {
         self.fail_saves.store(fail, Ordering::SeqCst);
     }
 
-    /// Loads a library, or a new one.
-    pub fn load(&self, id: u64) -> Library {
-        self.libraries
-            .lock()
-            .unwrap()
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| Library::new(id))
+    /// Loads a library, or a new one, with the version it was loaded at (`None`: new).
+    pub async fn load(&self, id: u64) -> Result<(Library, Option<u64>), LibraryError> {
+        let loaded = self.libraries.load(&id.to_string()).await;
+        match loaded.map_err(|e| LibraryError::Save(e.to_string()))? {
+            Some((library, version)) => Ok((library, Some(version))),
+            None => Ok((Library::new(id), None)),
+        }
     }
 
-    /// Saves a library.
-    pub fn save(&self, library: &Library) -> Result<(), LibraryError> {
+    /// Saves `library`, then hands out its events, both in `outbox`'s transaction: the save
+    /// only counts if nobody saved the library since it was `loaded`.
+    fn save_in(
+        &self,
+        outbox: &mut events::Outbox<'_>,
+        library: &mut Library,
+        loaded: Option<u64>,
+    ) -> Result<(), LibraryError> {
         if self.fail_saves.load(Ordering::SeqCst) {
             return Err(LibraryError::Save("database unavailable".into()));
         }
+        let id = library.id.to_string();
         self.libraries
-            .lock()
-            .unwrap()
-            .insert(library.id, library.clone());
+            .stage(outbox, &id, library, loaded)
+            .map_err(|e| LibraryError::Save(e.to_string()))?;
+        outbox.publish_batch(library.take_events());
         Ok(())
     }
 }
 
 // ---- the application service -----------------------------------------------------------
 
-/// The use cases: load, change, save, then dispatch the recorded events.
+/// The use cases: load, change, then save the library and its events in one transaction; the
+/// inline handlers run after the commit.
 #[derive(Clone, Debug)]
 pub struct LibraryService {
     bus: Bus,
+    store: Arc<dyn DurableStore>,
 }
 
 impl LibraryService {
-    /// A service over a bus built with [`services`].
-    pub fn new(bus: Bus) -> Self {
-        Self { bus }
+    /// A service over a bus built with [`services`] on `store`.
+    pub fn new(bus: Bus, store: Arc<dyn DurableStore>) -> Self {
+        Self { bus, store }
     }
 
     fn repo(&self) -> Arc<LibraryRepository> {
@@ -205,24 +237,24 @@ impl LibraryService {
             .expect("provided by `services`")
     }
 
-    /// Runs `change` on library `id`, saves it, then dispatches its events. Returns the
-    /// handlers' reports: a failed handler never fails the operation. If the change or the
-    /// save fails, nothing is dispatched.
+    /// Runs `change` on library `id`, then saves it and its events together. Returns the
+    /// inline handlers' reports: a failed handler never fails the operation. If the change or
+    /// the save fails, nothing is stored and nothing dispatched.
     pub async fn change(
         &self,
         id: u64,
         change: impl FnOnce(&mut Library) -> Result<(), LibraryError>,
     ) -> Result<Vec<Report>, LibraryError> {
         let repo = self.repo();
-        let mut library = repo.load(id);
+        let (mut library, loaded) = repo.load(id).await?;
         change(&mut library)?;
-        let ((), events) = library.save_with(|l| repo.save(l))?;
-        let names = events.names().join(", ");
-        tracing::info!(library = id, events = names.as_str(), "saved; dispatching");
-        let reports = events
-            .dispatch(&self.bus)
-            .await
-            .map_err(|e| LibraryError::NotPublished(e.to_string()))?;
+        let ((), reports) = self
+            .store
+            .outbox(&self.bus, |outbox| {
+                repo.save_in(outbox, &mut library, loaded)
+            })
+            .await?;
+        tracing::info!(library = id, events = reports.len(), "saved and dispatched");
         for report in reports.iter().filter(|r| !r.is_ok()) {
             tracing::warn!(%report, "a handler failed; the operation still succeeded");
         }
@@ -357,12 +389,39 @@ fn unindex_card(e: &CardRemovedFromLibrary, index: Res<SearchIndex>) {
         .remove(&(e.library_id, e.card_id));
 }
 
-/// The bus with every service the handlers need.
-pub fn services() -> Result<Bus, BuildError> {
+/// The audit trail, kept by a durable handler: a worker delivers each card added, at least
+/// once (idempotent: keyed by the event id).
+#[derive(Debug, Default)]
+pub struct AuditLog {
+    entries: Mutex<BTreeMap<uuid::Uuid, String>>,
+}
+
+impl AuditLog {
+    /// Every entry, in event id order (UUID v7: the order they happened).
+    pub fn entries(&self) -> Vec<String> {
+        self.entries.lock().unwrap().values().cloned().collect()
+    }
+}
+
+#[event_handler(durable, name = "library.audit.card_added")]
+fn audit_card(e: &CardAddedToLibrary, audit: Res<AuditLog>, meta: events::Meta) {
+    let entry = format!("library {}: card {} added", e.library_id, e.name);
+    audit.entries.lock().unwrap().insert(meta.event_id(), entry);
+}
+
+/// The store URL: `EVENTS_DATABASE_URL`, or an SQLite database in memory.
+pub fn database_url() -> String {
+    std::env::var("EVENTS_DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned())
+}
+
+/// The bus on `store`, with every service the handlers need.
+pub fn services(store: &Arc<dyn DurableStore>) -> Result<Bus, BuildError> {
     Bus::builder()
-        .resource(LibraryRepository::default())
+        .store(store.clone())
+        .resource(LibraryRepository::new(store))
         .resource(Analytics::default())
         .resource(Notifications::default())
         .resource(SearchIndex::default())
+        .resource(AuditLog::default())
         .build()
 }

@@ -1,7 +1,14 @@
 //! Runs the card library: adds cards, creates collections, removes a card; shows that a failed
-//! save dispatches nothing and that a failing notification does not fail the operation.
+//! save dispatches nothing and that a failing notification does not fail the operation; then a
+//! worker delivers the stored events to the durable audit log.
+//!
+//! The store: `EVENTS_DATABASE_URL` (`postgres://..` with the `postgres` feature), or SQLite in
+//! memory.
 
-use card_library::{services, Analytics, LibraryService, Notifications, SearchIndex};
+use card_library::{
+    database_url, services, Analytics, AuditLog, LibraryService, Notifications, SearchIndex,
+};
+use events::worker::Worker;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -10,8 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_target(false)
         .init();
 
-    let bus = services()?;
-    let library = LibraryService::new(bus.clone());
+    let store = events::store::connect(&database_url()).await?;
+    store.migrate().await?;
+    let bus = services(&store)?;
+    let library = LibraryService::new(bus.clone(), store.clone());
 
     library
         .change(1, |l| {
@@ -46,6 +55,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("notifications sent:");
     for message in bus.resource::<Notifications>().unwrap().sent() {
         println!("  {message}");
+    }
+    Worker::new(&bus, &store).drain().await?;
+    println!("audit log (delivered by a worker from the store):");
+    for entry in bus.resource::<AuditLog>().unwrap().entries() {
+        println!("  {entry}");
     }
     Ok(())
 }

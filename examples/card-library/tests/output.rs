@@ -1,11 +1,18 @@
-//! Runs the example binary: its output reads as prose (no `Debug` of options or vectors).
+//! Runs the example binary, as a user would, on SQLite (the default) and on PostgreSQL (the
+//! same binary, `EVENTS_DATABASE_URL` set): the same output, and it reads as prose (no `Debug`
+//! of options or vectors).
 
-#[test]
-fn the_output_reads_as_prose() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_card-library"))
+/// Runs the binary with `EVENTS_DATABASE_URL` set to `url` (unset: the default) and checks
+/// what it prints.
+fn the_output_reads_as_prose(url: Option<&str>) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_card-library"));
+    command
         .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+        .env_remove("EVENTS_DATABASE_URL");
+    if let Some(url) = url {
+        command.env("EVENTS_DATABASE_URL", url);
+    }
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -17,10 +24,53 @@ fn the_output_reads_as_prose() {
         "search `lotus`: Black Lotus\n",
         "notifications sent:\n  library 1: new collection `Vintage`\n",
         "reported, not failed: `library.collection_created`: 2 handlers ran, 1 failed\n",
+        "audit log (delivered by a worker from the store):\n  library 1: card Black Lotus added\n  library 1: card Lotus Petal added\n",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
     for debug in ["Some(", "None", "[\"", "(s)"] {
         assert!(!out.contains(debug), "{debug:?} in:\n{out}");
     }
+}
+
+#[test]
+fn on_sqlite() {
+    the_output_reads_as_prose(None);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn on_postgres() {
+    let Some(url) = fresh_schema("card_library").await else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || the_output_reads_as_prose(Some(&url)))
+        .await
+        .unwrap();
+}
+
+/// A URL whose connections live in a fresh schema on the server `EVENTS_POSTGRES_URL` points
+/// at; `None` (after saying so) without one, unless `CI=true`: then a missing server fails.
+#[cfg(feature = "postgres")]
+async fn fresh_schema(name: &str) -> Option<String> {
+    let Ok(url) = std::env::var("EVENTS_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "EVENTS_POSTGRES_URL is not set and CI=true: run through scripts/servers.sh"
+        );
+        eprintln!("skipped: EVENTS_POSTGRES_URL is not set (run through scripts/servers.sh)");
+        return None;
+    };
+    let schema = format!("{name}_{}", std::process::id());
+    let admin = events::store::PostgresStore::connect(&url).await.unwrap();
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
+    admin
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(&sql)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
 }

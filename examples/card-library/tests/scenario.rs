@@ -5,7 +5,14 @@ use card_library::{
     services, Analytics, CardAddedToLibrary, CardRemovedFromLibrary, CollectionCreated, Library,
     LibraryError, LibraryRepository, LibraryService, Notifications, SearchIndex,
 };
-use events::AggregateRoot;
+use events::{AggregateRoot, Bus};
+
+/// The bus and the service on a fresh SQLite store in memory.
+async fn app() -> (Bus, LibraryService) {
+    let store = events::store::connect("sqlite::memory:").await.unwrap();
+    let bus = services(&store).unwrap();
+    (bus.clone(), LibraryService::new(bus, store))
+}
 
 #[test]
 fn the_aggregate_records_its_events_typed_and_in_order() {
@@ -44,8 +51,7 @@ fn the_aggregate_records_its_events_typed_and_in_order() {
 
 #[tokio::test]
 async fn events_are_dispatched_after_the_save_to_every_handler() {
-    let bus = services().unwrap();
-    let service = LibraryService::new(bus.clone());
+    let (bus, service) = app().await;
     let reports = service
         .change(1, |l| {
             l.add_card(10, "Black Lotus")?;
@@ -72,20 +78,15 @@ async fn events_are_dispatched_after_the_save_to_every_handler() {
         .unwrap()
         .search("lotus")
         .is_empty());
-    assert_eq!(
-        bus.resource::<LibraryRepository>()
-            .unwrap()
-            .load(1)
-            .cards
-            .len(),
-        0
-    );
+    let repo = bus.resource::<LibraryRepository>().unwrap();
+    let (library, version) = repo.load(1).await.unwrap();
+    assert_eq!(library.cards.len(), 0);
+    assert_eq!(version, Some(2), "saved twice");
 }
 
 #[tokio::test]
 async fn nothing_is_dispatched_when_the_save_fails() {
-    let bus = services().unwrap();
-    let service = LibraryService::new(bus.clone());
+    let (bus, service) = app().await;
     let repo = bus.resource::<LibraryRepository>().unwrap();
     repo.fail_saves(true);
     let err = service
@@ -116,8 +117,7 @@ async fn nothing_is_dispatched_when_the_save_fails() {
 
 #[tokio::test]
 async fn a_failing_handler_does_not_fail_the_operation() {
-    let bus = services().unwrap();
-    let service = LibraryService::new(bus.clone());
+    let (bus, service) = app().await;
     bus.resource::<Notifications>().unwrap().set_down(true);
     let reports = service
         .change(3, |l| l.create_collection("Cube"))
@@ -135,17 +135,13 @@ async fn a_failing_handler_does_not_fail_the_operation() {
         bus.resource::<Analytics>().unwrap().collections_created(),
         1
     );
-    assert!(bus
-        .resource::<LibraryRepository>()
-        .unwrap()
-        .load(3)
-        .collections
-        .contains("Cube"));
+    let repo = bus.resource::<LibraryRepository>().unwrap();
+    assert!(repo.load(3).await.unwrap().0.collections.contains("Cube"));
 }
 
 #[tokio::test]
 async fn handlers_are_idempotent() {
-    let bus = services().unwrap();
+    let (bus, _) = app().await;
     let mut library = Library::new(5);
     library.add_card(1, "Time Walk").unwrap();
     library.create_collection("Power").unwrap();

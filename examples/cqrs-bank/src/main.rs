@@ -1,13 +1,15 @@
 //! Runs the bank: opens an account, deposits, withdraws at an ATM, writes a check, shows a
 //! refused command, then lets a worker deliver the events to the ledger's durable handler and
 //! prints the ledger.
+//!
+//! The store: `EVENTS_DATABASE_URL` (`postgres://..` with the `postgres` feature), or SQLite in
+//! memory; the code is the same for both.
 
 use async_trait::async_trait;
-use cqrs_bank::bank;
 use cqrs_bank::domain::{BankAccountApi, BankAccountCommand::*};
 use cqrs_bank::ledger::BankAccountView;
+use cqrs_bank::{bank, database_url};
 use events::sourcing::ViewRepository;
-use events::store::SqliteStore;
 use events::worker::Worker;
 
 /// A bank whose ATMs always pay out and whose checks always clear.
@@ -28,7 +30,8 @@ impl BankAccountApi for Friendly {
 #[tokio::main]
 async fn main() -> Result<(), events::BoxError> {
     tracing_subscriber::fmt().with_target(false).init();
-    let store = SqliteStore::open_in_memory()?;
+    let store = events::store::connect(&database_url()).await?;
+    store.migrate().await?;
     let bus = bank(&store, Friendly)?;
 
     let account_id = "ACCT-0001".to_owned();
