@@ -2,23 +2,10 @@
 //! same binary, `EVENTS_DATABASE_URL` set): the same output, and it reads as prose (no `Debug`
 //! of options or vectors).
 
-/// Runs the binary with `EVENTS_DATABASE_URL` set to `url` (unset: the default) and checks
-/// what it prints.
-fn the_output_reads_as_prose(url: Option<&str>) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_card-library"));
-    command
-        .env("NO_COLOR", "1")
-        .env_remove("EVENTS_DATABASE_URL");
-    if let Some(url) = url {
-        command.env("EVENTS_DATABASE_URL", url);
-    }
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = String::from_utf8(out.stdout).unwrap();
+const BIN: &str = env!("CARGO_BIN_EXE_card-library");
+
+/// Checks what the binary printed.
+fn the_output_reads_as_prose(out: &str) {
     for expected in [
         "analytics: 2 cards added, 2 collections created\n",
         "search `lotus`: Black Lotus\n",
@@ -35,42 +22,13 @@ fn the_output_reads_as_prose(url: Option<&str>) {
 
 #[test]
 fn on_sqlite() {
-    the_output_reads_as_prose(None);
+    the_output_reads_as_prose(&store_harness::run_with_store(BIN, None));
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn on_postgres() {
-    let Some(url) = fresh_schema("card_library").await else {
-        return;
-    };
-    tokio::task::spawn_blocking(move || the_output_reads_as_prose(Some(&url)))
-        .await
-        .unwrap();
-}
-
-/// A URL whose connections live in a fresh schema on the server `EVENTS_POSTGRES_URL` points
-/// at; `None` (after saying so) without one, unless `CI=true`: then a missing server fails.
-#[cfg(feature = "postgres")]
-async fn fresh_schema(name: &str) -> Option<String> {
-    let Ok(url) = std::env::var("EVENTS_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "EVENTS_POSTGRES_URL is not set and CI=true: run through scripts/servers.sh"
-        );
-        eprintln!("skipped: EVENTS_POSTGRES_URL is not set (run through scripts/servers.sh)");
-        return None;
-    };
-    let schema = format!("{name}_{}", std::process::id());
-    let admin = events::store::PostgresStore::connect(&url).await.unwrap();
-    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}");
-    admin
-        .client()
-        .await
-        .unwrap()
-        .batch_execute(&sql)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+    if let Some(out) = store_harness::run_on_postgres(BIN, "card_library").await {
+        the_output_reads_as_prose(&out);
+    }
 }
