@@ -310,6 +310,29 @@ async fn a_recorded_batch_goes_into_the_outbox(store: Arc<dyn DurableStore>, lib
         .collect();
     assert_eq!(names, ["app.collection_created", "app.card_added"]);
 
+    // Events of several streams in one outbox: each continues its own stream, in order.
+    let other = format!("{lib}-other");
+    store
+        .outbox(&bus, |outbox| {
+            outbox.publish(added(lib, "Mox Sapphire"));
+            outbox.publish(added(&other, "Mox Ruby"));
+            outbox.publish(added(lib, "Mox Jet"));
+            Ok::<_, BoxError>(())
+        })
+        .await
+        .unwrap();
+    let sequences = |events: Vec<events::store::StoredEvent>| {
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>()
+    };
+    assert_eq!(sequences(stored(&store, lib).await), [1, 2, 3, 4]);
+    assert_eq!(sequences(stored(&store, &other).await), [1]);
+    let positions: Vec<_> = stored(&store, lib)
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+
     let other = format!("{lib}-dispatched");
     let mut library = Library::create(&other);
     library.add("Mox Pearl");

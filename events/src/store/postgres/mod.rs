@@ -45,6 +45,7 @@ mod snapshots;
 pub(crate) mod views;
 mod wakeup;
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -341,11 +342,7 @@ pub(crate) async fn append_locked(
 ) -> Result<Vec<StoredEvent>, StoreError> {
     // The counter first: once we hold it no other append can commit, so the version read
     // next is final. A conflict returns before anything is written.
-    let head: i64 = tx
-        .query_one("SELECT head FROM events_head FOR UPDATE", &[])
-        .await
-        .map_err(backend)?
-        .get(0);
+    let head = lock_head(tx).await?;
     let stream = to.stream();
     let actual = stream_version(tx, stream).await?;
     let expected_version = to.expected().unwrap_or(actual);
@@ -353,30 +350,76 @@ pub(crate) async fn append_locked(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let first = head as u64 + 1;
-    let stored: Vec<StoredEvent> = (0u64..)
+    let stored: Vec<StoredEvent> = (1u64..)
         .zip(events)
         .map(|(i, e)| StoredEvent {
             occurred_at: to_micros(e.occurred_at),
-            ..e.stored(stream, first + i, expected_version + i + 1)
+            ..e.stored(stream, head + i, expected_version + i)
         })
         .collect();
-    insert(tx, &stored).await?;
-    tx.execute(
-        "UPDATE events_head SET head = $1",
-        &[&(stored.last().expect("not empty").position as i64)],
-    )
-    .await
-    .map_err(backend)?;
-    // Identical notifications of one transaction are folded: one per commit.
-    tx.execute(NOTIFY, &[]).await.map_err(backend)?;
+    insert_and_move_head(tx, &stored).await?;
     Ok(stored)
 }
 
-/// Inserts events in one statement (arrays unnested), whatever their number.
+/// Appends events, each to the end of its own stream, in order: one hold of the position
+/// counter, one read of the streams' versions and one insert, whatever their number (an
+/// outbox's batch).
+pub(crate) async fn append_at_ends(
+    tx: &Transaction<'_>,
+    events: Vec<(StreamId<'_>, NewEvent)>,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let head = lock_head(tx).await?;
+    let mut versions = stream_versions(tx, events.iter().map(|(stream, _)| *stream)).await?;
+    let stored: Vec<StoredEvent> = (1u64..)
+        .zip(events)
+        .map(|(i, (stream, e))| {
+            let version = versions.entry(stream).or_default();
+            *version += 1;
+            StoredEvent {
+                occurred_at: to_micros(e.occurred_at),
+                ..e.stored(stream, head + i, *version)
+            }
+        })
+        .collect();
+    insert_and_move_head(tx, &stored).await?;
+    Ok(stored)
+}
+
+/// Takes the position counter's row lock and returns the last position.
+async fn lock_head(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let row = tx
+        .query_one("SELECT head FROM events_head FOR UPDATE", &[])
+        .await
+        .map_err(backend)?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// Inserts the events, moves the counter past the last one and notifies the workers (one
+/// notification per commit: identical ones of a transaction are folded).
+async fn insert_and_move_head(
+    tx: &Transaction<'_>,
+    stored: &[StoredEvent],
+) -> Result<(), StoreError> {
+    insert(tx, stored).await?;
+    let last = stored.last().expect("not empty").position as i64;
+    tx.execute("UPDATE events_head SET head = $1", &[&last])
+        .await
+        .map_err(backend)?;
+    tx.execute(NOTIFY, &[]).await.map_err(backend)?;
+    Ok(())
+}
+
+/// Inserts events in one statement (arrays unnested), whatever their number and streams.
 async fn insert(tx: &Transaction<'_>, events: &[StoredEvent]) -> Result<(), StoreError> {
-    let first = &events[0];
-    let hash = aggregate_hash(&first.aggregate_type, &first.aggregate_id) as i64;
+    let types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
+    let aggregates: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+    let hashes: Vec<i64> = events
+        .iter()
+        .map(|e| i64::from(aggregate_hash(&e.aggregate_type, &e.aggregate_id)))
+        .collect();
     let positions: Vec<i64> = events.iter().map(|e| e.position as i64).collect();
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
@@ -390,16 +433,16 @@ async fn insert(tx: &Transaction<'_>, events: &[StoredEvent]) -> Result<(), Stor
     let times: Vec<SystemTime> = events.iter().map(|e| e.occurred_at).collect();
     tx.execute(
         "INSERT INTO events_log (position, event_id, name, version, aggregate_type, aggregate_id, aggregate_hash, sequence, payload, metadata, occurred_at)
-         SELECT p, i, n, v, $4, $5, $6, s, pl, m, t
-         FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $7::bigint[], $8::bigint[], $9::jsonb[], $10::jsonb[], $11::timestamptz[])
-              AS u (p, i, n, v, s, pl, m, t)",
+         SELECT p, i, n, v, at, ai, h, s, pl, m, t
+         FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::jsonb[], $10::jsonb[], $11::timestamptz[])
+              AS u (p, i, n, at, ai, h, v, s, pl, m, t)",
         &[
             &positions,
             &ids,
             &names,
-            &first.aggregate_type,
-            &first.aggregate_id,
-            &hash,
+            &types,
+            &aggregates,
+            &hashes,
             &versions,
             &sequences,
             &payloads,
@@ -448,6 +491,31 @@ async fn stream_version(tx: &Transaction<'_>, stream: StreamId<'_>) -> Result<u6
         .await
         .map_err(backend)?;
     Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// The versions of several streams in one query (each stream once).
+async fn stream_versions<'s>(
+    tx: &Transaction<'_>,
+    streams: impl Iterator<Item = StreamId<'s>>,
+) -> Result<HashMap<StreamId<'s>, u64>, StoreError> {
+    let mut distinct: Vec<StreamId<'s>> = Vec::new();
+    for stream in streams {
+        if !distinct.contains(&stream) {
+            distinct.push(stream);
+        }
+    }
+    let types: Vec<&str> = distinct.iter().map(|s| s.aggregate_type).collect();
+    let ids: Vec<&str> = distinct.iter().map(|s| s.aggregate_id).collect();
+    let rows = tx
+        .query(
+            "SELECT (SELECT COALESCE(MAX(sequence), 0) FROM events_log WHERE aggregate_type = u.t AND aggregate_id = u.i)
+             FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS u (t, i, n) ORDER BY u.n",
+            &[&types, &ids],
+        )
+        .await
+        .map_err(backend)?;
+    let versions = rows.iter().map(|row| row.get::<_, i64>(0) as u64);
+    Ok(distinct.into_iter().zip(versions).collect())
 }
 
 fn stored_event(row: &Row) -> Result<StoredEvent, StoreError> {

@@ -3,28 +3,12 @@
 
 use tokio_postgres::Transaction;
 
-use super::{append_locked, backend, PostgresStore};
+use super::{append_at_ends, backend, PostgresStore};
 use crate::bus::Bus;
 use crate::error::BoxError;
 use crate::outbox::{DurableRecord, DurableSink, Outbox, ViewWrite};
 use crate::report::Report;
-use crate::store::{outbox_records, AppendAt, NewEvent, StoreError, StreamId};
-
-/// Appends a bus's record to the end of its aggregate's stream, in `tx`.
-async fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64, StoreError> {
-    let aggregate_id = std::mem::take(&mut record.aggregate_id);
-    let stream = StreamId {
-        aggregate_type: record.aggregate_type,
-        aggregate_id: &aggregate_id,
-    };
-    let stored = append_locked(
-        tx,
-        AppendAt::End(stream),
-        vec![NewEvent::from_record(record)],
-    )
-    .await?;
-    Ok(stored.first().map_or(0, |e| e.position))
-}
+use crate::store::{outbox_records, NewEvent, StoreError, StreamId};
 
 #[async_trait::async_trait]
 impl DurableSink for PostgresStore {
@@ -42,18 +26,28 @@ impl DurableSink for PostgresStore {
     }
 }
 
-/// Appends the records and writes the views in `tx`; returns the records' positions.
+/// Appends the records, each to the end of its aggregate's stream and in one insert, and
+/// writes the views in `tx`; returns the records' positions.
 async fn commit_in(
     tx: &Transaction<'_>,
     records: Vec<DurableRecord>,
     views: &[ViewWrite],
 ) -> Result<Vec<u64>, StoreError> {
-    let mut positions = Vec::with_capacity(records.len());
-    for record in records {
-        positions.push(append_record(tx, record).await?);
-    }
+    let ids: Vec<String> = records.iter().map(|r| r.aggregate_id.clone()).collect();
+    let events = records
+        .into_iter()
+        .zip(&ids)
+        .map(|(record, id)| {
+            let stream = StreamId {
+                aggregate_type: record.aggregate_type,
+                aggregate_id: id,
+            };
+            (stream, NewEvent::from_record(record))
+        })
+        .collect();
+    let stored = append_at_ends(tx, events).await?;
     super::views::write_staged(tx, views).await?;
-    Ok(positions)
+    Ok(stored.iter().map(|e| e.position).collect())
 }
 
 impl PostgresStore {
