@@ -1,4 +1,5 @@
-//! PostgreSQL: append throughput (one event per transaction, and batches of 100), worker
+//! PostgreSQL: append throughput (one event per transaction, batches of 100 to one stream, and
+//! outbox batches of 100 events over 100 streams), worker
 //! throughput to a no-op handler with 1 and 2 workers (4 segments), and commit-to-handler
 //! latency p50/p99 with 1 and 2 workers running. Needs a server: `EVENTS_POSTGRES_URL`
 //! (`scripts/servers.sh run cargo bench -p events-benches --bench postgres`); without it, it
@@ -98,8 +99,9 @@ fn stream(id: &str) -> StreamId<'_> {
     }
 }
 
-/// Events per second of single appends and of batches of 100.
-async fn appends(store: &Arc<dyn DurableStore>) -> (f64, f64) {
+/// Events per second of single appends and of batches of 100 (to one stream), and of outbox
+/// batches of 100 events over 100 streams.
+async fn appends(bus: &Bus, store: &Arc<dyn DurableStore>) -> (f64, f64, f64) {
     let n = scale(2_000);
     let start = Instant::now();
     for i in 0..n {
@@ -123,7 +125,22 @@ async fn appends(store: &Arc<dyn DurableStore>) -> (f64, f64) {
             .unwrap();
     }
     let batched = (batches * 100) as f64 / start.elapsed().as_secs_f64();
-    (single, batched)
+    let start = Instant::now();
+    for b in 0..batches {
+        let publish = |outbox: &mut events::Outbox<'_>| {
+            for i in 0..100 {
+                let stream = 2000 + i as u32;
+                outbox.publish(Tick {
+                    stream,
+                    n: (b * 100 + i) as u64,
+                });
+            }
+            Ok::<_, events::BoxError>(())
+        };
+        store.outbox(bus, publish).await.unwrap();
+    }
+    let outbox = (batches * 100) as f64 / start.elapsed().as_secs_f64();
+    (single, batched, outbox)
 }
 
 /// Events per second delivered to the no-op handler by `workers` workers draining together.
@@ -222,7 +239,7 @@ fn main() {
     rt.block_on(async {
         let bus = Bus::builder().build().unwrap();
         let store: Arc<dyn DurableStore> = Arc::new(fresh_store(&url, "pg").await);
-        let (single, batched) = appends(&store).await;
+        let (single, batched, outbox) = appends(&bus, &store).await;
         let one = throughput(&bus, &store, 1).await;
         let two = throughput(&bus, &store, 2).await;
         let (p50_1, p99_1) = latency(&bus, &store, 1).await;
@@ -231,6 +248,7 @@ fn main() {
         println!("|---|---:|");
         println!("| append, 1 event per transaction | {single:.0} events/s |");
         println!("| append, batches of 100 | {batched:.0} events/s |");
+        println!("| outbox, batches of 100 events over 100 streams | {outbox:.0} events/s |");
         println!("| worker throughput to a no-op handler, 1 worker | {one:.0} events/s |");
         println!(
             "| worker throughput to a no-op handler, 2 workers | {two:.0} events/s ({:.2}x) |",

@@ -154,3 +154,71 @@ async fn a_worker_that_held_some_segments_reports_what_it_delivered() {
     );
     store.release(&claim).await.unwrap();
 }
+
+/// A worker that joins while another holds every segment gets its share within the beat
+/// interval, and the segments handed over are delivered: with a poll interval far longer than
+/// the test, nothing may wait for a poll (the handed-over segments sat idle until the next
+/// poll, a minute here).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_worker_takes_its_share_without_waiting_for_a_poll() {
+    let Some(store) = pg::store("members_join").await else {
+        return;
+    };
+    let store: Arc<dyn DurableStore> = Arc::new(store.with_segments(4));
+    let bus = Bus::builder().build().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let start = |bus: Bus, store: Arc<dyn DurableStore>| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            Worker::new(&bus, &store)
+                .handlers(["members.confirm"])
+                .poll_interval(Duration::from_secs(60))
+                .lease_ttl(Duration::from_secs(2))
+                .run_until(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+                .unwrap()
+        })
+    };
+    let first = start(bus.clone(), store.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = start(bus.clone(), store.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await; // a few beats: the share is 2 each
+    for customer in 0..40 {
+        store
+            .append_event(&OrderPlaced { customer }, EventMetadata::default())
+            .await
+            .unwrap();
+    }
+    let head = store.log_head().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = store
+            .status("members.confirm", "members.order_placed")
+            .await
+            .unwrap();
+        if status.lag == 0 && status.checkpoint >= head {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "40 events not delivered within 10 s: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    let delivered =
+        |s: &events::worker::Summary| s.handlers.get("members.confirm").map_or(0, |h| h.delivered);
+    assert_eq!(
+        delivered(&first) + delivered(&second),
+        40,
+        "{first}\n{second}"
+    );
+    assert!(
+        delivered(&second) > 0,
+        "the joining worker delivered nothing: {second}"
+    );
+}

@@ -279,7 +279,12 @@ impl Subscription {
         }
         let claimed = self.claim.is_some() && !self.lease_due();
         if !claimed && !self.claim(store, options).await? {
-            if drain || stop.wait(options.poll_interval, None).await {
+            // Try again at the next beat at the latest: a segment handed over (or a share
+            // grown) must not wait for the next poll, which may be minutes away.
+            let retry = options
+                .poll_interval
+                .min(super::share::beat_every(options.lease_ttl));
+            if drain || stop.wait(retry, None).await {
                 return Ok(Turn::Stop);
             }
             return Ok(Turn::Again);
