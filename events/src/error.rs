@@ -171,7 +171,7 @@ impl PublishError {
 #[non_exhaustive]
 pub enum NotPublished {
     /// The event has durable handlers and the bus has no store to append it to.
-    #[error("`{event}` has durable handlers ({}) but the bus has no store; nothing was published: give the bus one with `Bus::builder().store(events::store::connect(url).await?)`", .handlers.join(", "))]
+    #[error("`{event}` has durable handlers{} but the bus has no store; nothing was published: give the bus one with `Bus::builder().store(events::store::connect(url).await?)`", listed(.handlers))]
     NoStore {
         /// The event's name.
         event: &'static str,
@@ -180,7 +180,7 @@ pub enum NotPublished {
     },
     /// The event has durable handlers and was published with the sync `publish`, which cannot
     /// wait for a store (on any backend).
-    #[error("`{event}` has durable handlers ({}), which a sync `publish` cannot store; nothing was published: use `bus.dispatch(&event).await` or the store's `outbox`", .handlers.join(", "))]
+    #[error("`{event}` has durable handlers{}, which a sync `publish` cannot store; nothing was published: use `bus.dispatch(&event).await` or the store's `outbox`", listed(.handlers))]
     NeedsAwait {
         /// The event's name.
         event: &'static str,
@@ -195,4 +195,13 @@ pub enum NotPublished {
         /// The store's (or serializer's) error.
         source: BoxError,
     },
+}
+
+/// ` (a, b)`, or nothing for no names.
+fn listed(names: &[&str]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    }
 }

@@ -229,7 +229,10 @@ impl FromContext for Meta {
 /// [`Bus::publish`] only its sync ones (its async ones are reported skipped). Its report is
 /// part of the outer report ([`Report::follow_ups`]), so a failure or skip anywhere in the
 /// chain makes the outer [`Report::is_ok`] `false`. Follow-ups carry the handled event's
-/// correlation id, and its id as their causation id.
+/// correlation id, and its id as their causation id. A follow-up that has durable handlers is
+/// stored under `dispatch`; under a sync `publish` it cannot be, so its durable handlers are
+/// reported failed ([`FailureCause::NotStored`](crate::report::FailureCause::NotStored)), with
+/// an error line and a count.
 ///
 /// ```
 /// use events::{event_handler, Bus, DomainEvent, Meta, Publisher};

@@ -166,9 +166,8 @@ impl Report {
     }
 
     /// Handlers that did not get the event: async handlers under `publish` (use
-    /// `dispatch(..).await` or `spawn`), and durable handlers when the event could not be
-    /// stored for them (the bus has no store: `Bus::builder().store(..)`, or its store has
-    /// no sync path under `publish`).
+    /// `dispatch(..).await` or `spawn`). An event that could not be stored for its durable
+    /// handlers is never a skip: the publish returned an `Err` and nothing ran.
     pub fn skipped(&self) -> &[&'static str] {
         self.details.as_deref().map_or(&[], |d| &d.skipped)
     }

@@ -189,3 +189,36 @@ fn store_errors_debug_as_their_message() {
     assert_eq!(format!("{err:?}"), err.to_string());
     assert!(format!("{err:?}").starts_with("concurrent append to Order `7`"));
 }
+
+#[derive(DomainEvent, Debug, Clone)]
+#[event(name = "orders.checkout_confirmed")]
+struct CheckoutConfirmed {
+    order: u32,
+}
+
+#[event_handler(name = "orders.place_after_checkout", publishes(OrderPlaced))]
+fn place_after_checkout(e: &CheckoutConfirmed, publisher: events::Publisher) {
+    publisher.publish(OrderPlaced { order: e.order });
+}
+
+#[tokio::test]
+async fn a_durable_follow_up_is_stored_under_dispatch_and_reported_failed_under_publish() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let bus = Bus::builder().store(store.clone()).build().unwrap();
+
+    // A sync publish cannot store the follow-up: its durable handler is reported failed.
+    let report = bus.publish(&CheckoutConfirmed { order: 7 }).unwrap();
+    let follow_up = &report.follow_ups()[0];
+    let failure = &follow_up.failures()[0];
+    assert_eq!(failure.handler(), "orders.send_confirmation");
+    assert!(
+        matches!(failure.cause(), events::FailureCause::NotStored(why) if why.contains("dispatch(&event).await")),
+        "{failure}"
+    );
+    assert!(!report.is_ok());
+    assert_eq!(store.head().unwrap(), 0);
+
+    let report = bus.dispatch(&CheckoutConfirmed { order: 8 }).await.unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(store.head().unwrap(), 1, "the follow-up is in the log");
+}
