@@ -136,9 +136,19 @@ impl fmt::Display for crate::catalog::Location {
 /// succeeded.
 ///
 /// Boxed, so `Result<Report, PublishError>` is as small as a [`Report`](crate::report::Report).
-#[derive(thiserror::Error)]
-#[error("{0}")]
-pub struct PublishError(Box<NotPublished>);
+///
+/// Dropping one is a test and a cold call, so that a publish's caller pays almost nothing for
+/// the `Result` (the drop of the error's contents is out of line).
+pub struct PublishError(Option<Box<NotPublished>>);
+
+impl Drop for PublishError {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(kind) = self.0.take() {
+            crate::report::drop_cold(kind);
+        }
+    }
+}
 
 impl fmt::Debug for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,19 +156,31 @@ impl fmt::Debug for PublishError {
     }
 }
 
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.kind(), f)
+    }
+}
+
+impl std::error::Error for PublishError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self.kind())
+    }
+}
+
 impl PublishError {
     pub(crate) fn new(kind: NotPublished) -> Self {
-        Self(Box::new(kind))
+        Self(Some(Box::new(kind)))
     }
 
     /// Why the event was not published.
     pub fn kind(&self) -> &NotPublished {
-        &self.0
+        self.0.as_deref().expect("taken only when dropped")
     }
 
     /// The name of the event that was not published.
     pub fn event(&self) -> &'static str {
-        match &*self.0 {
+        match self.kind() {
             NotPublished::NoStore { event, .. }
             | NotPublished::NeedsAwait { event, .. }
             | NotPublished::NotStored { event, .. } => event,
