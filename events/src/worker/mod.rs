@@ -93,6 +93,9 @@ pub(crate) struct Options {
     /// The events this worker may have in flight at once, across all its handlers and
     /// segments: one permit per delivery.
     pub(crate) permits: Arc<Semaphore>,
+    /// How many permits there are: also how far past a segment's first unsettled event its
+    /// deliveries may start, which bounds what a crash delivers again.
+    pub(crate) concurrency: usize,
 }
 
 /// How many events a worker keeps in flight at once by default ([`Worker::concurrency`]).
@@ -261,6 +264,7 @@ impl Worker {
                 breaker_cooldown: Duration::from_secs(30),
                 owner: Owner::current(),
                 permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
+                concurrency: DEFAULT_CONCURRENCY,
             },
         }
     }
@@ -303,8 +307,10 @@ impl Worker {
     /// the handler one at a time and in order, and an event that failed holds its
     /// aggregate's later ones back as with one event at a time. The checkpoint of a segment
     /// moves only past events that are all settled (the outcomes are recorded in log order,
-    /// a run of successes in one transaction), so a crash delivers again at most the events
-    /// that were in flight or not yet recorded. Retries of pending events and batch handlers
+    /// a run of successes in one transaction), and a segment's deliveries start at most `n`
+    /// events past its first unsettled one: a crash delivers again at most `n` events per
+    /// segment the worker held (those in flight or not yet recorded), each aggregate's in
+    /// their order. Retries of pending events and batch handlers
     /// run one call at a time per segment (each still takes one of the `n`).
     ///
     /// Each event in flight is a task on the worker's runtime: an async handler that awaits
@@ -314,7 +320,8 @@ impl Worker {
     /// that waits on I/O async, or move its blocking part to `tokio::task::spawn_blocking`
     /// and await that.
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.options.permits = Arc::new(Semaphore::new(n.max(1)));
+        self.options.concurrency = n.max(1);
+        self.options.permits = Arc::new(Semaphore::new(self.options.concurrency));
         self
     }
 

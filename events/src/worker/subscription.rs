@@ -153,6 +153,8 @@ pub(crate) struct Subscription {
     drain: bool,
     /// The worker's permits for events in flight (shared by all its subscriptions).
     permits: Arc<Semaphore>,
+    /// How far past the first unsettled event deliveries may start.
+    window: usize,
     /// A view conflict happened: the next step delivers one event at a time, so deliveries
     /// that write the same view do not conflict again and again.
     serial: bool,
@@ -199,6 +201,7 @@ impl Subscription {
             holdings: Vec::new(),
             drain: false,
             permits: Arc::clone(&options.permits),
+            window: options.concurrency,
             serial: false,
         }
     }
@@ -698,7 +701,9 @@ impl Subscription {
     /// own holding a permit. An event starts once no event of its aggregate is in flight (its
     /// predecessor's outcome is known, so hold-back applies as one at a time), and the
     /// outcomes are recorded in log order as they become a contiguous run (a run of successes
-    /// with one checkpoint move), so the checkpoint never passes an unsettled event. On a stop,
+    /// with one checkpoint move), so the checkpoint never passes an unsettled event; nothing
+    /// starts more than the concurrency past the first unsettled event (what a crash delivers
+    /// again). On a stop,
     /// an open circuit, a lease to renew or a segment to hand over, nothing new starts beyond
     /// the last event started; those before it are finished and recorded, the rest are read
     /// again on the next step.
@@ -729,7 +734,7 @@ impl Subscription {
             // Start what may start, in log order.
             let mut waiting_for_permit = false;
             let mut passed: HashSet<&str> = HashSet::new();
-            for i in first_waiting..end {
+            for i in first_waiting..end.min(settled + self.window) {
                 let key = keys[i].as_str();
                 if started[i] {
                     continue;
