@@ -8,7 +8,8 @@
 # processes of `process orders.update_stock --concurrency CONCURRENCY` whose handler awaits
 # 20 ms per event (ASYNC_DELAY=1, HANDLER_DELAY_MS=20); the time is from starting the workers
 # until every order was handled (the handlers' journal), then the workers get SIGTERM.
-# Environment: EVENTS (2000), CUSTOMERS (200), SEGMENTS (8), DELAY_MS (20).
+# Environment: EVENTS (2000), CUSTOMERS (200), SEGMENTS (8), DELAY_MS (20), WORKER_ARGS (more
+# `process` options, e.g. `--lease-ttl 5s`: members beat every fifth of the lease).
 set -euo pipefail
 
 profile=debug
@@ -21,6 +22,7 @@ events=${EVENTS:-2000}
 customers=${CUSTOMERS:-200}
 segments=${SEGMENTS:-8}
 delay=${DELAY_MS:-20}
+read -r -a extra <<<"${WORKER_ARGS:-}"
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/$profile/async-worker
 [[ -x $bin ]] || { echo "build it first: cargo build -p async-worker --features postgres $([[ $profile == release ]] && echo --release)" >&2; exit 1; }
@@ -38,13 +40,13 @@ for run in "$@"; do
     url="${EVENTS_POSTGRES_URL}${sep}options=-c%20search_path%3D${schema}&segments=${segments}"
     export EVENTS_DB=$work/$schema
     "$bin" --database-url "$url" migrate >/dev/null
-    "$bin" --database-url "$url" place-orders "$events" --customers "$customers" >/dev/null
+    "$bin" --database-url "$url" place-orders "$events" --customers "$customers" >/dev/null 2>&1
     journal=$EVENTS_DB.handled
     pids=()
     start=$(date +%s.%N)
     for _ in $(seq "$workers"); do
         ASYNC_DELAY=1 HANDLER_DELAY_MS=$delay "$bin" --database-url "$url" process orders.update_stock \
-            --concurrency "$concurrency" --max-runtime 600s >"$work/out.$schema.$BASHPID.$RANDOM" 2>&1 &
+            --concurrency "$concurrency" --max-runtime 600s "${extra[@]}" >"$work/out.$schema.$BASHPID.$RANDOM" 2>&1 &
         pids+=($!)
     done
     while [[ $(cut -d' ' -f2 "$journal" 2>/dev/null | sort -u | wc -l) -lt $events ]]; do
@@ -53,7 +55,7 @@ for run in "$@"; do
     end=$(date +%s.%N)
     kill -TERM "${pids[@]}"
     wait "${pids[@]}" || true
-    psql -q "$EVENTS_POSTGRES_URL" -c "DROP SCHEMA $schema CASCADE" >/dev/null
+    psql -q "$EVENTS_POSTGRES_URL" -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
     awk -v w="$workers" -v c="$concurrency" -v n="$events" -v s="$start" -v e="$end" \
         'BEGIN { t = e - s; printf "| %d | %d | %d | %.2f | %.0f |\n", w, c, n, t, n / t }'
 done

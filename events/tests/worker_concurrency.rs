@@ -175,3 +175,38 @@ async fn a_failure_holds_back_its_aggregate_only_while_others_run_concurrently()
     }
     FAILING.store(usize::MAX, Ordering::SeqCst);
 }
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "conc.page_viewed", aggregate = "Page")]
+struct PageViewed {
+    #[event(aggregate_id)]
+    page: u32,
+}
+
+static BATCHES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+#[event_handler(durable, name = "conc.count_views")]
+fn count_views(views: &[PageViewed]) -> Result<(), String> {
+    BATCHES.lock().unwrap().push(views.len());
+    Ok(())
+}
+
+/// `batch_size` is how many events a poll reads: a batch handler's calls take at most that.
+#[tokio::test]
+async fn the_batch_size_is_what_a_poll_reads() {
+    let store = SqliteStore::open_in_memory().expect("store opens");
+    for page in 0..50 {
+        store
+            .append_event(&PageViewed { page }, EventMetadata::default())
+            .unwrap();
+    }
+    let summary = Worker::new(&Bus::builder().build().unwrap(), &store)
+        .handlers(["conc.count_views"])
+        .batch_size(7)
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(summary.handlers["conc.count_views"].delivered, 50);
+    let batches = std::mem::take(&mut *BATCHES.lock().unwrap());
+    assert_eq!(batches, [7, 7, 7, 7, 7, 7, 7, 1], "{summary}");
+}

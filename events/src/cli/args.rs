@@ -158,6 +158,10 @@ pub struct ProcessArgs {
     /// `Worker::concurrency`.
     #[arg(long, default_value_t = events_default_concurrency(), value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// How many events each segment reads per poll (and a batch handler takes at most in
+    /// one call).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
     /// How often to log each handler's progress (checkpoint, lag, retries, dead letters).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub progress_every: Duration,

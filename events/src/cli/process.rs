@@ -29,7 +29,8 @@ pub(super) async fn process(
     let mut worker = Worker::new(bus, store)
         .poll_interval(args.poll_interval)
         .lease_ttl(args.lease_ttl)
-        .concurrency(args.concurrency as usize);
+        .concurrency(args.concurrency as usize)
+        .batch_size(args.batch_size as usize);
     if !args.all {
         worker = worker.handlers(args.handlers.iter().map(String::as_str));
     }

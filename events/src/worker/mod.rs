@@ -325,6 +325,15 @@ impl Worker {
         self
     }
 
+    /// How many events a segment reads per poll (default 100, at least 1): the new events
+    /// after its checkpoint, and the pending retries that are due. A batch handler takes at
+    /// most this many in one call. Reading more per poll costs fewer round trips; what a crash
+    /// delivers again stays bounded by [`concurrency`](Self::concurrency).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.options.batch = n.max(1);
+        self
+    }
+
     /// This worker's identity on its claims (default: this host and process, a fresh id).
     pub fn owner(mut self, owner: Owner) -> Self {
         self.options.owner = owner;
