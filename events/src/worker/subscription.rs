@@ -703,10 +703,9 @@ impl Subscription {
     /// outcomes are recorded in log order as they become a contiguous run (a run of successes
     /// with one checkpoint move), so the checkpoint never passes an unsettled event; nothing
     /// starts more than the concurrency past the first unsettled event (what a crash delivers
-    /// again). On a stop,
-    /// an open circuit, a lease to renew or a segment to hand over, nothing new starts beyond
-    /// the last event started; those before it are finished and recorded, the rest are read
-    /// again on the next step.
+    /// again). On a stop, an open circuit, a lease to renew or a segment to hand over, nothing
+    /// new starts beyond the last event started; those before it are finished and recorded
+    /// (none is left handled but unrecorded), the rest are read again on the next step.
     async fn deliver_concurrently(
         &mut self,
         bus: &Bus,
