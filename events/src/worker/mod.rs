@@ -31,7 +31,7 @@
 //!
 //! Whatever the runtime flavour, a worker checks for a stop (signal, `max_runtime`) between
 //! every two deliveries and yields to the runtime there, so the handlers of one worker take
-//! turns and a blocking handler cannot hold a stop off for more than one event.
+//! turns and blocking handlers cannot hold a stop off for more than the events in flight.
 
 mod engine;
 pub mod metrics;
