@@ -59,6 +59,10 @@ fn main() {
         md.push('\n');
         md.push_str(&counts);
     }
+    // So are the worker-process measurements (`benches/scale.sh`).
+    if let Ok(scale) = std::fs::read_to_string(out_dir.join("scale.md")) {
+        md.push_str(&scale);
+    }
     let svg = chart(&results);
     std::fs::write(out_dir.join("results.md"), md).expect("write results.md");
     std::fs::write(out_dir.join("chart.svg"), svg).expect("write chart.svg");

@@ -152,6 +152,16 @@ pub struct ProcessArgs {
     /// How long a handler's lease outlives a worker that died without releasing it.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
     pub lease_ttl: Duration,
+    /// How many events to keep in flight at once, across all the handlers and segments this
+    /// worker runs (events of different aggregates: an aggregate's events still go one at a
+    /// time, in order). A sync handler that blocks holds up the others: see
+    /// `Worker::concurrency`.
+    #[arg(long, default_value_t = events_default_concurrency(), value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// How many events each segment reads per poll (and a batch handler takes at most in
+    /// one call).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
     /// How often to log each handler's progress (checkpoint, lag, retries, dead letters).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub progress_every: Duration,
@@ -253,4 +263,9 @@ pub struct NatsSource {
     /// How long a message handed to a consumer that died waits before redelivery.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", requires = "url")]
     pub ack_wait: Duration,
+}
+
+/// The worker's default concurrency, for the `--concurrency` flag.
+fn events_default_concurrency() -> u32 {
+    crate::worker::DEFAULT_CONCURRENCY as u32
 }

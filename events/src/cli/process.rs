@@ -28,7 +28,9 @@ pub(super) async fn process(
 ) -> Result<(), CliError> {
     let mut worker = Worker::new(bus, store)
         .poll_interval(args.poll_interval)
-        .lease_ttl(args.lease_ttl);
+        .lease_ttl(args.lease_ttl)
+        .concurrency(args.concurrency as usize)
+        .batch_size(args.batch_size as usize);
     if !args.all {
         worker = worker.handlers(args.handlers.iter().map(String::as_str));
     }
@@ -55,6 +57,7 @@ pub(super) async fn process(
             store = %store.location(),
             handlers = %names.join(", "),
             max_runtime = %args.max_runtime.map_or("none".to_owned(), short),
+            concurrency = args.concurrency,
             "worker starting"
         );
     }

@@ -5,8 +5,12 @@
 //!
 //! 1. events pending for the handler come first: a retry whose time has come, or an event held
 //!    back behind an aggregate's earlier failure once that failure is resolved;
-//! 2. then new events of its type after its checkpoint, in log order. The outcome of each and
-//!    the checkpoint move commit together, so a crash redelivers at most the event in hand.
+//! 2. then new events of its type after its checkpoint, in log order, up to
+//!    [`concurrency`](Worker::concurrency) of them in flight at once across the worker (of
+//!    different aggregates: an aggregate's events reach the handler one at a time, in order).
+//!    The outcomes are recorded in log order, a run of successes with one checkpoint move, so
+//!    the checkpoint only passes settled events and a crash redelivers at most the events in
+//!    hand.
 //!
 //! A failed event is retried with exponential back-off and jitter, then becomes a dead letter.
 //! While an aggregate has a retrying or dead event for a handler, that handler's later events
@@ -27,7 +31,7 @@
 //!
 //! Whatever the runtime flavour, a worker checks for a stop (signal, `max_runtime`) between
 //! every two deliveries and yields to the runtime there, so the handlers of one worker take
-//! turns and a blocking handler cannot hold a stop off for more than one event.
+//! turns and blocking handlers cannot hold a stop off for more than the events in flight.
 
 mod engine;
 pub mod metrics;
@@ -39,7 +43,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -86,7 +90,16 @@ pub(crate) struct Options {
     pub(crate) breaker_threshold: u32,
     pub(crate) breaker_cooldown: Duration,
     pub(crate) owner: Owner,
+    /// The events this worker may have in flight at once, across all its handlers and
+    /// segments: one permit per delivery.
+    pub(crate) permits: Arc<Semaphore>,
+    /// How many permits there are: also how far past a segment's first unsettled event its
+    /// deliveries may start, which bounds what a crash delivers again.
+    pub(crate) concurrency: usize,
 }
+
+/// How many events a worker keeps in flight at once by default ([`Worker::concurrency`]).
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// The worker could not start, or its store failed. `Debug` shows the same readable message
 /// as `Display`, so `fn main() -> Result<(), WorkerError>` and `.expect(..)` print it.
@@ -250,6 +263,8 @@ impl Worker {
                 breaker_threshold: 5,
                 breaker_cooldown: Duration::from_secs(30),
                 owner: Owner::current(),
+                permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
+                concurrency: DEFAULT_CONCURRENCY,
             },
         }
     }
@@ -283,6 +298,42 @@ impl Worker {
         self
     }
 
+    /// How many events this worker keeps in flight at once, across all its handlers and
+    /// segments (default [`DEFAULT_CONCURRENCY`], 16; at least 1), whatever the number of
+    /// segments: a handler that waits 200 ms on a remote API runs up to `n` calls at once.
+    ///
+    /// The events in flight are of different aggregates: an aggregate's next event starts
+    /// only once the outcome of its previous one is known, so each aggregate's events reach
+    /// the handler one at a time and in order, and an event that failed holds its
+    /// aggregate's later ones back as with one event at a time. The checkpoint of a segment
+    /// moves only past events that are all settled (the outcomes are recorded in log order,
+    /// a run of successes in one transaction), and a segment's deliveries start at most `n`
+    /// events past its first unsettled one: a crash delivers again at most `n` events per
+    /// segment the worker held (those in flight or not yet recorded), each aggregate's in
+    /// their order. Retries of pending events and batch handlers
+    /// run one call at a time per segment (each still takes one of the `n`).
+    ///
+    /// Each event in flight is a task on the worker's runtime: an async handler that awaits
+    /// (a network call, `tokio::time::sleep`) lets the others run. A sync handler, or an
+    /// async one that blocks the thread, holds a runtime thread while it runs (on a
+    /// current-thread runtime, every other event of the worker waits for it): make a handler
+    /// that waits on I/O async, or move its blocking part to `tokio::task::spawn_blocking`
+    /// and await that.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.options.concurrency = n.max(1);
+        self.options.permits = Arc::new(Semaphore::new(self.options.concurrency));
+        self
+    }
+
+    /// How many events a segment reads per poll (default 100, at least 1): the new events
+    /// after its checkpoint, and the pending retries that are due. A batch handler takes at
+    /// most this many in one call. Reading more per poll costs fewer round trips; what a crash
+    /// delivers again stays bounded by [`concurrency`](Self::concurrency).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.options.batch = n.max(1);
+        self
+    }
+
     /// This worker's identity on its claims (default: this host and process, a fresh id).
     pub fn owner(mut self, owner: Owner) -> Self {
         self.options.owner = owner;
@@ -290,6 +341,8 @@ impl Worker {
     }
 
     /// Pause a handler for `cooldown` after `threshold` failures in a row (default 5, 30 s).
+    /// Nothing new starts once the circuit is open; the events already in flight then
+    /// (up to [`concurrency`](Self::concurrency)) finish and are recorded.
     pub fn circuit_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
         self.options.breaker_threshold = threshold.max(1);
         self.options.breaker_cooldown = cooldown;

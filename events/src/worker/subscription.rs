@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use std::collections::{HashMap, HashSet};
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::engine::{decide, Breaker, HoldBack};
@@ -148,6 +151,13 @@ pub(crate) struct Subscription {
     holdings: Vec<Holding>,
     /// A drain: store errors fail the run instead of being tried again.
     drain: bool,
+    /// The worker's permits for events in flight (shared by all its subscriptions).
+    permits: Arc<Semaphore>,
+    /// How far past the first unsettled event deliveries may start.
+    window: usize,
+    /// A view conflict happened: the next step delivers one event at a time, so deliveries
+    /// that write the same view do not conflict again and again.
+    serial: bool,
 }
 
 impl Subscription {
@@ -190,6 +200,9 @@ impl Subscription {
             held_since: None,
             holdings: Vec::new(),
             drain: false,
+            permits: Arc::clone(&options.permits),
+            window: options.concurrency,
+            serial: false,
         }
     }
 
@@ -314,6 +327,7 @@ impl Subscription {
                 metrics::counter!("events_worker_view_conflicts_total", "handler" => self.name)
                     .increment(1);
                 self.summary.view_conflicts += 1;
+                self.serial = true;
                 tracing::info!(
                     handler = self.name,
                     segment = self.segment,
@@ -459,6 +473,11 @@ impl Subscription {
                 .await?;
             return Ok(true);
         }
+        if !std::mem::take(&mut self.serial) {
+            self.deliver_concurrently(bus, store, claim, events, &mut hold, stop)
+                .await?;
+            return Ok(true);
+        }
         for event in events {
             if self.must_pause(stop).await {
                 return Ok(true);
@@ -467,15 +486,6 @@ impl Subscription {
                 .await?;
         }
         Ok(true)
-    }
-
-    /// The payload the handler's shim decodes: a set variant's fields wrapped as serde reads
-    /// the enum (as the aggregate reads it), any other event upcast to the current version.
-    fn payload(&self, event: &StoredEvent) -> Result<serde_json::Value, crate::error::BoxError> {
-        match self.variants.iter().find(|v| v.name == event.name) {
-            Some(variant) => Ok(tagged(variant, event.payload.clone())),
-            None => self.event.upcast(event.version, event.payload.clone()),
-        }
     }
 
     /// Delivers one new event (or holds it back) and moves the checkpoint past it.
@@ -652,10 +662,276 @@ impl Subscription {
         }
     }
 
+    /// Runs the handler on `events` (holding one of the worker's permits) and returns its
+    /// outcome with the view writes it staged (none when it failed: they are discarded with
+    /// the attempt).
+    async fn deliver(
+        &mut self,
+        bus: &Bus,
+        store: &Arc<dyn DurableStore>,
+        events: &[StoredEvent],
+    ) -> (Outcome, Vec<ViewWrite>) {
+        let permit = self.permits.acquire().await;
+        let delivered = self.handler().deliver(bus, store, events).await;
+        drop(permit);
+        self.note_attempt(delivered.0.is_ok());
+        delivered
+    }
+
+    /// Counts an attempt's result in the breaker, saying when the circuit opens.
+    fn note_attempt(&mut self, ok: bool) {
+        if self.breaker.record(ok, Instant::now()) {
+            tracing::warn!(
+                handler = self.name,
+                failures = self.breaker.failures_in_a_row(),
+                cooldown_ms = self.breaker_cooldown_ms(),
+                "circuit open: handler paused"
+            );
+        }
+    }
+
+    /// What a delivery needs of the subscription, to run as a task of its own.
+    fn handler(&self) -> Handler {
+        Handler {
+            name: self.name,
+            segment: self.segment,
+            event: self.event,
+            variants: self.variants,
+            call: self.call,
+            index: self.index,
+        }
+    }
+
+    /// Delivers new events with up to the worker's concurrency in flight, each a task of its
+    /// own holding a permit. An event starts once no event of its aggregate is in flight (its
+    /// predecessor's outcome is known, so hold-back applies as one at a time), and the
+    /// outcomes are recorded in log order as they become a contiguous run (a run of successes
+    /// with one checkpoint move), so the checkpoint never passes an unsettled event; nothing
+    /// starts more than the concurrency past the first unsettled event (what a crash delivers
+    /// again). On a stop, an open circuit, a lease to renew or a segment to hand over, nothing
+    /// new starts beyond the last event started; those before it are finished and recorded
+    /// (none is left handled but unrecorded), the rest are read again on the next step.
+    async fn deliver_concurrently(
+        &mut self,
+        bus: &Bus,
+        store: &Arc<dyn DurableStore>,
+        claim: &Claim,
+        events: Vec<StoredEvent>,
+        hold: &mut HoldBack,
+        stop: &Stop,
+    ) -> Result<(), Interrupt> {
+        let handler = self.handler();
+        let keys: Vec<String> = events.iter().map(aggregate_key).collect();
+        let mut outcomes: Vec<Option<(Record, Vec<ViewWrite>)>> =
+            events.iter().map(|_| None).collect();
+        let mut started = vec![false; events.len()];
+        let mut in_flight: HashSet<&str> = HashSet::new();
+        let mut running = JoinSet::new();
+        let mut tasks = HashMap::new();
+        let (mut settled, mut first_waiting, mut end) = (0, 0, events.len());
+        let mut pausing = false;
+        loop {
+            if !pausing && self.must_pause(stop).await {
+                pausing = true;
+                end = started.iter().rposition(|s| *s).map_or(0, |i| i + 1);
+            }
+            // Start what may start, in log order.
+            let mut waiting_for_permit = false;
+            let mut passed: HashSet<&str> = HashSet::new();
+            for i in first_waiting..end.min(settled + self.window) {
+                let key = keys[i].as_str();
+                if started[i] {
+                    continue;
+                }
+                if in_flight.contains(key) || passed.contains(key) {
+                    passed.insert(key);
+                    continue;
+                }
+                if hold.holds(&events[i]) {
+                    tracing::debug!(
+                        position = events[i].position,
+                        "held back behind an earlier failure of its aggregate"
+                    );
+                    started[i] = true;
+                    outcomes[i] = Some((Record::Hold, Vec::new()));
+                    continue;
+                }
+                let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+                    waiting_for_permit = true;
+                    break;
+                };
+                started[i] = true;
+                in_flight.insert(key);
+                let (bus, store, event) = (bus.clone(), Arc::clone(store), events[i].clone());
+                let task = running.spawn(
+                    async move {
+                        let delivered = handler
+                            .deliver(&bus, &store, std::slice::from_ref(&event))
+                            .await;
+                        // The permit goes back once the outcome is noted (the breaker too).
+                        (delivered, permit)
+                    }
+                    .in_current_span(),
+                );
+                tasks.insert(task.id(), i);
+            }
+            while first_waiting < end && started[first_waiting] {
+                first_waiting += 1;
+            }
+            // Record what is contiguous from the checkpoint.
+            settled = self
+                .settle_ready(store, claim, &events, &mut outcomes, settled, stop)
+                .await?;
+            if settled >= end && running.is_empty() {
+                return Ok(());
+            }
+            if running.is_empty() {
+                // Every permit is taken by the worker's other segments: wait for one.
+                drop(self.permits.acquire().await);
+                continue;
+            }
+            let joined = if waiting_for_permit {
+                tokio::select! {
+                    joined = running.join_next_with_id() => joined,
+                    permit = self.permits.acquire() => {
+                        drop(permit);
+                        continue;
+                    }
+                }
+            } else {
+                running.join_next_with_id().await
+            };
+            let Some(joined) = joined else { continue };
+            let (i, (outcome, views), permit) = match joined {
+                Ok((task, (delivered, permit))) => (tasks[&task], delivered, Some(permit)),
+                // Handlers' panics are caught inside the task: this is the task itself.
+                Err(e) => (
+                    tasks[&e.id()],
+                    (
+                        Err(Box::new(FailureCause::Panic(e.to_string()))),
+                        Vec::new(),
+                    ),
+                    None,
+                ),
+            };
+            self.note_attempt(outcome.is_ok());
+            drop(permit);
+            let now = SystemTime::now();
+            let record = decide(&outcome, 1, &self.retry, events[i].position, now);
+            hold.note(&events[i], &record);
+            in_flight.remove(keys[i].as_str());
+            outcomes[i] = Some((record, views));
+        }
+    }
+
+    /// Records the outcomes known from `settled` on, in log order, up to the first event
+    /// still in flight: a run of successes with one checkpoint move (and their staged views),
+    /// any other outcome with its own. Returns where the unsettled events begin.
+    async fn settle_ready(
+        &mut self,
+        store: &Arc<dyn DurableStore>,
+        claim: &Claim,
+        events: &[StoredEvent],
+        outcomes: &mut [Option<(Record, Vec<ViewWrite>)>],
+        mut settled: usize,
+        stop: &Stop,
+    ) -> Result<usize, Interrupt> {
+        while let Some((record, _)) = outcomes.get(settled).and_then(Option::as_ref) {
+            if *record != Record::Done {
+                let (record, views) = outcomes[settled].take().expect("known");
+                let event = &events[settled];
+                let settlement = Settlement::New {
+                    event,
+                    record: &record,
+                    views: &views,
+                };
+                self.settle(store, claim, settlement, stop).await?;
+                self.count(&record, event);
+                settled += 1;
+                continue;
+            }
+            let mut run = settled;
+            let mut views = Vec::new();
+            while let Some((Record::Done, _)) = outcomes.get(run).and_then(Option::as_ref) {
+                let (_, staged) = outcomes[run].take().expect("known");
+                views.extend(staged);
+                run += 1;
+            }
+            let last = events[run - 1].position;
+            let settlement = Settlement::Run {
+                last,
+                views: &views,
+            };
+            self.settle(store, claim, settlement, stop).await?;
+            self.summary.delivered += (run - settled) as u64;
+            settled = run;
+        }
+        Ok(settled)
+    }
+
+    fn breaker_cooldown_ms(&self) -> u64 {
+        self.breaker
+            .remaining(Instant::now())
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn count(&mut self, record: &Record, event: &StoredEvent) {
+        let s = &mut self.summary;
+        match record {
+            Record::Done => s.delivered += 1,
+            Record::Retry { .. } => s.failed += 1,
+            Record::Dead { attempts, error } => {
+                s.failed += 1;
+                s.dead_lettered += 1;
+                tracing::error!(
+                    handler = self.name,
+                    position = event.position,
+                    aggregate = aggregate_key(event),
+                    attempts,
+                    error = error.as_str(),
+                    "event dead-lettered"
+                );
+            }
+            Record::Hold => s.held += 1,
+        }
+    }
+}
+
+fn log_resolved(pending: &PendingFailure, outcome: &Outcome) {
+    if outcome.is_ok() {
+        tracing::info!(
+            position = pending.position,
+            aggregate = pending.aggregate.as_str(),
+            "pending event delivered"
+        );
+    }
+}
+
+/// What a delivery needs of its subscription: copied into each task in flight.
+#[derive(Clone, Copy)]
+struct Handler {
+    name: &'static str,
+    segment: u32,
+    event: &'static EventInfo,
+    variants: &'static [Variant],
+    call: DurableShim,
+    index: usize,
+}
+
+impl Handler {
+    /// The payload the handler's shim decodes: a set variant's fields wrapped as serde reads
+    /// the enum (as the aggregate reads it), any other event upcast to the current version.
+    fn payload(&self, event: &StoredEvent) -> Result<serde_json::Value, crate::error::BoxError> {
+        match self.variants.iter().find(|v| v.name == event.name) {
+            Some(variant) => Ok(tagged(variant, event.payload.clone())),
+            None => self.event.upcast(event.version, event.payload.clone()),
+        }
+    }
+
     /// Runs the handler on `events` and returns its outcome with the view writes it staged
     /// (none when it failed: they are discarded with the attempt).
     async fn deliver(
-        &mut self,
+        self,
         bus: &Bus,
         store: &Arc<dyn DurableStore>,
         events: &[StoredEvent],
@@ -703,51 +979,6 @@ impl Subscription {
             );
             views.clear();
         }
-        if self.breaker.record(outcome.is_ok(), Instant::now()) {
-            tracing::warn!(
-                handler = self.name,
-                failures = self.breaker.failures_in_a_row(),
-                cooldown_ms = self.breaker_cooldown_ms(),
-                "circuit open: handler paused"
-            );
-        }
         (outcome, views)
-    }
-
-    fn breaker_cooldown_ms(&self) -> u64 {
-        self.breaker
-            .remaining(Instant::now())
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-
-    fn count(&mut self, record: &Record, event: &StoredEvent) {
-        let s = &mut self.summary;
-        match record {
-            Record::Done => s.delivered += 1,
-            Record::Retry { .. } => s.failed += 1,
-            Record::Dead { attempts, error } => {
-                s.failed += 1;
-                s.dead_lettered += 1;
-                tracing::error!(
-                    handler = self.name,
-                    position = event.position,
-                    aggregate = aggregate_key(event),
-                    attempts,
-                    error = error.as_str(),
-                    "event dead-lettered"
-                );
-            }
-            Record::Hold => s.held += 1,
-        }
-    }
-}
-
-fn log_resolved(pending: &PendingFailure, outcome: &Outcome) {
-    if outcome.is_ok() {
-        tracing::info!(
-            position = pending.position,
-            aggregate = pending.aggregate.as_str(),
-            "pending event delivered"
-        );
     }
 }

@@ -59,6 +59,8 @@ fn two_worker_processes_share_four_segments_and_survive_a_kill() {
         "1s",
         "--poll-interval",
         "50ms",
+        "--concurrency",
+        "2",
     ];
     let mut doomed = app.spawn(&args, 1);
     let survivor = app.spawn(&args, 1);
@@ -80,8 +82,8 @@ fn two_worker_processes_share_four_segments_and_survive_a_kill() {
     );
     common::terminate(survivor);
 
-    // In flight at the kill: at most one event per segment the dead worker held.
-    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 4);
+    // In hand at the kill: at most the concurrency (2) per segment the dead worker held.
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 8);
     println!(
         "{at_kill} handled at the kill, {deliveries} deliveries in all, {duplicates} duplicate(s)"
     );
@@ -90,11 +92,13 @@ fn two_worker_processes_share_four_segments_and_survive_a_kill() {
 #[test]
 fn concurrent_appending_processes_are_delivered_in_commit_order_without_gaps() {
     const EACH: u64 = 400;
-    // One segment: the worker reads the whole log in order, as a single reader.
+    // One segment and one event at a time: the worker reads the whole log in order, as a
+    // single reader, and hands it to the handler in that order.
     let Some((app, url)) = app("pg_two_writers", "&segments=1") else {
         return;
     };
-    let worker = app.spawn(&["process", HANDLER, "--poll-interval", "20ms"], 0);
+    let args = ["process", HANDLER, "--poll-interval", "20ms"];
+    let worker = app.spawn(&[&args[..], &["--concurrency", "1"]].concat(), 0);
     let writers: Vec<_> = (0..2)
         .map(|_| {
             app.command(&["place-orders", &EACH.to_string(), "--customers", "7"])

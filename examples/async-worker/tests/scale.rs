@@ -87,6 +87,8 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
         "2s",
         "--poll-interval",
         "50ms",
+        "--concurrency",
+        "2",
     ];
     let mut first = app.spawn(&args, 2);
     wait(
@@ -177,8 +179,8 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
     );
     assert!(stdout.contains("; held segments "), "{stdout}");
 
-    // In flight at the kill: at most one event per segment the killed worker held.
-    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 4);
+    // In hand at the kill: at most the concurrency (2) per segment the killed worker held.
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 8);
     println!("{deliveries} deliveries, {duplicates} duplicate(s); second worker: {stdout}");
 }
 
@@ -214,6 +216,8 @@ fn a_worker_frozen_inside_a_transaction_loses_its_segments_within_the_lease_time
         "2s",
         "--poll-interval",
         "50ms",
+        "--concurrency",
+        "2",
     ];
     let frozen = app.spawn(&args, 0);
     let other = app.spawn(&args, 0);
@@ -294,7 +298,8 @@ fn a_worker_frozen_inside_a_transaction_loses_its_segments_within_the_lease_time
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // At most the event the frozen worker had in hand, per segment it held, was handled twice.
-    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 2);
+    // At most the events the frozen worker had in hand (its concurrency, 2, per segment it
+    // held) were handled twice.
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 4);
     println!("{deliveries} deliveries, {duplicates} duplicate(s)");
 }
