@@ -201,7 +201,13 @@ impl Report {
             failures.len()
         )?;
         if !skipped.is_empty() {
-            write!(f, ", {} skipped ({})", skipped.len(), skipped.join(", "))?;
+            // Only async handlers under a sync `publish` are ever skipped.
+            write!(
+                f,
+                ", {} skipped ({}: async, not run by `publish`; use `dispatch(..).await`)",
+                skipped.len(),
+                skipped.join(", ")
+            )?;
         }
         for failure in failures {
             write!(f, "\n{:indent$}  {failure}", "")?;

@@ -87,8 +87,14 @@ fn publish_runs_sync_handlers_in_order_and_isolates_failures() {
         report.failures()[1].cause(),
         FailureCause::Panic(_)
     ));
-    // `publish` does not run async handlers, and says so.
+    // `publish` does not run async handlers, and says so, with why and what to do.
     assert_eq!(report.skipped(), ["record.d_async"]);
+    assert!(
+        report.to_string().contains(
+            "1 skipped (record.d_async: async, not run by `publish`; use `dispatch(..).await`)"
+        ),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -666,3 +666,30 @@ async fn append_once_keeps_one_copy_per_event_id_on_postgres_and_sqlite() {
     };
     append_once_keeps_one_copy_per_event_id(&store).await;
 }
+
+/// A server that cannot be reached: the error keeps its cause and says what to check (it read
+/// "error connecting to server" alone, whatever the cause).
+#[tokio::test]
+async fn a_connection_error_keeps_its_cause_and_says_what_to_check() {
+    // Port 1 on loopback: nothing listens there.
+    let err = PostgresStore::connect("postgres://events@127.0.0.1:1/events")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("error connecting to server: "), "{err}");
+    assert!(err.to_lowercase().contains("connection refused"), "{err}");
+    assert!(err.contains("is the PostgreSQL server running"), "{err}");
+}
+
+/// Migrating into a schema that does not exist says to create it.
+#[tokio::test]
+async fn migrating_into_a_missing_schema_says_to_create_it() {
+    let Some(url) = pg::server_url("missing_schema") else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}options=-c%20search_path%3Dno_such_schema_here");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let err = store.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("CREATE SCHEMA"), "{err}");
+}

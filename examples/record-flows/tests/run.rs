@@ -32,7 +32,7 @@ fn every_flow_runs() {
         "  automation welcome-lead for record 1 (correlation ",
         "  form contact -> record 1\n",
         // the chained record's report is part of the form's: its async webhook was skipped
-        "  follow-up `tables.record_created`: 3 handlers ran, 0 failed, 1 skipped (webhooks.record_created)",
+        "  follow-up `tables.record_created`: 3 handlers ran, 0 failed, 1 skipped (webhooks.record_created: async, not run by `publish`; use `dispatch(..).await`)",
         // async flow with an isolated failure
         "  `tables.record_created`: 4 handlers ran, 1 failed\n  handler `webhooks.record_created` failed: webhook rejected record 100: no email",
         "  `tables.record_deleted`: 1 handler ran, 0 failed",

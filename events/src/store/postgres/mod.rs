@@ -134,10 +134,30 @@ pub(crate) fn backend(err: tokio_postgres::Error) -> StoreError {
             "{}: the events tables are missing in this database schema; run the `migrate` command (or `PostgresStore::migrate`) first",
             db.message()
         ),
+        Some(db) if db.code() == &SqlState::INVALID_SCHEMA_NAME => format!(
+            "PostgreSQL: {} ({}): the schema the URL's search_path names does not exist; create it (`CREATE SCHEMA name`) or fix `options=-c search_path=..` in the URL",
+            db.message(),
+            db.code().code()
+        ),
         Some(db) => format!("PostgreSQL: {} ({})", db.message(), db.code().code()),
-        None => format!("PostgreSQL: {err}"),
+        None => with_causes(&err),
     };
     StoreError::Backend(Box::new(PostgresError::new(message, Some(Box::new(err)))))
+}
+
+/// A client-side error with every cause it carries (`error connecting to server` alone says
+/// nothing), and what to check when the server could not be reached.
+fn with_causes(err: &tokio_postgres::Error) -> String {
+    let mut message = format!("PostgreSQL: {err}");
+    let mut cause = std::error::Error::source(err);
+    while let Some(e) = cause {
+        message.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    if err.to_string().starts_with("error connecting") {
+        message.push_str("; is the PostgreSQL server running and reachable at the URL's host and port (`scripts/servers.sh start` runs one for tests)?");
+    }
+    message
 }
 
 fn invalid_url(reason: String) -> StoreError {
