@@ -326,26 +326,9 @@ impl Bus {
         }))
     }
 
-    /// Appends records for durable handlers to the bus's store and writes the views, all in
-    /// one transaction, and returns the records' positions.
-    pub(crate) async fn commit_records(
-        &self,
-        records: Vec<DurableRecord>,
-        views: Vec<crate::outbox::ViewWrite>,
-        first: &'static str,
-    ) -> Result<Vec<u64>, PublishError> {
-        let Some(sink) = &self.inner.sink else {
-            return Err(refused(NotPublished::NoStore {
-                event: first,
-                handlers: Vec::new(),
-            }));
-        };
-        sink.commit(records, views).await.map_err(|source| {
-            refused(NotPublished::NotStored {
-                event: first,
-                source,
-            })
-        })
+    /// The store events with durable handlers are appended to, if the bus has one.
+    pub(crate) fn sink(&self) -> Option<&dyn DurableSink> {
+        self.inner.sink.as_deref()
     }
 
     /// How to serialize `E` for the store, if it has durable handlers.

@@ -197,9 +197,9 @@ impl<'b> Outbox<'b> {
         }
     }
 
-    /// Appends the records to `sink` in one transaction, then runs every inline handler: an
-    /// outbox without a transaction of the caller's (the bus's store, or a store's neutral
-    /// `outbox` call).
+    /// Appends the records to `sink` (`None`: the bus's store) and writes the views in one
+    /// transaction, then runs every inline handler: an outbox without a transaction of the
+    /// caller's (a batch dispatched on the bus, or a store's neutral `outbox` call).
     pub(crate) async fn commit(
         mut self,
         sink: Option<&dyn DurableSink>,
@@ -213,15 +213,19 @@ impl<'b> Outbox<'b> {
         if !records.is_empty() || !self.views.is_empty() {
             let first = records.first().map_or("(outbox views)", |r| r.name);
             let views = std::mem::take(&mut self.views);
-            let positions = match sink {
-                Some(sink) => sink.commit(records, views).await.map_err(|source| {
-                    crate::bus::refused(NotPublished::NotStored {
-                        event: first,
-                        source,
-                    })
-                })?,
-                None => self.bus.commit_records(records, views, first).await?,
+            let Some(sink) = sink.or_else(|| self.bus.sink()) else {
+                return Err(crate::bus::refused(NotPublished::NoStore {
+                    event: first,
+                    handlers: Vec::new(),
+                }));
             };
+            let committed = sink.commit(records, views).await;
+            let positions = committed.map_err(|source| {
+                crate::bus::refused(NotPublished::NotStored {
+                    event: first,
+                    source,
+                })
+            })?;
             self.stored(&positions);
         }
         Ok(self.dispatch_committed().await)
