@@ -238,14 +238,10 @@ impl Subscription {
                 Ok(Turn::Again) => pause = RETRY_MIN,
                 Ok(Turn::Stop) => break,
                 Err(e) if !drain && matches!(e, StoreError::Backend(_)) => {
-                    metrics::counter!("events_worker_store_errors_total", "handler" => self.name)
-                        .increment(1);
-                    tracing::warn!(
-                        handler = self.name,
-                        segment = self.segment,
-                        error = %e,
-                        retry_in = ?pause,
-                        "the store failed; retrying, and resuming from the stored checkpoint"
+                    self.store_failed(
+                        &e,
+                        pause,
+                        "the store failed; retrying, and resuming from the stored checkpoint",
                     );
                     if stop.wait(pause, None).await {
                         break;
@@ -590,14 +586,10 @@ impl Subscription {
         loop {
             match store.settle(claim, settlement).await {
                 Err(e @ StoreError::Backend(_)) if !self.drain => {
-                    metrics::counter!("events_worker_store_errors_total", "handler" => self.name)
-                        .increment(1);
-                    tracing::warn!(
-                        handler = self.name,
-                        segment = self.segment,
-                        error = %e,
-                        retry_in = ?pause,
-                        "cannot record the delivery's outcome; trying again (the handler is not run again meanwhile)"
+                    self.store_failed(
+                        &e,
+                        pause,
+                        "cannot record the delivery's outcome; trying again (the handler is not run again meanwhile)",
                     );
                     if stop.pause(pause).await {
                         tracing::warn!(
@@ -612,6 +604,19 @@ impl Subscription {
                 other => return other,
             }
         }
+    }
+
+    /// A store error the segment rides out: counted, and logged with what is tried again and
+    /// after how long.
+    fn store_failed(&self, error: &StoreError, retry_in: Duration, what: &str) {
+        metrics::counter!("events_worker_store_errors_total", "handler" => self.name).increment(1);
+        tracing::warn!(
+            handler = self.name,
+            segment = self.segment,
+            error = %error,
+            retry_in = ?retry_in,
+            "{what}"
+        );
     }
 
     /// Whether the claim needs renewing before more work.
