@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 #[path = "support/postgres.rs"]
 mod pg;
 
+#[path = "support/backends.rs"]
+mod backends;
+use backends::backends;
+
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
 #[event(name = "conc.order_placed", aggregate = "Customer")]
 struct OrderPlaced {
@@ -63,22 +67,6 @@ async fn confirm(order: &OrderPlaced) -> Result<(), String> {
         return Err(format!("customer {} refused", order.customer));
     }
     Ok(())
-}
-
-/// The backends, each with a test-specific store: SQLite (one segment, per-aggregate lanes)
-/// and, when a server runs, PostgreSQL with 4 segments.
-async fn backends(test: &str) -> Vec<Arc<dyn DurableStore>> {
-    let sqlite: Arc<dyn DurableStore> =
-        Arc::new(SqliteStore::open_in_memory().expect("store opens"));
-    #[allow(unused_mut)]
-    let mut stores = vec![sqlite];
-    #[cfg(feature = "postgres")]
-    if let Some(store) = pg::store(test).await {
-        stores.push(Arc::new(store.with_segments(4)));
-    }
-    #[cfg(not(feature = "postgres"))]
-    let _ = test;
-    stores
 }
 
 /// Appends `per` orders for each of `customers`, interleaved (customer 0's first, customer

@@ -13,8 +13,8 @@ use events::store::durable::{
     HandlerStatus, Heartbeat, LogQuery, Member, Owner, PendingFailure, Rewind, Settlement, Unread,
 };
 use events::store::{
-    EventMetadata, NewEvent, SqliteStore, StoreError, StoredEvent, StoredSnapshot, StreamId,
-    StreamVersion, ViewWrite,
+    EventMetadata, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion,
+    ViewWrite,
 };
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
@@ -25,6 +25,10 @@ use tokio::sync::watch;
 #[cfg(feature = "postgres")]
 #[path = "support/postgres.rs"]
 mod pg;
+
+#[path = "support/backends.rs"]
+mod backends;
+use backends::backends;
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
 #[event(name = "faults.mail_requested", aggregate = "Customer")]
@@ -219,21 +223,9 @@ impl DurableStore for FullDisk {
     }
 }
 
-async fn backends() -> Vec<Arc<dyn DurableStore>> {
-    let sqlite: Arc<dyn DurableStore> =
-        Arc::new(SqliteStore::open_in_memory().expect("store opens"));
-    #[allow(unused_mut)]
-    let mut stores = vec![sqlite];
-    #[cfg(feature = "postgres")]
-    if let Some(store) = pg::store("worker_faults").await {
-        stores.push(Arc::new(store));
-    }
-    stores
-}
-
 #[tokio::test]
 async fn a_settle_that_fails_backs_off_and_does_not_run_the_handler_again() {
-    for inner in backends().await {
+    for inner in backends("worker_faults").await {
         SENT.store(0, Ordering::SeqCst);
         let location = inner.location();
         let store = Arc::new(FullDisk {

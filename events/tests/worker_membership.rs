@@ -8,7 +8,7 @@ use std::time::Duration;
 use events::store::durable::{
     fair_share, ClaimRequest, Claimed, DurableStore, Heartbeat, Owner, SegmentId,
 };
-use events::store::{EventMetadata, SqliteStore};
+use events::store::EventMetadata;
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "postgres")]
 #[path = "support/postgres.rs"]
 mod pg;
+
+#[path = "support/backends.rs"]
+mod backends;
+use backends::backends;
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
 #[event(name = "members.order_placed", aggregate = "Customer")]
@@ -27,20 +31,6 @@ struct OrderPlaced {
 #[event_handler(durable, name = "members.confirm")]
 async fn confirm(_: &OrderPlaced) -> Result<(), String> {
     Ok(())
-}
-
-async fn backends(test: &str) -> Vec<Arc<dyn DurableStore>> {
-    let sqlite: Arc<dyn DurableStore> =
-        Arc::new(SqliteStore::open_in_memory().expect("store opens"));
-    #[allow(unused_mut)]
-    let mut stores = vec![sqlite];
-    #[cfg(feature = "postgres")]
-    if let Some(store) = pg::store(test).await {
-        stores.push(Arc::new(store.with_segments(4)));
-    }
-    #[cfg(not(feature = "postgres"))]
-    let _ = test;
-    stores
 }
 
 #[test]
