@@ -404,10 +404,7 @@ impl Bus {
             return Ok(report);
         };
         if !state.durable.is_empty() && cx.meta.get().position.is_none() {
-            return Err(refused(NotPublished::NeedsAwait {
-                event: E::NAME,
-                handlers: state.durable.to_vec(),
-            }));
+            self.check_sync::<E>()?;
         }
         if !state.asynchronous.is_empty() {
             skipped(&mut report, E::NAME, &state.asynchronous, ASYNC_SKIPPED);
