@@ -201,6 +201,8 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// | `durable` | never runs inline: the event is stored and a worker delivers it, at least once | off |
 /// | `max_attempts = 8` | durable only: attempts before the event becomes a dead letter (1 to 1000) | `5` |
 /// | `backoff_ms = 250` | durable only: the first retry's delay, doubled each attempt, with jitter (0 to 3,600,000) | `100` |
+/// | `breaker_after = 10` | durable only: fresh events failed in a row (retries do not count) that open the circuit, pausing the handler | the worker's, `5` |
+/// | `breaker_cooldown_ms = 60000` | durable only: how long an open circuit pauses the handler before one fresh event probes | the worker's, `30000` |
 ///
 /// ```
 /// use events::{event_handler, Bus, DomainEvent, Meta, Publisher, Res};

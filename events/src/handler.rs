@@ -249,25 +249,37 @@ pub type DurableBatchCall =
 /// The type-erased call of a durable handler: JSON payload in, outcome out.
 pub type DurableCall = for<'a> fn(&'a serde_json::Value, &'a Context<'a>) -> BoxFuture<'a, Outcome>;
 
-/// How often a durable handler is retried, and how long to wait in between.
+/// What a durable handler's failures lead to: how often an event is retried and how long to
+/// wait in between, and when the handler's circuit breaker opens.
 ///
 /// Attempt `n` (from 1) that fails is retried after `backoff * 2^(n-1)`, capped at five
 /// minutes, with jitter (a random 50 to 100% of that), until `max_attempts` attempts failed;
-/// then the event becomes a dead letter. Set in the attribute:
-/// `#[event_handler(durable, name = "orders.notify", max_attempts = 8, backoff_ms = 250)]`.
+/// then the event becomes a dead letter. After `breaker_after` fresh events failed in a row
+/// (retries do not count), the worker pauses the handler's segment for `breaker_cooldown_ms`,
+/// then probes with one fresh event. Set in the attribute:
+/// `#[event_handler(durable, name = "orders.notify", max_attempts = 8, backoff_ms = 250,
+/// breaker_after = 10, breaker_cooldown_ms = 60000)]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least 1).
     pub max_attempts: u32,
     /// Delay before the first retry, in milliseconds.
     pub backoff_ms: u64,
+    /// Fresh events failed in a row that open the circuit; `None`: the worker's setting
+    /// ([`Worker::circuit_breaker`](crate::worker::Worker::circuit_breaker), default 5).
+    pub breaker_after: Option<u32>,
+    /// How long an open circuit pauses the handler, in milliseconds; `None`: the worker's
+    /// setting (default 30 s).
+    pub breaker_cooldown_ms: Option<u64>,
 }
 
 impl RetryPolicy {
-    /// The default: 5 attempts, 100 ms first back-off.
+    /// The default: 5 attempts, 100 ms first back-off, the worker's breaker.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
         max_attempts: 5,
         backoff_ms: 100,
+        breaker_after: None,
+        breaker_cooldown_ms: None,
     };
 
     /// The delay before retrying after failed attempt `attempt` (from 1), before jitter.

@@ -651,6 +651,75 @@ async fn the_circuit_opens_after_failures_in_a_row_on(store: Arc<dyn DurableStor
     );
 }
 
+#[event_handler(
+    durable,
+    name = "test.ping_unreachable",
+    max_attempts = 10,
+    backoff_ms = 60000,
+    breaker_after = 2,
+    breaker_cooldown_ms = 3600000
+)]
+fn ping_unreachable(_: &Ping) -> Result<(), &'static str> {
+    Err("connection refused")
+}
+
+#[tokio::test]
+async fn an_open_circuit_is_recorded_with_the_handlers_own_settings_until_the_worker_stops() {
+    for store in stores().await {
+        an_open_circuit_is_recorded_on(store).await;
+    }
+}
+
+async fn an_open_circuit_is_recorded_on(store: Arc<dyn DurableStore>) {
+    let bus = bus();
+    for hook in 0..20 {
+        append(&store, &Ping { hook }).await;
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(&bus, &store)
+        .handlers(["test.ping_unreachable"])
+        .concurrency(1)
+        .poll_interval(Duration::from_millis(20));
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status = store
+            .status("test.ping_unreachable", "webhooks.ping")
+            .await
+            .unwrap();
+        if !status.circuits.is_empty() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no circuit recorded: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The attribute's settings: open after 2 fresh failures, for an hour.
+    for circuit in &status.circuits {
+        assert_eq!(circuit.failures, 2, "{status:?}");
+        let left = circuit
+            .until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap();
+        assert!(left > Duration::from_secs(3500), "{left:?}");
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let status = store
+        .status("test.ping_unreachable", "webhooks.ping")
+        .await
+        .unwrap();
+    assert_eq!(
+        status.circuits,
+        vec![],
+        "a stopped worker leaves no circuit"
+    );
+}
+
 // --- transactional outbox --------------------------------------------------------------------
 
 #[test]

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use events::store::durable::{
     AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded, DurableStore,
-    HandlerStatus, Heartbeat, LogQuery, Member, Owner, PendingFailure, Rewind, Settlement, Unread,
+    HandlerStatus, Heartbeat, LogQuery, Member, OpenCircuit, Owner, PendingFailure, Rewind,
+    Settlement, Unread,
 };
 use events::store::{
     EventMetadata, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion,
@@ -149,6 +150,13 @@ impl DurableStore for FullDisk {
     }
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.inner.release(claim).await
+    }
+    async fn record_circuit(
+        &self,
+        claim: &Claim,
+        open: Option<&OpenCircuit>,
+    ) -> Result<(), StoreError> {
+        self.inner.record_circuit(claim, open).await
     }
     async fn heartbeat(&self, beat: Heartbeat<'_>) -> Result<Vec<Member>, StoreError> {
         self.inner.heartbeat(beat).await

@@ -32,6 +32,10 @@ options! {
         durable: () = |cx, meta| flag(cx, meta, "#[event_handler(durable, name = \"..\")]"),
         max_attempts: u32 = |cx, meta| Ok(integer(cx, meta, 1, 1_000)?.map(|v| v as u32)),
         backoff_ms: u64 = |cx, meta| Ok(integer(cx, meta, 0, 3_600_000)?.map(|v| v as u64)),
+        breaker_after: u32 = |cx, meta| Ok(integer(cx, meta, 1, 1_000_000)?.map(|v| v as u32)),
+        breaker_cooldown_ms: u64 = |cx, meta| {
+            Ok(integer(cx, meta, 0, 86_400_000)?.map(|v| v as u64))
+        },
     }
 }
 

@@ -31,7 +31,20 @@ pub fn expand(handler: &HandlerFn, event: &Type) -> TokenStream {
     let retry = [
         ("max_attempts", o.max_attempts.get().map(|n| quote!(#n))),
         ("backoff_ms", o.backoff_ms.get().map(|n| quote!(#n))),
+        (
+            "breaker_after",
+            o.breaker_after
+                .get()
+                .map(|n| quote!(::core::option::Option::Some(#n))),
+        ),
+        (
+            "breaker_cooldown_ms",
+            o.breaker_cooldown_ms
+                .get()
+                .map(|n| quote!(::core::option::Option::Some(#n))),
+        ),
     ];
+    let options = retry.len();
     let retry: Vec<_> = retry
         .into_iter()
         .filter_map(|(key, value)| {
@@ -39,7 +52,7 @@ pub fn expand(handler: &HandlerFn, event: &Type) -> TokenStream {
             value.map(|value| quote!(#key: #value))
         })
         .collect();
-    let default = (retry.len() < 2).then(|| quote!(..__events::RetryPolicy::DEFAULT));
+    let default = (retry.len() < options).then(|| quote!(..__events::RetryPolicy::DEFAULT));
     let with_retry = (!retry.is_empty())
         .then(|| quote!(.with_retry(__events::RetryPolicy { #(#retry,)* #default })));
     // A durable handler carries its event's encoder, so a bus given a store can record the

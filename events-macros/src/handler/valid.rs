@@ -15,9 +15,14 @@ pub fn check(cx: &Ctxt, handler: &HandlerFn) {
         cx.error_spanned_by(durable, DURABLE_WITHOUT_NAME);
     }
     if !meant_durable {
-        for key in [o.max_attempts.key(), o.backoff_ms.key()]
-            .into_iter()
-            .flatten()
+        for key in [
+            o.max_attempts.key(),
+            o.backoff_ms.key(),
+            o.breaker_after.key(),
+            o.breaker_cooldown_ms.key(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let key_name = key.get_ident().map(ToString::to_string).unwrap_or_default();
             cx.error_spanned_by(

@@ -162,6 +162,15 @@ pub struct ProcessArgs {
     /// one call).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+    /// Open a handler segment's circuit (pausing it) after this many fresh events failed in
+    /// a row, for every handler run, over the handlers' own `breaker_after` (default: theirs,
+    /// else 5). Retries do not count.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_after: Option<u32>,
+    /// How long an open circuit pauses the handler before one fresh event probes (`30s`,
+    /// `2m`), over the handlers' own `breaker_cooldown_ms` (default: theirs, else 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub breaker_cooldown: Option<Duration>,
     /// How often to log each handler's progress (checkpoint, lag, retries, dead letters).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub progress_every: Duration,

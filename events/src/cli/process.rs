@@ -37,6 +37,9 @@ pub(super) async fn process(
     if let Some(limit) = args.max_runtime {
         worker = worker.max_runtime(limit);
     }
+    if args.breaker_after.is_some() || args.breaker_cooldown.is_some() {
+        worker = worker.breaker(args.breaker_after, args.breaker_cooldown);
+    }
     // The handlers it runs; when a name is wrong the worker refuses to start and says why.
     let handlers: Vec<&'static HandlerInfo> = if args.all {
         catalog()

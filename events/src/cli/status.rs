@@ -14,7 +14,7 @@ use super::output::{age, count, due_in, json, rfc3339, short, table};
 use super::CliError;
 use crate::catalog::catalog;
 use crate::handler::HandlerKind;
-use crate::store::durable::{DurableStore, FailureStatus, HandlerStatus};
+use crate::store::durable::{DurableStore, FailureStatus, HandlerStatus, OpenCircuit};
 use crate::worker::{handler_status, orphaned_checkpoints};
 
 /// `status --json`.
@@ -42,6 +42,16 @@ struct HandlerJson {
     leases: Vec<LeaseJson>,
     /// The live workers of the handler, oldest first, with the segments each holds.
     workers: Vec<WorkerJson>,
+    /// Its segments whose circuit breaker is open: paused until `open_until`.
+    circuits: Vec<CircuitJson>,
+}
+
+#[derive(Serialize)]
+struct CircuitJson {
+    segment: u32,
+    open_until: String,
+    closes_in_seconds: u64,
+    failures: u32,
 }
 
 #[derive(Serialize)]
@@ -157,12 +167,29 @@ pub(super) async fn status(
     Ok(Outcome::Unhealthy)
 }
 
-/// What `--check` reports, one line each: dead letters above `--max-dead`, lag above
-/// `--max-lag` or older than `--max-lag-age`.
+/// One open circuit, as a line.
+fn circuit(handler: &str, c: &OpenCircuit, now: SystemTime) -> String {
+    format!(
+        "{handler}: circuit open on segment {} until {} (in {}) after {} fresh events failed in a row",
+        c.segment,
+        rfc3339(c.until),
+        short(c.until.duration_since(now).unwrap_or_default()),
+        c.failures
+    )
+}
+
+/// What `--check` reports, one line each: open circuits, dead letters above `--max-dead`,
+/// lag above `--max-lag` or older than `--max-lag-age`.
 fn problems(rows: &[Row], args: &StatusArgs, now: SystemTime) -> Vec<String> {
     let mut problems = Vec::new();
     for Row { status: s, .. } in rows {
         let h = &s.handler;
+        for c in &s.circuits {
+            problems.push(format!(
+                "{}; see the worker's log for the failures",
+                circuit(h, c, now)
+            ));
+        }
         if s.dead > args.max_dead {
             problems.push(format!(
                 "{h}: {} (more than {}); see `dead-letters --handler {h}`, then `retry` or `drop` them",
@@ -224,6 +251,16 @@ fn handler_json(r: &Row, now: SystemTime) -> HandlerJson {
                 segments: m.segments.clone(),
             })
             .collect(),
+        circuits: s
+            .circuits
+            .iter()
+            .map(|c| CircuitJson {
+                segment: c.segment,
+                open_until: rfc3339(c.until),
+                closes_in_seconds: c.until.duration_since(now).unwrap_or_default().as_secs(),
+                failures: c.failures,
+            })
+            .collect(),
     }
 }
 
@@ -274,6 +311,14 @@ fn text(head: u64, rows: &[Row], orphans: &[OrphanJson], now: SystemTime) -> Str
         for r in rows.iter().filter(|r| !r.status.members.is_empty()) {
             let members: Vec<String> = r.status.members.iter().map(ToString::to_string).collect();
             let _ = writeln!(out, "  {}: {}", r.status.handler, members.join("; "));
+        }
+    }
+    if rows.iter().any(|r| !r.status.circuits.is_empty()) {
+        out.push_str("open circuits (the handler delivers nothing new there until then; one fresh event probes after):\n");
+        for r in rows {
+            for c in &r.status.circuits {
+                let _ = writeln!(out, "  {}", circuit(&r.status.handler, c, now));
+            }
         }
     }
     if !orphans.is_empty() {

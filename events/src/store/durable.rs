@@ -476,6 +476,21 @@ pub struct HandlerStatus {
     pub leases: Vec<Lease>,
     /// Its live workers ([`DurableStore::heartbeat`]), oldest first, with their segments.
     pub members: Vec<Member>,
+    /// Its segments whose circuit is open now ([`DurableStore::record_circuit`]).
+    pub circuits: Vec<OpenCircuit>,
+}
+
+/// A segment whose circuit breaker is open: its worker delivers nothing new there until the
+/// cool-down ends, then one fresh event probes. Recorded by the worker holding the segment, so
+/// `status`, `--json` and the gauges show it from any process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenCircuit {
+    /// The segment.
+    pub segment: u32,
+    /// When the cool-down ends.
+    pub until: SystemTime,
+    /// The fresh events that failed in a row and opened it.
+    pub failures: u32,
 }
 
 /// Which stored events [`DurableStore::query_log`] returns: every filter given must match.
@@ -566,6 +581,15 @@ pub trait DurableStore: DurableSink + fmt::Debug {
 
     /// Gives the claim up (the token stays, so the next owner gets a newer one).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+
+    /// Records that the claim's circuit opened (until when, after how many failures), or closed
+    /// (`None`), for operators. Fenced like every write with a claim: [`StoreError::LeaseLost`]
+    /// when another worker holds the segment now. Taking a claim clears it.
+    async fn record_circuit(
+        &self,
+        claim: &Claim,
+        open: Option<&OpenCircuit>,
+    ) -> Result<(), StoreError>;
 
     /// Registers `beat.owner` as a live worker of `beat.handler` for `beat.ttl` (or renews it),
     /// forgets the members whose heartbeat lapsed, and returns the live members, oldest first,

@@ -75,8 +75,11 @@ impl HoldBack {
     }
 }
 
-/// Pauses a handler after `threshold` failures in a row; after the cool-down one event
-/// probes: a success closes the circuit, a failure opens it again.
+/// Pauses a handler segment after `threshold` fresh events failed in a row; after the
+/// cool-down one fresh event probes (half open): a success closes the circuit, a failure
+/// opens it again. Only first attempts count: a retry of an event that already failed says
+/// nothing new about the handler's health, and counting them let a few poison events, whose
+/// retries come due together, hold the circuit open while healthy events waited.
 #[derive(Debug)]
 pub(crate) struct Breaker {
     threshold: u32,
@@ -95,11 +98,15 @@ impl Breaker {
         }
     }
 
-    /// Records an attempt's result at `now`; `true` when this failure opened the circuit.
+    /// Records a first attempt's result at `now`; `true` when this failure opened the circuit.
+    /// While the circuit is open, the results of the events that were already in flight when
+    /// it opened change nothing: the probe after the cool-down decides.
     pub(crate) fn record(&mut self, ok: bool, now: Instant) -> bool {
+        if self.remaining(now).is_some() {
+            return false;
+        }
         if ok {
-            self.failures_in_a_row = 0;
-            self.open_until = None;
+            self.close();
             return false;
         }
         self.failures_in_a_row += 1;
@@ -108,6 +115,12 @@ impl Breaker {
             return true;
         }
         false
+    }
+
+    /// Closes the circuit (a probe succeeded, or there was nothing to probe with).
+    pub(crate) fn close(&mut self) {
+        self.failures_in_a_row = 0;
+        self.open_until = None;
     }
 
     /// Failures in a row so far.
@@ -120,6 +133,17 @@ impl Breaker {
         self.open_until
             .and_then(|t| t.checked_duration_since(now))
             .filter(|d| !d.is_zero())
+    }
+
+    /// Whether the cool-down is over but no probe has succeeded yet: the next fresh event is
+    /// the probe, delivered alone.
+    pub(crate) fn half_open(&self, now: Instant) -> bool {
+        self.open_until.is_some() && self.remaining(now).is_none()
+    }
+
+    /// The threshold and the cool-down.
+    pub(crate) fn settings(&self) -> (u32, Duration) {
+        (self.threshold, self.cooldown)
     }
 }
 
@@ -150,6 +174,7 @@ mod tests {
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 3,
         backoff_ms: 1_000,
+        ..RetryPolicy::DEFAULT
     };
 
     #[test]
@@ -213,16 +238,33 @@ mod tests {
         assert_eq!(breaker.remaining(t0), None);
         assert!(breaker.record(false, t0), "third in a row opens it");
         assert_eq!(breaker.remaining(t0), Some(Duration::from_secs(30)));
+        assert!(
+            !breaker.record(false, t0),
+            "events in flight then change nothing"
+        );
+        assert!(!breaker.record(true, t0));
+        assert_eq!(breaker.failures_in_a_row(), 3);
         assert_eq!(
             breaker.remaining(t0 + Duration::from_secs(10)),
             Some(Duration::from_secs(20))
         );
         assert_eq!(breaker.remaining(t0 + Duration::from_secs(30)), None);
-        assert!(breaker.record(false, t0), "a failed probe opens it again");
-        breaker.record(true, t0);
+        assert!(breaker.half_open(t0 + Duration::from_secs(30)));
+        assert!(!breaker.half_open(t0 + Duration::from_secs(29)));
+        let t1 = t0 + Duration::from_secs(30);
+        assert!(breaker.record(false, t1), "a failed probe opens it again");
+        assert_eq!(breaker.remaining(t1), Some(Duration::from_secs(30)));
+        let t2 = t1 + Duration::from_secs(30);
+        assert!(breaker.half_open(t2));
+        assert!(!breaker.record(true, t2));
         assert_eq!(
-            (breaker.remaining(t0), breaker.failures_in_a_row()),
-            (None, 0)
+            (
+                breaker.remaining(t2),
+                breaker.half_open(t2),
+                breaker.failures_in_a_row()
+            ),
+            (None, false, 0),
+            "a successful probe closes it"
         );
     }
 

@@ -13,6 +13,8 @@
 //! | `events_durable_retrying` | events waiting for a retry |
 //! | `events_durable_dead_letters` | dead letters waiting for an operator |
 //! | `events_durable_held_back` | events held back behind a retry or dead letter of their aggregate |
+//! | `events_durable_circuits_open` | segments whose circuit breaker is open (the handler paused there) |
+//! | `events_durable_circuit_closes_in_seconds` | how long until the last open circuit's cool-down ends (0 when none is open) |
 //!
 //! Events pending a retry, dead or held back are behind the checkpoint, so they are not in the
 //! lag: each has its own gauge.
@@ -56,6 +58,16 @@ pub async fn record_durable_gauges(store: &dyn DurableStore) -> Result<(), Store
         ::metrics::gauge!("events_durable_retrying", "handler" => name).set(status.retrying as f64);
         ::metrics::gauge!("events_durable_dead_letters", "handler" => name).set(status.dead as f64);
         ::metrics::gauge!("events_durable_held_back", "handler" => name).set(status.held as f64);
+        let closes_in = status
+            .circuits
+            .iter()
+            .map(|c| c.until.duration_since(now).unwrap_or_default())
+            .max()
+            .unwrap_or_default();
+        ::metrics::gauge!("events_durable_circuits_open", "handler" => name)
+            .set(status.circuits.len() as f64);
+        ::metrics::gauge!("events_durable_circuit_closes_in_seconds", "handler" => name)
+            .set(closes_in.as_secs_f64());
     }
     Ok(())
 }

@@ -87,8 +87,10 @@ pub(crate) struct Options {
     pub(crate) poll_interval: Duration,
     pub(crate) lease_ttl: Duration,
     pub(crate) batch: usize,
-    pub(crate) breaker_threshold: u32,
-    pub(crate) breaker_cooldown: Duration,
+    /// The breaker set for the whole worker, over each handler's own (`None`: the handler's
+    /// setting, else the default).
+    pub(crate) breaker_threshold: Option<u32>,
+    pub(crate) breaker_cooldown: Option<Duration>,
     pub(crate) owner: Owner,
     /// The events this worker may have in flight at once, across all its handlers and
     /// segments: one permit per delivery.
@@ -260,8 +262,8 @@ impl Worker {
                 poll_interval: Duration::from_millis(500),
                 lease_ttl: Duration::from_secs(15),
                 batch: 100,
-                breaker_threshold: 5,
-                breaker_cooldown: Duration::from_secs(30),
+                breaker_threshold: None,
+                breaker_cooldown: None,
                 owner: Owner::current(),
                 permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
                 concurrency: DEFAULT_CONCURRENCY,
@@ -340,11 +342,27 @@ impl Worker {
         self
     }
 
-    /// Pause a handler for `cooldown` after `threshold` failures in a row (default 5, 30 s).
-    /// Nothing new starts once the circuit is open; the events already in flight then
-    /// (up to [`concurrency`](Self::concurrency)) finish and are recorded.
-    pub fn circuit_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
-        self.options.breaker_threshold = threshold.max(1);
+    /// Pause a handler's segment for `cooldown` after `threshold` fresh events failed in a
+    /// row, for every handler this worker runs, over the handlers' own `breaker_after` and
+    /// `breaker_cooldown_ms` (without either: 5 and 30 s).
+    ///
+    /// Only first attempts count: retries of events that already failed do not, so a few
+    /// poison events (retried, then dead-lettered, holding back only their own aggregates)
+    /// never open the circuit while the healthy events around them go through. Nothing new
+    /// starts once the circuit is open; the events already in flight then (up to
+    /// [`concurrency`](Self::concurrency)) finish and are recorded. After the cool-down one
+    /// fresh event probes, alone: a success closes the circuit, a failure opens it again.
+    /// An open circuit is logged, counted (`events_worker_circuit_opened_total`), and
+    /// recorded in the store for `status`, `status --json` and the
+    /// `events_durable_circuits_open` gauge.
+    pub fn circuit_breaker(self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker(Some(threshold), Some(cooldown))
+    }
+
+    /// [`circuit_breaker`](Self::circuit_breaker) with either setting left to the handlers
+    /// (as `process --breaker-after` and `--breaker-cooldown` do).
+    pub fn breaker(mut self, threshold: Option<u32>, cooldown: Option<Duration>) -> Self {
+        self.options.breaker_threshold = threshold.map(|n| n.max(1));
         self.options.breaker_cooldown = cooldown;
         self
     }

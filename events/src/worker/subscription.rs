@@ -23,8 +23,8 @@ use crate::meta::LazyMeta;
 use crate::report::FailureCause;
 use crate::sourcing::{tagged, variants_of, Staging, Variant};
 use crate::store::durable::{
-    aggregate_key, Claim, ClaimRequest, Claimed, DurableStore, Lease, PendingFailure, Record,
-    SegmentId, Settlement, Unread, ViewWrite,
+    aggregate_key, Claim, ClaimRequest, Claimed, DurableStore, Lease, OpenCircuit, PendingFailure,
+    Record, SegmentId, Settlement, Unread, ViewWrite,
 };
 use crate::store::{StoreError, StoredEvent};
 
@@ -158,6 +158,9 @@ pub(crate) struct Subscription {
     /// A view conflict happened: the next step delivers one event at a time, so deliveries
     /// that write the same view do not conflict again and again.
     serial: bool,
+    /// The circuit's state last recorded in the store: open after this many failures, or
+    /// closed (`None`).
+    recorded_circuit: Option<u32>,
 }
 
 impl Subscription {
@@ -189,7 +192,7 @@ impl Subscription {
             call,
             retry,
             index: handler.index,
-            breaker: Breaker::new(options.breaker_threshold, options.breaker_cooldown),
+            breaker: breaker(options, &retry),
             summary: HandlerSummary::default(),
             claim: None,
             ever_claimed: false,
@@ -203,6 +206,7 @@ impl Subscription {
             permits: Arc::clone(&options.permits),
             window: options.concurrency,
             serial: false,
+            recorded_circuit: None,
         }
     }
 
@@ -298,6 +302,7 @@ impl Subscription {
             }
             return Ok(Turn::Again);
         }
+        self.record_circuit(store).await;
         if let Some(pause) = self.breaker.remaining(Instant::now()) {
             if drain || stop.wait(pause, None).await {
                 return Ok(Turn::Stop);
@@ -429,7 +434,14 @@ impl Subscription {
         stop: &Stop,
     ) -> Result<bool, Interrupt> {
         let mut worked = false;
-        for (pending, event) in store.due_pending(claim, options.batch).await? {
+        // Half open: one fresh event probes, alone, before any retry runs.
+        let probing = self.breaker.half_open(Instant::now());
+        let due = if probing {
+            Vec::new()
+        } else {
+            store.due_pending(claim, options.batch).await?
+        };
+        for (pending, event) in due {
             if self.must_pause(stop).await {
                 return Ok(true);
             }
@@ -458,6 +470,15 @@ impl Subscription {
         };
         let events = store.new_events(unread).await?;
         if events.is_empty() {
+            if probing {
+                tracing::info!(
+                    handler = self.name,
+                    segment = self.segment,
+                    "circuit closed: the cool-down is over and no fresh event is there to probe with"
+                );
+                self.breaker.close();
+                return Ok(true);
+            }
             return Ok(worked);
         }
         // Read once per step, then kept up to date here: only the claim holder adds failures
@@ -469,7 +490,7 @@ impl Subscription {
                 .await?;
             return Ok(true);
         }
-        if !std::mem::take(&mut self.serial) {
+        if !std::mem::take(&mut self.serial) && !probing {
             self.deliver_concurrently(bus, store, claim, events, &mut hold, stop)
                 .await?;
             return Ok(true);
@@ -502,6 +523,7 @@ impl Subscription {
             (Record::Hold, Vec::new())
         } else {
             let (outcome, views) = self.deliver(bus, store, std::slice::from_ref(event)).await;
+            self.note_attempt(outcome.is_ok());
             let now = SystemTime::now();
             (decide(&outcome, 1, &self.retry, event.position, now), views)
         };
@@ -541,6 +563,7 @@ impl Subscription {
                     return Ok(());
                 }
                 let (outcome, views) = self.deliver(bus, store, &run).await;
+                self.note_attempt(outcome.is_ok());
                 if outcome.is_ok() {
                     let last = run.last().map_or(0, |e| e.position);
                     let views = &views;
@@ -658,6 +681,8 @@ impl Subscription {
     /// was held goes into the summary.
     fn lost_claim(&mut self) {
         self.share.dropped(self.segment);
+        // A new claim starts with no circuit recorded.
+        self.recorded_circuit = None;
         if let Some(from) = self.held_since.take() {
             self.holdings.push(Holding {
                 segment: self.segment,
@@ -669,9 +694,9 @@ impl Subscription {
 
     /// Runs the handler on `events` (holding one of the worker's permits) and returns its
     /// outcome with the view writes it staged (none when it failed: they are discarded with
-    /// the attempt).
+    /// the attempt). The caller counts a first attempt in the breaker.
     async fn deliver(
-        &mut self,
+        &self,
         bus: &Bus,
         store: &Arc<dyn DurableStore>,
         events: &[StoredEvent],
@@ -679,19 +704,59 @@ impl Subscription {
         let permit = self.permits.acquire().await;
         let delivered = self.handler().deliver(bus, store, events).await;
         drop(permit);
-        self.note_attempt(delivered.0.is_ok());
         delivered
     }
 
-    /// Counts an attempt's result in the breaker, saying when the circuit opens.
+    /// Counts a first attempt's result in the breaker, saying when the circuit opens (or a
+    /// probe closes it).
     fn note_attempt(&mut self, ok: bool) {
+        let was_open = self.breaker.half_open(Instant::now());
         if self.breaker.record(ok, Instant::now()) {
+            metrics::counter!("events_worker_circuit_opened_total", "handler" => self.name)
+                .increment(1);
+            let (threshold, cooldown) = self.breaker.settings();
             tracing::warn!(
                 handler = self.name,
+                segment = self.segment,
                 failures = self.breaker.failures_in_a_row(),
-                cooldown_ms = self.breaker_cooldown_ms(),
-                "circuit open: handler paused"
+                threshold,
+                cooldown_ms = cooldown.as_millis() as u64,
+                "circuit open: handler paused; one fresh event probes after the cool-down"
             );
+        } else if ok && was_open {
+            tracing::info!(
+                handler = self.name,
+                segment = self.segment,
+                "circuit closed: the probe succeeded"
+            );
+        }
+    }
+
+    /// Records the breaker's state in the store when it changed since last recorded, so
+    /// `status` and the gauges show an open circuit from any process. A store error is logged
+    /// and tried again on the next turn: delivery does not depend on it.
+    async fn record_circuit(&mut self, store: &Arc<dyn DurableStore>) {
+        let Some(claim) = &self.claim else { return };
+        let open = self
+            .breaker
+            .remaining(Instant::now())
+            .map(|left| OpenCircuit {
+                segment: self.segment,
+                until: SystemTime::now() + left,
+                failures: self.breaker.failures_in_a_row(),
+            });
+        let state = open.as_ref().map(|o| o.failures);
+        if state == self.recorded_circuit {
+            return;
+        }
+        match store.record_circuit(claim, open.as_ref()).await {
+            Ok(()) => self.recorded_circuit = state,
+            Err(e) => tracing::warn!(
+                handler = self.name,
+                segment = self.segment,
+                error = %e,
+                "cannot record the circuit's state for operators; trying again on the next turn"
+            ),
         }
     }
 
@@ -874,12 +939,6 @@ impl Subscription {
         Ok(settled)
     }
 
-    fn breaker_cooldown_ms(&self) -> u64 {
-        self.breaker
-            .remaining(Instant::now())
-            .map_or(0, |d| d.as_millis() as u64)
-    }
-
     fn count(&mut self, record: &Record, event: &StoredEvent) {
         let s = &mut self.summary;
         match record {
@@ -900,6 +959,19 @@ impl Subscription {
             Record::Hold => s.held += 1,
         }
     }
+}
+
+/// The segment's breaker: the worker's setting, else the handler's, else 5 failures and 30 s.
+fn breaker(options: &Options, policy: &RetryPolicy) -> Breaker {
+    let threshold = options
+        .breaker_threshold
+        .or(policy.breaker_after)
+        .unwrap_or(5);
+    let cooldown = options
+        .breaker_cooldown
+        .or(policy.breaker_cooldown_ms.map(Duration::from_millis))
+        .unwrap_or(Duration::from_secs(30));
+    Breaker::new(threshold, cooldown)
 }
 
 fn log_resolved(pending: &PendingFailure, outcome: &Outcome) {

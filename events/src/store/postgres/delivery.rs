@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::{append_locked, backend, PostgresStore, NOTIFY};
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
-    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
-    PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
+    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset,
+    OpenCircuit, Owner, PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
@@ -484,6 +484,7 @@ impl DurableStore for PostgresStore {
             .query_one(
                 "UPDATE events_subscriptions SET
                     token = CASE WHEN owner_worker IS NOT DISTINCT FROM $3 THEN token ELSE token + 1 END,
+                    circuit_until = CASE WHEN owner_worker IS NOT DISTINCT FROM $3 THEN circuit_until END,
                     owner_worker = $3, owner_host = $4, owner_pid = $5,
                     lease_until = now() + $6 * interval '1 microsecond'
                  WHERE handler = $1 AND segment = $2
@@ -514,13 +515,41 @@ impl DurableStore for PostgresStore {
             .await?
             .execute(
                 &format!(
-                    "UPDATE events_subscriptions SET owner_worker = NULL, owner_host = NULL, owner_pid = NULL, lease_until = NULL
+                    "UPDATE events_subscriptions SET owner_worker = NULL, owner_host = NULL, owner_pid = NULL, lease_until = NULL,
+                        circuit_until = NULL
                      WHERE {HELD_ROW}"
                 ),
                 &held_row(claim).params(),
             )
             .await
             .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn record_circuit(
+        &self,
+        claim: &Claim,
+        open: Option<&OpenCircuit>,
+    ) -> Result<(), StoreError> {
+        let held = held_row(claim);
+        let until = open.map(|o| o.until);
+        let failures = open.map_or(0, |o| o.failures as i32);
+        let [handler, segment, worker, token] = held.params();
+        let updated = self
+            .client()
+            .await?
+            .execute(
+                &format!(
+                    "UPDATE events_subscriptions SET circuit_until = $5, circuit_failures = $6
+                     WHERE {HELD_ROW}"
+                ),
+                &[handler, segment, worker, token, &until, &failures],
+            )
+            .await
+            .map_err(backend)?;
+        if updated == 0 {
+            return Err(claim.lost());
+        }
         Ok(())
     }
 
@@ -810,6 +839,21 @@ impl DurableStore for PostgresStore {
             .filter_map(lease)
             .collect();
         let members = live_members(&**client, handler).await?;
+        let circuits = client
+            .query(
+                "SELECT segment, circuit_until, circuit_failures FROM events_subscriptions
+                 WHERE handler = $1 AND circuit_until > now() ORDER BY segment",
+                &[&handler],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| OpenCircuit {
+                segment: row.get::<_, i32>(0) as u32,
+                until: row.get(1),
+                failures: row.get::<_, i32>(2) as u32,
+            })
+            .collect();
         Ok(HandlerStatus {
             handler: handler.to_owned(),
             checkpoint,
@@ -820,6 +864,7 @@ impl DurableStore for PostgresStore {
             held: pending.held,
             leases,
             members,
+            circuits,
         })
     }
 

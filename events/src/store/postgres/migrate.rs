@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0005_snapshots.sql"),
     ),
     (6, "members", include_str!("migrations/0006_members.sql")),
+    (7, "circuits", include_str!("migrations/0007_circuits.sql")),
 ];
 
 /// What [`PostgresStore::migrate`] did.

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{backend, from_micros, head, micros, select, stream_version, SqliteStore};
 use crate::store::durable::{
     aggregate_key, AppendAt, AppendOnce, Checkpoint, Claim, ClaimRequest, Claimed, Discarded,
-    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
-    PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
+    DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset,
+    OpenCircuit, Owner, PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
 use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
@@ -305,6 +305,7 @@ impl DurableStore for SqliteStore {
             tx.execute(
                 "UPDATE events_checkpoints SET
                     lease_token = CASE WHEN lease_owner = ?2 THEN lease_token ELSE lease_token + 1 END,
+                    circuit_until = CASE WHEN lease_owner = ?2 THEN circuit_until ELSE 0 END,
                     lease_owner = ?2, lease_host = ?3, lease_pid = ?4, lease_until = ?5
                  WHERE handler = ?1",
                 params![handler, worker, owner.host, owner.pid, until],
@@ -330,11 +331,39 @@ impl DurableStore for SqliteStore {
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.try_lock()?
             .execute(
-                "UPDATE events_checkpoints SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL, lease_until = 0
+                "UPDATE events_checkpoints SET lease_owner = NULL, lease_host = NULL, lease_pid = NULL, lease_until = 0,
+                    circuit_until = 0
                  WHERE handler = ?1 AND lease_owner = ?2 AND lease_token = ?3",
                 params![claim.handler, claim.owner.worker.to_string(), claim.token as i64],
             )
             .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn record_circuit(
+        &self,
+        claim: &Claim,
+        open: Option<&OpenCircuit>,
+    ) -> Result<(), StoreError> {
+        let until = open.map_or(0, |o| micros(o.until));
+        let failures = open.map_or(0, |o| o.failures);
+        let updated = self
+            .try_lock()?
+            .execute(
+                "UPDATE events_checkpoints SET circuit_until = ?4, circuit_failures = ?5
+                 WHERE handler = ?1 AND lease_owner = ?2 AND lease_token = ?3",
+                params![
+                    claim.handler,
+                    claim.owner.worker.to_string(),
+                    claim.token as i64,
+                    until,
+                    failures
+                ],
+            )
+            .map_err(backend)?;
+        if updated == 0 {
+            return Err(claim.lost());
+        }
         Ok(())
     }
 
@@ -568,6 +597,19 @@ impl DurableStore for SqliteStore {
             .into_iter()
             .collect();
         let members = live_members(&conn, handler)?;
+        let circuits = select(
+            &conn,
+            "SELECT circuit_until, circuit_failures FROM events_checkpoints
+             WHERE handler = ?1 AND circuit_until > ?2",
+            params![handler, now()],
+            |r| {
+                Ok(OpenCircuit {
+                    segment: 0,
+                    until: from_micros(r.get(0)?),
+                    failures: r.get(1)?,
+                })
+            },
+        )?;
         Ok(HandlerStatus {
             handler: handler.to_owned(),
             checkpoint,
@@ -578,6 +620,7 @@ impl DurableStore for SqliteStore {
             held: by_status("held")?,
             leases,
             members,
+            circuits,
         })
     }
 

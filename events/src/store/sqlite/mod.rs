@@ -36,10 +36,12 @@ const SCHEMA: &str = include_str!("schema.sql");
 
 /// Columns added to `events_checkpoints` after its first release: files created before get
 /// them at open.
-const ADDED_CHECKPOINT_COLUMNS: [(&str, &str); 3] = [
+const ADDED_CHECKPOINT_COLUMNS: [(&str, &str); 5] = [
     ("lease_host", "TEXT"),
     ("lease_pid", "INTEGER"),
     ("lease_token", "INTEGER NOT NULL DEFAULT 0"),
+    ("circuit_until", "INTEGER NOT NULL DEFAULT 0"),
+    ("circuit_failures", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// How long opening waits for other processes that hold the file's lock, like every

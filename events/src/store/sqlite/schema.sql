@@ -20,16 +20,19 @@ CREATE INDEX IF NOT EXISTS events_log_by_name ON events_log (name, position);
 CREATE INDEX IF NOT EXISTS events_log_by_correlation ON events_log (json_extract(metadata, '$.correlation_id'));
 
 -- One row per durable handler (one segment on SQLite): its checkpoint and its lease. The
--- lease token grows each time the lease changes hands (fencing).
+-- lease token grows each time the lease changes hands (fencing). The circuit columns are the
+-- holder's breaker, recorded for operators (open until `circuit_until`, 0 when closed).
 CREATE TABLE IF NOT EXISTS events_checkpoints (
-    handler     TEXT    PRIMARY KEY,
-    position    INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until INTEGER NOT NULL DEFAULT 0,
-    updated_at  INTEGER NOT NULL DEFAULT 0,
-    lease_host  TEXT,
-    lease_pid   INTEGER,
-    lease_token INTEGER NOT NULL DEFAULT 0
+    handler          TEXT    PRIMARY KEY,
+    position         INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_until      INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL DEFAULT 0,
+    lease_host       TEXT,
+    lease_pid        INTEGER,
+    lease_token      INTEGER NOT NULL DEFAULT 0,
+    circuit_until    INTEGER NOT NULL DEFAULT 0,
+    circuit_failures INTEGER NOT NULL DEFAULT 0
 );
 
 -- Pending failures per handler: retries, dead letters, and the events held back behind them.
