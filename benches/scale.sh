@@ -25,7 +25,7 @@ delay=${DELAY_MS:-20}
 read -r -a extra <<<"${WORKER_ARGS:-}"
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/$profile/async-worker
-[[ -x $bin ]] || { echo "build it first: cargo build -p async-worker --features postgres $([[ $profile == release ]] && echo --release)" >&2; exit 1; }
+[[ -x $bin ]] || { echo "build it first: cargo build -p async-worker $([[ $profile == release ]] && echo --release)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -290,3 +290,55 @@ async fn a_settle_that_fails_backs_off_and_does_not_run_the_handler_again() {
         );
     }
 }
+
+#[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "faults.page_viewed", aggregate = "Page")]
+struct PageViewed {
+    #[event(aggregate_id)]
+    page: u32,
+}
+
+#[event_handler(durable, name = "faults.count_view")]
+async fn count_view(_: &PageViewed) {}
+
+/// A run of deliveries that all succeed is recorded in one transaction (one settle), not one
+/// per event: the worker records what is contiguous once nothing more may start without it.
+#[tokio::test]
+async fn a_run_of_successes_is_recorded_in_one_settle_not_one_per_event() {
+    const EVENTS: u32 = 320;
+    for inner in backends("worker_faults_runs").await {
+        let location = inner.location();
+        let segments = inner.segments();
+        let store = Arc::new(FullDisk {
+            inner,
+            failing: AtomicU32::new(0),
+            tried: Mutex::new(Vec::new()),
+        });
+        let dyn_store: Arc<dyn DurableStore> = store.clone();
+        for page in 0..EVENTS {
+            dyn_store
+                .append_event(&PageViewed { page }, EventMetadata::default())
+                .await
+                .unwrap();
+        }
+        let bus = Bus::builder().build().unwrap();
+        let summary = Worker::new(&bus, &dyn_store)
+            .handlers(["faults.count_view"])
+            .concurrency(16)
+            .drain()
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.handlers["faults.count_view"].delivered,
+            u64::from(EVENTS),
+            "{location}"
+        );
+        // At most one settle per 16 events started (the window), plus a last one per read.
+        let settles = store.tried.lock().unwrap().len() as u32;
+        let most = EVENTS / 16 * 2 + 4 * segments;
+        assert!(
+            settles <= most,
+            "{location}: {settles} settles for {EVENTS} events (at most {most})"
+        );
+    }
+}

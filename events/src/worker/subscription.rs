@@ -805,6 +805,14 @@ impl Subscription {
                 pausing = true;
                 end = started.iter().rposition(|s| *s).map_or(0, |i| i + 1);
             }
+            // Record what is contiguous from the checkpoint once nothing more may start
+            // without it (the window is full, or everything is started) or nothing runs: a
+            // run of successes is one transaction, not one per event.
+            if first_waiting >= end.min(settled + self.window) || running.is_empty() {
+                settled = self
+                    .settle_ready(store, claim, &events, &mut outcomes, settled, stop)
+                    .await?;
+            }
             // Start what may start, in log order.
             let mut waiting_for_permit = false;
             let mut passed: HashSet<&str> = HashSet::new();
@@ -848,10 +856,6 @@ impl Subscription {
             while first_waiting < end && started[first_waiting] {
                 first_waiting += 1;
             }
-            // Record what is contiguous from the checkpoint.
-            settled = self
-                .settle_ready(store, claim, &events, &mut outcomes, settled, stop)
-                .await?;
             if settled >= end && running.is_empty() {
                 return Ok(());
             }
@@ -871,26 +875,33 @@ impl Subscription {
             } else {
                 running.join_next_with_id().await
             };
-            let Some(joined) = joined else { continue };
-            let (i, (outcome, views), permit) = match joined {
-                Ok((task, (delivered, permit))) => (tasks[&task], delivered, Some(permit)),
-                // Handlers' panics are caught inside the task: this is the task itself.
-                Err(e) => (
-                    tasks[&e.id()],
-                    (
-                        Err(Box::new(FailureCause::Panic(e.to_string()))),
-                        Vec::new(),
+            let Some(mut joined) = joined else { continue };
+            // Take every task that finished meanwhile too, so their outcomes settle together.
+            loop {
+                let (i, (outcome, views), permit) = match joined {
+                    Ok((task, (delivered, permit))) => (tasks[&task], delivered, Some(permit)),
+                    // Handlers' panics are caught inside the task: this is the task itself.
+                    Err(e) => (
+                        tasks[&e.id()],
+                        (
+                            Err(Box::new(FailureCause::Panic(e.to_string()))),
+                            Vec::new(),
+                        ),
+                        None,
                     ),
-                    None,
-                ),
-            };
-            self.note_attempt(outcome.is_ok());
-            drop(permit);
-            let now = SystemTime::now();
-            let record = decide(&outcome, 1, &self.retry, events[i].position, now);
-            hold.note(&events[i], &record);
-            in_flight.remove(keys[i].as_str());
-            outcomes[i] = Some((record, views));
+                };
+                self.note_attempt(outcome.is_ok());
+                drop(permit);
+                let now = SystemTime::now();
+                let record = decide(&outcome, 1, &self.retry, events[i].position, now);
+                hold.note(&events[i], &record);
+                in_flight.remove(keys[i].as_str());
+                outcomes[i] = Some((record, views));
+                match running.try_join_next_with_id() {
+                    Some(next) => joined = next,
+                    None => break,
+                }
+            }
         }
     }
 
