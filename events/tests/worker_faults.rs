@@ -342,3 +342,42 @@ async fn a_run_of_successes_is_recorded_in_one_settle_not_one_per_event() {
         );
     }
 }
+
+/// One aggregate's events go one at a time, yet their successes are still recorded in runs.
+#[tokio::test]
+async fn one_aggregates_successes_are_recorded_in_runs_too() {
+    const EVENTS: u32 = 160;
+    for inner in backends("worker_faults_one_stream").await {
+        let location = inner.location();
+        let store = Arc::new(FullDisk {
+            inner,
+            failing: AtomicU32::new(0),
+            tried: Mutex::new(Vec::new()),
+        });
+        let dyn_store: Arc<dyn DurableStore> = store.clone();
+        for _ in 0..EVENTS {
+            dyn_store
+                .append_event(&PageViewed { page: 1 }, EventMetadata::default())
+                .await
+                .unwrap();
+        }
+        let bus = Bus::builder().build().unwrap();
+        let summary = Worker::new(&bus, &dyn_store)
+            .handlers(["faults.count_view"])
+            .concurrency(16)
+            .drain()
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.handlers["faults.count_view"].delivered,
+            u64::from(EVENTS),
+            "{location}"
+        );
+        let settles = store.tried.lock().unwrap().len() as u32;
+        let most = EVENTS / 16 + 4;
+        assert!(
+            settles <= most,
+            "{location}: {settles} settles for {EVENTS} events (at most {most})"
+        );
+    }
+}

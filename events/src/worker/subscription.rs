@@ -805,14 +805,6 @@ impl Subscription {
                 pausing = true;
                 end = started.iter().rposition(|s| *s).map_or(0, |i| i + 1);
             }
-            // Record what is contiguous from the checkpoint once nothing more may start
-            // without it (the window is full, or everything is started) or nothing runs: a
-            // run of successes is one transaction, not one per event.
-            if first_waiting >= end.min(settled + self.window) || running.is_empty() {
-                settled = self
-                    .settle_ready(store, claim, &events, &mut outcomes, settled, stop)
-                    .await?;
-            }
             // Start what may start, in log order.
             let mut waiting_for_permit = false;
             let mut passed: HashSet<&str> = HashSet::new();
@@ -856,8 +848,21 @@ impl Subscription {
             while first_waiting < end && started[first_waiting] {
                 first_waiting += 1;
             }
-            if settled >= end && running.is_empty() {
-                return Ok(());
+            // Record what is contiguous from the checkpoint once nothing more may start
+            // without it (the window is full, or everything is started) or nothing runs: a
+            // run of successes is one transaction, not one per event.
+            if first_waiting >= end.min(settled + self.window) || running.is_empty() {
+                let before = settled;
+                settled = self
+                    .settle_ready(store, claim, &events, &mut outcomes, settled, stop)
+                    .await?;
+                if settled >= end && running.is_empty() {
+                    return Ok(());
+                }
+                if settled > before {
+                    // The window moved: start what it lets in first.
+                    continue;
+                }
             }
             if running.is_empty() {
                 // Every permit is taken by the worker's other segments: wait for one.
