@@ -126,7 +126,31 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
         || app.handled().len() >= at_join + 300,
     );
 
-    // SIGKILL the first: the second takes its four segments once their leases lapse (2 s).
+    // A third joins: each of the three holds at most ceil(8 / 3) = 3 segments, all 8 held.
+    let third = app.spawn(&args, 2);
+    let shared = wait(
+        Duration::from_secs(30),
+        "the segments were not shared among three workers",
+        || {
+            let w = workers(&app);
+            let held: Vec<usize> = [first.id(), second.id(), third.id()]
+                .iter()
+                .map(|pid| w.get(pid).map_or(0, Vec::len))
+                .collect();
+            held.iter().all(|n| (2..=3).contains(n)) && held.iter().sum::<usize>() == 8
+        },
+    );
+    println!("shared among three after {shared:?}");
+    assert!(shared < Duration::from_secs(5), "shared after {shared:?}");
+    let at_third = app.handled().len();
+    wait(
+        Duration::from_secs(120),
+        "the three workers made no progress together",
+        || app.handled().len() >= at_third + 300,
+    );
+
+    // SIGKILL the first: the other two take its segments once their leases lapse (2 s),
+    // four each.
     first.kill().unwrap();
     let killed_at = Instant::now();
     assert!(!first.wait().unwrap().success());
@@ -134,11 +158,11 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
     assert!(left > 0, "the kill should land mid-stream");
     wait(
         Duration::from_secs(30),
-        "the second worker did not take the killed one's segments",
+        "the other workers did not take the killed one's segments",
         || {
-            workers(&app)
-                .get(&second.id())
-                .is_some_and(|s| s.len() == 8)
+            let w = workers(&app);
+            w.get(&second.id()).is_some_and(|s| s.len() == 4)
+                && w.get(&third.id()).is_some_and(|s| s.len() == 4)
         },
     );
     let taken_over = killed_at.elapsed();
@@ -150,9 +174,10 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
     );
     wait(
         Duration::from_secs(300),
-        "the second worker did not finish the stream",
+        "the other workers did not finish the stream",
         || app.lag(HANDLER) == 0,
     );
+    common::terminate(third);
 
     // The second worker's summary: what it delivered, and when it held what.
     let pid = second.id().to_string();
@@ -179,8 +204,9 @@ fn a_joining_worker_gets_its_share_and_a_killed_one_is_taken_over() {
     );
     assert!(stdout.contains("; held segments "), "{stdout}");
 
-    // In hand at the kill: at most the concurrency (2) per segment the killed worker held.
-    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 8);
+    // In hand at the kill: at most the concurrency (2) per segment the killed worker held
+    // (3 segments).
+    let (deliveries, duplicates) = common::check_after_kill(&app, HANDLER, EVENTS, 6);
     println!("{deliveries} deliveries, {duplicates} duplicate(s); second worker: {stdout}");
 }
 
