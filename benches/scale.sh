@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Issue 22's scaling measurement with real worker processes: `async-worker` against the
-# PostgreSQL that EVENTS_POSTGRES_URL points at (`eval "$(scripts/servers.sh start)"`).
+# PostgreSQL that EVENTS_POSTGRES_URL points at (`eval "$(scripts/servers.sh start)"`), or
+# with BACKEND=sqlite against an SQLite file (one segment per handler: a second worker stands
+# by).
 #
 #   benches/scale.sh [PROFILE] WORKERS:CONCURRENCY...     e.g. benches/scale.sh debug 1:1 1:32 1:4 2:4 4:4
 #
@@ -9,7 +11,8 @@
 # 20 ms per event (ASYNC_DELAY=1, HANDLER_DELAY_MS=20); the time is from starting the workers
 # until every order was handled (the handlers' journal), then the workers get SIGTERM.
 # Environment: EVENTS (2000), CUSTOMERS (200), SEGMENTS (8), DELAY_MS (20), WORKER_ARGS (more
-# `process` options, e.g. `--lease-ttl 5s`: members beat every fifth of the lease).
+# `process` options, e.g. `--lease-ttl 5s`: members beat every fifth of the lease), BACKEND
+# (postgres or sqlite).
 set -euo pipefail
 
 profile=debug
@@ -17,7 +20,8 @@ if [[ "${1:-}" == debug || "${1:-}" == release ]]; then
     profile=$1
     shift
 fi
-: "${EVENTS_POSTGRES_URL:?start a server: eval \"\$(scripts/servers.sh start)\"}"
+backend=${BACKEND:-postgres}
+[[ $backend == sqlite ]] || : "${EVENTS_POSTGRES_URL:?start a server: eval \"\$(scripts/servers.sh start)\"}"
 events=${EVENTS:-2000}
 customers=${CUSTOMERS:-200}
 segments=${SEGMENTS:-8}
@@ -35,10 +39,14 @@ for run in "$@"; do
     workers=${run%%:*}
     concurrency=${run##*:}
     schema="scale_${workers}_${concurrency}_$$"
-    psql -q "$EVENTS_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
-    sep='?'; [[ $EVENTS_POSTGRES_URL == *'?'* ]] && sep='&'
-    url="${EVENTS_POSTGRES_URL}${sep}options=-c%20search_path%3D${schema}&segments=${segments}"
     export EVENTS_DB=$work/$schema
+    if [[ $backend == sqlite ]]; then
+        url="sqlite://$EVENTS_DB.sqlite"
+    else
+        psql -q "$EVENTS_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
+        sep='?'; [[ $EVENTS_POSTGRES_URL == *'?'* ]] && sep='&'
+        url="${EVENTS_POSTGRES_URL}${sep}options=-c%20search_path%3D${schema}&segments=${segments}"
+    fi
     "$bin" --database-url "$url" migrate >/dev/null
     "$bin" --database-url "$url" place-orders "$events" --customers "$customers" >/dev/null 2>&1
     journal=$EVENTS_DB.handled
@@ -55,7 +63,7 @@ for run in "$@"; do
     end=$(date +%s.%N)
     kill -TERM "${pids[@]}"
     wait "${pids[@]}" || true
-    psql -q "$EVENTS_POSTGRES_URL" -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
+    [[ $backend == sqlite ]] || psql -q "$EVENTS_POSTGRES_URL" -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
     awk -v w="$workers" -v c="$concurrency" -v n="$events" -v s="$start" -v e="$end" \
         'BEGIN { t = e - s; printf "| %d | %d | %d | %.2f | %.0f |\n", w, c, n, t, n / t }'
 done
