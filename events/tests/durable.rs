@@ -592,7 +592,7 @@ async fn worker_errors_print_their_message_in_debug_too() {
     assert_eq!(format!("{err:?}"), err.to_string());
     assert!(
         format!("{err:?}")
-            .starts_with("the worker cannot start:\n  - no handler is named `test.nope`"),
+            .starts_with("the worker cannot start: no handler is named `test.nope`"),
         "{err:?}"
     );
 }

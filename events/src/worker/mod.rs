@@ -109,7 +109,7 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 #[non_exhaustive]
 pub enum WorkerError {
     /// The handlers asked for are not all durable handlers of this program.
-    #[error("the worker cannot start:{}", .0.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    #[error("the worker cannot start: {}", .0.join("; "))]
     Invalid(Vec<String>),
     /// The store failed.
     #[error(transparent)]
@@ -568,9 +568,13 @@ pub(crate) fn unknown_handler(name: &str) -> String {
         .filter(|h| h.kind() == HandlerKind::Durable)
         .map(|h| h.name())
         .collect();
-    format!(
-        "no handler is named `{name}`; durable handlers: {}",
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
         known.join(", ")
+    };
+    format!(
+        "no handler is named `{name}`; durable handlers: {known} (a handler in another crate runs only once the binary links it: add `events::link!(that_crate);`)"
     )
 }
 

@@ -197,10 +197,15 @@ fn unknown_handler_names_are_refused_with_the_valid_ones() {
             .unwrap_or_else(|| panic!("{args:?}: {err}"));
         assert!(
             line.ends_with(
-                "no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock"
+                "no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock (a handler in another crate runs only once the binary links it: add `events::link!(that_crate);`)"
             ),
             "{args:?}: {err}"
         );
+        // One line, as every other error (`process` said it over two), after the line that
+        // says which store was opened.
+        let lines: Vec<_> = err.lines().filter(|l| !l.starts_with("store: ")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].starts_with("error: "), "{args:?}: {err}");
     }
 }
 
@@ -363,7 +368,7 @@ fn orphaned_checkpoints_are_reported_and_can_be_renamed() {
         ),
         (
             "orders.sned_confirmation",
-            "error: no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock",
+            "error: no handler is named `orders.sned_confirmation`; durable handlers: orders.send_confirmation, orders.update_stock (a handler in another crate runs only once the binary links it: add `events::link!(that_crate);`)",
         ),
     ] {
         let out = app.output(&["rename-checkpoint", "orders.confirmation_v0", new]);
