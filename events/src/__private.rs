@@ -25,8 +25,8 @@ pub use crate::handler::{
 pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;
 pub use crate::shim::{
-    aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, start, Durable,
-    IntoOutcome,
+    aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, into_outcome_local,
+    start, Durable, IntoOutcome,
 };
 #[cfg(feature = "durable")]
 pub use crate::sourcing::{view_registration, KeptView, ViewHandler};

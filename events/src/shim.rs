@@ -47,6 +47,22 @@ pub fn into_outcome<R: IntoOutcome>(ret: R) -> Outcome {
     ret.into_outcome()
 }
 
+/// Converts the return value of a handler that returns `Result<(), Box<dyn Error>>` (the
+/// error neither `Send` nor `Sync`, the usual signature of a first handler): the error is
+/// kept as its message and the messages of its sources, so it can cross threads.
+pub fn into_outcome_local<E: std::error::Error + ?Sized>(ret: Result<(), Box<E>>) -> Outcome {
+    ret.map_err(|e| {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Box::new(FailureCause::Error(message.into()))
+    })
+}
+
 /// Boxes an async handler's future. The future must be `Send`, because a bus can be shared by
 /// threads and `Bus::spawn` runs dispatches on a multi-threaded runtime.
 #[inline]

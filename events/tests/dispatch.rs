@@ -490,3 +490,50 @@ fn a_publish_result_is_as_small_as_a_report() {
     );
     assert_eq!(report, 2 * std::mem::size_of::<usize>());
 }
+
+// --- the usual first signature: `Result<(), Box<dyn Error>>` ------------------------------------
+
+#[derive(DomainEvent, Debug)]
+#[event(name = "imports.file_dropped")]
+struct FileDropped {
+    path: String,
+}
+
+/// An error with a source, as `?` on a library error gives.
+#[derive(Debug)]
+struct ImportFailed(std::io::Error);
+
+impl std::fmt::Display for ImportFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cannot import the file")
+    }
+}
+
+impl std::error::Error for ImportFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[event_handler(name = "imports.read")]
+fn read_file(e: &FileDropped) -> Result<(), Box<dyn std::error::Error>> {
+    Err(Box::new(ImportFailed(std::io::Error::other(format!(
+        "{} is not readable",
+        e.path
+    )))))
+}
+
+#[test]
+fn a_handler_returning_box_dyn_error_compiles_and_keeps_the_message_and_its_sources() {
+    let (bus, _) = bus();
+    let report = bus
+        .publish(&FileDropped {
+            path: "cards.csv".into(),
+        })
+        .unwrap();
+    let failures: Vec<_> = report.failures().iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        failures,
+        ["handler `imports.read` failed: cannot import the file: cards.csv is not readable"]
+    );
+}

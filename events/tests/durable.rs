@@ -591,8 +591,7 @@ async fn worker_errors_print_their_message_in_debug_too() {
     // What `fn main() -> Result<(), WorkerError>` and `.expect(..)` print.
     assert_eq!(format!("{err:?}"), err.to_string());
     assert!(
-        format!("{err:?}")
-            .starts_with("the worker cannot start: no handler is named `test.nope`"),
+        format!("{err:?}").starts_with("the worker cannot start: no handler is named `test.nope`"),
         "{err:?}"
     );
 }

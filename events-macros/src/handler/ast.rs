@@ -51,21 +51,54 @@ pub fn return_span(sig: &syn::Signature) -> Span {
     let ReturnType::Type(_, ty) = &sig.output else {
         return sig.ident.span();
     };
-    if let Type::Path(path) = &**ty {
-        if let Some(last) = path.path.segments.last() {
-            if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
-                let args: Vec<_> = args.args.iter().collect();
-                if let [syn::GenericArgument::Type(Type::Tuple(ok)), syn::GenericArgument::Type(err)] =
-                    args[..]
-                {
-                    if last.ident == "Result" && ok.elems.is_empty() {
-                        return err.span();
-                    }
-                }
-            }
+    error_type(ty).map_or_else(|| ty.span(), Spanned::span)
+}
+
+/// The `E` of a `Result<(), E>` return type.
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let args: Vec<_> = args.args.iter().collect();
+    match args[..] {
+        [syn::GenericArgument::Type(Type::Tuple(ok)), syn::GenericArgument::Type(err)]
+            if last.ident == "Result" && ok.elems.is_empty() =>
+        {
+            Some(err)
         }
+        _ => None,
     }
-    ty.span()
+}
+
+/// Whether the handler returns `Result<(), Box<dyn Error>>` with an error that is not `Sync`
+/// (the usual first signature): its error is converted to its message instead of refused.
+pub fn returns_local_error(sig: &syn::Signature) -> bool {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return false;
+    };
+    let Some(Type::Path(boxed)) = error_type(ty) else {
+        return false;
+    };
+    let Some(last) = boxed.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    let [syn::GenericArgument::Type(Type::TraitObject(object))] =
+        &args.args.iter().collect::<Vec<_>>()[..]
+    else {
+        return false;
+    };
+    let bound_named = |name: &str| {
+        object.bounds.iter().any(|b| {
+            matches!(b, syn::TypeParamBound::Trait(t)
+                if t.path.segments.last().is_some_and(|s| s.ident == name))
+        })
+    };
+    last.ident == "Box" && bound_named("Error") && !bound_named("Sync")
 }
 
 /// The `[E]` of a first parameter `&[E]`.
@@ -112,5 +145,29 @@ fn event_type<'a>(cx: &Ctxt, function: &'a ItemFn) -> Option<&'a Type> {
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod local_error_tests {
+    use super::returns_local_error;
+
+    fn sig(ret: &str) -> syn::Signature {
+        syn::parse_str(&format!("fn handle(e: &E) {ret}")).unwrap()
+    }
+
+    #[test]
+    fn a_boxed_error_that_is_not_sync_is_converted() {
+        assert!(returns_local_error(&sig(
+            "-> Result<(), Box<dyn std::error::Error>>"
+        )));
+        assert!(returns_local_error(&sig(
+            "-> Result<(), Box<dyn Error + Send>>"
+        )));
+        assert!(!returns_local_error(&sig(
+            "-> Result<(), Box<dyn Error + Send + Sync>>"
+        )));
+        assert!(!returns_local_error(&sig("-> Result<(), String>")));
+        assert!(!returns_local_error(&sig("")));
     }
 }

@@ -8,7 +8,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::Type;
 
-use super::ast::{batch_parameter, return_span, HandlerFn};
+use super::ast::{batch_parameter, return_span, returns_local_error, HandlerFn};
 use crate::registration::{location, name_or_default, sealed};
 
 /// Generates the registration of a handler whose model passed every check.
@@ -100,7 +100,13 @@ fn call(handler: &HandlerFn, event: &Type) -> TokenStream {
     // the user's return type to the attribute.
     let return_span = return_span(&handler.function.sig);
     let ret = quote_spanned!(return_span=> __events_ret);
-    let check_return = quote_spanned!(return_span=> __events::into_outcome(#ret));
+    // A `Box<dyn Error>` that is not `Sync` is kept as its message instead of refused.
+    let into_outcome = if returns_local_error(&handler.function.sig) {
+        Ident::new("into_outcome_local", return_span)
+    } else {
+        Ident::new("into_outcome", return_span)
+    };
+    let check_return = quote_spanned!(return_span=> __events::#into_outcome(#ret));
     let batch = batch_parameter(handler.function).is_some();
     let decode = durable.then(|| {
         let decode = if batch {
