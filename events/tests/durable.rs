@@ -1097,6 +1097,7 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
                 event: &event,
                 record: &done,
                 views: &[],
+                timers: &[],
             };
             store.settle(&claim, settled).await
         }
@@ -1164,6 +1165,7 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
                 event: &first,
                 record: &retry,
                 views: &[],
+                timers: &[],
             },
         )
         .await
@@ -1276,6 +1278,7 @@ async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
                 event: &e,
                 record: &record,
                 views: &[],
+                timers: &[],
             };
             store.settle(&claim, new).await.unwrap();
         }
@@ -1396,6 +1399,7 @@ async fn view_writes_commit_or_roll_back_with_the_checkpoint_on(store: Arc<dyn D
                 event,
                 record: &done,
                 views,
+                timers: &[],
             };
             store.settle(&claim, settled).await
         }
@@ -1448,6 +1452,7 @@ async fn view_writes_commit_or_roll_back_with_the_checkpoint_on(store: Arc<dyn D
         event: &second,
         record: &done,
         views: &views,
+        timers: &[],
     };
     store.settle(&other, settled).await.unwrap();
     assert_eq!(
@@ -1511,6 +1516,7 @@ async fn tally(e: &Tallied, totals: ViewKeeper<Tally>) -> Result<(), StoreError>
             let settled = events::store::durable::Settlement::Run {
                 last: 0,
                 views: &views,
+                timers: &[],
             };
             match store.settle(&claim, settled).await {
                 Err(StoreError::ViewConflict { .. }) => continue,

@@ -16,6 +16,13 @@
 //! | `events_durable_circuits_open` | segments whose circuit breaker is open (the handler paused there) |
 //! | `events_durable_circuit_closes_in_seconds` | how long until the last open circuit's cool-down ends (0 when none is open) |
 //!
+//! and two without a label, for the durable timers:
+//!
+//! | gauge | what it counts |
+//! |---|---|
+//! | `events_timers_scheduled` | timers stored, not fired yet |
+//! | `events_timers_overdue` | of those, the ones past their due time (no worker fires them) |
+//!
 //! Events pending a retry, dead or held back are behind the checkpoint, so they are not in the
 //! lag: each has its own gauge.
 //!
@@ -69,6 +76,9 @@ pub async fn record_durable_gauges(store: &dyn DurableStore) -> Result<(), Store
         ::metrics::gauge!("events_durable_circuit_closes_in_seconds", "handler" => name)
             .set(closes_in.as_secs_f64());
     }
+    let timers = store.timer_counts(now).await?;
+    ::metrics::gauge!("events_timers_scheduled").set(timers.scheduled as f64);
+    ::metrics::gauge!("events_timers_overdue").set(timers.overdue as f64);
     Ok(())
 }
 

@@ -122,10 +122,11 @@ impl App {
 /// The handlers' table of `status` (between the log head and the workers or any orphaned
 /// checkpoints).
 pub fn status_table(status: &str) -> Table {
-    let lines = status
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("workers (") && !l.starts_with("orphaned checkpoints"));
+    let lines = status.lines().skip(1).take_while(|l| {
+        !l.starts_with("workers (")
+            && !l.starts_with("orphaned checkpoints")
+            && !l.starts_with("timers: ")
+    });
     Table::parse(lines, &STATUS_COLUMNS)
 }
 
