@@ -44,6 +44,8 @@ pub(super) async fn execute(
         _ => debug_assert!(command.needs_store()),
     }
     let store = source.open(command.creates_store()).await?;
+    #[cfg(feature = "prometheus")]
+    super::serve_metrics::sample_gauges(&store);
     if announce {
         eprintln!("store: {}", store.location());
     }

@@ -104,6 +104,8 @@ mod log;
 mod nats;
 mod output;
 mod process;
+#[cfg(feature = "prometheus")]
+mod serve_metrics;
 mod source;
 mod status;
 mod timers;
@@ -122,6 +124,8 @@ pub use args::{Command, LogArgs, ProcessArgs, StatusArgs, StoreArgs, TimerAction
 #[cfg(feature = "nats")]
 pub use args::{NatsSource, RelayArgs};
 pub use catalog_view::graph;
+#[cfg(feature = "prometheus")]
+pub use serve_metrics::{serve_metrics, MetricsError};
 pub use source::StoreSource;
 
 use args::Cli;

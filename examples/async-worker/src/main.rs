@@ -35,9 +35,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use events::cli::StoreSource;
 use events::store::{DurableStore, EventMetadata};
-use events::worker::metrics::sample_durable_gauges;
 use events::{event_handler, Bus, DomainEvent, Meta, Res};
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use serde::{Deserialize, Serialize};
 
 /// A customer placed an order.
@@ -211,23 +209,15 @@ async fn run(cli: Cli) -> ExitCode {
     // `--database-url` / `EVENTS_DATABASE_URL` (e.g. postgres://...) instead of the SQLite file;
     // the handlers' journal stays next to `EVENTS_DB`. The CLI opens the store itself, so a
     // command that only reads never creates it.
-    let mut store = cli.store.or(StoreSource::url(format!("sqlite://{db}")));
+    let store = cli.store.or(StoreSource::url(format!("sqlite://{db}")));
     // Installed before the bus is built, as the bus takes its counters from the recorder; the
-    // gauges sample the store, opened (and created) here.
+    // durable gauges are sampled from the store each command opens (so `status` on a store
+    // that does not exist still creates none).
     if let Some(addr) = cli.metrics_addr {
-        if let Err(e) = serve_metrics(addr) {
-            eprintln!("error: cannot serve metrics on {addr}: {e}");
+        if let Err(e) = events::cli::serve_metrics(addr) {
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-        let opened = match open(store).await {
-            Ok(opened) => opened,
-            Err(code) => return code,
-        };
-        tokio::spawn(sample_durable_gauges(
-            opened.clone(),
-            Duration::from_secs(1),
-        ));
-        store = StoreSource::Opened(opened);
     }
     let journal = Journal::from_env(&db);
     let bus = match Bus::builder().resource(journal).build() {
@@ -263,18 +253,6 @@ async fn open(store: StoreSource) -> Result<Arc<dyn DurableStore>, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
-}
-
-/// Installs the Prometheus recorder with its HTTP listener on the current runtime: counters,
-/// handler duration histograms (buckets from 1 ms to 10 s) and the durable gauges.
-fn serve_metrics(addr: SocketAddr) -> Result<(), BuildError> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets_for_metric(
-            Matcher::Full("events_handler_duration_seconds".into()),
-            &[0.001, 0.01, 0.1, 1.0, 10.0],
-        )?
-        .install()
 }
 
 /// `place-orders`: the application's side, storing `OrderPlaced` events (every

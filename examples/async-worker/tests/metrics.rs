@@ -171,3 +171,17 @@ fn a_bad_metrics_address_is_refused_in_one_line() {
         "error: invalid value 'localhost' for '--metrics-addr <ADDR>': not an address (invalid socket address syntax); write e.g. 127.0.0.1:9000"
     );
 }
+
+/// Serving metrics does not open the store: a command that only reads still creates none (the
+/// gauges are sampled from the store the command itself opened).
+#[test]
+fn serving_metrics_keeps_read_only_commands_from_creating_the_store() {
+    let app = App::new("metrics-read-only");
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let out = app.output(&["--metrics-addr", &addr, "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("it does not exist"), "{stderr}");
+    assert!(!app.db.exists(), "status created {}", app.db.display());
+}
