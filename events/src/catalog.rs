@@ -44,8 +44,10 @@ impl Location {
     }
 }
 
-/// How the worker calls a durable handler: one event at a time, or a batch.
+/// How the worker calls a durable handler: one event at a time, or a batch (read by the
+/// worker only: without the `durable` feature nothing calls it).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "durable"), allow(dead_code))]
 pub(crate) enum DurableShim {
     One(DurableCall),
     Batch(DurableBatchCall),
@@ -211,6 +213,7 @@ pub struct HandlerInfo {
     location: Location,
     requires: Vec<Requirement>,
     publishes: &'static [&'static str],
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) index: usize,
     pub(crate) durable: Option<(DurableShim, RetryPolicy)>,
 }

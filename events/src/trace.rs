@@ -87,6 +87,7 @@ fn process_message<'m>(
 
 /// The root span of one durable delivery (`count` stored events, described by `meta`: the
 /// last of them) by the worker to `handler`; the handler's `process` span is its child.
+#[cfg(feature = "durable")]
 pub(crate) fn receive(handler: &'static str, segment: u32, count: usize, meta: &Meta) -> Span {
     message_span!(
         parent: None,

@@ -42,6 +42,7 @@ pub use set::{
     member, variant_dispatch, variant_from_json, variant_publish, variant_to_new_event, MemberFns,
     SetMember, SetVariants, Variant,
 };
+#[cfg(feature = "durable")]
 pub(crate) use set::{tagged, variants_of};
 #[cfg(feature = "durable")]
 #[doc(hidden)]

@@ -242,6 +242,7 @@ pub struct SetVariants {
 inventory::collect!(SetVariants);
 
 /// The variants of the derived event set whose enum is the event named `set`, if it is one.
+#[cfg(feature = "durable")]
 pub(crate) fn variants_of(set: &str) -> Option<&'static [Variant]> {
     inventory::iter::<SetVariants>
         .into_iter()

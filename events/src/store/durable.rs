@@ -117,6 +117,7 @@ impl Claim {
     }
 
     /// The error of a write with this claim after another worker took it over.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn lost(&self) -> StoreError {
         StoreError::LeaseLost {
             handler: self.handler.clone(),
@@ -347,6 +348,7 @@ pub enum Record {
 
 impl ViewWrite {
     /// The error of a settle that found this view at another version than `expected`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn conflict(&self) -> StoreError {
         StoreError::ViewConflict {
             view: self.view.to_owned(),
@@ -447,6 +449,7 @@ pub struct Timer {
 impl Timer {
     /// The event this timer appends when it fires at `now`: its id, name, payload,
     /// correlation and causation, occurred at `now`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn fired_event(&self, now: SystemTime) -> NewEvent {
         NewEvent {
             event_id: self.event_id,
@@ -503,6 +506,7 @@ pub struct Rewind {
 
 impl Rewind {
     /// Fails with [`StoreError::PastHead`] when `after` is beyond the log's `head`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn check(self, head: u64) -> Result<(), StoreError> {
         if self.after > head {
             return Err(StoreError::PastHead {
