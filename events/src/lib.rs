@@ -45,6 +45,7 @@
 //! [`testing`] has `given(..).when(..).then(..)` and a [`Capture`](testing::Capture) of
 //! published events.
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aggregate;
