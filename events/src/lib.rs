@@ -66,6 +66,9 @@ mod meta;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod outbox;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub mod process;
 mod registry;
 mod report;
 mod shim;

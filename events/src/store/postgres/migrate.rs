@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0005_snapshots.sql"),
     ),
     (6, "members", include_str!("migrations/0006_members.sql")),
+    (
+        9,
+        "log_causation",
+        include_str!("migrations/0009_log_causation.sql"),
+    ),
 ];
 
 /// What [`PostgresStore::migrate`] did.
