@@ -31,4 +31,6 @@ pub use crate::shim::{
 #[cfg(feature = "durable")]
 pub use crate::sourcing::{view_registration, KeptView, ViewHandler};
 #[cfg(feature = "durable")]
-pub use crate::process::{command_route, process_call, process_entry, CommandRoute, ProcessEntry, ReactionFn};
+pub use crate::process::{
+    command_route, process_call, process_entry, CommandRoute, ProcessEntry, ReactionFn,
+};
