@@ -91,7 +91,10 @@ fn read<'a>(cx: &Ctxt, args: TokenStream, item: &'a ItemImpl) -> Model<'a> {
             .filter(|a| a.path().is_ident("start") || a.path().is_ident("complete"))
             .collect();
         if markers.len() > 1 {
-            cx.error_spanned_by(markers[1], "a reaction is either `#[start]` or `#[complete]`, not both");
+            cx.error_spanned_by(
+                markers[1],
+                "a reaction is either `#[start]` or `#[complete]`, not both",
+            );
         }
         let stage = marker(method).map_or(Stage::Continue, |(_, s)| s);
         reactions.push(reaction(cx, method, stage));
@@ -108,7 +111,9 @@ fn reaction<'a>(cx: &Ctxt, method: &'a ImplItemFn, stage: Stage) -> Reaction<'a>
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_some() => {}
-        Some(other) => cx.error_spanned_by(other, "a reaction takes the state as `&mut self` first"),
+        Some(other) => {
+            cx.error_spanned_by(other, "a reaction takes the state as `&mut self` first")
+        }
         None => cx.syn_error(syn::Error::new(
             sig.paren_token.span.join(),
             "a reaction takes `&mut self, e: &Event`",
@@ -118,7 +123,10 @@ fn reaction<'a>(cx: &Ctxt, method: &'a ImplItemFn, stage: Stage) -> Reaction<'a>
         Some(FnArg::Typed(pat)) => match &*pat.ty {
             Type::Reference(r) if r.mutability.is_none() => Some(&*r.elem),
             other => {
-                cx.error_spanned_by(other, "a reaction takes the event as `&E` after `&mut self`");
+                cx.error_spanned_by(
+                    other,
+                    "a reaction takes the event as `&E` after `&mut self`",
+                );
                 None
             }
         },
@@ -146,7 +154,10 @@ fn reaction<'a>(cx: &Ctxt, method: &'a ImplItemFn, stage: Stage) -> Reaction<'a>
         }
     }
     if let Some(generic) = sig.generics.params.first() {
-        cx.error_spanned_by(generic, "a reaction cannot be generic: it reacts to one event type");
+        cx.error_spanned_by(
+            generic,
+            "a reaction cannot be generic: it reacts to one event type",
+        );
     }
     Reaction {
         method,
@@ -178,7 +189,10 @@ fn check(cx: &Ctxt, model: &Model, item: &ItemImpl) {
         if let Some(event) = r.event {
             let key = event.to_token_stream().to_string();
             if seen.contains(&key) {
-                cx.error_spanned_by(event, "a process manager reacts to each event type once: merge the two reactions");
+                cx.error_spanned_by(
+                    event,
+                    "a process manager reacts to each event type once: merge the two reactions",
+                );
             }
             seen.push(key);
         }
@@ -209,7 +223,11 @@ fn generate(model: &Model) -> TokenStream {
     } else {
         quote!(::events::process::Completion::Keep)
     };
-    let reactions: Vec<_> = model.reactions.iter().map(|r| reaction_fn(model, r)).collect();
+    let reactions: Vec<_> = model
+        .reactions
+        .iter()
+        .map(|r| reaction_fn(model, r))
+        .collect();
     let variants = model.reactions.iter().filter_map(|r| r.event).map(|e| {
         quote_spanned!(e.span()=> __events::Variant {
             name: <#e as ::events::DomainEvent>::NAME,
@@ -217,15 +235,20 @@ fn generate(model: &Model) -> TokenStream {
             tag: <#e as ::events::DomainEvent>::NAME,
         })
     });
+    let handled_by = model
+        .reactions
+        .iter()
+        .filter_map(|r| r.event)
+        .map(|e| quote_spanned!(e.span()=> impl ::events::process::HandledBy<#ty> for #e {}));
     let requires = model
         .reactions
         .iter()
         .flat_map(|r| r.params.iter().flatten())
         .map(|t| quote_spanned!(t.span()=> <#t as __events::FromContext>::REQUIRES));
     let sends = o.sends.get().cloned().unwrap_or_default();
-    let sent_by = sends.iter().map(|c| {
-        quote_spanned!(c.span()=> impl ::events::process::SentBy<#ty> for #c {})
-    });
+    let sent_by = sends
+        .iter()
+        .map(|c| quote_spanned!(c.span()=> impl ::events::process::SentBy<#ty> for #c {}));
     let routes = sends.iter().map(|c| {
         let route = quote_spanned!(c.span()=> __events::command_route::<#c>());
         quote!(__events::inventory::submit!(#route);)
@@ -233,7 +256,9 @@ fn generate(model: &Model) -> TokenStream {
     let send_names = sends
         .iter()
         .map(|c| quote_spanned!(c.span()=> <#c as ::events::Command>::NAME));
-    let input: syn::DeriveInput = syn::parse_quote!(struct __EventsProcessInput;);
+    let input: syn::DeriveInput = syn::parse_quote!(
+        struct __EventsProcessInput;
+    );
     let input_event = Derive {
         kind: Kind::Event,
         input: &input,
@@ -267,6 +292,7 @@ fn generate(model: &Model) -> TokenStream {
             const REACTIONS: &'static [__events::ReactionFn<Self>] = &[#(#reactions),*];
         }
         #(#sent_by)*
+        #(#handled_by)*
         #(#routes)*
         __events::inventory::submit!(__events::process_entry::<#ty>(&[#(#send_names),*]));
     })
@@ -308,7 +334,9 @@ fn reaction_fn(model: &Model, r: &Reaction) -> TokenStream {
             ::core::result::Result::Ok(::std::string::ToString::to_string(&#meta.correlation_id()))
         },
     };
-    let args: Vec<_> = (0..r.params.len()).map(|i| local(&format!("__events_arg{i}"))).collect();
+    let args: Vec<_> = (0..r.params.len())
+        .map(|i| local(&format!("__events_arg{i}")))
+        .collect();
     let extract = r.params.iter().zip(&args).map(|(p, arg)| match p {
         Some(t) => quote_spanned!(t.span()=> let #arg = __events::extract::<#t>(#cx)?;),
         None => quote!(let #arg = &mut *#out;),
@@ -317,7 +345,8 @@ fn reaction_fn(model: &Model, r: &Reaction) -> TokenStream {
     let await_ = is_async.then(|| quote!(.await));
     let ret = quote_spanned!(r.method.sig.output.span()=> __events_ret);
     let check_return = quote_spanned!(r.method.sig.output.span()=> __events::into_outcome(#ret));
-    let decode = quote_spanned!(event.span()=> __events::serde_json::from_value::<#event>(#payload.clone()));
+    let decode =
+        quote_spanned!(event.span()=> __events::serde_json::from_value::<#event>(#payload.clone()));
     quote! {
         __events::ReactionFn {
             name: #method_name,

@@ -18,7 +18,7 @@ use crate::event::DomainEvent;
 use crate::extract::{AnyResource, Context, FollowUp};
 use crate::handler::{Call, Encode, Outcome};
 use crate::meta::{LazyMeta, Meta};
-use crate::outbox::{DurableRecord, DurableSink};
+use crate::outbox::{Due, DurableRecord, DurableSink, ScheduleError, TimerId, TimerWrite};
 use crate::registry::{BareWalk, EventState, Slot};
 use crate::report::{FailureCause, Report};
 
@@ -209,6 +209,46 @@ impl Bus {
             Some(state) => Ok(pin!(walk::Walk::new(self, event, state, &cx)).await),
             None => self.dispatch_traced(event, &cx).await,
         }
+    }
+
+    /// Schedules `event` to be published at `when` (a [`Duration`] from now, or a
+    /// [`SystemTime`](std::time::SystemTime)): a timer stored in the bus's store
+    /// ([`BusBuilder::store`]) that a worker fires at its due time, appending the event to the
+    /// log for its durable handlers. Inside a transaction of your own, use the outbox's
+    /// `schedule` instead. Fails (and stores nothing) without a store, when the store fails,
+    /// or when the event does not serialize.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use events::{Bus, BoxError, DomainEvent};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(DomainEvent, Serialize, Deserialize)]
+    /// struct ReminderDue { user: u32 }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = events::store::connect("sqlite::memory:").await?;
+    /// let bus = Bus::builder().store(store.clone()).build()?;
+    /// let id = bus.schedule(Duration::from_secs(60), &ReminderDue { user: 1 }).await?;
+    /// assert_eq!(store.timers().await?[0].id, id);
+    /// # Ok::<(), BoxError>(()) }).unwrap();
+    /// ```
+    pub async fn schedule<E: DomainEvent + serde::Serialize>(
+        &self,
+        when: impl Into<Due>,
+        event: &E,
+    ) -> Result<TimerId, ScheduleError> {
+        let Some(sink) = &self.inner.sink else {
+            return Err(ScheduleError::NoStore { event: E::NAME });
+        };
+        let (id, write) = TimerWrite::schedule(when.into(), event, &Meta::of(event), None, None)?;
+        sink.commit(Vec::new(), Vec::new(), vec![write])
+            .await
+            .map_err(|source| ScheduleError::NotStored {
+                event: E::NAME,
+                source,
+            })?;
+        tracing::debug!(event = E::NAME, timer = %id, "timer scheduled");
+        Ok(id)
     }
 
     /// Like [`dispatch`](Self::dispatch), with the event's metadata given (one with a
@@ -692,7 +732,7 @@ impl Bus {
             )),
         };
         let position = sink
-            .commit(vec![record], Vec::new())
+            .commit(vec![record], Vec::new(), Vec::new())
             .await
             .map_err(not_stored)?;
         tracing::debug!(event = E::NAME, ?position, "stored for durable handlers");

@@ -100,7 +100,10 @@ pub use events_macros::{
 pub use extract::{Context, ExtractError, FromContext, Publisher, Res};
 pub use handler::HandlerKind;
 pub use meta::Meta;
-pub use outbox::{DurableRecord, DurableSink, Outbox};
+pub use outbox::{
+    Due, DurableRecord, DurableSink, NewTimer, Outbox, ScheduleError, TimerId, TimerTarget,
+    TimerWrite,
+};
 pub use report::{Failure, FailureCause, Report};
 pub use sourcing::{
     AggregateCommand, Committed, EventOf, EventSet, EventSourced, ExecuteError, Handle, Repository,

@@ -28,9 +28,11 @@ use crate::bus::Bus;
 use crate::command::{Addressed, Command, HandledCommand, SendError};
 use crate::decode::from_value;
 use crate::error::BoxError;
+use crate::event::DomainEvent;
 use crate::extract::Context;
 use crate::handler::{BoxFuture, Outcome};
 use crate::meta::Meta;
+use crate::outbox::{Due, ScheduleError, TimerTarget, TimerWrite};
 use crate::report::FailureCause;
 use crate::sourcing::Staging;
 use crate::store::durable::DurableStore;
@@ -110,6 +112,35 @@ pub struct ReactionFn<M: 'static> {
     ) -> BoxFuture<'a, Outcome>,
 }
 
+/// `E` is an event the process manager `M` reacts to: only such an event can be its timeout.
+#[diagnostic::on_unimplemented(
+    message = "process manager `{M}` has no reaction to `{Self}`, so it cannot be its timeout",
+    label = "not handled by `{M}`",
+    note = "add a reaction `fn on_timeout(&mut self, e: &{Self}, ..)` to the `#[process_manager]` block of `{M}`"
+)]
+pub trait HandledBy<M> {}
+
+/// A timeout a reaction scheduled or cancelled (by its key, per instance).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TimeoutChange {
+    /// Scheduled (or re-scheduled) `event` under `key`, due `due`.
+    Scheduled {
+        /// The timeout's key in its instance.
+        key: String,
+        /// When it fires.
+        due: Due,
+        /// The event's name.
+        event: &'static str,
+        /// The event, as JSON.
+        payload: serde_json::Value,
+    },
+    /// Cancelled the timeout under `key`.
+    Cancelled {
+        /// The timeout's key in its instance.
+        key: String,
+    },
+}
+
 /// A command a reaction sent, not yet stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SentCommand {
@@ -124,18 +155,14 @@ pub struct SentCommand {
 /// afterwards.
 pub struct Reaction<M> {
     sent: Vec<SentCommand>,
+    timeouts: Vec<TimeoutChange>,
+    timers: Vec<TimerWrite>,
     error: Option<String>,
+    /// The timers' owner: `<process name>/<instance>`.
+    owner: String,
+    /// The event reacted to: the cause of the timeouts' events.
+    cause: Meta,
     _manager: PhantomData<fn() -> M>,
-}
-
-impl<M> Default for Reaction<M> {
-    fn default() -> Self {
-        Self {
-            sent: Vec::new(),
-            error: None,
-            _manager: PhantomData,
-        }
-    }
 }
 
 impl<M: ProcessManager> Reaction<M> {
@@ -156,9 +183,68 @@ impl<M: ProcessManager> Reaction<M> {
         }
     }
 
+    /// Schedules `event` as this instance's timeout `key`, due `when` (a [`Duration`] from
+    /// now or a [`SystemTime`]), replacing a timeout of the same key: a durable timer, stored
+    /// with the state and fired through the log at its due time to the reaction to `E`.
+    /// Only an event this process manager reacts to compiles.
+    ///
+    /// [`Duration`]: std::time::Duration
+    /// [`SystemTime`]: std::time::SystemTime
+    pub fn schedule<E>(&mut self, key: &str, when: impl Into<Due>, event: &E)
+    where
+        E: DomainEvent + Serialize + HandledBy<M>,
+    {
+        let due = when.into();
+        let meta = self.cause.caused_by(Meta::of(event));
+        let written = TimerWrite::schedule(
+            due,
+            event,
+            &meta,
+            Some(self.owner.clone()),
+            Some(key.to_owned()),
+        )
+        .and_then(|(_, write)| {
+            let payload = serde_json::to_value(event).map_err(|source| ScheduleError::Encode {
+                event: E::NAME,
+                source,
+            })?;
+            Ok((write, payload))
+        });
+        match written {
+            Ok((write, payload)) => {
+                self.timers.push(write);
+                self.timeouts.push(TimeoutChange::Scheduled {
+                    key: key.to_owned(),
+                    due,
+                    event: E::NAME,
+                    payload,
+                });
+            }
+            Err(e) => {
+                self.error.get_or_insert(e.to_string());
+            }
+        }
+    }
+
+    /// Cancels this instance's timeout `key`, if it has not fired when the state commits.
+    pub fn cancel(&mut self, key: &str) {
+        self.timers.push(TimerWrite::Cancel(TimerTarget::Key {
+            owner: self.owner.clone(),
+            key: key.to_owned(),
+        }));
+        self.timeouts.push(TimeoutChange::Cancelled {
+            key: key.to_owned(),
+        });
+    }
+
     /// The commands sent so far.
     pub fn sent(&self) -> &[SentCommand] {
         &self.sent
+    }
+
+    /// The timeouts scheduled and cancelled so far, in order.
+    pub fn timeouts(&self) -> &[TimeoutChange] {
+        &self.timeouts
     }
 }
 
@@ -178,6 +264,8 @@ pub(crate) enum Applied<M> {
     Ran {
         instance: Instance<M>,
         sent: Vec<SentCommand>,
+        timeouts: Vec<TimeoutChange>,
+        timers: Vec<TimerWrite>,
     },
 }
 
@@ -190,21 +278,33 @@ pub(crate) fn reaction_of<M: ProcessManager>(name: &str) -> Option<&'static Reac
 /// delivery and the test fixture.
 pub(crate) async fn apply<M: ProcessManager>(
     reaction: &ReactionFn<M>,
+    instance: &str,
     stored: Option<Instance<M>>,
     payload: &serde_json::Value,
     cx: &Context<'_>,
 ) -> Result<Applied<M>, Box<FailureCause>> {
     let mut state = match (stored, reaction.stage) {
-        (Some(Instance {
-            completed: true, ..
-        }), _) => return Ok(Applied::Skipped("the instance completed before")),
+        (
+            Some(Instance {
+                completed: true, ..
+            }),
+            _,
+        ) => return Ok(Applied::Skipped("the instance completed before")),
         (None, Stage::Continue | Stage::Complete) => {
             return Ok(Applied::Skipped("no instance was started for it"))
         }
         (Some(Instance { state, .. }), _) => state.unwrap_or_default(),
         (None, Stage::Start) => M::default(),
     };
-    let mut out = Reaction::<M>::default();
+    let mut out = Reaction::<M> {
+        sent: Vec::new(),
+        timeouts: Vec::new(),
+        timers: Vec::new(),
+        error: None,
+        owner: format!("{}/{instance}", M::NAME),
+        cause: cx.meta().clone(),
+        _manager: PhantomData,
+    };
     (reaction.call)(&mut state, payload, &mut out, cx).await?;
     if let Some(error) = out.error {
         return Err(Box::new(FailureCause::Error(error.into())));
@@ -217,6 +317,8 @@ pub(crate) async fn apply<M: ProcessManager>(
     Ok(Applied::Ran {
         instance: Instance { completed, state },
         sent: out.sent,
+        timeouts: out.timeouts,
+        timers: out.timers,
     })
 }
 
@@ -302,12 +404,22 @@ pub(crate) async fn deliver<M: ProcessManager>(
         .map(|(body, _)| from_value::<Instance<M>>(&body))
         .transpose()
         .map_err(|e| decode_error(format!("state of `{}` `{key}`: {e}", M::NAME)))?;
-    match apply(reaction, stored, body, cx).await? {
+    match apply(reaction, &key, stored, body, cx).await? {
         Applied::Skipped(why) => {
             skipped(M::NAME, &key, name, why);
             Ok(())
         }
-        Applied::Ran { instance, sent } => {
+        Applied::Ran {
+            instance,
+            sent,
+            timers,
+            ..
+        } => {
+            for timer in timers {
+                staging
+                    .stage_timer(timer)
+                    .map_err(|e| Box::new(FailureCause::Error(e.to_string().into())))?;
+            }
             let version = read.unwrap_or(0) + 1;
             let state = serde_json::to_value(&instance).map_err(|e| {
                 Box::new(FailureCause::Error(
@@ -353,8 +465,7 @@ pub(crate) fn skipped(process: &str, instance: &str, event: &str, why: &str) {
         event,
         "process manager skipped an event: {why}"
     );
-    metrics::counter!("events_process_skipped_total", "process" => process.to_owned())
-        .increment(1);
+    metrics::counter!("events_process_skipped_total", "process" => process.to_owned()).increment(1);
 }
 
 fn untag(payload: &serde_json::Value) -> Result<(&str, &serde_json::Value), Box<FailureCause>> {
@@ -423,10 +534,7 @@ where
 {
     Box::pin(async move {
         let command: C = from_value(&payload).map_err(|e| {
-            Dispatch::Failed(format!(
-                "stored command `{}` does not decode: {e}",
-                C::NAME
-            ))
+            Dispatch::Failed(format!("stored command `{}` does not decode: {e}", C::NAME))
         })?;
         match bus.send_with(command, meta).await {
             Ok(_) => Ok(()),

@@ -16,9 +16,10 @@ use events::store::{
     EventMetadata, NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion,
     ViewWrite,
 };
+use events::store::{FiredTimer, Timer, TimerCounts};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
-use events::{BoxError, DurableRecord, DurableSink};
+use events::{BoxError, DurableRecord, DurableSink, TimerId, TimerWrite};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -67,8 +68,9 @@ impl DurableSink for FullDisk {
         &self,
         records: Vec<DurableRecord>,
         views: Vec<ViewWrite>,
+        timers: Vec<TimerWrite>,
     ) -> Result<Vec<u64>, BoxError> {
-        self.inner.commit(records, views).await
+        self.inner.commit(records, views, timers).await
     }
 }
 
@@ -204,6 +206,25 @@ impl DurableStore for FullDisk {
         id: &str,
     ) -> Result<Option<(serde_json::Value, u64)>, StoreError> {
         self.inner.load_view(view, id).await
+    }
+    async fn fire_timers(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<FiredTimer>, StoreError> {
+        self.inner.fire_timers(now, limit).await
+    }
+    async fn list_timers(&self, limit: Option<usize>) -> Result<Vec<Timer>, StoreError> {
+        self.inner.list_timers(limit).await
+    }
+    async fn timer_counts(&self, now: SystemTime) -> Result<TimerCounts, StoreError> {
+        self.inner.timer_counts(now).await
+    }
+    async fn write_timers(&self, writes: &[TimerWrite]) -> Result<u64, StoreError> {
+        self.inner.write_timers(writes).await
+    }
+    async fn reschedule_timer(&self, id: TimerId, due_at: SystemTime) -> Result<bool, StoreError> {
+        self.inner.reschedule_timer(id, due_at).await
     }
     async fn reset_checkpoint(
         &self,

@@ -369,6 +369,7 @@ impl Relay {
                     Settlement::Run {
                         last: last.position,
                         views: &[],
+                        timers: &[],
                     },
                 )
                 .await?;
@@ -448,6 +449,7 @@ impl Relay {
                     Settlement::Run {
                         last: checkpoint,
                         views: &[],
+                        timers: &[],
                     },
                 )
                 .await?;

@@ -26,14 +26,14 @@ pub use view::PostgresViews;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use view::SqliteViews;
 #[cfg(feature = "durable")]
-pub(crate) use view::Staging;
-#[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use view::ViewKeeper;
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub use view::ViewRepository;
 pub use view::{AggregateView, EventAt, View, ViewStore};
+#[cfg(feature = "durable")]
+pub(crate) use view::{Staged, Staging};
 
 #[doc(hidden)]
 pub use route::route;

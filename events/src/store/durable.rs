@@ -30,8 +30,8 @@ use super::{
 };
 use crate::bus::Bus;
 use crate::error::{BoxError, PublishError};
-pub use crate::outbox::ViewWrite;
 use crate::outbox::{DurableRecord, DurableSink, Outbox};
+pub use crate::outbox::{NewTimer, TimerId, TimerTarget, TimerWrite, ViewWrite};
 use crate::report::Report;
 
 /// A worker process's identity, written on the claims it holds so that operators (`status`)
@@ -371,6 +371,8 @@ pub enum Settlement<'a> {
         record: &'a Record,
         /// The view writes its handler staged.
         views: &'a [ViewWrite],
+        /// The timer writes its handler staged.
+        timers: &'a [TimerWrite],
     },
     /// A run of new events a batch handler took in one call: move the checkpoint past `last`.
     Run {
@@ -378,6 +380,8 @@ pub enum Settlement<'a> {
         last: u64,
         /// The view writes the handler staged.
         views: &'a [ViewWrite],
+        /// The timer writes the handler staged.
+        timers: &'a [TimerWrite],
     },
     /// Another attempt of a pending event: record its outcome (`Done` removes it).
     Pending {
@@ -387,6 +391,8 @@ pub enum Settlement<'a> {
         record: &'a Record,
         /// The view writes its handler staged.
         views: &'a [ViewWrite],
+        /// The timer writes its handler staged.
+        timers: &'a [TimerWrite],
     },
 }
 
@@ -399,6 +405,92 @@ impl Settlement<'_> {
             | Settlement::Pending { views, .. } => views,
         }
     }
+
+    /// The timer writes to commit with it.
+    pub fn timers(&self) -> &[TimerWrite] {
+        match self {
+            Settlement::New { timers, .. }
+            | Settlement::Run { timers, .. }
+            | Settlement::Pending { timers, .. } => timers,
+        }
+    }
+}
+
+/// A stored timer, as `timers` lists it: when it is due, who scheduled it, what it fires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timer {
+    /// Its id.
+    pub id: TimerId,
+    /// When it fires.
+    pub due_at: SystemTime,
+    /// Who scheduled it, if anyone said (a process manager and its instance).
+    pub owner: Option<String>,
+    /// Its name for its owner.
+    pub key: Option<String>,
+    /// The name of the event it fires.
+    pub event: String,
+    /// The event's schema version.
+    pub version: u32,
+    /// The event's aggregate type (its name when it declares none).
+    pub aggregate_type: String,
+    /// The event's aggregate id (empty when it has none).
+    pub aggregate_id: String,
+    /// The event's payload.
+    pub payload: serde_json::Value,
+    /// The id the fired event gets.
+    pub event_id: Uuid,
+    /// The fired event's correlation id.
+    pub correlation_id: Uuid,
+    /// The fired event's causation id.
+    pub causation_id: Option<Uuid>,
+    /// When it was scheduled (or last re-scheduled).
+    pub created_at: SystemTime,
+}
+
+impl Timer {
+    /// The event this timer appends when it fires at `now`: its id, name, payload,
+    /// correlation and causation, occurred at `now`.
+    pub(crate) fn fired_event(&self, now: SystemTime) -> NewEvent {
+        NewEvent {
+            event_id: self.event_id,
+            name: self.event.clone(),
+            version: self.version,
+            payload: self.payload.clone(),
+            metadata: super::EventMetadata {
+                correlation_id: Some(self.correlation_id),
+                causation_id: self.causation_id,
+                ..super::EventMetadata::default()
+            },
+            occurred_at: now,
+        }
+    }
+}
+
+/// How many timers are stored, and how many of them are due ([`DurableStore::timer_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerCounts {
+    /// Stored timers (not fired yet).
+    pub scheduled: u64,
+    /// Of those, the ones due at the time asked about: a running worker fires them within
+    /// moments, so a count that stays up means no worker is running.
+    pub overdue: u64,
+    /// When the oldest of the overdue ones was due.
+    pub oldest_due: Option<SystemTime>,
+    /// When the next timer is due (overdue or not).
+    pub next_due: Option<SystemTime>,
+}
+
+/// A timer a worker fired ([`DurableStore::fire_timers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FiredTimer {
+    /// The timer's id (the row is gone).
+    pub id: TimerId,
+    /// When it was due.
+    pub due_at: SystemTime,
+    /// The event's name.
+    pub event: String,
+    /// The position the event was appended at.
+    pub position: u64,
 }
 
 /// A checkpoint reset: where the checkpoint moves back to and what becomes of the pending
@@ -623,6 +715,32 @@ pub trait DurableStore: DurableSink + fmt::Debug {
         rewind: Rewind,
     ) -> Result<Discarded, StoreError>;
 
+    // --- timers ------------------------------------------------------------------------------
+
+    /// Fires up to `limit` timers due at `now`, in due order: in one transaction, appends each
+    /// one's event to the end of its aggregate's stream and deletes the timer, so a timer
+    /// fires once however many workers race (a timer another worker is firing is skipped).
+    /// Returns what fired, in order.
+    async fn fire_timers(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<FiredTimer>, StoreError>;
+
+    /// The stored timers, in due order, at most `limit` (`None`: all).
+    async fn list_timers(&self, limit: Option<usize>) -> Result<Vec<Timer>, StoreError>;
+
+    /// How many timers are stored, and due at `now` (for `status` and the gauges).
+    async fn timer_counts(&self, now: SystemTime) -> Result<TimerCounts, StoreError>;
+
+    /// Writes timers outside any other transaction (the CLI's `cancel`); returns how many
+    /// stored timers the writes found (a cancel of a timer that fired finds none).
+    async fn write_timers(&self, writes: &[TimerWrite]) -> Result<u64, StoreError>;
+
+    /// Moves timer `id` to `due_at`; `Ok(false)` when no such timer is stored (it fired or
+    /// was cancelled).
+    async fn reschedule_timer(&self, id: TimerId, due_at: SystemTime) -> Result<bool, StoreError>;
+
     // --- administration ----------------------------------------------------------------------
 
     /// Every pending failure (dead letters, retries, held events), optionally of one handler,
@@ -751,8 +869,9 @@ impl DurableSink for Arc<dyn DurableStore> {
         &self,
         records: Vec<DurableRecord>,
         views: Vec<ViewWrite>,
+        timers: Vec<TimerWrite>,
     ) -> Result<Vec<u64>, BoxError> {
-        DurableSink::commit(&**self, records, views).await
+        DurableSink::commit(&**self, records, views, timers).await
     }
 }
 
@@ -809,6 +928,11 @@ impl dyn DurableStore {
         let value = f(&mut outbox)?;
         let reports = outbox.commit(Some(self as &dyn DurableSink)).await?;
         Ok((value, reports))
+    }
+
+    /// The stored timers, in due order: when each is due, who scheduled it, what it fires.
+    pub async fn timers(&self) -> Result<Vec<Timer>, StoreError> {
+        self.list_timers(None).await
     }
 
     /// The SQLite backend behind this handle, if it is one: for its calls that take a

@@ -35,7 +35,9 @@ use crate::meta::Meta;
 pub use connect::{connect, connect_existing};
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
-pub use durable::{AppendAt, DurableStore, IntoDurableStore, LogQuery, ViewWrite};
+pub use durable::{
+    AppendAt, DurableStore, FiredTimer, IntoDurableStore, LogQuery, Timer, TimerCounts, ViewWrite,
+};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -7,7 +7,7 @@ use super::sqlite::SqliteStore;
 use super::{outbox_records, NewEvent, StoreError, StreamId};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::outbox::{DurableRecord, DurableSink, Outbox, ViewWrite};
+use crate::outbox::{DurableRecord, DurableSink, Outbox, TimerWrite, ViewWrite};
 use crate::report::Report;
 
 /// Appends a bus's record to the end of its aggregate's stream.
@@ -27,22 +27,26 @@ impl DurableSink for SqliteStore {
         &self,
         records: Vec<DurableRecord>,
         views: Vec<ViewWrite>,
+        timers: Vec<TimerWrite>,
     ) -> Result<Vec<u64>, BoxError> {
-        Ok(self.transaction(|tx| commit_in(tx, records, &views))?)
+        Ok(self.transaction(|tx| commit_in(tx, records, &views, &timers))?)
     }
 }
 
-/// Appends the records and writes the views in `tx`; returns the records' positions.
+/// Appends the records and writes the views and the timers in `tx`; returns the records'
+/// positions.
 fn commit_in(
     tx: &Transaction<'_>,
     records: Vec<DurableRecord>,
     views: &[ViewWrite],
+    timers: &[TimerWrite],
 ) -> Result<Vec<u64>, StoreError> {
     let positions = records
         .into_iter()
         .map(|record| append_record(tx, record))
         .collect::<Result<Vec<_>, StoreError>>()?;
     super::sqlite::views::write_staged(tx, views)?;
+    super::sqlite::timers::write_staged(tx, timers)?;
     Ok(positions)
 }
 
@@ -95,7 +99,12 @@ impl SqliteStore {
         let mut outbox = Outbox::new(bus);
         let (value, positions) = self.transaction(|tx| {
             let value = f(tx, &mut outbox)?;
-            let positions = commit_in(tx, outbox_records(&outbox)?, outbox.views())?;
+            let positions = commit_in(
+                tx,
+                outbox_records(&outbox)?,
+                outbox.views(),
+                outbox.timers(),
+            )?;
             Ok::<_, E>((value, positions))
         })?;
         outbox.stored(&positions);

@@ -42,6 +42,7 @@
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -51,7 +52,9 @@ use crate::command::Command;
 use crate::event::DomainEvent;
 use crate::extract::Context;
 use crate::meta::{LazyMeta, Meta};
-use crate::process::{apply, reaction_of, Applied, Instance, ProcessManager, SentCommand};
+use crate::process::{
+    apply, reaction_of, Applied, Instance, ProcessManager, SentCommand, TimeoutChange,
+};
 
 /// Starts a fixture of the process manager `M`, with no instance yet.
 pub fn process<M: ProcessManager>() -> Process<M> {
@@ -60,8 +63,19 @@ pub fn process<M: ProcessManager>() -> Process<M> {
         bus: None,
         instance: None,
         correlation: None,
+        start: SystemTime::now(),
+        elapsed: Duration::ZERO,
+        pending: Vec::new(),
         _manager: PhantomData,
     }
+}
+
+/// A timeout scheduled and not fired or cancelled yet, in the fixture's clock.
+struct Pending {
+    key: String,
+    due_at: SystemTime,
+    event: &'static str,
+    payload: serde_json::Value,
 }
 
 /// One instance of a process manager, fed events one by one.
@@ -71,6 +85,11 @@ pub struct Process<M> {
     instance: Option<Instance<M>>,
     /// The events' correlation id, shared like one flow's (for `correlation` process managers).
     correlation: Option<uuid::Uuid>,
+    /// The fixture's clock: `start + elapsed`, moved only by `when_clock_advances`.
+    start: SystemTime,
+    elapsed: Duration,
+    /// The instance's timeouts, by key.
+    pending: Vec<Pending>,
     _manager: PhantomData<fn() -> M>,
 }
 
@@ -78,36 +97,79 @@ pub struct Process<M> {
 pub struct Then<M> {
     instance: Option<Instance<M>>,
     sent: Vec<SentCommand>,
+    timeouts: Vec<TimeoutChange>,
     skipped: Option<&'static str>,
 }
 
 impl<M: ProcessManager> Process<M> {
     /// Provides a resource its reactions take as `Res<T>` (as `Bus::builder().resource`).
     pub fn resource<T: Send + Sync + 'static>(mut self, value: T) -> Self {
-        let builder = self.builder.take().expect("resources are given before the events");
+        let builder = self
+            .builder
+            .take()
+            .expect("resources are given before the events");
         self.builder = Some(builder.resource(value));
         self
     }
 
     /// Applies an event that already happened; the commands it sent are not checked.
     pub fn given<E: DomainEvent + Serialize>(mut self, event: E) -> Self {
-        let then = self.react(&event);
+        let then = self.react_to(&event);
         self.instance = then.instance;
         self
     }
 
     /// Applies the event under test.
     pub fn when<E: DomainEvent + Serialize>(mut self, event: E) -> Then<M> {
-        self.react(&event)
+        self.react_to(&event)
     }
 
-    fn react<E: DomainEvent + Serialize>(&mut self, event: &E) -> Then<M> {
-        let reaction = reaction_of::<M>(E::NAME).unwrap_or_else(|| {
-            panic!(
-                "process manager `{}` has no reaction to `{}`",
-                M::NAME,
-                E::NAME
-            )
+    /// Moves the fixture's clock forward by `by` and fires every timeout due by then, in due
+    /// order, each through its reaction: what they did, together.
+    ///
+    /// # Panics
+    /// If no timeout is due by then.
+    #[track_caller]
+    pub fn when_clock_advances(mut self, by: Duration) -> Then<M> {
+        self.elapsed += by;
+        let now = self.start + self.elapsed;
+        self.pending.sort_by_key(|p| p.due_at);
+        let due: Vec<Pending> = {
+            let (due, later) = self.pending.drain(..).partition(|p| p.due_at <= now);
+            self.pending = later;
+            due
+        };
+        assert!(
+            !due.is_empty(),
+            "no timeout of `{}` is due after {by:?}",
+            M::NAME
+        );
+        let mut all = Then {
+            instance: None,
+            sent: Vec::new(),
+            timeouts: Vec::new(),
+            skipped: None,
+        };
+        for timer in due {
+            let meta = Meta::named(timer.event, 1, None, None);
+            let then = self.react(timer.event, &timer.payload, meta);
+            self.instance = then.instance;
+            all.sent.extend(then.sent);
+            all.timeouts.extend(then.timeouts);
+            all.skipped = all.skipped.or(then.skipped);
+        }
+        all.instance = self.instance.take();
+        all
+    }
+
+    fn react_to<E: DomainEvent + Serialize>(&mut self, event: &E) -> Then<M> {
+        let payload = serde_json::to_value(event).expect("the event serializes");
+        self.react(E::NAME, &payload, Meta::of(event))
+    }
+
+    fn react(&mut self, name: &str, payload: &serde_json::Value, mut meta: Meta) -> Then<M> {
+        let reaction = reaction_of::<M>(name).unwrap_or_else(|| {
+            panic!("process manager `{}` has no reaction to `{name}`", M::NAME,)
         });
         if self.bus.is_none() {
             let builder = self.builder.take().unwrap_or_else(Bus::builder);
@@ -116,22 +178,51 @@ impl<M: ProcessManager> Process<M> {
             }));
         }
         let bus = self.bus.as_ref().expect("built");
-        let mut meta = Meta::of(event);
         meta.correlation_id = *self.correlation.get_or_insert(meta.event_id);
-        let payload = serde_json::to_value(event).expect("the event serializes");
         let lazy = LazyMeta::given(meta);
         let cx = Context::new(bus, &lazy, 0);
         let stored = self.instance.take();
-        let applied = block_on(apply(reaction, stored_copy(&stored), &payload, &cx));
+        let key = (reaction.key)(payload, cx.meta())
+            .unwrap_or_else(|e| panic!("the association id of `{name}` does not read: {e}"));
+        let applied = block_on(apply(reaction, &key, stored_copy(&stored), payload, &cx));
         match applied {
-            Ok(Applied::Ran { instance, sent }) => Then {
-                instance: Some(instance),
+            Ok(Applied::Ran {
+                instance,
                 sent,
-                skipped: None,
-            },
+                timeouts,
+                ..
+            }) => {
+                let now = self.start + self.elapsed;
+                for change in &timeouts {
+                    match change {
+                        TimeoutChange::Scheduled {
+                            key,
+                            due,
+                            event,
+                            payload,
+                        } => {
+                            self.pending.retain(|p| &p.key != key);
+                            self.pending.push(Pending {
+                                key: key.clone(),
+                                due_at: due.at(now),
+                                event,
+                                payload: payload.clone(),
+                            });
+                        }
+                        TimeoutChange::Cancelled { key } => self.pending.retain(|p| &p.key != key),
+                    }
+                }
+                Then {
+                    instance: Some(instance),
+                    sent,
+                    timeouts,
+                    skipped: None,
+                }
+            }
             Ok(Applied::Skipped(why)) => Then {
                 instance: stored,
                 sent: Vec::new(),
+                timeouts: Vec::new(),
                 skipped: Some(why),
             },
             Err(e) => panic!("reaction `{}` failed: {e}", reaction.name),
@@ -160,6 +251,38 @@ impl<M: ProcessManager> Then<M> {
             })
             .collect();
         assert_eq!(self.sent, expected, "commands sent");
+        self
+    }
+
+    /// Asserts that the timeout `key` was scheduled with `event` (at any due time).
+    #[track_caller]
+    pub fn then_schedules<E: DomainEvent + Serialize>(self, key: &str, event: E) -> Self {
+        let payload = serde_json::to_value(&event).expect("the event serializes");
+        let found = self.timeouts.iter().any(|t| {
+            matches!(t, TimeoutChange::Scheduled { key: k, event: name, payload: p, .. }
+                if k == key && *name == E::NAME && *p == payload)
+        });
+        assert!(
+            found,
+            "timeout `{key}` scheduled with that `{}`; timeouts: {:?}",
+            E::NAME,
+            self.timeouts
+        );
+        self
+    }
+
+    /// Asserts that the timeout `key` was cancelled.
+    #[track_caller]
+    pub fn then_cancels(self, key: &str) -> Self {
+        let found = self
+            .timeouts
+            .iter()
+            .any(|t| matches!(t, TimeoutChange::Cancelled { key: k } if k == key));
+        assert!(
+            found,
+            "timeout `{key}` cancelled; timeouts: {:?}",
+            self.timeouts
+        );
         self
     }
 

@@ -37,6 +37,7 @@ mod engine;
 pub mod metrics;
 mod share;
 mod subscription;
+mod timers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -56,6 +57,7 @@ use crate::store::StoreError;
 pub use crate::store::durable::{FailureStatus, HandlerStatus, PendingFailure};
 pub(crate) use subscription::Stop;
 use subscription::Subscription;
+pub use timers::{TimerSummary, Timers};
 
 /// Delivers stored events to durable handlers until stopped.
 ///
@@ -133,6 +135,8 @@ pub struct Summary {
     pub holdings: BTreeMap<String, Vec<Holding>>,
     /// When the run started (the times of `holdings` are shown from there).
     pub started: Option<SystemTime>,
+    /// The timers this worker fired, and those overdue when it started.
+    pub timers: TimerSummary,
 }
 
 /// A segment of a handler that a worker held for a while.
@@ -175,6 +179,19 @@ pub struct HandlerSummary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.timers;
+        if t.fired > 0 || t.overdue_at_start > 0 {
+            write!(f, "timers: {} fired", t.fired)?;
+            if let Some(late) = t.oldest_overdue_by {
+                write!(
+                    f,
+                    " ({} overdue when this worker started, the oldest due {:.1} s before)",
+                    t.overdue_at_start,
+                    late.as_secs_f64()
+                )?;
+            }
+            writeln!(f)?;
+        }
         for (name, s) in &self.handlers {
             match self.held_elsewhere.get(name) {
                 Some(Some(lease)) => writeln!(
@@ -378,6 +395,16 @@ impl Worker {
         let started = SystemTime::now();
         let (stop, stopped) = watch::channel(false);
         let deadline = self.options.max_runtime.map(|limit| Instant::now() + limit);
+        // Every worker fires the timers, whatever handlers it delivers: a drain fires those due
+        // now before it delivers, a run keeps firing them as they come due.
+        let mut firing = timers::Firing::new(self.store.clone(), self.options.poll_interval);
+        firing.announce_overdue().await?;
+        let firing = if drain {
+            firing.fire_due().await?;
+            tokio::spawn(std::future::ready(firing.summary()))
+        } else {
+            tokio::spawn(firing.run(Stop::new(stopped.clone(), deadline)))
+        };
         // Each handler's membership beats first, so its share is known before any claim.
         let mut members = JoinSet::new();
         for share in shares {
@@ -475,6 +502,14 @@ impl Worker {
             let _ = collect(joined);
         }
         while members.join_next().await.is_some() {}
+        match firing.await {
+            Ok(timers) => summary.timers = timers,
+            Err(e) => {
+                first_error.get_or_insert(WorkerError::Invalid(vec![format!(
+                    "the timer task failed: {e}"
+                )]));
+            }
+        }
         match first_error {
             Some(err) => Err(err),
             None => Ok(summary),

@@ -22,10 +22,10 @@ use crate::handler::{Outcome, RetryPolicy};
 use crate::meta::LazyMeta;
 use crate::process::ProcessEntry;
 use crate::report::FailureCause;
-use crate::sourcing::{tagged, variants_of, Staging, Variant};
+use crate::sourcing::{tagged, variants_of, Staged, Staging, Variant};
 use crate::store::durable::{
     aggregate_key, Claim, ClaimRequest, Claimed, DurableStore, Lease, PendingFailure, Record,
-    SegmentId, Settlement, Unread, ViewWrite,
+    SegmentId, Settlement, Unread,
 };
 use crate::store::{StoreError, StoredEvent};
 
@@ -439,7 +439,7 @@ impl Subscription {
             if self.must_pause(stop).await {
                 return Ok(true);
             }
-            let (outcome, views) = self.deliver(bus, store, std::slice::from_ref(&event)).await;
+            let (outcome, staged) = self.deliver(bus, store, std::slice::from_ref(&event)).await;
             let record = decide(
                 &outcome,
                 pending.attempts + 1,
@@ -450,7 +450,8 @@ impl Subscription {
             let settlement = Settlement::Pending {
                 id: pending.id,
                 record: &record,
-                views: &views,
+                views: &staged.views,
+                timers: &staged.timers,
             };
             self.settle(store, claim, settlement, stop).await?;
             self.count(&record, &event);
@@ -503,7 +504,8 @@ impl Subscription {
         let Some(process) = self.process else {
             return Ok(false);
         };
-        let done = crate::process::dispatch_stored(bus, store, process.outbox, options.batch).await?;
+        let done =
+            crate::process::dispatch_stored(bus, store, process.outbox, options.batch).await?;
         Ok(done > 0)
     }
 
@@ -550,21 +552,25 @@ impl Subscription {
         hold: &mut HoldBack,
         stop: &Stop,
     ) -> Result<(), StoreError> {
-        let (record, views) = if hold.holds(event) {
+        let (record, staged) = if hold.holds(event) {
             tracing::debug!(
                 position = event.position,
                 "held back behind an earlier failure of its aggregate"
             );
-            (Record::Hold, Vec::new())
+            (Record::Hold, Staged::default())
         } else {
-            let (outcome, views) = self.deliver(bus, store, std::slice::from_ref(event)).await;
+            let (outcome, staged) = self.deliver(bus, store, std::slice::from_ref(event)).await;
             let now = SystemTime::now();
-            (decide(&outcome, 1, &self.retry, event.position, now), views)
+            (
+                decide(&outcome, 1, &self.retry, event.position, now),
+                staged,
+            )
         };
         let settlement = Settlement::New {
             event,
             record: &record,
-            views: &views,
+            views: &staged.views,
+            timers: &staged.timers,
         };
         self.settle(store, claim, settlement, stop).await?;
         hold.note(event, &record);
@@ -596,11 +602,14 @@ impl Subscription {
                 if self.must_pause(stop).await {
                     return Ok(());
                 }
-                let (outcome, views) = self.deliver(bus, store, &run).await;
+                let (outcome, staged) = self.deliver(bus, store, &run).await;
                 if outcome.is_ok() {
                     let last = run.last().map_or(0, |e| e.position);
-                    let views = &views;
-                    let settlement = Settlement::Run { last, views };
+                    let settlement = Settlement::Run {
+                        last,
+                        views: &staged.views,
+                        timers: &staged.timers,
+                    };
                     self.settle(store, claim, settlement, stop).await?;
                     self.summary.delivered += run.len() as u64;
                 } else {
@@ -731,7 +740,7 @@ impl Subscription {
         bus: &Bus,
         store: &Arc<dyn DurableStore>,
         events: &[StoredEvent],
-    ) -> (Outcome, Vec<ViewWrite>) {
+    ) -> (Outcome, Staged) {
         let permit = self.permits.acquire().await;
         let delivered = self.handler().deliver(bus, store, events).await;
         drop(permit);
@@ -783,8 +792,7 @@ impl Subscription {
     ) -> Result<(), Interrupt> {
         let handler = self.handler();
         let keys: Vec<String> = events.iter().map(aggregate_key).collect();
-        let mut outcomes: Vec<Option<(Record, Vec<ViewWrite>)>> =
-            events.iter().map(|_| None).collect();
+        let mut outcomes: Vec<Option<(Record, Staged)>> = events.iter().map(|_| None).collect();
         let mut started = vec![false; events.len()];
         let mut in_flight: HashSet<&str> = HashSet::new();
         let mut running = JoinSet::new();
@@ -814,7 +822,7 @@ impl Subscription {
                         "held back behind an earlier failure of its aggregate"
                     );
                     started[i] = true;
-                    outcomes[i] = Some((Record::Hold, Vec::new()));
+                    outcomes[i] = Some((Record::Hold, Staged::default()));
                     continue;
                 }
                 let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
@@ -863,14 +871,14 @@ impl Subscription {
                 running.join_next_with_id().await
             };
             let Some(joined) = joined else { continue };
-            let (i, (outcome, views), permit) = match joined {
+            let (i, (outcome, staged), permit) = match joined {
                 Ok((task, (delivered, permit))) => (tasks[&task], delivered, Some(permit)),
                 // Handlers' panics are caught inside the task: this is the task itself.
                 Err(e) => (
                     tasks[&e.id()],
                     (
                         Err(Box::new(FailureCause::Panic(e.to_string()))),
-                        Vec::new(),
+                        Staged::default(),
                     ),
                     None,
                 ),
@@ -881,7 +889,7 @@ impl Subscription {
             let record = decide(&outcome, 1, &self.retry, events[i].position, now);
             hold.note(&events[i], &record);
             in_flight.remove(keys[i].as_str());
-            outcomes[i] = Some((record, views));
+            outcomes[i] = Some((record, staged));
         }
     }
 
@@ -893,18 +901,19 @@ impl Subscription {
         store: &Arc<dyn DurableStore>,
         claim: &Claim,
         events: &[StoredEvent],
-        outcomes: &mut [Option<(Record, Vec<ViewWrite>)>],
+        outcomes: &mut [Option<(Record, Staged)>],
         mut settled: usize,
         stop: &Stop,
     ) -> Result<usize, Interrupt> {
         while let Some((record, _)) = outcomes.get(settled).and_then(Option::as_ref) {
             if *record != Record::Done {
-                let (record, views) = outcomes[settled].take().expect("known");
+                let (record, staged) = outcomes[settled].take().expect("known");
                 let event = &events[settled];
                 let settlement = Settlement::New {
                     event,
                     record: &record,
-                    views: &views,
+                    views: &staged.views,
+                    timers: &staged.timers,
                 };
                 self.settle(store, claim, settlement, stop).await?;
                 self.count(&record, event);
@@ -912,16 +921,17 @@ impl Subscription {
                 continue;
             }
             let mut run = settled;
-            let mut views = Vec::new();
+            let mut staged = Staged::default();
             while let Some((Record::Done, _)) = outcomes.get(run).and_then(Option::as_ref) {
-                let (_, staged) = outcomes[run].take().expect("known");
-                views.extend(staged);
+                let (_, later) = outcomes[run].take().expect("known");
+                staged.extend(later);
                 run += 1;
             }
             let last = events[run - 1].position;
             let settlement = Settlement::Run {
                 last,
-                views: &views,
+                views: &staged.views,
+                timers: &staged.timers,
             };
             self.settle(store, claim, settlement, stop).await?;
             self.summary.delivered += (run - settled) as u64;
@@ -996,9 +1006,9 @@ impl Handler {
         bus: &Bus,
         store: &Arc<dyn DurableStore>,
         events: &[StoredEvent],
-    ) -> (Outcome, Vec<ViewWrite>) {
+    ) -> (Outcome, Staged) {
         let Some(event) = events.last() else {
-            return (Ok(()), Vec::new());
+            return (Ok(()), Staged::default());
         };
         let meta = match self.variants.iter().find(|v| v.name == event.name) {
             Some(variant) => event.envelope(variant.name, variant.version),
@@ -1031,15 +1041,16 @@ impl Handler {
         }
         .instrument(receiving);
         let outcome = staging.scope(delivery).await;
-        let mut views = staging.take();
-        if outcome.is_err() && !views.is_empty() {
+        let mut staged = staging.take_all();
+        if outcome.is_err() && staged.len() > 0 {
             tracing::debug!(
                 handler = self.name,
-                views = views.len(),
-                "the delivery failed: its staged view writes are discarded"
+                views = staged.views.len(),
+                timers = staged.timers.len(),
+                "the delivery failed: its staged view and timer writes are discarded"
             );
-            views.clear();
+            staged = Staged::default();
         }
-        (outcome, views)
+        (outcome, staged)
     }
 }

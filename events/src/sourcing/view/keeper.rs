@@ -19,6 +19,7 @@ use crate::event::DomainEvent;
 use crate::extract::{Context, ExtractError, FromContext};
 use crate::handler::{BoxFuture, Call, Handler, Outcome};
 use crate::meta::Meta;
+use crate::outbox::{ScheduleError, TimerWrite};
 use crate::registry::Registration;
 use crate::shim::{boxed, decode, extract, into_outcome, Durable};
 use crate::store::durable::{DurableStore, ViewWrite};
@@ -29,11 +30,35 @@ tokio::task_local! {
     static STAGING: Arc<Staging>;
 }
 
-/// The view writes of one delivery, until the worker takes them for its settle.
+/// What one delivery (or a run of them) staged, for its settle.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    /// The view writes.
+    pub(crate) views: Vec<ViewWrite>,
+    /// The timer writes, in order.
+    pub(crate) timers: Vec<TimerWrite>,
+}
+
+impl Staged {
+    /// Adds a later delivery's writes (a run settled in one transaction).
+    pub(crate) fn extend(&mut self, later: Staged) {
+        self.views.extend(later.views);
+        self.timers.extend(later.timers);
+    }
+
+    /// How many writes.
+    pub(crate) fn len(&self) -> usize {
+        self.views.len() + self.timers.len()
+    }
+}
+
+/// The view and timer writes of one delivery, until the worker takes them for its settle.
 pub(crate) struct Staging {
     store: Arc<dyn DurableStore>,
     /// `None` once taken: a write staged later (by a keeper kept past its delivery) is refused.
     writes: Mutex<Option<Vec<ViewWrite>>>,
+    /// The timers scheduled and cancelled, in order; `None` once taken.
+    timers: Mutex<Option<Vec<TimerWrite>>>,
 }
 
 impl Staging {
@@ -42,7 +67,27 @@ impl Staging {
         Arc::new(Self {
             store,
             writes: Mutex::new(Some(Vec::new())),
+            timers: Mutex::new(Some(Vec::new())),
         })
+    }
+
+    /// The staging area of the delivery the current task runs, if any.
+    pub(crate) fn current() -> Option<Arc<Self>> {
+        STAGING.try_with(Arc::clone).ok()
+    }
+
+    /// Stages a timer write, committed with the delivery's checkpoint; refused once the
+    /// delivery was settled.
+    pub(crate) fn stage_timer(&self, write: TimerWrite) -> Result<(), ScheduleError> {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        timers.as_mut().ok_or(ScheduleError::Settled)?.push(write);
+        Ok(())
+    }
+
+    /// The staged timer writes, closing the area for timers.
+    pub(crate) fn take_timers(&self) -> Vec<TimerWrite> {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        timers.take().unwrap_or_default()
     }
 
     /// Runs `delivery` with this staging area for the keepers it takes.
@@ -50,18 +95,21 @@ impl Staging {
         STAGING.scope(Arc::clone(self), delivery).await
     }
 
-    /// The staged writes, closing the area.
+    /// The staged view writes, closing the area.
     pub(crate) fn take(&self) -> Vec<ViewWrite> {
         self.lock().take().unwrap_or_default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<ViewWrite>>> {
-        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    /// Every staged write (views and timers), closing the area.
+    pub(crate) fn take_all(&self) -> Staged {
+        Staged {
+            views: self.take(),
+            timers: self.take_timers(),
+        }
     }
 
-    /// The staging area of the delivery the current task runs, if any.
-    pub(crate) fn current() -> Option<Arc<Self>> {
-        STAGING.try_with(Arc::clone).ok()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<ViewWrite>>> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The store the delivery's writes go to.

@@ -25,9 +25,9 @@ mod repository;
 mod sqlite;
 
 #[cfg(feature = "durable")]
-pub(crate) use keeper::Staging;
-#[cfg(feature = "durable")]
 pub use keeper::{view_registration, KeptView, ViewHandler, ViewKeeper};
+#[cfg(feature = "durable")]
+pub(crate) use keeper::{Staged, Staging};
 
 use std::marker::PhantomData;
 

@@ -23,6 +23,7 @@ use crate::store::durable::{
     DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
     PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
+use crate::store::durable::{FiredTimer, Timer, TimerCounts, TimerId, TimerWrite};
 use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
 const LEASE_COLUMNS: &str = "handler, segment, owner_worker, owner_host, owner_pid, lease_until";
@@ -671,6 +672,7 @@ impl DurableStore for PostgresStore {
         // Pipelined, as in `claim`.
         tokio::try_join!(idle_limit(&tx, lease_left(claim)), fence(&tx, claim))?;
         super::views::write_staged(&tx, settlement.views()).await?;
+        super::timers::write_staged(&tx, settlement.timers()).await?;
         match settlement {
             Settlement::New { event, record, .. } => {
                 insert_failure(&tx, claim, event, record).await?;
@@ -690,6 +692,39 @@ impl DurableStore for PostgresStore {
         id: &str,
     ) -> Result<Option<(serde_json::Value, u64)>, StoreError> {
         super::views::load_view(&**self.client().await?, view, id, "").await
+    }
+
+    async fn fire_timers(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<FiredTimer>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let fired = super::timers::fire(&tx, now, limit).await?;
+        tx.commit().await.map_err(backend)?;
+        if !fired.is_empty() {
+            self.wakeups.wake();
+        }
+        Ok(fired)
+    }
+
+    async fn list_timers(&self, limit: Option<usize>) -> Result<Vec<Timer>, StoreError> {
+        super::timers::list(&**self.client().await?, limit).await
+    }
+
+    async fn timer_counts(&self, now: SystemTime) -> Result<TimerCounts, StoreError> {
+        super::timers::counts(&**self.client().await?, now).await
+    }
+
+    async fn write_timers(&self, writes: &[TimerWrite]) -> Result<u64, StoreError> {
+        self.write_and_wake(async |tx| super::timers::write_staged(tx, writes).await)
+            .await
+    }
+
+    async fn reschedule_timer(&self, id: TimerId, due_at: SystemTime) -> Result<bool, StoreError> {
+        self.write_and_wake(async |tx| super::timers::reschedule(tx, id, due_at).await)
+            .await
     }
 
     async fn reset_checkpoint(

@@ -19,6 +19,8 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0005_snapshots.sql"),
     ),
     (6, "members", include_str!("migrations/0006_members.sql")),
+    // Version 7 is reserved for the breaker's migration.
+    (8, "timers", include_str!("migrations/0008_timers.sql")),
     (
         9,
         "log_causation",

@@ -42,6 +42,7 @@ mod migrate;
 mod outbox;
 mod query;
 mod snapshots;
+mod timers;
 pub(crate) mod views;
 mod wakeup;
 

@@ -6,7 +6,7 @@ use tokio_postgres::Transaction;
 use super::{append_at_ends, backend, PostgresStore};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::outbox::{DurableRecord, DurableSink, Outbox, ViewWrite};
+use crate::outbox::{DurableRecord, DurableSink, Outbox, TimerWrite, ViewWrite};
 use crate::report::Report;
 use crate::store::{outbox_records, NewEvent, StoreError, StreamId};
 
@@ -16,10 +16,11 @@ impl DurableSink for PostgresStore {
         &self,
         records: Vec<DurableRecord>,
         views: Vec<ViewWrite>,
+        timers: Vec<TimerWrite>,
     ) -> Result<Vec<u64>, BoxError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let positions = commit_in(&tx, records, &views).await?;
+        let positions = commit_in(&tx, records, &views, &timers).await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         Ok(positions)
@@ -27,11 +28,12 @@ impl DurableSink for PostgresStore {
 }
 
 /// Appends the records, each to the end of its aggregate's stream and in one insert, and
-/// writes the views in `tx`; returns the records' positions.
+/// writes the views and the timers in `tx`; returns the records' positions.
 async fn commit_in(
     tx: &Transaction<'_>,
     records: Vec<DurableRecord>,
     views: &[ViewWrite],
+    timers: &[TimerWrite],
 ) -> Result<Vec<u64>, StoreError> {
     let ids: Vec<String> = records.iter().map(|r| r.aggregate_id.clone()).collect();
     let events = records
@@ -47,6 +49,7 @@ async fn commit_in(
         .collect();
     let stored = append_at_ends(tx, events).await?;
     super::views::write_staged(tx, views).await?;
+    super::timers::write_staged(tx, timers).await?;
     Ok(stored.iter().map(|e| e.position).collect())
 }
 
@@ -97,7 +100,13 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let value = f(&tx, &mut outbox).await?;
-        let positions = commit_in(&tx, outbox_records(&outbox)?, outbox.views()).await?;
+        let positions = commit_in(
+            &tx,
+            outbox_records(&outbox)?,
+            outbox.views(),
+            outbox.timers(),
+        )
+        .await?;
         tx.commit().await.map_err(backend)?;
         self.wakeups.wake();
         outbox.stored(&positions);

@@ -16,6 +16,7 @@ use crate::store::durable::{
     DurableStore, FailureStatus, HandlerStatus, Heartbeat, Lease, LogQuery, Member, OnReset, Owner,
     PendingFailure, Record, Rewind, SegmentId, Settlement, Unread, ViewWrite,
 };
+use crate::store::durable::{FiredTimer, Timer, TimerCounts, TimerId, TimerWrite};
 use crate::store::{NewEvent, StoreError, StoredEvent, StoredSnapshot, StreamId, StreamVersion};
 
 fn now() -> i64 {
@@ -441,9 +442,12 @@ impl DurableStore for SqliteStore {
     }
 
     async fn settle(&self, claim: &Claim, settlement: Settlement<'_>) -> Result<(), StoreError> {
-        self.write(|tx| {
+        // Timers it schedules wake this process's worker, which looks at the next due time.
+        let wake = !settlement.timers().is_empty();
+        let settled = self.write(|tx| {
             check_claim(tx, claim)?;
             super::views::write_staged(tx, settlement.views())?;
+            super::timers::write_staged(tx, settlement.timers())?;
             match settlement {
                 Settlement::New { event, record, .. } => {
                     insert_failure(tx, &claim.handler, event, record)?;
@@ -452,7 +456,11 @@ impl DurableStore for SqliteStore {
                 Settlement::Run { last, .. } => advance(tx, &claim.handler, last),
                 Settlement::Pending { id, record, .. } => update_failure(tx, id, record),
             }
-        })
+        });
+        if settled.is_ok() && wake {
+            self.wake();
+        }
+        settled
     }
 
     async fn load_view(
@@ -501,6 +509,34 @@ impl DurableStore for SqliteStore {
         })?;
         self.wake();
         Ok(discarded)
+    }
+
+    async fn fire_timers(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<FiredTimer>, StoreError> {
+        let fired = self.write(|tx| super::timers::fire(tx, now, limit))?;
+        if !fired.is_empty() {
+            self.wake();
+        }
+        Ok(fired)
+    }
+
+    async fn list_timers(&self, limit: Option<usize>) -> Result<Vec<Timer>, StoreError> {
+        super::timers::list(&*self.try_lock()?, limit)
+    }
+
+    async fn timer_counts(&self, now: SystemTime) -> Result<TimerCounts, StoreError> {
+        super::timers::counts(&*self.try_lock()?, now)
+    }
+
+    async fn write_timers(&self, writes: &[TimerWrite]) -> Result<u64, StoreError> {
+        self.transaction(|tx| super::timers::write_staged(tx, writes))
+    }
+
+    async fn reschedule_timer(&self, id: TimerId, due_at: SystemTime) -> Result<bool, StoreError> {
+        self.transaction(|tx| super::timers::reschedule(tx, id, due_at))
     }
 
     async fn failures(&self, handler: Option<&str>) -> Result<Vec<PendingFailure>, StoreError> {

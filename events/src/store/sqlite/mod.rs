@@ -29,6 +29,7 @@ use crate::event::DomainEvent;
 mod delivery;
 mod query;
 mod snapshots;
+pub(crate) mod timers;
 pub(crate) mod views;
 
 /// The tables, applied at open.

@@ -81,3 +81,24 @@ CREATE TABLE IF NOT EXISTS events_members (
     alive_until INTEGER NOT NULL,
     PRIMARY KEY (handler, worker)
 );
+
+-- Durable timers: each fires its event at `due_at` (the worker appends it to the log and
+-- deletes the row in one transaction). An owner has at most one timer per key.
+CREATE TABLE IF NOT EXISTS events_timers (
+    id             TEXT    PRIMARY KEY,
+    due_at         INTEGER NOT NULL,
+    owner          TEXT,
+    key            TEXT,
+    event_id       TEXT    NOT NULL,
+    name           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    aggregate_type TEXT    NOT NULL,
+    aggregate_id   TEXT    NOT NULL,
+    payload        TEXT    NOT NULL,
+    correlation_id TEXT    NOT NULL,
+    causation_id   TEXT,
+    created_at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_timers_by_due ON events_timers (due_at, id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_timers_by_key ON events_timers (owner, key)
+    WHERE owner IS NOT NULL AND key IS NOT NULL;
