@@ -322,7 +322,13 @@ fn reaction_fn(model: &Model, r: &Reaction) -> TokenStream {
     // it, so a missing field is "no field `run_id` on type `E`" on the event's type.
     let key = match model.options.association.get() {
         Some(field) => {
-            let read = quote_spanned!(field.span()=> &#e.#field);
+            // Spanned on the event type: "no field `run` on type `E`" points at `&E` in the
+            // reaction that takes an event without it.
+            let field = match field.get_ident() {
+                Some(ident) => Ident::new(&ident.to_string(), event.span()).to_token_stream(),
+                None => field.to_token_stream(),
+            };
+            let read = quote_spanned!(event.span()=> &#e.#field);
             let to_id = quote_spanned!(event.span()=> __events::aggregate_id(#read));
             quote! {
                 let #e: #event = __events::serde_json::from_value(#payload.clone())?;
