@@ -358,3 +358,23 @@ async fn a_stored_command_that_already_took_effect_is_not_sent_again() {
             .is_empty());
     }
 }
+
+#[cfg(feature = "cli")]
+#[test]
+fn the_graph_draws_the_process_manager_with_its_events_and_commands() {
+    let graph = events::cli::graph();
+    for line in [
+        "    p_pm_fulfilment{{\"pm.fulfilment (process manager)\"}}",
+        "    e_pm_order_placed -- starts --> p_pm_fulfilment",
+        "    e_pm_shipment_delivered --> p_pm_fulfilment",
+        "    e_pm_order_closed -- completes --> p_pm_fulfilment",
+        "    p_pm_fulfilment -- sends --> c_OpenShipment",
+        "    p_pm_fulfilment -- sends --> c_CloseOrder",
+    ] {
+        assert!(graph.lines().any(|l| l == line), "{line}\n{graph}");
+    }
+    assert!(
+        !graph.contains("pm.fulfilment (durable)"),
+        "drawn once, as the process manager\n{graph}"
+    );
+}
