@@ -571,8 +571,8 @@ pub struct ProcessEntry {
     pub name: &'static str,
     /// Its outbox view.
     pub outbox: &'static str,
-    /// The names of the events it handles, with each reaction's stage.
-    pub events: fn() -> Vec<(&'static str, Stage)>,
+    /// The names of the events it handles, with each reaction's stage and name.
+    pub events: fn() -> Vec<(&'static str, Stage, &'static str)>,
     /// The names of the commands it sends.
     pub sends: &'static [&'static str],
     /// The association id of a stored event (`Ok(None)`: not one of its events).
@@ -593,8 +593,50 @@ pub const fn process_entry<M: ProcessManager>(sends: &'static [&'static str]) ->
     }
 }
 
-fn events_of<M: ProcessManager>() -> Vec<(&'static str, Stage)> {
-    M::REACTIONS.iter().map(|r| (r.event, r.stage)).collect()
+fn events_of<M: ProcessManager>() -> Vec<(&'static str, Stage, &'static str)> {
+    M::REACTIONS
+        .iter()
+        .map(|r| (r.event, r.stage, r.name))
+        .collect()
+}
+
+/// A command a process manager sent, recognised by its id among the causes of stored events.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CommandOrigin {
+    /// The process manager.
+    pub process: &'static str,
+    /// Its reaction that sent it.
+    pub reaction: &'static str,
+    /// The command's index among that reaction's commands.
+    pub index: usize,
+    /// The event the reaction reacted to.
+    pub cause: Uuid,
+}
+
+/// The commands the process managers of this program may have sent in reaction to `events`
+/// (the first 64 of each reaction), by command id: what tells, in a flow, that an event was
+/// caused by a process manager's command, and by which event.
+pub fn commands_sent_for<'a>(
+    events: impl IntoIterator<Item = (&'a str, Uuid)>,
+) -> std::collections::HashMap<Uuid, CommandOrigin> {
+    let processes = processes();
+    let mut sent = std::collections::HashMap::new();
+    for (name, event_id) in events {
+        for p in &processes {
+            for (_, _, reaction) in (p.events)().into_iter().filter(|(e, ..)| *e == name) {
+                for index in 0..64 {
+                    let by = CommandOrigin {
+                        process: p.name,
+                        reaction,
+                        index,
+                        cause: event_id,
+                    };
+                    sent.insert(command_id(event_id, reaction, index), by);
+                }
+            }
+        }
+    }
+    sent
 }
 
 fn stored_key<M: ProcessManager>(event: &StoredEvent) -> Result<Option<String>, BoxError> {

@@ -295,7 +295,31 @@ async fn a_process_manager_drives_another_aggregate_and_completes_once_per_insta
             .await
             .unwrap()
             .is_empty());
+        #[cfg(feature = "cli")]
+        log_shows_the_commands_of_the_flow(&bus, &store, placed[0].event_id).await;
     }
+}
+
+/// `log --correlation` tells the flow cause first, with each process manager's command in it.
+#[cfg(feature = "cli")]
+async fn log_shows_the_commands_of_the_flow(
+    bus: &Bus,
+    store: &Arc<dyn DurableStore>,
+    flow: uuid::Uuid,
+) {
+    let mut out = Vec::new();
+    let args = ["app", "log", "--correlation", &flow.to_string(), "--json"];
+    events::cli::run_with(bus, store.clone(), args, &mut out)
+        .await
+        .unwrap();
+    let log: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let events = log["events"].as_array().unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pm.order_placed", "pm.shipment_opened"], "{log}");
+    let command = &events[1]["command"];
+    assert_eq!(command["process"], "pm.fulfilment", "{log}");
+    assert_eq!(command["reaction"], "placed", "{log}");
+    assert_eq!(command["cause"], flow.to_string(), "{log}");
 }
 
 #[tokio::test]

@@ -115,7 +115,7 @@ pub fn graph() -> String {
     for p in &processes {
         let node = id("p", p.name);
         let _ = writeln!(out, "    {node}{{{{\"{} (process manager)\"}}}}", p.name);
-        for (event, stage) in (p.events)() {
+        for (event, stage, _) in (p.events)() {
             let arrow = match stage {
                 Stage::Start => "-- starts -->",
                 Stage::Continue => "-->",
