@@ -169,7 +169,7 @@ impl Fulfilment {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Default)]
 struct StoredInstance {
     completed: bool,
     state: Option<Fulfilment>,
@@ -179,14 +179,6 @@ impl events::sourcing::View for StoredInstance {
     const NAME: &'static str = "process:pm.fulfilment";
 }
 
-impl Default for StoredInstance {
-    fn default() -> Self {
-        Self {
-            completed: false,
-            state: None,
-        }
-    }
-}
 
 async fn drain(bus: &Bus, store: &Arc<dyn DurableStore>) {
     Worker::new(bus, store)
