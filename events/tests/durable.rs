@@ -1029,6 +1029,7 @@ async fn a_claim_lost_to_another_worker_cannot_settle_or_reset_on(store: Arc<dyn
                 event: &event,
                 record: &done,
                 views: &[],
+                timers: &[],
             };
             store.settle(&claim, settled).await
         }
@@ -1096,6 +1097,7 @@ async fn renaming_a_checkpoint_on(store: Arc<dyn DurableStore>) {
                 event: &first,
                 record: &retry,
                 views: &[],
+                timers: &[],
             },
         )
         .await
@@ -1208,6 +1210,7 @@ async fn a_reset_never_moves_forward_on(store: Arc<dyn DurableStore>) {
                 event: &e,
                 record: &record,
                 views: &[],
+                timers: &[],
             };
             store.settle(&claim, new).await.unwrap();
         }
@@ -1328,6 +1331,7 @@ async fn view_writes_commit_or_roll_back_with_the_checkpoint_on(store: Arc<dyn D
                 event,
                 record: &done,
                 views,
+                timers: &[],
             };
             store.settle(&claim, settled).await
         }
@@ -1380,6 +1384,7 @@ async fn view_writes_commit_or_roll_back_with_the_checkpoint_on(store: Arc<dyn D
         event: &second,
         record: &done,
         views: &views,
+        timers: &[],
     };
     store.settle(&other, settled).await.unwrap();
     assert_eq!(
@@ -1443,6 +1448,7 @@ async fn tally(e: &Tallied, totals: ViewKeeper<Tally>) -> Result<(), StoreError>
             let settled = events::store::durable::Settlement::Run {
                 last: 0,
                 views: &views,
+                timers: &[],
             };
             match store.settle(&claim, settled).await {
                 Err(StoreError::ViewConflict { .. }) => continue,

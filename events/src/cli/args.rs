@@ -1,9 +1,11 @@
 //! The command line: the global store option and the commands, as clap types an application
 //! can mount beside its own commands.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::outbox::TimerId;
 
 /// The standalone CLI: the global options and one command (what [`run`](super::run) parses).
 #[derive(Debug, Parser)]
@@ -101,9 +103,46 @@ pub enum Command {
         /// The durable handler that takes it over; it must not have a checkpoint yet.
         new: String,
     },
+    /// Durable timers: due time, how overdue, owner, key, the event that fires; `timers
+    /// cancel <id>`, `timers reschedule <id> --at TIME | --in DURATION`.
+    Timers(TimersArgs),
     /// Publish the log, in order, to a NATS JetStream stream until stopped (SIGINT/SIGTERM).
     #[cfg(feature = "nats")]
     Relay(RelayArgs),
+}
+
+/// `timers`: list them, or cancel or re-schedule one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TimersArgs {
+    /// Print JSON (see the `cli` module documentation for the fields).
+    #[arg(long)]
+    pub json: bool,
+    /// Cancel or re-schedule one timer (without: list them, in due order).
+    #[command(subcommand)]
+    pub action: Option<TimerAction>,
+}
+
+/// What to do with one timer.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum TimerAction {
+    /// Delete the timer: it will not fire.
+    Cancel {
+        /// The timer's id (see `timers`).
+        id: TimerId,
+    },
+    /// Move the timer to another due time.
+    Reschedule {
+        /// The timer's id (see `timers`).
+        id: TimerId,
+        /// The new due time, RFC 3339 in UTC (`2026-11-25T12:00:00Z`).
+        #[arg(long, value_parser = humantime::parse_rfc3339_weak, required_unless_present = "in", conflicts_with = "in")]
+        at: Option<SystemTime>,
+        /// The new due time from now (`90s`, `10m`, `1h`).
+        #[arg(long = "in", value_parser = humantime::parse_duration)]
+        r#in: Option<Duration>,
+    },
 }
 
 impl Command {

@@ -7,7 +7,7 @@ use std::io::Write;
 use super::args::Command;
 use super::output::count;
 use super::source::StoreSource;
-use super::{catalog_view, dead_letters, log, process, status, CliError};
+use super::{catalog_view, dead_letters, log, process, status, timers, CliError};
 use crate::bus::Bus;
 use crate::catalog::{catalog, HandlerInfo};
 use crate::handler::HandlerKind;
@@ -98,6 +98,7 @@ pub(super) async fn execute(
             process::replay(bus, &store, info, from, failures, out).await?
         }
         Command::Log(args) => log::log(store.as_ref(), &args, out).await?,
+        Command::Timers(args) => timers::timers(store.as_ref(), args, out).await?,
         Command::RenameCheckpoint { old, new } => {
             durable_handler(&new)?;
             store.rename_checkpoint(&old, &new).await?;

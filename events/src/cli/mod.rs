@@ -50,14 +50,16 @@
 //! command that opens a store names it in one line on stderr (`store: sqlite:///abs/app.db`).
 //! Given as a URL ([`StoreSource::url`]), a store is opened only by the commands that need
 //! one, and only `process`, `migrate` and `relay` create it; `status`, `dead-letters`, `log`,
-//! `retry`, `drop`, `replay` and `rename-checkpoint` refuse a store that does not exist.
+//! `retry`, `drop`, `replay`, `rename-checkpoint` and `timers` refuse a store that does not
+//! exist.
 //!
 //! **Commands.** `list`, `process <handler>... | --all [--max-runtime 10m]`,
 //! `status [--check [--max-lag N] [--max-lag-age 5m] [--max-dead N]]`,
 //! `dead-letters [--handler H]`, `retry <id> | --all`, `drop <id>`,
 //! `replay <handler> [--from POS] [--discard-failures]`, `graph`,
 //! `log [--aggregate Type/id] [--correlation ID] [--name N] [--from P] [--to P] [--limit N]`,
-//! `rename-checkpoint <old> <new>`; with feature `nats`: `relay` and
+//! `rename-checkpoint <old> <new>`, `timers [--json]`, `timers cancel <id>`,
+//! `timers reschedule <id> --at 2026-11-25T12:00:00Z | --in 10m`; with feature `nats`: `relay` and
 //! `process --source nats://...`. Tables keep one line per row: long or multi-line text (errors,
 //! payloads) is flattened and cut with `…`; `--json` and `dead-letters --handler H` show it in
 //! full. `process` logs its start, each handler's progress (`--progress-every`) and why it
@@ -75,8 +77,10 @@
 //! - `status`: `{"store", "log_head", "handlers": [{"handler", "event", "checkpoint", "lag",
 //!   "oldest_undelivered_at", "lag_age_seconds", "retrying", "next_retry_at", "dead", "held",
 //!   "leases": [{"segment", "host", "pid", "expires_at"}]}], "orphaned_checkpoints":
-//!   [{"handler", "position"}], "problems": [..]}`; `problems` are the lines `--check` prints
-//!   (dead letters with the default thresholds when `--check` is not given).
+//!   [{"handler", "position"}], "timers": {"scheduled", "overdue", "oldest_overdue_at",
+//!   "next_due_at"}, "problems": [..]}`; `problems` are the lines `--check` prints (dead
+//!   letters with the default thresholds when `--check` is not given; with `--max-lag-age`,
+//!   timers overdue for longer).
 //! - `dead-letters`: `{"store", "failures": [{"id", "handler", "status", "position",
 //!   "aggregate", "attempts", "held_behind", "occurred_at", "last_attempt_at",
 //!   "next_attempt_at", "last_error"}]}`; `status` is `dead` or `retrying`, `last_error` the
@@ -85,6 +89,10 @@
 //!   "aggregate_type", "aggregate_id", "sequence", "occurred_at", "correlation_id",
 //!   "causation_id", "fields", "payload"}], "more"}`; `more` is `true` when `--limit` cut the
 //!   list.
+//! - `timers`: `{"store", "timers": [{"id", "due_at", "overdue_seconds", "owner", "key",
+//!   "event", "version", "aggregate_type", "aggregate_id", "event_id", "correlation_id",
+//!   "causation_id", "created_at", "payload"}]}`, in due order; `overdue_seconds` is 0 for a
+//!   timer not due yet.
 
 mod args;
 mod catalog_view;
@@ -98,6 +106,7 @@ mod output;
 mod process;
 mod source;
 mod status;
+mod timers;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -109,7 +118,7 @@ use crate::bus::Bus;
 use crate::store::StoreError;
 use crate::worker::WorkerError;
 
-pub use args::{Command, LogArgs, ProcessArgs, StatusArgs, StoreArgs};
+pub use args::{Command, LogArgs, ProcessArgs, StatusArgs, StoreArgs, TimerAction, TimersArgs};
 #[cfg(feature = "nats")]
 pub use args::{NatsSource, RelayArgs};
 pub use catalog_view::graph;

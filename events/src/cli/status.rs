@@ -14,7 +14,7 @@ use super::output::{age, count, due_in, json, rfc3339, short, table};
 use super::CliError;
 use crate::catalog::catalog;
 use crate::handler::HandlerKind;
-use crate::store::durable::{DurableStore, FailureStatus, HandlerStatus};
+use crate::store::durable::{DurableStore, FailureStatus, HandlerStatus, TimerCounts};
 use crate::worker::{handler_status, orphaned_checkpoints};
 
 /// `status --json`.
@@ -24,7 +24,18 @@ struct StatusJson {
     log_head: u64,
     handlers: Vec<HandlerJson>,
     orphaned_checkpoints: Vec<OrphanJson>,
+    timers: TimersJson,
     problems: Vec<String>,
+}
+
+/// The stored timers: how many, how many due (a running worker fires them at once), the
+/// oldest due one's due time and the next due time.
+#[derive(Serialize)]
+struct TimersJson {
+    scheduled: u64,
+    overdue: u64,
+    oldest_overdue_at: Option<String>,
+    next_due_at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -121,7 +132,19 @@ pub(super) async fn status(
             handler,
         })
         .collect();
-    let problems = problems(&rows, args, now);
+    let timers = store.timer_counts(now).await?;
+    let mut problems = problems(&rows, args, now);
+    if let (Some(max), Some(oldest)) = (args.max_lag_age, timers.oldest_due) {
+        let late = age(oldest, now);
+        if late > max {
+            problems.push(format!(
+                "timers: {} overdue, the oldest due {} ago (more than --max-lag-age {}); is a worker running?",
+                timers.overdue,
+                short(late),
+                short(max)
+            ));
+        }
+    }
     if args.json {
         json(
             out,
@@ -130,11 +153,18 @@ pub(super) async fn status(
                 log_head: head,
                 handlers: rows.iter().map(|r| handler_json(r, now)).collect(),
                 orphaned_checkpoints: orphans,
+                timers: TimersJson {
+                    scheduled: timers.scheduled,
+                    overdue: timers.overdue,
+                    oldest_overdue_at: timers.oldest_due.map(rfc3339),
+                    next_due_at: timers.next_due.map(rfc3339),
+                },
                 problems: problems.clone(),
             },
         )?;
     } else if !args.check {
         write!(out, "{}", text(head, &rows, &orphans, now))?;
+        writeln!(out, "{}", timers_line(&timers, now))?;
     }
     if !args.check {
         return Ok(Outcome::Done);
@@ -225,6 +255,25 @@ fn handler_json(r: &Row, now: SystemTime) -> HandlerJson {
             })
             .collect(),
     }
+}
+
+/// `timers: 3 scheduled, 1 overdue (the oldest due 12s ago), next due in 5s`.
+fn timers_line(t: &TimerCounts, now: SystemTime) -> String {
+    let mut line = format!("timers: {} scheduled", t.scheduled);
+    if let Some(oldest) = t.oldest_due {
+        let _ = write!(
+            line,
+            ", {} overdue (the oldest due {} ago; a running worker fires them)",
+            t.overdue,
+            short(age(oldest, now))
+        );
+    } else {
+        line.push_str(", 0 overdue");
+    }
+    if let Some(next) = t.next_due.filter(|at| *at > now) {
+        let _ = write!(line, ", next due {}", due_in(next, now));
+    }
+    line
 }
 
 fn text(head: u64, rows: &[Row], orphans: &[OrphanJson], now: SystemTime) -> String {

@@ -14,6 +14,13 @@
 //! | `events_durable_dead_letters` | dead letters waiting for an operator |
 //! | `events_durable_held_back` | events held back behind a retry or dead letter of their aggregate |
 //!
+//! and two without a label, for the durable timers:
+//!
+//! | gauge | what it counts |
+//! |---|---|
+//! | `events_timers_scheduled` | timers stored, not fired yet |
+//! | `events_timers_overdue` | of those, the ones past their due time (no worker fires them) |
+//!
 //! Events pending a retry, dead or held back are behind the checkpoint, so they are not in the
 //! lag: each has its own gauge.
 //!
@@ -57,6 +64,9 @@ pub async fn record_durable_gauges(store: &dyn DurableStore) -> Result<(), Store
         ::metrics::gauge!("events_durable_dead_letters", "handler" => name).set(status.dead as f64);
         ::metrics::gauge!("events_durable_held_back", "handler" => name).set(status.held as f64);
     }
+    let timers = store.timer_counts(now).await?;
+    ::metrics::gauge!("events_timers_scheduled").set(timers.scheduled as f64);
+    ::metrics::gauge!("events_timers_overdue").set(timers.overdue as f64);
     Ok(())
 }
 
