@@ -15,6 +15,14 @@
 //! a command whose id is already the causation id of an event in the log took effect, and is
 //! not sent again (logged and counted). A command that appends no event is sent at least once.
 //!
+//! Its events must be in the log: appended by an event-sourced aggregate (a repository, a
+//! routed command), by `append_event`, or published by a bus or an outbox while the event also
+//! has a durable `#[event_handler]`. A bus does not yet store an event that only a process
+//! manager handles (a known gap: give the event a durable handler, or append it).
+//!
+//! A reaction sees the instance as the event's aggregate in its `Meta` (`<name>/<instance>`):
+//! that is what its events are ordered and held back by.
+//!
 //! See the README's "Process managers" section and `examples/record-flows`.
 
 use std::marker::PhantomData;
