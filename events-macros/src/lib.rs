@@ -19,6 +19,7 @@ mod event_set;
 mod expansion_size;
 mod function;
 mod handler;
+mod process;
 mod registration;
 mod view;
 
@@ -392,4 +393,28 @@ pub fn derive_event_set(input: TokenStream) -> TokenStream {
 pub fn derive_view(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     view::expand(&input).into()
+}
+
+/// Makes the state type of an `impl` block a process manager (saga): one instance per
+/// association id, whose methods react to events and send commands.
+///
+/// On `impl State { .. }` where `State: Default + Serialize + Deserialize`. Every method is a
+/// reaction `fn(&mut self, e: &Event, ..)` (sync or async) to one event type: `#[start]`
+/// starts an instance (from `Default`), `#[complete]` completes it, the others continue it.
+/// After the event come extractors (`Res<T>`, `Meta`) and at most one
+/// `&mut events::process::Reaction<Self>` to send commands with. Return `()` or
+/// `Result<(), E>`.
+///
+/// | option | meaning |
+/// |---|---|
+/// | `name = "flows.automation"` | the stable name of its durable handler (required) |
+/// | `association = run_id` | the field of every handled event that holds the instance's id |
+/// | `correlation` | instead: the events' correlation id is the instance's id |
+/// | `sends(CreateRecord, Notify)` | the commands it sends: each must have exactly one handler |
+/// | `delete_completed` | a completed instance's state is deleted (default: kept) |
+///
+/// See the `events::process` module for what the worker guarantees.
+#[proc_macro_attribute]
+pub fn process_manager(args: TokenStream, input: TokenStream) -> TokenStream {
+    process::expand(args.into(), input.into()).into()
 }

@@ -22,6 +22,10 @@ pub use crate::handler::{
     AsyncCall, BareCall, BoxFuture, Call, DurableBatchCall, DurableCall, FutureSlot, Handler,
     Outcome, RetryPolicy,
 };
+#[cfg(feature = "durable")]
+pub use crate::process::{
+    command_route, process_call, process_entry, CommandRoute, ProcessEntry, ReactionFn,
+};
 pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
 pub use crate::report::FailureCause;
 pub use crate::shim::{

@@ -67,6 +67,9 @@ mod meta;
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 mod outbox;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub mod process;
 mod registry;
 mod report;
 mod shim;
@@ -92,7 +95,9 @@ pub use catalog::{catalog, Catalog, EventInfo, HandlerInfo, Location};
 pub use command::{command_meta, Addressed, Command, HandledCommand, SendError, Sending};
 pub use error::{BoxError, BuildError, NotPublished, Problem, PublishError};
 pub use event::{AggregateId, DomainEvent};
-pub use events_macros::{command_handler, event_handler, Command, DomainEvent, EventSet};
+pub use events_macros::{
+    command_handler, event_handler, process_manager, Command, DomainEvent, EventSet,
+};
 pub use extract::{Context, ExtractError, FromContext, Publisher, Res};
 pub use handler::HandlerKind;
 pub use meta::Meta;

@@ -4,6 +4,11 @@
 //! [`take_events`](crate::AggregateRoot::take_events) (see [`EventBatch`](crate::EventBatch)).
 
 mod fixture;
+#[cfg(feature = "durable")]
+mod process;
 
 pub use crate::capture::{Capture, Captured};
 pub use fixture::{given, given_no_events, Given, When};
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub use process::{process, Process, Then};

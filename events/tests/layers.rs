@@ -21,7 +21,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["command", "command_shim", "aggregate"],
     ),
     ("store", &["store"]),
-    ("event sourcing and projections", &["sourcing", "testing"]),
+    (
+        "event sourcing and projections",
+        &["sourcing", "process", "testing"],
+    ),
     ("durable delivery", &["worker", "nats"]),
     ("cli", &["cli"]),
 ];

@@ -115,6 +115,19 @@ impl DurableStore for FullDisk {
     async fn clear_views(&self, view: &str) -> Result<u64, StoreError> {
         self.inner.clear_views(view).await
     }
+    async fn list_views(
+        &self,
+        view: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        self.inner.list_views(view, limit).await
+    }
+    async fn delete_view(&self, view: &str, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_view(view, id).await
+    }
+    async fn caused_by(&self, causation: uuid::Uuid) -> Result<bool, StoreError> {
+        self.inner.caused_by(causation).await
+    }
     fn segments(&self) -> u32 {
         self.inner.segments()
     }

@@ -158,6 +158,17 @@ impl BusBuilder {
         if !problems.is_empty() {
             return Err(BuildError::new(problems));
         }
+        Ok(self.assemble())
+    }
+
+    /// The bus without the program's start-up checks: a test fixture's, which runs one
+    /// process manager's reactions and sends nothing.
+    pub(crate) fn build_unchecked(self) -> Bus {
+        self.assemble()
+    }
+
+    fn assemble(self) -> Bus {
+        let catalog = catalog();
         // Without a recorder (the no-op one is the only zero-sized recorder) there are no
         // counter handles at all, and counting a dispatch costs one bounds check.
         let counting = metrics::with_recorder(|r| std::mem::size_of_val(r) != 0);
@@ -191,7 +202,7 @@ impl BusBuilder {
             "event bus built; handlers linked from these crates"
         );
         self.warn_about(catalog);
-        Ok(Bus {
+        Bus {
             inner: Arc::new(Inner {
                 resources: self.resources,
                 events,
@@ -203,7 +214,7 @@ impl BusBuilder {
                 tap: self.tap,
                 sink: self.sink,
             }),
-        })
+        }
     }
 
     fn problems(&self, catalog: &Catalog) -> Vec<Problem> {

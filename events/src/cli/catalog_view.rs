@@ -10,6 +10,7 @@ use super::output::{json, table};
 use super::CliError;
 use crate::catalog::{catalog, HandlerInfo};
 use crate::handler::HandlerKind;
+use crate::process::Stage;
 
 /// `list --json`: one entry per event.
 #[derive(Serialize)]
@@ -105,10 +106,29 @@ pub fn graph() -> String {
         format!("{prefix}_{clean}")
     };
     let mut out = String::from("flowchart LR\n");
-    for event in catalog.events() {
+    // A process manager's input and durable handler are drawn as the process manager.
+    let processes = crate::process::processes();
+    let is_process = |name: &str| processes.iter().any(|p| p.name == name);
+    for event in catalog.events().iter().filter(|e| !is_process(e.name())) {
         let _ = writeln!(out, "    {}[[\"{}\"]]", id("e", event.name()), event.name());
     }
-    for h in catalog.handlers() {
+    for p in &processes {
+        let node = id("p", p.name);
+        let _ = writeln!(out, "    {node}{{{{\"{} (process manager)\"}}}}", p.name);
+        for (event, stage, _) in (p.events)() {
+            let arrow = match stage {
+                Stage::Start => "-- starts -->",
+                Stage::Continue => "-->",
+                Stage::Complete => "-- completes -->",
+            };
+            let _ = writeln!(out, "    {} {arrow} {node}", id("e", event));
+        }
+        for command in p.sends {
+            let _ = writeln!(out, "    {}[/\"{command}\"/]", id("c", command));
+            let _ = writeln!(out, "    {node} -- sends --> {}", id("c", command));
+        }
+    }
+    for h in catalog.handlers().iter().filter(|h| !is_process(h.name())) {
         let shape = match h.kind() {
             HandlerKind::Durable => format!("[(\"{} (durable)\")]", h.name()),
             kind => format!("(\"{} ({})\")", h.name(), kind.as_str()),

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::args::LogArgs;
 use super::output::{json, one_line, rfc3339, table, MAX_TEXT};
 use super::CliError;
+use crate::process::{commands_sent_for, CommandOrigin};
 use crate::store::durable::{DurableStore, LogQuery};
 use crate::store::StoredEvent;
 
@@ -34,12 +35,15 @@ struct EventJson<'a> {
     occurred_at: String,
     correlation_id: Uuid,
     causation_id: Option<Uuid>,
+    /// When its cause is a process manager's command: which, and after which event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<CommandOrigin>,
     fields: &'a BTreeMap<String, String>,
     payload: &'a serde_json::Value,
 }
 
 impl<'a> EventJson<'a> {
-    fn of(e: &'a StoredEvent) -> Self {
+    fn of(e: &'a StoredEvent, commands: &HashMap<Uuid, CommandOrigin>) -> Self {
         Self {
             position: e.position,
             event_id: e.event_id,
@@ -51,6 +55,10 @@ impl<'a> EventJson<'a> {
             occurred_at: rfc3339(e.occurred_at),
             correlation_id: e.metadata.correlation_id.unwrap_or(e.event_id),
             causation_id: e.metadata.causation_id,
+            command: e
+                .metadata
+                .causation_id
+                .and_then(|c| commands.get(&c).cloned()),
             fields: &e.metadata.fields,
             payload: &e.payload,
         }
@@ -96,8 +104,9 @@ pub(super) async fn log(
     let mut events = store.query_log(&query(args)?).await?;
     let more = events.len() > args.limit;
     events.truncate(args.limit);
+    let commands = commands_sent_for(events.iter().map(|e| (e.name.as_str(), e.event_id)));
     if args.correlation.is_some() {
-        events = causal_order(events);
+        events = causal_order(events, &commands);
     }
     if more {
         eprintln!(
@@ -110,7 +119,7 @@ pub(super) async fn log(
             out,
             &LogJson {
                 store: store.location(),
-                events: events.iter().map(EventJson::of).collect(),
+                events: events.iter().map(|e| EventJson::of(e, &commands)).collect(),
                 more,
             },
         );
@@ -132,9 +141,7 @@ pub(super) async fn log(
                 ),
                 e.sequence.to_string(),
                 e.event_id.to_string(),
-                e.metadata
-                    .causation_id
-                    .map_or("-".into(), |id| id.to_string()),
+                caused_by(e, &commands),
                 one_line(&e.payload.to_string(), MAX_TEXT),
             ]
         })
@@ -153,9 +160,28 @@ pub(super) async fn log(
     Ok(())
 }
 
+/// The CAUSED BY column: the causing event or command; a process manager's command is shown
+/// with the process, its reaction and the event it reacted to.
+fn caused_by(e: &StoredEvent, commands: &HashMap<Uuid, CommandOrigin>) -> String {
+    match e.metadata.causation_id {
+        None => "-".into(),
+        Some(id) => match commands.get(&id) {
+            Some(c) => format!(
+                "command {id} sent by {} ({}#{}) after {}",
+                c.process, c.reaction, c.index, c.cause
+            ),
+            None => id.to_string(),
+        },
+    }
+}
+
 /// `events` (in position order) reordered so that each event comes after the event that
-/// caused it, when that one is in the list; otherwise position order.
-fn causal_order(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
+/// caused it (through a process manager's command in `commands`, too), when that one is in
+/// the list; otherwise position order.
+fn causal_order(
+    events: Vec<StoredEvent>,
+    commands: &HashMap<Uuid, CommandOrigin>,
+) -> Vec<StoredEvent> {
     let index: HashMap<Uuid, usize> = events
         .iter()
         .enumerate()
@@ -164,7 +190,11 @@ fn causal_order(events: Vec<StoredEvent>) -> Vec<StoredEvent> {
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); events.len()];
     let mut ready = BinaryHeap::new();
     for (i, e) in events.iter().enumerate() {
-        match e.metadata.causation_id.and_then(|c| index.get(&c)) {
+        let cause = e
+            .metadata
+            .causation_id
+            .map(|c| commands.get(&c).map_or(c, |command| command.cause));
+        match cause.and_then(|c| index.get(&c)) {
             Some(&cause) if cause != i => children[cause].push(i),
             _ => ready.push(Reverse((e.position, i))),
         }
@@ -217,7 +247,10 @@ mod tests {
             event(3, 3, Some(4)),
             event(4, 4, Some(1)),
         ];
-        let order: Vec<u64> = causal_order(events).iter().map(|e| e.position).collect();
+        let order: Vec<u64> = causal_order(events, &HashMap::new())
+            .iter()
+            .map(|e| e.position)
+            .collect();
         assert_eq!(order, [1, 2, 4, 3]);
     }
 }

@@ -203,6 +203,9 @@ pub struct Unread<'a> {
     pub names: &'a [&'a str],
     /// At most this many events.
     pub limit: usize,
+    /// Every segment's events, not only the claim's: a process manager's stream is one
+    /// segment (its instances are ordered in the worker).
+    pub whole: bool,
 }
 
 /// The answer to [`DurableStore::claim`].
@@ -844,6 +847,21 @@ pub trait DurableStore: DurableSink + fmt::Debug {
 
     /// Deletes every stored view of `view` (before a rebuild); returns how many.
     async fn clear_views(&self, view: &str) -> Result<u64, StoreError>;
+
+    /// Up to `limit` stored rows of view `view`, by id: `(id, body)`. A process manager's
+    /// command outbox is read this way.
+    async fn list_views(
+        &self,
+        view: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+
+    /// Deletes view `view`'s `id`; `Ok(false)` when it was not stored.
+    async fn delete_view(&self, view: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Whether the log holds an event whose causation id is `causation`: a command with this
+    /// id already took effect.
+    async fn caused_by(&self, causation: Uuid) -> Result<bool, StoreError>;
 }
 
 /// Anything a [`Worker`](crate::worker::Worker) or the CLI can run on: a backend by reference

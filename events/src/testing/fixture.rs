@@ -258,7 +258,7 @@ impl<A: EventSourced, E: Debug> When<A, E> {
 }
 
 /// Runs a future to completion on this thread, parking while it waits.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

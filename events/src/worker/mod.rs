@@ -549,6 +549,12 @@ impl Worker {
         let segments = self.store.segments();
         let shares = std::cell::RefCell::new(BTreeMap::new());
         let subscribe = |h: &'static crate::catalog::HandlerInfo| {
+            // A process manager's stream is one segment: its instances, not its aggregates,
+            // are what must stay in order, and the worker keeps them so.
+            let segments = match crate::process::process(h.name()) {
+                Some(_) => 1,
+                None => segments,
+            };
             let share = Arc::clone(
                 shares
                     .borrow_mut()

@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, EventInfo, HandlerInfo};
 use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
 use crate::meta::LazyMeta;
+use crate::process::ProcessEntry;
 use crate::report::FailureCause;
 use crate::sourcing::{tagged, variants_of, Staged, Staging, Variant};
 use crate::store::durable::{
@@ -161,6 +162,9 @@ pub(crate) struct Subscription {
     /// The circuit's state last recorded in the store: open after this many failures, or
     /// closed (`None`).
     recorded_circuit: Option<u32>,
+    /// When the handler is a process manager's: its events are ordered (in flight, held back)
+    /// by instance rather than by aggregate, and its stored commands are sent after each step.
+    process: Option<&'static ProcessEntry>,
 }
 
 impl Subscription {
@@ -207,6 +211,7 @@ impl Subscription {
             window: options.concurrency,
             serial: false,
             recorded_circuit: None,
+            process: crate::process::process(handler.name()),
         }
     }
 
@@ -433,7 +438,7 @@ impl Subscription {
         options: &Options,
         stop: &Stop,
     ) -> Result<bool, Interrupt> {
-        let mut worked = false;
+        let mut worked = self.send_commands(bus, store, options).await?;
         // Half open: one fresh event probes, alone, before any retry runs.
         let probing = self.breaker.half_open(Instant::now());
         let due = if probing {
@@ -442,6 +447,7 @@ impl Subscription {
             store.due_pending(claim, options.batch).await?
         };
         for (pending, event) in due {
+            let event = self.ordered(event);
             if self.must_pause(stop).await {
                 return Ok(true);
             }
@@ -468,8 +474,14 @@ impl Subscription {
             claim,
             names: &self.names,
             limit: options.batch,
+            whole: self.process.is_some(),
         };
-        let events = store.new_events(unread).await?;
+        let events: Vec<_> = store
+            .new_events(unread)
+            .await?
+            .into_iter()
+            .map(|e| self.ordered(e))
+            .collect();
         if events.is_empty() {
             if probing {
                 tracing::info!(
@@ -482,6 +494,55 @@ impl Subscription {
             }
             return Ok(worked);
         }
+        let worked = self
+            .deliver_step(bus, store, claim, events, probing, stop)
+            .await?;
+        self.send_commands(bus, store, options).await?;
+        Ok(worked)
+    }
+
+    /// A process manager's event is keyed by its instance: `type/id` becomes `process/instance`
+    /// for ordering and hold-back (and in its reactions' `Meta`). An event whose association id
+    /// cannot be read keeps its aggregate: its reaction fails to decode it too, and it becomes a
+    /// dead letter.
+    fn ordered(&self, mut event: StoredEvent) -> StoredEvent {
+        let Some(process) = self.process else {
+            return event;
+        };
+        if let Ok(Some(instance)) = (process.key)(&event) {
+            event.aggregate_type = process.name.to_owned();
+            event.aggregate_id = instance;
+        }
+        event
+    }
+
+    /// Sends a process manager's stored commands (none for another handler); `true` if any
+    /// row was done with.
+    async fn send_commands(
+        &self,
+        bus: &Bus,
+        store: &Arc<dyn DurableStore>,
+        options: &Options,
+    ) -> Result<bool, Interrupt> {
+        let Some(process) = self.process else {
+            return Ok(false);
+        };
+        let done =
+            crate::process::dispatch_stored(bus, store, process.outbox, options.batch).await?;
+        Ok(done > 0)
+    }
+
+    /// Delivers the new events read by a step (one at a time after a view conflict, or when
+    /// the first is the probe of a half-open circuit).
+    async fn deliver_step(
+        &mut self,
+        bus: &Bus,
+        store: &Arc<dyn DurableStore>,
+        claim: &Claim,
+        events: Vec<StoredEvent>,
+        probing: bool,
+        stop: &Stop,
+    ) -> Result<bool, Interrupt> {
         // Read once per step, then kept up to date here: only the claim holder adds failures
         // for the segment; an operator's retry or drop meanwhile can only make the set stale
         // towards holding back, which stays in order.

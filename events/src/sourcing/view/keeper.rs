@@ -112,8 +112,13 @@ impl Staging {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The store the delivery's writes go to.
+    pub(crate) fn store(&self) -> &Arc<dyn DurableStore> {
+        &self.store
+    }
+
     /// The staged body and version of `view`'s `id`, if this delivery staged one.
-    fn staged(&self, view: &str, id: &str) -> Option<(serde_json::Value, u64)> {
+    pub(crate) fn staged(&self, view: &str, id: &str) -> Option<(serde_json::Value, u64)> {
         let writes = self.lock();
         let write = writes
             .as_ref()?
@@ -125,7 +130,7 @@ impl Staging {
     /// Stages `body` at `version` for `view`'s `id`, read at `read` (`None`: absent). A second
     /// write of the same view in one delivery replaces the first and keeps its expected
     /// version; it must have been built on the first (else two writes raced in one handler).
-    fn stage(
+    pub(crate) fn stage(
         &self,
         view: &'static str,
         id: &str,

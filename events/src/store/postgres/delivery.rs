@@ -608,7 +608,7 @@ impl DurableStore for PostgresStore {
             &**client,
             "WHERE name = ANY($1)
                AND position > (SELECT position FROM events_subscriptions WHERE handler = $2 AND segment = $3)
-               AND aggregate_hash % $4 = $3
+               AND ($6 OR aggregate_hash % $4 = $3)
              ORDER BY position LIMIT $5",
             &[
                 &unread.names,
@@ -616,6 +616,7 @@ impl DurableStore for PostgresStore {
                 &(claim.segment as i32),
                 &i64::from(self.segments),
                 &(unread.limit as i64),
+                &unread.whole,
             ],
         )
         .await
@@ -1025,5 +1026,21 @@ impl DurableStore for PostgresStore {
 
     async fn clear_views(&self, view: &str) -> Result<u64, StoreError> {
         super::views::clear_views(&**self.client().await?, view).await
+    }
+
+    async fn list_views(
+        &self,
+        view: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        super::views::list_views(&**self.client().await?, view, limit).await
+    }
+
+    async fn delete_view(&self, view: &str, id: &str) -> Result<bool, StoreError> {
+        super::views::delete_view(&**self.client().await?, view, id).await
+    }
+
+    async fn caused_by(&self, causation: Uuid) -> Result<bool, StoreError> {
+        super::views::caused_by(&**self.client().await?, causation).await
     }
 }

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "members", include_str!("migrations/0006_members.sql")),
     (7, "circuits", include_str!("migrations/0007_circuits.sql")),
     (8, "timers", include_str!("migrations/0008_timers.sql")),
+    (
+        9,
+        "log_causation",
+        include_str!("migrations/0009_log_causation.sql"),
+    ),
 ];
 
 /// What [`PostgresStore::migrate`] did.

@@ -127,3 +127,50 @@ pub(crate) async fn write_view(
     .map_err(backend)?;
     Ok(written == 1)
 }
+
+/// Up to `limit` rows of view `view`, by id.
+pub(crate) async fn list_views(
+    client: &impl GenericClient,
+    view: &str,
+    limit: usize,
+) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT id, body FROM events_views WHERE view = $1 ORDER BY id LIMIT $2",
+            &[&view, &(limit.min(i64::MAX as usize) as i64)],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Deletes view `view`'s `id`; whether it was stored.
+pub(crate) async fn delete_view(
+    client: &impl GenericClient,
+    view: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    client
+        .execute(
+            "DELETE FROM events_views WHERE view = $1 AND id = $2",
+            &[&view, &id],
+        )
+        .await
+        .map(|n| n == 1)
+        .map_err(backend)
+}
+
+/// Whether an event of the log was caused by `causation`.
+pub(crate) async fn caused_by(
+    client: &impl GenericClient,
+    causation: uuid::Uuid,
+) -> Result<bool, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM events_log WHERE metadata->>'causation_id' = $1)",
+            &[&causation.to_string()],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(row.get(0))
+}

@@ -755,4 +755,20 @@ impl DurableStore for SqliteStore {
     async fn clear_views(&self, view: &str) -> Result<u64, StoreError> {
         self.write(|tx| super::views::clear_views(tx, view))
     }
+
+    async fn list_views(
+        &self,
+        view: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        super::views::list_views(&*self.try_lock()?, view, limit)
+    }
+
+    async fn delete_view(&self, view: &str, id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| super::views::delete_view(tx, view, id))
+    }
+
+    async fn caused_by(&self, causation: uuid::Uuid) -> Result<bool, StoreError> {
+        super::views::caused_by(&*self.try_lock()?, causation)
+    }
 }

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS events_log (
 CREATE INDEX IF NOT EXISTS events_log_by_name ON events_log (name, position);
 -- The operator's `log --correlation`: a whole chain by its correlation id.
 CREATE INDEX IF NOT EXISTS events_log_by_correlation ON events_log (json_extract(metadata, '$.correlation_id'));
+-- A process manager's command is sent once: its id is the causation id of the events it caused.
+CREATE INDEX IF NOT EXISTS events_log_by_causation ON events_log (json_extract(metadata, '$.causation_id'));
 
 -- One row per durable handler (one segment on SQLite): its checkpoint and its lease. The
 -- lease token grows each time the lease changes hands (fencing). The circuit columns are the

@@ -93,3 +93,50 @@ pub(crate) fn write_view(tx: &Transaction<'_>, write: &ViewWrite) -> Result<bool
     .map_err(backend)?;
     Ok(written == 1)
 }
+
+/// Up to `limit` rows of view `view`, by id.
+pub(crate) fn list_views(
+    conn: &Connection,
+    view: &str,
+    limit: usize,
+) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    let mut statement = conn
+        .prepare("SELECT id, body FROM events_views WHERE view = ?1 ORDER BY id LIMIT ?2")
+        .map_err(backend)?;
+    let rows = statement
+        .query_map(params![view, limit.min(i64::MAX as usize) as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(backend)?;
+    let mut listed = Vec::new();
+    for row in rows {
+        let (id, body) = row.map_err(backend)?;
+        let body = serde_json::from_str(&body).map_err(|source| StoreError::Decode {
+            position: 0,
+            name: format!("view `{view}` of `{id}`"),
+            source,
+        })?;
+        listed.push((id, body));
+    }
+    Ok(listed)
+}
+
+/// Deletes view `view`'s `id`; whether it was stored.
+pub(crate) fn delete_view(tx: &Transaction<'_>, view: &str, id: &str) -> Result<bool, StoreError> {
+    tx.execute(
+        "DELETE FROM events_views WHERE view = ?1 AND id = ?2",
+        params![view, id],
+    )
+    .map(|n| n == 1)
+    .map_err(backend)
+}
+
+/// Whether an event of the log was caused by `causation`.
+pub(crate) fn caused_by(conn: &Connection, causation: uuid::Uuid) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM events_log WHERE json_extract(metadata, '$.causation_id') = ?1)",
+        [causation.to_string()],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
