@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("store", &["store"]),
     ("event sourcing and projections", &["sourcing", "testing"]),
-    ("durable delivery", &["worker", "nats"]),
+    ("durable delivery", &["worker", "nats", "transport"]),
     ("cli", &["cli"]),
 ];
 
