@@ -164,18 +164,23 @@ impl Inbox {
             if stop.requested() {
                 break;
             }
-            match self.consumer.next(drain).await {
+            let taken = match self.consumer.next(drain).await {
                 Ok(Next::Drained) => break,
-                Ok(Next::Idle) => backoff = Duration::from_millis(100),
-                Ok(Next::Message(delivery)) => match self.take_one(delivery).await? {
-                    Taken::Ingested => summary.ingested += 1,
-                    Taken::Duplicate => summary.duplicates += 1,
-                    Taken::Deferred => summary.deferred += 1,
-                    Taken::Rejected => {
-                        summary.rejected += 1;
-                        metrics::counter!("events_inbox_rejected_total", "source" => self.consumer.source().to_owned()).increment(1);
-                    }
-                },
+                Ok(Next::Idle) => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(Next::Message(delivery)) => self.take_one(delivery).await,
+                Err(e) => Err(e),
+            };
+            match taken {
+                Ok(Taken::Ingested) => summary.ingested += 1,
+                Ok(Taken::Duplicate) => summary.duplicates += 1,
+                Ok(Taken::Deferred) => summary.deferred += 1,
+                Ok(Taken::Rejected) => {
+                    summary.rejected += 1;
+                    metrics::counter!("events_inbox_rejected_total", "source" => self.consumer.source().to_owned()).increment(1);
+                }
                 Err(e) if e.is_transient() => {
                     summary.interruptions += 1;
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "inbox interrupted; fetching again");

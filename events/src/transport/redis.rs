@@ -39,6 +39,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -268,6 +269,9 @@ pub struct RedisConsumer {
     buffer: VecDeque<(StreamId, u32)>,
     /// When this consumer's own pending entries (handed back) are read again.
     retry_at: Arc<Mutex<Option<Instant>>>,
+    /// Set by an acknowledgement that failed: the connection is dropped, and what was read
+    /// through it is read again from this consumer's pending entries.
+    broken: Arc<AtomicBool>,
     claimed_at: Option<Instant>,
 }
 
@@ -295,6 +299,7 @@ impl RedisConsumer {
             conn: None,
             buffer: VecDeque::new(),
             retry_at: Arc::new(Mutex::new(None)),
+            broken: Arc::new(AtomicBool::new(false)),
             claimed_at: None,
         };
         consumer
@@ -359,10 +364,18 @@ impl RedisConsumer {
         match cmd.query_async(&mut conn).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                self.conn = None;
+                self.reset();
                 Err(self.error(what, e))
             }
         }
+    }
+
+    /// Drops the connection and what was read through it: those entries stay pending for this
+    /// consumer and are read again (from its pending entries) once connected.
+    fn reset(&mut self) {
+        self.conn = None;
+        self.buffer.clear();
+        *self.retry_at.lock().expect("not poisoned") = Some(Instant::now());
     }
 
     async fn read(&mut self, from: &str, block: Option<Duration>) -> Result<usize, TransportError> {
@@ -443,6 +456,7 @@ impl RedisConsumer {
                 group: self.group.clone(),
                 id: entry.id,
                 retry_at: Arc::clone(&self.retry_at),
+                broken: Arc::clone(&self.broken),
             }),
         }
     }
@@ -459,6 +473,9 @@ impl Consumer for RedisConsumer {
     }
 
     async fn next(&mut self, drain: bool) -> Result<Next, TransportError> {
+        if self.broken.swap(false, Ordering::SeqCst) {
+            self.reset();
+        }
         if let Some((entry, attempt)) = self.buffer.pop_front() {
             return Ok(Next::Message(self.delivery(entry, attempt)));
         }
@@ -510,6 +527,7 @@ struct RedisAck {
     group: String,
     id: String,
     retry_at: Arc<Mutex<Option<Instant>>>,
+    broken: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -519,9 +537,10 @@ impl Acknowledge for RedisAck {
             // Not an event: acknowledged so that it is never delivered again; it stays in the
             // stream.
             Settle::Ack | Settle::Reject => {
-                let mut conn = self
-                    .conn
-                    .ok_or_else(|| stream_error(&self.key, "XACK", "not connected"))?;
+                let Some(mut conn) = self.conn.clone() else {
+                    self.broken.store(true, Ordering::SeqCst);
+                    return Err(stream_error(&self.key, "XACK", "not connected"));
+                };
                 redis::cmd("XACK")
                     .arg(&self.key)
                     .arg(&self.group)
@@ -529,7 +548,10 @@ impl Acknowledge for RedisAck {
                     .query_async::<i64>(&mut conn)
                     .await
                     .map(|_| ())
-                    .map_err(|e| stream_error(&self.key, "XACK", e))
+                    .map_err(|e| {
+                        self.broken.store(true, Ordering::SeqCst);
+                        stream_error(&self.key, "XACK", e)
+                    })
             }
             Settle::Retry(delay) => {
                 // Left pending: read again from this consumer's own pending entries.
