@@ -172,7 +172,7 @@ pub type Confirmation = Pin<Box<dyn Future<Output = Result<Confirmed, TransportE
 /// stored after the hole (NATS: the expected last sequence; Redis: the entry id is the position
 /// and one connection per run). The relay starts a new run with [`Publisher::prepare`].
 #[async_trait::async_trait]
-pub trait Publisher: Send {
+pub trait Publisher: Send + Sync {
     /// The name of the relay's checkpoint and lease in the store.
     fn checkpoint_name(&self) -> String;
     /// The destination's name, for errors and logs.
@@ -241,7 +241,7 @@ pub enum Next {
 
 /// The inbox's side of a broker: where another service's events come from.
 #[async_trait::async_trait]
-pub trait Consumer: Send {
+pub trait Consumer: Send + Sync {
     /// The source's name (stream, key): in errors, logs, and the metadata of stored events.
     fn source(&self) -> &str;
     /// The metadata fields naming the source and the origin position (`nats.stream`,
@@ -280,6 +280,7 @@ pub(crate) enum Scheme {
     Redis,
 }
 
+#[cfg(feature = "cli")]
 impl Scheme {
     /// Whether it is NATS.
     pub(crate) fn is_nats(self) -> bool {

@@ -228,7 +228,12 @@ impl Publisher for RedisPublisher {
             reason: "not connected".to_owned(),
         })?;
         self.last = id;
-        let mut reply = Box::pin(async move { cmd.query_async::<Value>(&mut conn).await });
+        // Unconstrained: tokio's cooperative budget would otherwise make a poll return before
+        // the request is queued, and a later one could overtake it (the script would refuse it:
+        // an interruption, never a gap).
+        let mut reply = Box::pin(tokio::task::unconstrained(async move {
+            cmd.query_async::<Value>(&mut conn).await
+        }));
         // Poll once: the request is queued on the connection now, in log order (the buffer is
         // larger than the in-flight bound); its reply is awaited later.
         let early = std::future::poll_fn(|cx| match reply.as_mut().poll(cx) {
