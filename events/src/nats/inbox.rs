@@ -17,7 +17,7 @@
 //! metadata field `nats.stream`, the origin's position in `nats.position`), with the expected
 //! version `sequence - 1` (its sequence in the origin's aggregate stream), in one transaction
 //! with a look-up of its event id
-//! ([`DurableStore::append_once`](crate::store::durable::DurableStore::append_once)), so:
+//! ([`DurableStore::append_once`]), so:
 //! - an event the store already holds (same event id: a redelivery, a republish under another
 //!   `Nats-Msg-Id` after the de-duplication window, the same event relayed again to another
 //!   stream) is acknowledged and counted as a duplicate, never appended or handled twice;

@@ -230,6 +230,8 @@ pub struct Delivery {
 }
 
 /// What a consumer has next.
+// Returned and consumed at once, never stored: boxing would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum Next {
     /// A message.
     Message(Delivery),

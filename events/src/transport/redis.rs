@@ -11,7 +11,7 @@
 //!
 //! **Relay** ([`RedisPublisher`]). Each event is one entry, appended with `XADD` under the
 //! entry id `<log position>-0`, its envelope in fields (see
-//! [`envelope`](super::envelope)) and its JSON payload in `Events-Payload`. The append runs
+//! [`envelope`]) and its JSON payload in `Events-Payload`. The append runs
 //! in a small server-side script that first checks that the stream ends with the event sent
 //! before it (the previous position): if one append is lost, every later one of the run is
 //! refused instead of being stored after the hole, so the stream is always a prefix of the
