@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Starts the servers the tests need (PostgreSQL, and NATS with JetStream through
-# scripts/nats.sh) on loopback, each with a throw-away data directory, and stops them again.
+# Starts the servers the tests need (PostgreSQL, NATS with JetStream through scripts/nats.sh,
+# and Redis) on loopback, each with a throw-away data directory, and stops them again.
 #
-#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL and EVENTS_NATS_URL, run
-#                                   CMD, stop (any exit)
-#   eval "$(scripts/servers.sh start)"   start and export EVENTS_POSTGRES_URL, EVENTS_NATS_URL and
-#                                   EVENTS_SERVERS_DIR
+#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL, EVENTS_NATS_URL and
+#                                   EVENTS_REDIS_URL, run CMD, stop (any exit)
+#   eval "$(scripts/servers.sh start)"   start and export EVENTS_POSTGRES_URL, EVENTS_NATS_URL,
+#                                   EVENTS_REDIS_URL and EVENTS_SERVERS_DIR
 #   scripts/servers.sh stop         stop what `start` started (reads EVENTS_SERVERS_DIR)
 #
 # Example: scripts/servers.sh run cargo test --workspace --all-features
@@ -13,7 +13,9 @@
 # PostgreSQL refuses to run as root: as root the server runs as the `postgres` system user
 # (created by Debian's package) or `nobody`. Settings: EVENTS_PG_PORT (default: the first free
 # port from 54329 up), EVENTS_PG_FSYNC (default `off`: a test server need not survive a power
-# loss; set `on` for benchmarks that should pay for durable commits).
+# loss; set `on` for benchmarks that should pay for durable commits), EVENTS_REDIS_PORT (default:
+# the first free port from 16379 up). Redis runs as `nobody` when we are root, with an
+# append-only file fsynced every second (Debian: apt-get install -y redis-server).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,6 +93,43 @@ stop_postgres() {
         --wait stop >/dev/null || echo "servers.sh: could not stop PostgreSQL in $dir" >&2
 }
 
+start_redis() {
+    command -v redis-server >/dev/null 2>&1 ||
+        die "redis-server not found; install it (Debian: apt-get install -y redis-server)"
+    local port=${EVENTS_REDIS_PORT:-16379} dir="$servers_dir/redis" run_as=()
+    if [ -n "${EVENTS_REDIS_PORT:-}" ]; then
+        port_in_use "$port" && die "EVENTS_REDIS_PORT=$port is already in use; pick another port"
+    else
+        while port_in_use "$port"; do port=$((port + 1)); done
+    fi
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody "$dir"
+        run_as=(runuser -u nobody --)
+    fi
+    (cd "$dir" && exec "${run_as[@]}" redis-server --bind 127.0.0.1 --port "$port" \
+        --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+        --appendonly yes --appendfsync everysec --save '' --protected-mode no) ||
+        die "redis-server did not start (log: $dir/redis.log)"
+    local waited=0
+    until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do
+        sleep 0.05
+        waited=$((waited + 1))
+        [ "$waited" -lt 200 ] ||
+            { cat "$dir/redis.log" >&2 2>/dev/null; die "redis-server did not answer on port $port within 10 s (log above)"; }
+    done
+    EVENTS_REDIS_URL="redis://127.0.0.1:$port"
+    echo "Redis running at $EVENTS_REDIS_URL (data in $dir)" >&2
+}
+
+stop_redis() {
+    local dir=$1/redis pid
+    [ -f "$dir/redis.pid" ] || return 0
+    pid=$(cat "$dir/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
 start() {
     servers_dir=${servers_dir:-$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")}
     chmod 755 "$servers_dir"
@@ -98,6 +137,7 @@ start() {
     echo "PostgreSQL running at $EVENTS_POSTGRES_URL (data in $servers_dir)" >&2
     mkdir -p "$servers_dir/nats"
     eval "$(nats_dir="$servers_dir/nats" "$here/nats.sh" start)"
+    start_redis
 }
 
 stop() {
@@ -105,6 +145,7 @@ stop() {
     [ -n "$dir" ] || die "nothing to stop: EVENTS_SERVERS_DIR is not set (it is exported by \`start\`)"
     [ -d "$dir" ] || return 0
     [ -d "$dir/nats" ] && "$here/nats.sh" stop "$dir/nats"
+    stop_redis "$dir"
     stop_postgres "$dir"
     rm -rf "$dir"
 }
@@ -112,8 +153,8 @@ stop() {
 case "${1:-}" in
 start)
     start
-    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_NATS_URL=%q EVENTS_SERVERS_DIR=%q\n' \
-        "$EVENTS_POSTGRES_URL" "$EVENTS_NATS_URL" "$servers_dir"
+    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_NATS_URL=%q EVENTS_REDIS_URL=%q EVENTS_SERVERS_DIR=%q\n' \
+        "$EVENTS_POSTGRES_URL" "$EVENTS_NATS_URL" "$EVENTS_REDIS_URL" "$servers_dir"
     ;;
 stop)
     stop "${2:-}"
@@ -124,7 +165,7 @@ run)
     servers_dir=$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")
     trap 'stop "$servers_dir"' EXIT
     start
-    export EVENTS_POSTGRES_URL EVENTS_NATS_URL EVENTS_SERVERS_DIR="$servers_dir"
+    export EVENTS_POSTGRES_URL EVENTS_NATS_URL EVENTS_REDIS_URL EVENTS_SERVERS_DIR="$servers_dir"
     trap 'exit 130' INT TERM
     "$@"
     ;;

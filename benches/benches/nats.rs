@@ -1,6 +1,7 @@
 //! Group `nats` (needs `nats-server` on PATH: each run starts its own, JetStream on, on a free
-//! loopback port with a throw-away store; or `EVENTS_NATS_URL`), outside criterion because both
-//! numbers are one long measurement each:
+//! loopback port with a throw-away store; or `EVENTS_NATS_URL`), and the same two numbers over
+//! Redis Streams when `EVENTS_REDIS_URL` is set (`scripts/servers.sh` exports it), outside
+//! criterion because both numbers are one long measurement each:
 //!
 //! - `nats/relay_throughput`: 50,000 events (5,000 with `EVENTS_BENCH_QUICK=1`) pre-appended to
 //!   an SQLite file store in batches of 100; `Relay::drain()` timed from its start to the last
@@ -13,15 +14,16 @@
 //!   handler to report when it ran: commit -> relay -> JetStream -> inbox append -> worker ->
 //!   handler. 1,000 samples (100 quick), 1 ms apart, after 50 unrecorded warm-up probes.
 //!
-//! Both go to `<criterion dir>/nats.json` (p50/p99 in ns, events/s).
+//! Both go to `<criterion dir>/nats.json` and `<criterion dir>/redis.json` (p50/p99 in ns,
+//! events/s). The relay and the inbox are the transport ones, chosen by URL.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use events::nats::{Inbox, Relay};
 use events::store::{EventMetadata, NewEvent, SqliteStore, StreamId};
+use events::transport::{Inbox, Relay};
 use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -48,21 +50,21 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
-static RECEIPTS: OnceLock<Mutex<mpsc::Sender<(u64, u64, u64)>>> = OnceLock::new();
+static RECEIPTS: Mutex<Option<mpsc::Sender<(u64, u64, u64)>>> = Mutex::new(None);
 
 #[event_handler(durable, name = "bench.remote_probe_received")]
 fn probe_received(e: &RemoteProbe) {
     let received = base().elapsed().as_nanos() as u64;
-    if let Some(tx) = RECEIPTS.get() {
-        let _ = tx.lock().unwrap().send((e.seq, e.sent_ns, received));
+    if let Some(tx) = RECEIPTS.lock().unwrap().as_ref() {
+        let _ = tx.send((e.seq, e.sent_ns, received));
     }
 }
 
 struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("events-bench-nats-{}", std::process::id()));
+    fn new(kind: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("events-bench-{kind}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the temporary directory");
         Self(dir)
@@ -85,7 +87,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// Events per second from the log to acknowledged in the stream.
-async fn relay_throughput(url: &str, tmp: &TempDir, events: u64) -> f64 {
+async fn relay_throughput(url: &str, tmp: &TempDir, events: u64, stream: &str) -> f64 {
     let store = tmp.store("throughput");
     for first in (0..events).step_by(100) {
         let batch: Vec<_> = (first..(first + 100).min(events))
@@ -106,10 +108,9 @@ async fn relay_throughput(url: &str, tmp: &TempDir, events: u64) -> f64 {
             .expect("append");
     }
     let start = Instant::now();
-    let summary = Relay::connect(&store, url)
+    let summary = Relay::connect(&store, url, stream, "bench_throughput")
         .await
         .expect("connect")
-        .stream("BENCH_THROUGHPUT", "bench_throughput")
         .drain()
         .await
         .expect("relay");
@@ -119,10 +120,10 @@ async fn relay_throughput(url: &str, tmp: &TempDir, events: u64) -> f64 {
 }
 
 /// Commit-to-remote-handler latencies, sorted, in ns.
-async fn remote_latency(url: &str, tmp: &TempDir, samples: usize) -> Vec<u64> {
+async fn remote_latency(url: &str, tmp: &TempDir, samples: usize, stream: &str) -> Vec<u64> {
     const WARM_UP: usize = 50;
     let (tx, rx) = mpsc::channel();
-    RECEIPTS.set(Mutex::new(tx)).expect("measured once");
+    *RECEIPTS.lock().unwrap() = Some(tx);
     let _ = base();
     let (ordering, shipping) = (tmp.store("ordering"), tmp.store("shipping"));
     let bus = Bus::builder().build().expect("bus builds");
@@ -130,16 +131,14 @@ async fn remote_latency(url: &str, tmp: &TempDir, samples: usize) -> Vec<u64> {
     let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let relay = Relay::connect(&ordering, url)
+    let relay = Relay::connect(&ordering, url, stream, "bench_latency")
         .await
         .expect("connect")
-        .stream("BENCH_LATENCY", "bench_latency")
         .poll_interval(Duration::from_secs(60));
     let relay = tokio::spawn(relay.run_until(until(stopped.clone())));
-    let inbox = Inbox::connect(&shipping, url)
+    let inbox = Inbox::connect(&shipping, url, stream, "shipping")
         .await
-        .expect("connect")
-        .source("BENCH_LATENCY", "shipping");
+        .expect("connect");
     let inbox = tokio::spawn(inbox.run_until(until(stopped.clone())));
     let worker = tokio::spawn(
         Worker::new(&bus, &shipping)
@@ -191,24 +190,48 @@ fn main() {
     } else {
         (50_000, 1_000, true)
     };
-    let Some(nats) = nats_harness::server!("bench_nats") else {
-        return;
-    };
-    let tmp = TempDir::new();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let rate = rt.block_on(relay_throughput(nats.url(), &tmp, events));
+    if let Some(nats) = nats_harness::server!("bench_nats") {
+        let streams = ("BENCH_THROUGHPUT".to_owned(), "BENCH_LATENCY".to_owned());
+        measure(&rt, "nats", nats.url(), streams, (events, samples, write));
+    }
+    match std::env::var("EVENTS_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            // Fresh keys per run: a Redis server keeps its streams between runs.
+            let run = std::process::id();
+            let streams = (
+                format!("bench_throughput_{run}"),
+                format!("bench_latency_{run}"),
+            );
+            measure(&rt, "redis", &url, streams, (events, samples, write));
+        }
+        _ => {
+            eprintln!("redis: skipped: EVENTS_REDIS_URL is not set (scripts/servers.sh exports it)")
+        }
+    }
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    kind: &str,
+    url: &str,
+    (throughput_stream, latency_stream): (String, String),
+    (events, samples, write): (u64, usize, bool),
+) {
+    let tmp = TempDir::new(kind);
+    let rate = rt.block_on(relay_throughput(url, &tmp, events, &throughput_stream));
     eprintln!(
-        "nats/relay_throughput: {events} events: {:.1}k events/s",
+        "{kind}/relay_throughput: {events} events: {:.1}k events/s",
         rate / 1e3
     );
-    let latencies = rt.block_on(remote_latency(nats.url(), &tmp, samples));
+    let latencies = rt.block_on(remote_latency(url, &tmp, samples, &latency_stream));
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     eprintln!(
-        "nats/commit_to_remote_handler: {} samples: p50 {:.3} ms, p99 {:.3} ms (max {:.3})",
+        "{kind}/commit_to_remote_handler: {} samples: p50 {:.3} ms, p99 {:.3} ms (max {:.3})",
         latencies.len(),
         p50 as f64 / 1e6,
         p99 as f64 / 1e6,
@@ -220,6 +243,6 @@ fn main() {
             "{{\"relay_events\": {events}, \"relay_events_per_s\": {rate:.0}, \"samples\": {}, \"p50_ns\": {p50}, \"p99_ns\": {p99}}}\n",
             latencies.len()
         );
-        let _ = std::fs::write(dir.join("nats.json"), json);
+        let _ = std::fs::write(dir.join(format!("{kind}.json")), json);
     }
 }

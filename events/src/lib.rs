@@ -77,6 +77,9 @@ pub mod sourcing;
 pub mod store;
 pub mod testing;
 mod trace;
+#[cfg(any(feature = "nats", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "nats", feature = "redis"))))]
+pub mod transport;
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 pub mod worker;

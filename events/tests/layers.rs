@@ -25,7 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "event sourcing and projections",
         &["sourcing", "process", "testing"],
     ),
-    ("durable delivery", &["worker", "nats"]),
+    ("durable delivery", &["worker", "nats", "transport"]),
     ("cli", &["cli"]),
 ];
 

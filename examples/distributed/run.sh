@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The distributed scenario, locally: PostgreSQL and NATS (JetStream), the ordering service
-# (places orders through the transactional outbox in its PostgreSQL store, relays its log, sends
-# receipts) and the shipping service (takes the stream into its own SQLite store, schedules
-# deliveries, retries, dead-letters). Prints what each side did.
+# The distributed scenario, locally: PostgreSQL and a broker (NATS JetStream or Redis Streams,
+# chosen by URL), the ordering service (places orders through the transactional outbox in its
+# PostgreSQL store, relays its log, sends receipts) and the shipping service (takes the stream
+# into its own SQLite store, schedules deliveries, retries, dead-letters). Prints what each side
+# did.
 #
-#   examples/distributed/run.sh     20 orders; the servers at EVENTS_POSTGRES_URL and
-#                                   EVENTS_NATS_URL, or (when either is unset) both started here
-#                                   with scripts/servers.sh and stopped at the end
+#   examples/distributed/run.sh     20 orders; PostgreSQL at EVENTS_POSTGRES_URL, the broker at
+#                                   BROKER_URL (nats://HOST:PORT or redis://HOST:PORT; default
+#                                   EVENTS_NATS_URL), or (when either is unset) the servers
+#                                   started here with scripts/servers.sh and stopped at the end
 #
 # Settings: ORDERS (default 20), DISTRIBUTED_STREAM (default ORDERS), ORDERING_SCHEMA (the
 # ordering service's PostgreSQL schema, default `ordering_<pid>`), ORDERING_BIN and SHIPPING_BIN
@@ -31,9 +33,11 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-if [ -z "${EVENTS_NATS_URL:-}" ] || [ -z "${EVENTS_POSTGRES_URL:-}" ]; then
+broker=${BROKER_URL:-${EVENTS_NATS_URL:-}}
+if [ -z "$broker" ] || [ -z "${EVENTS_POSTGRES_URL:-}" ]; then
     eval "$(scripts/servers.sh start)"
     own_servers=1
+    broker=${BROKER_URL:-$EVENTS_NATS_URL}
 fi
 export ORDERING_URL=$EVENTS_POSTGRES_URL ORDERING_SCHEMA=${ORDERING_SCHEMA:-ordering_$$}
 export SHIPPING_DB=$work/shipping.db
@@ -45,12 +49,12 @@ shipping() { "$SHIPPING_BIN" "$@"; }
 column() { awk -v h="$2" -v c="$3" '$1 == h { print $c }' <<<"$1"; }
 
 ordering place-orders "$orders"
-"$ORDERING_BIN" relay --nats "$EVENTS_NATS_URL" --stream "$stream" --subject-prefix "${stream,,}" \
+"$ORDERING_BIN" relay --to "$broker" --stream "$stream" --subject-prefix "${stream,,}" \
     >"$work/relay.out" 2>"$work/relay.err" &
 pids+=($!)
 "$ORDERING_BIN" process --all --poll-interval 50ms >"$work/ordering.out" 2>"$work/ordering.err" &
 pids+=($!)
-"$SHIPPING_BIN" process --all --source "$EVENTS_NATS_URL" --stream "$stream" --consumer shipping \
+"$SHIPPING_BIN" process --all --source "$broker" --stream "$stream" --consumer shipping \
     --poll-interval 50ms >"$work/shipping.out" 2>"$work/shipping.err" &
 pids+=($!)
 
@@ -97,6 +101,6 @@ dead=$(shipping dead-letters | grep -c 'shipping.schedule_delivery' || true)
 echo "== in short"
 echo "The ordering service committed $orders orders, each with its OrderPlaced event in the same"
 echo "PostgreSQL transaction (schema $ORDERING_SCHEMA), sent $receipts receipts from its own durable"
-echo "handler, and its relay published $relayed events to the NATS stream $stream. The shipping service"
+echo "handler, and its relay published $relayed events to the stream $stream at ${broker%%://*}://. The shipping service"
 echo "took $ingested events from the stream into its SQLite store, scheduled $scheduled deliveries"
 echo "(retrying the carrier's transient refusals) and holds $dead orders it cannot ship as dead letters."

@@ -106,8 +106,9 @@ pub enum Command {
     /// Durable timers: due time, how overdue, owner, key, the event that fires; `timers
     /// cancel <id>`, `timers reschedule <id> --at TIME | --in DURATION`.
     Timers(TimersArgs),
-    /// Publish the log, in order, to a NATS JetStream stream until stopped (SIGINT/SIGTERM).
-    #[cfg(feature = "nats")]
+    /// Publish the log, in order, to a broker (`--to nats://..|redis://..`) until stopped
+    /// (SIGINT/SIGTERM).
+    #[cfg(any(feature = "nats", feature = "redis"))]
     Relay(RelayArgs),
 }
 
@@ -151,7 +152,7 @@ impl Command {
     pub(super) fn creates_store(&self) -> bool {
         match self {
             Command::Process(_) | Command::Migrate => true,
-            #[cfg(feature = "nats")]
+            #[cfg(any(feature = "nats", feature = "redis"))]
             Command::Relay(_) => true,
             _ => false,
         }
@@ -166,7 +167,7 @@ impl Command {
     pub(super) fn runs_handlers(&self) -> bool {
         match self {
             Command::Process(_) | Command::Replay { .. } => true,
-            #[cfg(feature = "nats")]
+            #[cfg(any(feature = "nats", feature = "redis"))]
             Command::Relay(_) => true,
             _ => false,
         }
@@ -213,9 +214,9 @@ pub struct ProcessArgs {
     /// How often to log each handler's progress (checkpoint, lag, retries, dead letters).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub progress_every: Duration,
-    /// Take another service's events from NATS JetStream into this store first
-    /// (`nats://HOST:PORT`): a durable pull consumer feeds the store, the worker delivers.
-    #[cfg(feature = "nats")]
+    /// Take another service's events from a broker into this store first (`nats://HOST:PORT`
+    /// or `redis://HOST:PORT`): a durable consumer feeds the store, the worker delivers.
+    #[cfg(any(feature = "nats", feature = "redis"))]
     #[command(flatten)]
     pub source: NatsSource,
 }
@@ -269,22 +270,26 @@ pub struct LogArgs {
 }
 
 /// `relay`: where to publish the log.
-#[cfg(feature = "nats")]
+#[cfg(any(feature = "nats", feature = "redis"))]
 #[derive(Debug, Args)]
 pub struct RelayArgs {
-    /// The NATS server.
-    #[arg(long, env = "EVENTS_NATS_URL")]
-    pub nats: String,
-    /// The stream (created or updated with the relay's settings).
+    /// The broker: `nats://HOST:PORT` (JetStream) or `redis://HOST:PORT` (Redis Streams).
+    #[arg(long = "to", visible_alias = "nats", env = "EVENTS_RELAY_URL")]
+    pub to: String,
+    /// The stream (NATS: created or updated with the relay's settings; Redis: the stream key).
     #[arg(long, default_value = "EVENTS")]
     pub stream: String,
-    /// The first token of the subjects: `<prefix>.<event name>.<aggregate id>`.
+    /// The first token of the NATS subjects: `<prefix>.<event name>.<aggregate id>`.
     #[arg(long, default_value = "events")]
     pub subject_prefix: String,
-    /// How long the stream drops a second publish of the same event id.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
-    pub duplicate_window: Duration,
-    /// Publishes waiting for their acknowledgement at once.
+    /// NATS only: how long the stream drops a second publish of the same event id [default: 2m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duplicate_window: Option<Duration>,
+    /// Redis only: the stream's approximate bound, `XADD MAXLEN ~ N` (0: no trimming)
+    /// [default: 1000000].
+    #[arg(long)]
+    pub max_len: Option<u64>,
+    /// Publishes waiting for their confirmation at once.
     #[arg(long, default_value_t = 1024)]
     pub max_in_flight: usize,
     /// How often to look for events written by other processes.
@@ -295,20 +300,22 @@ pub struct RelayArgs {
     pub lease_ttl: Duration,
 }
 
-/// `process --source nats://...`: where another service's events come from.
-#[cfg(feature = "nats")]
+/// `process --source nats://...|redis://...`: where another service's events come from.
+#[cfg(any(feature = "nats", feature = "redis"))]
 #[derive(Debug, Args)]
 pub struct NatsSource {
-    /// The NATS server to take events from (`nats://HOST:PORT`).
+    /// The broker to take events from (`nats://HOST:PORT` or `redis://HOST:PORT`).
     #[arg(long = "source")]
     pub url: Option<String>,
-    /// The stream the other service relays to.
+    /// The stream the other service relays to (NATS stream, or Redis stream key).
     #[arg(long, default_value = "EVENTS", requires = "url")]
     pub stream: String,
-    /// This service's durable consumer on it (one per consuming service).
+    /// This service's durable consumer (NATS) or consumer group (Redis) on it (one per
+    /// consuming service).
     #[arg(long, default_value = "inbox", requires = "url")]
     pub consumer: String,
-    /// How long a message handed to a consumer that died waits before redelivery.
+    /// How long a message handed to a consumer that died waits before it is delivered again
+    /// (NATS `AckWait`; Redis: idle time before another consumer claims it).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", requires = "url")]
     pub ack_wait: Duration,
 }

@@ -106,17 +106,9 @@ pub(super) async fn execute(
             store.rename_checkpoint(&old, &new).await?;
             writeln!(out, "checkpoint `{old}` is now `{new}`")?;
         }
-        #[cfg(feature = "nats")]
+        #[cfg(any(feature = "nats", feature = "redis"))]
         Command::Relay(args) => {
-            let summary = crate::nats::Relay::connect(&store, &args.nats)
-                .await?
-                .stream(args.stream, args.subject_prefix)
-                .duplicate_window(args.duplicate_window)
-                .max_in_flight(args.max_in_flight)
-                .poll_interval(args.poll_interval)
-                .lease_ttl(args.lease_ttl)
-                .run()
-                .await?;
+            let summary = super::nats::relay(&store, args).await?;
             writeln!(out, "{summary}")?;
         }
     }

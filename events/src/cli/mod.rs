@@ -59,8 +59,9 @@
 //! `replay <handler> [--from POS] [--discard-failures]`, `graph`,
 //! `log [--aggregate Type/id] [--correlation ID] [--name N] [--from P] [--to P] [--limit N]`,
 //! `rename-checkpoint <old> <new>`, `timers [--json]`, `timers cancel <id>`,
-//! `timers reschedule <id> --at 2026-11-25T12:00:00Z | --in 10m`; with feature `nats`: `relay` and
-//! `process --source nats://...`. Tables keep one line per row: long or multi-line text (errors,
+//! `timers reschedule <id> --at 2026-11-25T12:00:00Z | --in 10m`; with feature `nats` or
+//! `redis`: `relay --to URL` and `process --source URL`. Tables keep one line per row: long or
+//! multi-line text (errors,
 //! payloads) is flattened and cut with `…`; `--json` and `dead-letters --handler H` show it in
 //! full. `process` logs its start, each handler's progress (`--progress-every`) and why it
 //! stopped; when the application installed no `tracing` subscriber, these go to stderr as
@@ -100,7 +101,7 @@ mod commands;
 mod dead_letters;
 mod feedback;
 mod log;
-#[cfg(feature = "nats")]
+#[cfg(any(feature = "nats", feature = "redis"))]
 mod nats;
 mod output;
 mod process;
@@ -121,7 +122,7 @@ use crate::store::StoreError;
 use crate::worker::WorkerError;
 
 pub use args::{Command, LogArgs, ProcessArgs, StatusArgs, StoreArgs, TimerAction, TimersArgs};
-#[cfg(feature = "nats")]
+#[cfg(any(feature = "nats", feature = "redis"))]
 pub use args::{NatsSource, RelayArgs};
 pub use catalog_view::graph;
 #[cfg(feature = "prometheus")]
@@ -150,10 +151,10 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
-    /// NATS failed.
-    #[cfg(feature = "nats")]
+    /// The broker (NATS, Redis) failed.
+    #[cfg(any(feature = "nats", feature = "redis"))]
     #[error(transparent)]
-    Nats(#[from] crate::nats::NatsError),
+    Nats(#[from] crate::transport::TransportError),
 }
 
 /// The exit code of `status --check` when it found problems.

@@ -1,16 +1,71 @@
-//! `process --source nats://...`: another service's events, taken from NATS JetStream into
-//! this store while the worker delivers them.
+//! `relay --to URL` and `process --source URL`: the log published to a broker, and another
+//! service's events taken from one into this store while the worker delivers them. The URL's
+//! scheme picks the transport (`nats://`, `redis://`).
 
 use std::io::Write;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::args::NatsSource;
+use super::args::{NatsSource, RelayArgs};
 use super::CliError;
-use crate::nats::Inbox;
 use crate::store::durable::DurableStore;
+use crate::transport::{self, Inbox, Relay, RelaySummary};
 use crate::worker::{shutdown_signal, Worker};
+
+/// A setting given for a transport it does not belong to.
+fn not_for(option: &str, broker: &str, url: &str) -> CliError {
+    CliError::Usage(format!(
+        "{option} is a {broker} setting; `{url}` is another broker: leave it out"
+    ))
+}
+
+/// `relay`: until a signal.
+pub(super) async fn relay(
+    store: &Arc<dyn DurableStore>,
+    args: RelayArgs,
+) -> Result<RelaySummary, CliError> {
+    let url = args.to.as_str();
+    let relay: Relay = if transport::scheme(url)?.is_nats() {
+        #[cfg(feature = "nats")]
+        {
+            if args.max_len.is_some() {
+                return Err(not_for("--max-len", "Redis", url));
+            }
+            let mut relay = crate::nats::Relay::connect(store, url)
+                .await?
+                .stream(args.stream, args.subject_prefix)
+                .max_in_flight(args.max_in_flight);
+            if let Some(window) = args.duplicate_window {
+                relay = relay.duplicate_window(window);
+            }
+            relay.into_transport()
+        }
+        #[cfg(not(feature = "nats"))]
+        unreachable!("nats is false without the feature")
+    } else {
+        if args.duplicate_window.is_some() {
+            return Err(not_for("--duplicate-window", "NATS", url));
+        }
+        #[cfg(feature = "redis")]
+        {
+            let mut publisher =
+                transport::redis::RedisPublisher::connect(url, &args.stream).await?;
+            if let Some(max_len) = args.max_len {
+                publisher = publisher.max_len(max_len);
+            }
+            Relay::new(store, Box::new(publisher))
+        }
+        #[cfg(not(feature = "redis"))]
+        unreachable!("a URL that is not NATS names Redis")
+    };
+    Ok(relay
+        .max_in_flight(args.max_in_flight)
+        .poll_interval(args.poll_interval)
+        .lease_ttl(args.lease_ttl)
+        .run()
+        .await?)
+}
 
 /// Runs the inbox and the worker side by side until a signal or the worker's time limit;
 /// whichever ends first stops the other.
@@ -21,10 +76,25 @@ pub(super) async fn process(
     source: &NatsSource,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let inbox = Inbox::connect(store, url)
-        .await?
-        .source(source.stream.as_str(), source.consumer.as_str())
-        .ack_wait(source.ack_wait);
+    let inbox: Inbox = match transport::scheme(url)? {
+        #[cfg(feature = "nats")]
+        transport::Scheme::Nats => crate::nats::Inbox::connect(store, url)
+            .await?
+            .source(source.stream.as_str(), source.consumer.as_str())
+            .ack_wait(source.ack_wait)
+            .into_transport(),
+        #[cfg(feature = "redis")]
+        transport::Scheme::Redis => {
+            let consumer = transport::redis::RedisConsumer::connect(
+                url,
+                &source.stream,
+                &source.consumer,
+                source.ack_wait,
+            )
+            .await?;
+            Inbox::new(store, Box::new(consumer))
+        }
+    };
     let (stop, stopped) = watch::channel(false);
     let until = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -1,14 +1,16 @@
-//! Two services linked by NATS JetStream, each with its own store:
+//! Two services linked by a broker (NATS JetStream or Redis Streams, chosen by URL), each with
+//! its own store:
 //!
 //! - `ordering` (PostgreSQL) places orders: one transaction writes the order row and publishes
 //!   its `OrderPlaced` event through the transactional outbox (`PostgresStore::outbox`);
 //!   `ordering relay` publishes its log to the stream `ORDERS`; its own durable handler sends
 //!   receipts.
-//! - `shipping` (SQLite) `process --all --source nats://...` takes the stream into the shipping store and
-//!   runs the shipping service's durable handler: it schedules deliveries, retries a failing
+//! - `shipping` (SQLite) `process --all --source nats://...|redis://...` takes the stream into
+//!   the shipping store and runs the shipping service's durable handler: it schedules deliveries, retries a failing
 //!   carrier, and dead-letters orders to addresses it cannot serve, in the shipping store.
 //!
-//! `run.sh` starts NATS and the three processes, places orders, and prints what each side did.
+//! `run.sh` starts the servers (when not given) and the three processes, places orders, and
+//! prints what each side did.
 //! This library is the contract the two services share (the event types), and how each opens
 //! its store.
 

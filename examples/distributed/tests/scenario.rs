@@ -1,29 +1,52 @@
 //! Runs `run.sh`, the scenario the README shows, against a real PostgreSQL server (the ordering
-//! service's store) and a real nats-server: both services' real binaries, the relay, the inbox
-//! and both workers as separate processes.
+//! service's store) and each real broker (nats-server, redis-server): both services' real
+//! binaries, the relay, the inbox and both workers as separate processes.
 
 use std::process::Command;
 
 #[test]
-fn the_scenario_runs_from_its_script() {
+fn the_scenario_runs_from_its_script_over_nats() {
     let Some(postgres) = postgres_url() else {
         return;
     };
     let Some(nats) = nats_harness::server!("distributed_scenario") else {
         return;
     };
+    scenario(&postgres, nats.url(), &nats.unique("ORDERS"));
+}
+
+#[test]
+fn the_scenario_runs_from_its_script_over_redis() {
+    let Some(postgres) = postgres_url() else {
+        return;
+    };
+    let Some(redis) = server_url("EVENTS_REDIS_URL") else {
+        return;
+    };
+    scenario(
+        &postgres,
+        &redis,
+        &format!("ORDERS_distributed_{}", std::process::id()),
+    );
+}
+
+fn scenario(postgres: &str, broker: &str, stream: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/run.sh");
     let out = Command::new("bash")
         .arg(script)
         .env("ORDERING_BIN", env!("CARGO_BIN_EXE_ordering"))
         .env("SHIPPING_BIN", env!("CARGO_BIN_EXE_shipping"))
-        .env("EVENTS_NATS_URL", nats.url())
+        .env("BROKER_URL", broker)
         .env("EVENTS_POSTGRES_URL", postgres)
         .env(
             "ORDERING_SCHEMA",
-            format!("ordering_{}", std::process::id()),
+            format!(
+                "ordering_{}_{}",
+                broker.split("://").next().unwrap(),
+                std::process::id()
+            ),
         )
-        .env("DISTRIBUTED_STREAM", nats.unique("ORDERS"))
+        .env("DISTRIBUTED_STREAM", stream)
         .env_remove("RUST_LOG")
         .output()
         .unwrap();
@@ -53,16 +76,21 @@ fn the_scenario_runs_from_its_script() {
     );
 }
 
-/// The PostgreSQL server at `EVENTS_POSTGRES_URL` (`scripts/servers.sh` starts one); without
-/// it the test skips, unless `CI=true`: then it fails.
+/// The PostgreSQL server at `EVENTS_POSTGRES_URL` (`scripts/servers.sh` starts one).
 fn postgres_url() -> Option<String> {
-    match std::env::var("EVENTS_POSTGRES_URL") {
+    server_url("EVENTS_POSTGRES_URL")
+}
+
+/// The server at `var` (`scripts/servers.sh` exports it); without it the test skips, unless
+/// `CI=true`: then it fails.
+fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
-            "EVENTS_POSTGRES_URL is not set and CI=true: run the tests through `scripts/servers.sh run cargo test ...`"
+            "{var} is not set and CI=true: run the tests through `scripts/servers.sh run cargo test ...`"
         ),
         _ => {
-            eprintln!("the_scenario_runs_from_its_script: skipped: EVENTS_POSTGRES_URL is not set (run through `scripts/servers.sh run ...`)");
+            eprintln!("the distributed scenario: skipped: {var} is not set (run through `scripts/servers.sh run ...`)");
             None
         }
     }

@@ -1,5 +1,5 @@
 //! The ordering service: `ordering place-orders N`, then any events CLI command
-//! (`relay --nats URL --stream ORDERS --subject-prefix orders`, `process --all`, `status`, ...).
+//! (`relay --to URL --stream ORDERS --subject-prefix orders`, `process --all`, `status`, ...).
 //! Store: PostgreSQL at `$ORDERING_URL`, schema `$ORDERING_SCHEMA` (default `ordering`).
 
 use std::process::ExitCode;

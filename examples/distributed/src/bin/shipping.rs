@@ -1,5 +1,5 @@
 //! The shipping service: any events CLI command, above all
-//! `process --all --source nats://HOST:PORT --stream ORDERS --consumer shipping`.
+//! `process --all --source nats://HOST:PORT|redis://HOST:PORT --stream ORDERS --consumer shipping`.
 //! Store: `$SHIPPING_DB`.
 
 use std::collections::HashSet;
