@@ -163,6 +163,7 @@ impl BusBuilder {
 
     /// The bus without the program's start-up checks: a test fixture's, which runs one
     /// process manager's reactions and sends nothing.
+    #[cfg(feature = "durable")]
     pub(crate) fn build_unchecked(self) -> Bus {
         self.assemble()
     }
