@@ -235,6 +235,20 @@ fn generate(model: &Model) -> TokenStream {
             tag: <#e as ::events::DomainEvent>::NAME,
         })
     });
+    // Each event it handles is stored when published, as for a durable handler of its own.
+    let stored = model
+        .reactions
+        .iter()
+        .filter_map(|r| r.event)
+        .enumerate()
+        .map(|(i, e)| {
+            let stored = quote::format_ident!("__EVENTS_STORED_{}", i);
+            let encode = quote_spanned!(e.span()=> __events::encode::<#e>);
+            quote! {
+                static #stored: __events::StoredFor<#e> = __events::StoredFor::new(#name, #encode);
+                __events::inventory::submit!(__events::Registration::stored(&#stored));
+            }
+        });
     let handled_by = model
         .reactions
         .iter()
@@ -293,6 +307,7 @@ fn generate(model: &Model) -> TokenStream {
         }
         #(#sent_by)*
         #(#handled_by)*
+        #(#stored)*
         #(#routes)*
         __events::inventory::submit!(__events::process_entry::<#ty>(&[#(#send_names),*]));
     })

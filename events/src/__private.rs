@@ -26,7 +26,7 @@ pub use crate::handler::{
 pub use crate::process::{
     command_route, process_call, process_entry, CommandRoute, ProcessEntry, ReactionFn,
 };
-pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot};
+pub use crate::registry::{CommandEntry, EventEntry, EventRegistry, Registration, Slot, StoredFor};
 pub use crate::report::FailureCause;
 pub use crate::shim::{
     aggregate_id, boxed, decode, decode_all, encode, extract, into_outcome, into_outcome_local,

@@ -15,10 +15,10 @@
 //! a command whose id is already the causation id of an event in the log took effect, and is
 //! not sent again (logged and counted). A command that appends no event is sent at least once.
 //!
-//! Its events must be in the log: appended by an event-sourced aggregate (a repository, a
-//! routed command), by `append_event`, or published by a bus or an outbox while the event also
-//! has a durable `#[event_handler]`. A bus does not yet store an event that only a process
-//! manager handles (a known gap: give the event a durable handler, or append it).
+//! It reads its events from the log: appended by an event-sourced aggregate (a repository, a
+//! routed command), by `append_event`, or published by a bus (`dispatch`) or an outbox, which
+//! store every event a process manager handles as they store the events of durable handlers
+//! (a sync `publish` of one fails with `NeedsAwait` rather than drop it).
 //!
 //! A reaction sees the instance as the event's aggregate in its `Meta` (`<name>/<instance>`):
 //! that is what its events are ordered and held back by.

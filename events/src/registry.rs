@@ -63,6 +63,9 @@ pub(crate) struct EventState<E: 'static> {
     pub(crate) durable: Box<[&'static str]>,
     /// How to serialize the event for the store (from its durable handlers).
     pub(crate) encode: Option<Encode<E>>,
+    /// The durable handlers of other types that read this event from the store (a process
+    /// manager's input): it is stored for them as for its own durable handlers.
+    stored: Box<[&'static StoredFor<E>]>,
     /// Only sync handlers: `publish` may take its plain path.
     pub(crate) plain: bool,
 }
@@ -80,21 +83,24 @@ impl<E: 'static> EventState<E> {
         index: usize,
         base: usize,
         handlers: Box<[&'static Handler<E>]>,
+        stored: Box<[&'static StoredFor<E>]>,
     ) -> (Self, Option<BareWalk<E>>) {
-        Self::split(index, base, handlers, &|_| true)
+        Self::split(index, base, handlers, stored, &|_| true)
     }
 
     /// The same handlers, with only the sync and async ones whose global index is marked in
     /// `served` (a bus built with `serve_module`); durable handlers all stay, as the event is
     /// stored for the workers that run them.
     pub(crate) fn served(&self, served: &[bool]) -> Self {
-        Self::split(self.index, self.base, self.handlers.clone(), &|i| served[i]).0
+        let (handlers, stored) = (self.handlers.clone(), self.stored.clone());
+        Self::split(self.index, self.base, handlers, stored, &|i| served[i]).0
     }
 
     fn split(
         index: usize,
         base: usize,
         handlers: Box<[&'static Handler<E>]>,
+        stored: Box<[&'static StoredFor<E>]>,
         runs_inline: &dyn Fn(usize) -> bool,
     ) -> (Self, Option<BareWalk<E>>) {
         let mut state = EventState {
@@ -106,8 +112,12 @@ impl<E: 'static> EventState<E> {
             inline: Box::default(),
             asynchronous: Box::default(),
             durable: Box::default(),
-            encode: handlers.iter().find_map(|h| h.encode),
+            encode: handlers
+                .iter()
+                .find_map(|h| h.encode)
+                .or_else(|| stored.first().map(|s| s.encode)),
             plain: false,
+            stored: Box::default(),
         };
         let (mut sync, mut inline, mut asynchronous, mut durable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -138,6 +148,7 @@ impl<E: 'static> EventState<E> {
                 Call::Durable(_) | Call::DurableBatch(_) => durable.push(name),
             }
         }
+        durable.extend(stored.iter().map(|s| s.handler));
         state.plain = asynchronous.is_empty() && durable.is_empty();
         let bare = match bare.first() {
             Some(&first) if state.plain && bare.len() == sync.len() => Some(BareWalk {
@@ -153,6 +164,7 @@ impl<E: 'static> EventState<E> {
         state.inline = inline.into();
         state.asynchronous = asynchronous.into();
         state.durable = durable.into();
+        state.stored = stored;
         (state, bare)
     }
 }
@@ -229,8 +241,15 @@ impl<E: DomainEvent> ErasedRegistry for EventRegistry<E> {
         let state = self.state.get_or_init(|| {
             let mut handlers: Vec<_> = registered::<Handler<E>>().collect();
             handlers.sort_by_key(|h| h.sort_key());
+            let mut stored: Vec<_> = registered::<StoredFor<E>>().collect();
+            stored.sort_by_key(|s| s.handler);
             let state;
-            (state, bare) = EventState::new(index, base, handlers.into_boxed_slice());
+            (state, bare) = EventState::new(
+                index,
+                base,
+                handlers.into_boxed_slice(),
+                stored.into_boxed_slice(),
+            );
             state
         });
         if let Some(bare) = bare {
@@ -258,6 +277,12 @@ impl Registration {
         Self(handler)
     }
 
+    /// Registers that the durable handler `stored.handler` of another type reads events of
+    /// type `E` from the store (a process manager's input), so a bus stores them when published.
+    pub const fn stored<E: DomainEvent>(stored: &'static StoredFor<E>) -> Self {
+        Self(stored)
+    }
+
     /// Registers a handler descriptor of any type; the typed constructors call it.
     pub(crate) const fn any(handler: &'static (dyn Any + Send + Sync)) -> Self {
         Self(handler)
@@ -265,6 +290,21 @@ impl Registration {
 }
 
 inventory::collect!(Registration);
+
+/// An event type read from the store by a durable handler that is not its own (a process
+/// manager's, registered for the set of events it handles): a bus or an outbox stores it when it
+/// is published, as for its own durable handlers, and names `handler` where it reports them.
+pub struct StoredFor<E: 'static> {
+    handler: &'static str,
+    encode: Encode<E>,
+}
+
+impl<E: 'static> StoredFor<E> {
+    /// `handler` reads `E` from the store, serialized by `encode`.
+    pub const fn new(handler: &'static str, encode: Encode<E>) -> Self {
+        Self { handler, encode }
+    }
+}
 
 /// Every registered handler descriptor of type `H` (`Handler<E>` or `CommandHandler<C>`).
 pub(crate) fn registered<H: Any>() -> impl Iterator<Item = &'static H> {

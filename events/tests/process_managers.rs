@@ -393,3 +393,35 @@ fn the_graph_draws_the_process_manager_with_its_events_and_commands() {
         "drawn once, as the process manager\n{graph}"
     );
 }
+
+/// An event that only a process manager handles is stored when the application publishes it,
+/// as for a durable handler of its own: the process manager reacts to it.
+#[tokio::test]
+async fn an_event_only_a_process_manager_handles_is_stored_when_published() {
+    for store in backends("pm_published").await {
+        let bus = Bus::builder()
+            .store(store.clone())
+            .event_store(store.clone())
+            .build()
+            .unwrap();
+        let report = bus
+            .dispatch(&OrderPlaced {
+                order: "o-9".into(),
+                items: 1,
+            })
+            .await
+            .expect("stored for the process manager");
+        assert!(report.is_ok(), "{report}");
+        // A sync publish cannot store it: it says so instead of dropping it.
+        let refused = bus.publish(&OrderPlaced {
+            order: "o-10".into(),
+            items: 1,
+        });
+        assert!(refused.is_err());
+        drain(&bus, &store).await;
+        assert_eq!(
+            names(&store, ("Shipment", "s-o-9")).await,
+            ["pm.shipment_opened"]
+        );
+    }
+}
