@@ -73,6 +73,14 @@ pub const SOURCE_POSITION_FIELD: &str = "rabbitmq.position";
 /// How long a publish may wait for its confirmation.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connects again after a lost connection: a failure is transient (the broker may be
+/// restarting), so the relay and the inbox try again with back-off.
+async fn reopen(url: &str, name: &str) -> Result<Connection, TransportError> {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(|e| stream_error(name, "connect", e))
+}
+
 async fn open(url: &str) -> Result<Connection, TransportError> {
     Connection::connect(url, ConnectionProperties::default())
         .await
@@ -204,9 +212,9 @@ impl Publisher for RabbitPublisher {
             Some(c) if c.status().connected() => c,
             Some(c) => {
                 let _ = c.close(0, "reconnecting".into()).await;
-                open(&self.url).await?
+                reopen(&self.url, &self.exchange).await?
             }
-            None => open(&self.url).await?,
+            None => reopen(&self.url, &self.exchange).await?,
         };
         let channel = conn
             .create_channel()
@@ -323,7 +331,7 @@ impl RabbitConsumer {
     async fn consume(&mut self) -> Result<(), TransportError> {
         let conn = match self.conn.take() {
             Some(c) if c.status().connected() => c,
-            _ => open(&self.url).await?,
+            _ => reopen(&self.url, &self.queue).await?,
         };
         let err = |what: &str, e: lapin::Error| stream_error(&self.queue, what, e);
         let channel = conn
@@ -427,6 +435,11 @@ impl Consumer for RabbitConsumer {
         let consumer = self.consumer.as_mut().expect("consuming");
         let message = match tokio::time::timeout(wait, consumer.next()).await {
             Err(_) => {
+                // A lost connection does not always end the consumer's stream: look.
+                if !self.conn.as_ref().is_some_and(|c| c.status().connected()) {
+                    self.reset();
+                    return Err(stream_error(&self.queue, "consume", "connection lost"));
+                }
                 if drain && self.in_flight.load(Ordering::SeqCst) == 0 && self.ready().await? == 0 {
                     return Ok(Next::Drained);
                 }
