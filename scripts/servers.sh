@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Starts the servers the tests need (PostgreSQL, NATS with JetStream through scripts/nats.sh,
-# and Redis) on loopback, each with a throw-away data directory, and stops them again.
+# Redis and RabbitMQ) on loopback, each with a throw-away data directory, and stops them again.
 #
-#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL, EVENTS_NATS_URL and
-#                                   EVENTS_REDIS_URL, run CMD, stop (any exit)
+#   scripts/servers.sh run CMD...   start, export EVENTS_POSTGRES_URL, EVENTS_NATS_URL,
+#                                   EVENTS_REDIS_URL and EVENTS_RABBITMQ_URL, run CMD, stop
+#                                   (any exit)
 #   eval "$(scripts/servers.sh start)"   start and export EVENTS_POSTGRES_URL, EVENTS_NATS_URL,
-#                                   EVENTS_REDIS_URL and EVENTS_SERVERS_DIR
+#                                   EVENTS_REDIS_URL, EVENTS_RABBITMQ_URL and EVENTS_SERVERS_DIR
 #   scripts/servers.sh stop         stop what `start` started (reads EVENTS_SERVERS_DIR)
 #
 # Example: scripts/servers.sh run cargo test --workspace --all-features
@@ -16,6 +17,10 @@
 # loss; set `on` for benchmarks that should pay for durable commits), EVENTS_REDIS_PORT (default:
 # the first free port from 16379 up). Redis runs as `nobody` when we are root, with an
 # append-only file fsynced every second (Debian: apt-get install -y redis-server).
+# RabbitMQ (Debian: apt-get install -y rabbitmq-server) runs as node events-test-PORT@localhost on
+# EVENTS_RABBITMQ_PORT (default: the first free port from 25672 up), its
+# distribution port just above, no plugins (no management listener), as the `rabbitmq` user
+# (or `nobody`) when we are root, with its database and logs in the servers' directory.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -130,6 +135,82 @@ stop_redis() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 }
 
+rabbitmq_bin() {
+    local dir
+    for dir in /usr/lib/rabbitmq/bin "$(dirname "$(command -v rabbitmq-server 2>/dev/null || echo /x/x)")"; do
+        [ -x "$dir/rabbitmq-server" ] && [ -x "$dir/rabbitmq-diagnostics" ] && { echo "$dir"; return; }
+    done
+    die "rabbitmq-server not found; install it (Debian: apt-get install -y rabbitmq-server)"
+}
+
+start_rabbitmq() {
+    local bin port=${EVENTS_RABBITMQ_PORT:-25672} dir="$servers_dir/rabbitmq" user=
+    bin=$(rabbitmq_bin)
+    if [ -n "${EVENTS_RABBITMQ_PORT:-}" ]; then
+        port_in_use "$port" && die "EVENTS_RABBITMQ_PORT=$port is already in use; pick another port"
+    else
+        while port_in_use "$port" || port_in_use $((port + 1)); do port=$((port + 2)); done
+    fi
+    mkdir -p "$dir/mnesia" "$dir/log" "$dir/home"
+    echo "[]." >"$dir/enabled_plugins"
+    head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/home/.erlang.cookie"
+    chmod 600 "$dir/home/.erlang.cookie"
+    if [ "$(id -u)" = 0 ]; then
+        user=rabbitmq
+        id "$user" >/dev/null 2>&1 || user=nobody
+        chown -R "$user" "$dir"
+    fi
+    cat >"$dir/env" <<ENV
+export HOME=$dir/home RABBITMQ_NODENAME=events-test-$port@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$((port + 1)) RABBITMQ_MNESIA_BASE=$dir/mnesia
+export RABBITMQ_LOG_BASE=$dir/log RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+export RABBITMQ_CONFIG_FILE=$dir/none RABBITMQ_ADVANCED_CONFIG_FILE=$dir/none.config
+export RABBITMQ_PID_FILE=$dir/rabbitmq.pid ERL_EPMD_ADDRESS=127.0.0.1
+ENV
+    echo "$bin" >"$dir/bin"
+    echo "$user" >"$dir/user"
+    (
+        cd "$dir"
+        # shellcheck disable=SC1091
+        . "$dir/env"
+        if [ -n "$user" ]; then
+            exec runuser -u "$user" -- env HOME="$HOME" setsid "$bin/rabbitmq-server"
+        else
+            exec setsid "$bin/rabbitmq-server"
+        fi
+    ) >"$dir/server.out" 2>&1 </dev/null &
+    local waited=0
+    until port_in_use "$port"; do
+        sleep 0.2
+        waited=$((waited + 1))
+        [ "$waited" -lt 300 ] ||
+            { tail -n 40 "$dir/server.out" >&2 2>/dev/null; die "rabbitmq-server did not listen on port $port within 60 s (output above)"; }
+    done
+    EVENTS_RABBITMQ_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
+    echo "RabbitMQ running at $EVENTS_RABBITMQ_URL (data in $dir)" >&2
+}
+
+stop_rabbitmq() {
+    local dir=$1/rabbitmq bin user pid
+    [ -f "$dir/bin" ] || return 0
+    bin=$(cat "$dir/bin")
+    user=$(cat "$dir/user")
+    pid=$(cat "$dir/mnesia/"*.pid "$dir/rabbitmq.pid" 2>/dev/null | head -n 1 || true)
+    (
+        cd "$dir"
+        # shellcheck disable=SC1091
+        . "$dir/env"
+        if [ -n "$user" ]; then
+            runuser -u "$user" -- env HOME="$HOME" "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop
+        else
+            "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop
+        fi
+    ) >/dev/null 2>&1 || { [ -n "$pid" ] && kill "$pid" 2>/dev/null; } || true
+    if [ -n "$pid" ]; then
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+}
+
 start() {
     servers_dir=${servers_dir:-$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")}
     chmod 755 "$servers_dir"
@@ -138,6 +219,7 @@ start() {
     mkdir -p "$servers_dir/nats"
     eval "$(nats_dir="$servers_dir/nats" "$here/nats.sh" start)"
     start_redis
+    start_rabbitmq
 }
 
 stop() {
@@ -146,6 +228,7 @@ stop() {
     [ -d "$dir" ] || return 0
     [ -d "$dir/nats" ] && "$here/nats.sh" stop "$dir/nats"
     stop_redis "$dir"
+    stop_rabbitmq "$dir"
     stop_postgres "$dir"
     rm -rf "$dir"
 }
@@ -153,8 +236,8 @@ stop() {
 case "${1:-}" in
 start)
     start
-    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_NATS_URL=%q EVENTS_REDIS_URL=%q EVENTS_SERVERS_DIR=%q\n' \
-        "$EVENTS_POSTGRES_URL" "$EVENTS_NATS_URL" "$EVENTS_REDIS_URL" "$servers_dir"
+    printf 'export EVENTS_POSTGRES_URL=%q EVENTS_NATS_URL=%q EVENTS_REDIS_URL=%q EVENTS_RABBITMQ_URL=%q EVENTS_SERVERS_DIR=%q\n' \
+        "$EVENTS_POSTGRES_URL" "$EVENTS_NATS_URL" "$EVENTS_REDIS_URL" "$EVENTS_RABBITMQ_URL" "$servers_dir"
     ;;
 stop)
     stop "${2:-}"
@@ -165,7 +248,7 @@ run)
     servers_dir=$(mktemp -d "${TMPDIR:-/tmp}/events-servers.XXXXXX")
     trap 'stop "$servers_dir"' EXIT
     start
-    export EVENTS_POSTGRES_URL EVENTS_NATS_URL EVENTS_REDIS_URL EVENTS_SERVERS_DIR="$servers_dir"
+    export EVENTS_POSTGRES_URL EVENTS_NATS_URL EVENTS_REDIS_URL EVENTS_RABBITMQ_URL EVENTS_SERVERS_DIR="$servers_dir"
     trap 'exit 130' INT TERM
     "$@"
     ;;

@@ -1,6 +1,7 @@
 //! Group `nats` (needs `nats-server` on PATH: each run starts its own, JetStream on, on a free
 //! loopback port with a throw-away store; or `EVENTS_NATS_URL`), and the same two numbers over
-//! Redis Streams when `EVENTS_REDIS_URL` is set (`scripts/servers.sh` exports it), outside
+//! Redis Streams when `EVENTS_REDIS_URL` is set and RabbitMQ when `EVENTS_RABBITMQ_URL` is set
+//! (`scripts/servers.sh` exports both), outside
 //! criterion because both numbers are one long measurement each:
 //!
 //! - `nats/relay_throughput`: 50,000 events (5,000 with `EVENTS_BENCH_QUICK=1`) pre-appended to
@@ -14,7 +15,7 @@
 //!   handler to report when it ran: commit -> relay -> JetStream -> inbox append -> worker ->
 //!   handler. 1,000 samples (100 quick), 1 ms apart, after 50 unrecorded warm-up probes.
 //!
-//! Both go to `<criterion dir>/nats.json` and `<criterion dir>/redis.json` (p50/p99 in ns,
+//! They go to `<criterion dir>/nats.json`, `redis.json` and `rabbitmq.json` (p50/p99 in ns,
 //! events/s). The relay and the inbox are the transport ones, chosen by URL.
 
 use std::path::PathBuf;
@@ -86,6 +87,15 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// RabbitMQ drops what no queue takes: the consuming queue exists before the relay starts.
+async fn bind_first(url: &str, stream: &str, consumer: &str) {
+    if url.starts_with("amqp") {
+        events::transport::rabbitmq::RabbitConsumer::connect(url, stream, consumer)
+            .await
+            .expect("queue");
+    }
+}
+
 /// Events per second from the log to acknowledged in the stream.
 async fn relay_throughput(url: &str, tmp: &TempDir, events: u64, stream: &str) -> f64 {
     let store = tmp.store("throughput");
@@ -107,6 +117,7 @@ async fn relay_throughput(url: &str, tmp: &TempDir, events: u64, stream: &str) -
             .transaction(|tx| SqliteStore::append_in(tx, stream.at(first), batch))
             .expect("append");
     }
+    bind_first(url, stream, "bench").await;
     let start = Instant::now();
     let summary = Relay::connect(&store, url, stream, "bench_throughput")
         .await
@@ -131,6 +142,7 @@ async fn remote_latency(url: &str, tmp: &TempDir, samples: usize, stream: &str) 
     let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    bind_first(url, stream, "shipping").await;
     let relay = Relay::connect(&ordering, url, stream, "bench_latency")
         .await
         .expect("connect")
@@ -212,6 +224,20 @@ fn main() {
         _ => {
             eprintln!("redis: skipped: EVENTS_REDIS_URL is not set (scripts/servers.sh exports it)")
         }
+    }
+    match std::env::var("EVENTS_RABBITMQ_URL") {
+        Ok(url) if !url.is_empty() => {
+            // Fresh exchanges per run: the server keeps them between runs.
+            let run = std::process::id();
+            let streams = (
+                format!("bench_throughput_{run}"),
+                format!("bench_latency_{run}"),
+            );
+            measure(&rt, "rabbitmq", &url, streams, (events, samples, write));
+        }
+        _ => eprintln!(
+            "rabbitmq: skipped: EVENTS_RABBITMQ_URL is not set (scripts/servers.sh exports it)"
+        ),
     }
 }
 

@@ -77,8 +77,11 @@ pub mod sourcing;
 pub mod store;
 pub mod testing;
 mod trace;
-#[cfg(any(feature = "nats", feature = "redis"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "nats", feature = "redis"))))]
+#[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq")))
+)]
 pub mod transport;
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]

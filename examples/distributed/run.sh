@@ -49,13 +49,18 @@ shipping() { "$SHIPPING_BIN" "$@"; }
 column() { awk -v h="$2" -v c="$3" '$1 == h { print $c }' <<<"$1"; }
 
 ordering place-orders "$orders"
+"$SHIPPING_BIN" process --all --source "$broker" --stream "$stream" --consumer shipping \
+    --poll-interval 50ms >"$work/shipping.out" 2>"$work/shipping.err" &
+pids+=($!)
+# RabbitMQ drops what no queue is bound to take: the shipping service's queue (declared by its
+# inbox) exists before the relay publishes. NATS and Redis keep their streams.
+case $broker in
+amqp*) for _ in $(seq 100); do grep -q "inbox" "$work/shipping.err" 2>/dev/null && break; sleep 0.1; done; sleep 1 ;;
+esac
 "$ORDERING_BIN" relay --to "$broker" --stream "$stream" --subject-prefix "${stream,,}" \
     >"$work/relay.out" 2>"$work/relay.err" &
 pids+=($!)
 "$ORDERING_BIN" process --all --poll-interval 50ms >"$work/ordering.out" 2>"$work/ordering.err" &
-pids+=($!)
-"$SHIPPING_BIN" process --all --source "$broker" --stream "$stream" --consumer shipping \
-    --poll-interval 50ms >"$work/shipping.out" 2>"$work/shipping.err" &
 pids+=($!)
 
 # Until both sides have settled every order: shipping's inbox holds them all, nothing is left

@@ -106,9 +106,9 @@ pub enum Command {
     /// Durable timers: due time, how overdue, owner, key, the event that fires; `timers
     /// cancel <id>`, `timers reschedule <id> --at TIME | --in DURATION`.
     Timers(TimersArgs),
-    /// Publish the log, in order, to a broker (`--to nats://..|redis://..`) until stopped
+    /// Publish the log, in order, to a broker (`--to nats://..|redis://..|amqp://..`) until stopped
     /// (SIGINT/SIGTERM).
-    #[cfg(any(feature = "nats", feature = "redis"))]
+    #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
     Relay(RelayArgs),
 }
 
@@ -152,7 +152,7 @@ impl Command {
     pub(super) fn creates_store(&self) -> bool {
         match self {
             Command::Process(_) | Command::Migrate => true,
-            #[cfg(any(feature = "nats", feature = "redis"))]
+            #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
             Command::Relay(_) => true,
             _ => false,
         }
@@ -167,7 +167,7 @@ impl Command {
     pub(super) fn runs_handlers(&self) -> bool {
         match self {
             Command::Process(_) | Command::Replay { .. } => true,
-            #[cfg(any(feature = "nats", feature = "redis"))]
+            #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
             Command::Relay(_) => true,
             _ => false,
         }
@@ -216,7 +216,7 @@ pub struct ProcessArgs {
     pub progress_every: Duration,
     /// Take another service's events from a broker into this store first (`nats://HOST:PORT`
     /// or `redis://HOST:PORT`): a durable consumer feeds the store, the worker delivers.
-    #[cfg(any(feature = "nats", feature = "redis"))]
+    #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
     #[command(flatten)]
     pub source: NatsSource,
 }
@@ -270,10 +270,10 @@ pub struct LogArgs {
 }
 
 /// `relay`: where to publish the log.
-#[cfg(any(feature = "nats", feature = "redis"))]
+#[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
 #[derive(Debug, Args)]
 pub struct RelayArgs {
-    /// The broker: `nats://HOST:PORT` (JetStream) or `redis://HOST:PORT` (Redis Streams).
+    /// The broker: `nats://HOST:PORT` (JetStream), `redis://HOST:PORT` (Redis Streams) or `amqp://HOST:PORT` (RabbitMQ: the exchange).
     #[arg(long = "to", visible_alias = "nats", env = "EVENTS_RELAY_URL")]
     pub to: String,
     /// The stream (NATS: created or updated with the relay's settings; Redis: the stream key).
@@ -300,11 +300,11 @@ pub struct RelayArgs {
     pub lease_ttl: Duration,
 }
 
-/// `process --source nats://...|redis://...`: where another service's events come from.
-#[cfg(any(feature = "nats", feature = "redis"))]
+/// `process --source nats://...|redis://...|amqp://...`: where another service's events come from.
+#[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
 #[derive(Debug, Args)]
 pub struct NatsSource {
-    /// The broker to take events from (`nats://HOST:PORT` or `redis://HOST:PORT`).
+    /// The broker to take events from (`nats://HOST:PORT`, `redis://HOST:PORT` or `amqp://HOST:PORT`).
     #[arg(long = "source")]
     pub url: Option<String>,
     /// The stream the other service relays to (NATS stream, or Redis stream key).

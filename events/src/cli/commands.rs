@@ -106,7 +106,7 @@ pub(super) async fn execute(
             store.rename_checkpoint(&old, &new).await?;
             writeln!(out, "checkpoint `{old}` is now `{new}`")?;
         }
-        #[cfg(any(feature = "nats", feature = "redis"))]
+        #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
         Command::Relay(args) => {
             let summary = super::nats::relay(&store, args).await?;
             writeln!(out, "{summary}")?;

@@ -101,7 +101,7 @@ mod commands;
 mod dead_letters;
 mod feedback;
 mod log;
-#[cfg(any(feature = "nats", feature = "redis"))]
+#[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
 mod nats;
 mod output;
 mod process;
@@ -122,7 +122,7 @@ use crate::store::StoreError;
 use crate::worker::WorkerError;
 
 pub use args::{Command, LogArgs, ProcessArgs, StatusArgs, StoreArgs, TimerAction, TimersArgs};
-#[cfg(any(feature = "nats", feature = "redis"))]
+#[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
 pub use args::{NatsSource, RelayArgs};
 pub use catalog_view::graph;
 #[cfg(feature = "prometheus")]
@@ -152,7 +152,7 @@ pub enum CliError {
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
     /// The broker (NATS, Redis) failed.
-    #[cfg(any(feature = "nats", feature = "redis"))]
+    #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
     #[error(transparent)]
     Nats(#[from] crate::transport::TransportError),
 }

@@ -1,6 +1,6 @@
 //! `relay --to URL` and `process --source URL`: the log published to a broker, and another
 //! service's events taken from one into this store while the worker delivers them. The URL's
-//! scheme picks the transport (`nats://`, `redis://`).
+//! scheme picks the transport (`nats://`, `redis://`, `amqp://`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -26,12 +26,16 @@ pub(super) async fn relay(
     args: RelayArgs,
 ) -> Result<RelaySummary, CliError> {
     let url = args.to.as_str();
-    let relay: Relay = if transport::scheme(url)?.is_nats() {
+    let scheme = transport::scheme(url)?;
+    if !scheme.is_nats() && args.duplicate_window.is_some() {
+        return Err(not_for("--duplicate-window", "NATS", url));
+    }
+    if !scheme.is_redis() && args.max_len.is_some() {
+        return Err(not_for("--max-len", "Redis", url));
+    }
+    let relay: Relay = match scheme {
         #[cfg(feature = "nats")]
-        {
-            if args.max_len.is_some() {
-                return Err(not_for("--max-len", "Redis", url));
-            }
+        transport::Scheme::Nats => {
             let mut relay = crate::nats::Relay::connect(store, url)
                 .await?
                 .stream(args.stream, args.subject_prefix)
@@ -41,14 +45,8 @@ pub(super) async fn relay(
             }
             relay.into_transport()
         }
-        #[cfg(not(feature = "nats"))]
-        unreachable!("nats is false without the feature")
-    } else {
-        if args.duplicate_window.is_some() {
-            return Err(not_for("--duplicate-window", "NATS", url));
-        }
         #[cfg(feature = "redis")]
-        {
+        transport::Scheme::Redis => {
             let mut publisher =
                 transport::redis::RedisPublisher::connect(url, &args.stream).await?;
             if let Some(max_len) = args.max_len {
@@ -56,8 +54,16 @@ pub(super) async fn relay(
             }
             Relay::new(store, Box::new(publisher))
         }
-        #[cfg(not(feature = "redis"))]
-        unreachable!("a URL that is not NATS names Redis")
+        #[cfg(feature = "rabbitmq")]
+        transport::Scheme::Rabbit => {
+            let publisher = transport::rabbitmq::RabbitPublisher::connect(
+                url,
+                &args.stream,
+                &args.subject_prefix,
+            )
+            .await?;
+            Relay::new(store, Box::new(publisher))
+        }
     };
     Ok(relay
         .max_in_flight(args.max_in_flight)
@@ -92,6 +98,13 @@ pub(super) async fn process(
                 source.ack_wait,
             )
             .await?;
+            Inbox::new(store, Box::new(consumer))
+        }
+        #[cfg(feature = "rabbitmq")]
+        transport::Scheme::Rabbit => {
+            let consumer =
+                transport::rabbitmq::RabbitConsumer::connect(url, &source.stream, &source.consumer)
+                    .await?;
             Inbox::new(store, Box::new(consumer))
         }
     };

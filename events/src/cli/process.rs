@@ -64,7 +64,7 @@ pub(super) async fn process(
             "worker starting"
         );
     }
-    #[cfg(any(feature = "nats", feature = "redis"))]
+    #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
     if let Some(url) = &args.source.url {
         return super::nats::process(worker, store, url, &args.source, out).await;
     }

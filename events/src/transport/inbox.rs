@@ -96,9 +96,10 @@ enum Taken {
 }
 
 impl Inbox {
-    /// Connects to the broker at `url` (`nats://`, `redis://`) to take the events of `source`
-    /// (the JetStream stream, or the Redis stream key) through this service's durable consumer
-    /// (or consumer group) `consumer`, created if missing.
+    /// Connects to the broker at `url` (`nats://`, `redis://`, `amqp://`) to take the events of
+    /// `source` (the JetStream stream, the Redis stream key, or the RabbitMQ exchange) through
+    /// this service's durable consumer (consumer group, or quorum queue
+    /// `<exchange>.<consumer>`) `consumer`, created if missing.
     pub async fn connect(
         store: impl IntoDurableStore,
         url: &str,
@@ -126,6 +127,10 @@ impl Inbox {
                 )
                 .await?,
             ),
+            #[cfg(feature = "rabbitmq")]
+            super::Scheme::Rabbit => {
+                Box::new(super::rabbitmq::RabbitConsumer::connect(url, source, consumer).await?)
+            }
         };
         Ok(Self::new(store, consumer))
     }

@@ -1,9 +1,10 @@
-//! Brokers between services, behind one seam: NATS JetStream (feature `nats`) and Redis
-//! Streams (feature `redis`), chosen by URL.
+//! Brokers between services, behind one seam: NATS JetStream (feature `nats`), Redis Streams
+//! (feature `redis`) and RabbitMQ (feature `rabbitmq`), chosen by URL.
 //!
 //! ```text
 //!  ordering service                        broker                          shipping service
-//!  commands -> log (outbox) -> Relay ----> nats://, redis://  ----> Inbox -> its own log
+//!  commands -> log (outbox) -> Relay ----> nats://, redis://, ----> Inbox
+//!                                          amqp:// -> its own log
 //!                 checkpoint `relay:..`                                    -> its durable handlers,
 //!                 in the ordering store                                       retries, dead letters
 //! ```
@@ -23,6 +24,7 @@
 //! | URL | broker | order | de-duplication |
 //! |---|---|---|---|
 //! | `nats://host:4222` | JetStream stream, durable pull consumer | the stream is the log's order (`Nats-Expected-Last-Sequence`) | `Nats-Msg-Id` = event id; the inbox by event id |
+//! | `amqp://host:5672/%2f` | a durable topic exchange (persistent messages, publisher confirms), a quorum queue per consuming service with a single active consumer | one channel in log order, one active consumer per queue; after a failure the relay republishes from its checkpoint (RabbitMQ cannot read back its last message) | `message_id` = event id; the inbox by event id (and it holds back an event whose predecessor has not arrived) |
 //! | `redis://host:6379` | a Redis stream (`XADD`), a consumer group | entry id = log position: the stream is the log's order | the entry id (a position is refused twice); the inbox by event id |
 //!
 //! **How remote events are named in the consuming store.** An event keeps its envelope:
@@ -46,6 +48,9 @@ pub mod envelope;
 mod inbox;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
+#[cfg(feature = "rabbitmq")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rabbitmq")))]
+pub mod rabbitmq;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -80,7 +85,7 @@ pub enum TransportError {
         hint: &'static str,
     },
     /// The URL names no transport this build has.
-    #[error("`{url}` names no transport of this build: use nats://HOST:PORT (feature `nats`) or redis://HOST:PORT (feature `redis`)")]
+    #[error("`{url}` names no transport of this build: use nats://HOST:PORT (feature `nats`), redis://HOST:PORT (feature `redis`) or amqp://HOST:PORT (feature `rabbitmq`)")]
     UnknownScheme {
         /// The URL given.
         url: String,
@@ -177,6 +182,11 @@ pub trait Publisher: Send + Sync {
     fn checkpoint_name(&self) -> String;
     /// The destination's name, for errors and logs.
     fn destination(&self) -> &str;
+    /// Whether [`Publisher::prepare`] can say what the broker holds last (default: yes).
+    /// RabbitMQ cannot: its relay goes on from the checkpoint, and the inbox de-duplicates.
+    fn reads_back(&self) -> bool {
+        true
+    }
     /// Starts a run: creates the destination if missing, (re)connects, and returns the last
     /// event it holds from this log.
     async fn prepare(&mut self) -> Result<Option<LastEvent>, TransportError>;
@@ -280,6 +290,8 @@ pub(crate) enum Scheme {
     Nats,
     #[cfg(feature = "redis")]
     Redis,
+    #[cfg(feature = "rabbitmq")]
+    Rabbit,
 }
 
 #[cfg(feature = "cli")]
@@ -293,6 +305,15 @@ impl Scheme {
             _ => false,
         }
     }
+    /// Whether it is Redis.
+    pub(crate) fn is_redis(self) -> bool {
+        #[allow(unreachable_patterns)]
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => true,
+            _ => false,
+        }
+    }
 }
 
 pub(crate) fn scheme(url: &str) -> Result<Scheme, TransportError> {
@@ -302,6 +323,8 @@ pub(crate) fn scheme(url: &str) -> Result<Scheme, TransportError> {
         "nats" | "tls" => Ok(Scheme::Nats),
         #[cfg(feature = "redis")]
         "redis" | "rediss" => Ok(Scheme::Redis),
+        #[cfg(feature = "rabbitmq")]
+        "amqp" | "amqps" => Ok(Scheme::Rabbit),
         _ => Err(TransportError::UnknownScheme {
             url: url.to_owned(),
         }),

@@ -79,9 +79,10 @@ impl std::fmt::Display for RelaySummary {
 }
 
 impl Relay {
-    /// Connects to the broker at `url` (`nats://`, `redis://`) to publish to `destination`
-    /// (the JetStream stream, or the Redis stream key) with subject prefix `prefix` (NATS
-    /// subjects; ignored by Redis, whose entries carry the envelope).
+    /// Connects to the broker at `url` (`nats://`, `redis://`, `amqp://`) to publish to
+    /// `destination` (the JetStream stream, the Redis stream key, or the RabbitMQ topic
+    /// exchange) with subject prefix `prefix` (NATS subjects and RabbitMQ routing keys;
+    /// ignored by Redis, whose entries carry the envelope).
     pub async fn connect(
         store: impl IntoDurableStore,
         url: &str,
@@ -106,6 +107,10 @@ impl Relay {
             super::Scheme::Redis => {
                 let _ = prefix;
                 Box::new(super::redis::RedisPublisher::connect(url, destination).await?)
+            }
+            #[cfg(feature = "rabbitmq")]
+            super::Scheme::Rabbit => {
+                Box::new(super::rabbitmq::RabbitPublisher::connect(url, destination, prefix).await?)
             }
         };
         Ok(Self::new(store, publisher))
@@ -311,7 +316,7 @@ impl Relay {
         let checkpoint = self.checkpoint(name).await?;
         let destination = self.publisher.destination().to_owned();
         let Some(last) = self.publisher.prepare().await? else {
-            if checkpoint > 0 {
+            if checkpoint > 0 && self.publisher.reads_back() {
                 tracing::warn!(
                     stream = destination.as_str(),
                     checkpoint,

@@ -1,12 +1,12 @@
-//! Two services linked by a broker (NATS JetStream or Redis Streams, chosen by URL), each with
-//! its own store:
+//! Two services linked by a broker (NATS JetStream, Redis Streams or RabbitMQ, chosen by URL),
+//! each with its own store:
 //!
 //! - `ordering` (PostgreSQL) places orders: one transaction writes the order row and publishes
 //!   its `OrderPlaced` event through the transactional outbox (`PostgresStore::outbox`);
 //!   `ordering relay` publishes its log to the stream `ORDERS`; its own durable handler sends
 //!   receipts.
-//! - `shipping` (SQLite) `process --all --source nats://...|redis://...` takes the stream into
-//!   the shipping store and runs the shipping service's durable handler: it schedules deliveries, retries a failing
+//! - `shipping` (SQLite) `process --all --source nats://...|redis://...|amqp://...` takes the
+//!   stream into the shipping store and runs the shipping service's durable handler: it schedules deliveries, retries a failing
 //!   carrier, and dead-letters orders to addresses it cannot serve, in the shipping store.
 //!
 //! `run.sh` starts the servers (when not given) and the three processes, places orders, and

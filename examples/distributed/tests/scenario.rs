@@ -1,5 +1,5 @@
 //! Runs `run.sh`, the scenario the README shows, against a real PostgreSQL server (the ordering
-//! service's store) and each real broker (nats-server, redis-server): both services' real
+//! service's store) and each real broker (nats-server, redis-server, rabbitmq-server): both services' real
 //! binaries, the relay, the inbox and both workers as separate processes.
 
 use std::process::Command;
@@ -26,6 +26,21 @@ fn the_scenario_runs_from_its_script_over_redis() {
     scenario(
         &postgres,
         &redis,
+        &format!("ORDERS_distributed_{}", std::process::id()),
+    );
+}
+
+#[test]
+fn the_scenario_runs_from_its_script_over_rabbitmq() {
+    let Some(postgres) = postgres_url() else {
+        return;
+    };
+    let Some(rabbitmq) = server_url("EVENTS_RABBITMQ_URL") else {
+        return;
+    };
+    scenario(
+        &postgres,
+        &rabbitmq,
         &format!("ORDERS_distributed_{}", std::process::id()),
     );
 }
