@@ -90,6 +90,25 @@ pub mod worker;
 #[doc(hidden)]
 pub mod __private;
 
+/// The guide, a chapter per part of the crate (the files of `events/docs/`); the README is its
+/// first page. Their examples are compiled and run as doc tests.
+pub mod guide {
+    #[doc = include_str!("../docs/bus.md")]
+    pub mod bus {}
+    #[doc = include_str!("../docs/aggregates.md")]
+    pub mod aggregates {}
+    #[doc = include_str!("../docs/durable.md")]
+    pub mod durable {}
+    #[doc = include_str!("../docs/process-managers.md")]
+    pub mod process_managers {}
+    #[doc = include_str!("../docs/cli.md")]
+    pub mod cli {}
+    #[doc = include_str!("../docs/scaling.md")]
+    pub mod scaling {}
+    #[doc = include_str!("../docs/internals.md")]
+    pub mod internals {}
+}
+
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
