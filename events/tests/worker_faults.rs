@@ -335,40 +335,51 @@ struct PageViewed {
 #[event_handler(durable, name = "faults.count_view")]
 async fn count_view(_: &PageViewed) {}
 
+/// Appends a `PageViewed` of `page(i)` for each of `events`, drains `faults.count_view` at
+/// concurrency 16 (every event delivered), and returns how many settles that took.
+async fn settles_to_deliver(
+    inner: Arc<dyn DurableStore>,
+    events: u32,
+    page: fn(u32) -> u32,
+) -> u32 {
+    let location = inner.location();
+    let store = Arc::new(FullDisk {
+        inner,
+        failing: AtomicU32::new(0),
+        tried: Mutex::new(Vec::new()),
+    });
+    let dyn_store: Arc<dyn DurableStore> = store.clone();
+    for i in 0..events {
+        dyn_store
+            .append_event(&PageViewed { page: page(i) }, EventMetadata::default())
+            .await
+            .unwrap();
+    }
+    let bus = Bus::builder().build().unwrap();
+    let summary = Worker::new(&bus, &dyn_store)
+        .handlers(["faults.count_view"])
+        .concurrency(16)
+        .drain()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.handlers["faults.count_view"].delivered,
+        u64::from(events),
+        "{location}"
+    );
+    let settles = store.tried.lock().unwrap().len() as u32;
+    settles
+}
+
 /// A run of deliveries that all succeed is recorded in one transaction (one settle), not one
 /// per event: the worker records what is contiguous once nothing more may start without it.
 #[tokio::test]
 async fn a_run_of_successes_is_recorded_in_one_settle_not_one_per_event() {
     const EVENTS: u32 = 320;
     for inner in backends("worker_faults_runs").await {
-        let location = inner.location();
-        let segments = inner.segments();
-        let store = Arc::new(FullDisk {
-            inner,
-            failing: AtomicU32::new(0),
-            tried: Mutex::new(Vec::new()),
-        });
-        let dyn_store: Arc<dyn DurableStore> = store.clone();
-        for page in 0..EVENTS {
-            dyn_store
-                .append_event(&PageViewed { page }, EventMetadata::default())
-                .await
-                .unwrap();
-        }
-        let bus = Bus::builder().build().unwrap();
-        let summary = Worker::new(&bus, &dyn_store)
-            .handlers(["faults.count_view"])
-            .concurrency(16)
-            .drain()
-            .await
-            .unwrap();
-        assert_eq!(
-            summary.handlers["faults.count_view"].delivered,
-            u64::from(EVENTS),
-            "{location}"
-        );
+        let (location, segments) = (inner.location(), inner.segments());
+        let settles = settles_to_deliver(inner, EVENTS, |i| i).await;
         // At most one settle per 16 events started (the window), plus a last one per read.
-        let settles = store.tried.lock().unwrap().len() as u32;
         let most = EVENTS / 16 * 2 + 4 * segments;
         assert!(
             settles <= most,
@@ -383,31 +394,7 @@ async fn one_aggregates_successes_are_recorded_in_runs_too() {
     const EVENTS: u32 = 160;
     for inner in backends("worker_faults_one_stream").await {
         let location = inner.location();
-        let store = Arc::new(FullDisk {
-            inner,
-            failing: AtomicU32::new(0),
-            tried: Mutex::new(Vec::new()),
-        });
-        let dyn_store: Arc<dyn DurableStore> = store.clone();
-        for _ in 0..EVENTS {
-            dyn_store
-                .append_event(&PageViewed { page: 1 }, EventMetadata::default())
-                .await
-                .unwrap();
-        }
-        let bus = Bus::builder().build().unwrap();
-        let summary = Worker::new(&bus, &dyn_store)
-            .handlers(["faults.count_view"])
-            .concurrency(16)
-            .drain()
-            .await
-            .unwrap();
-        assert_eq!(
-            summary.handlers["faults.count_view"].delivered,
-            u64::from(EVENTS),
-            "{location}"
-        );
-        let settles = store.tried.lock().unwrap().len() as u32;
+        let settles = settles_to_deliver(inner, EVENTS, |_| 1).await;
         let most = EVENTS / 16 + 4;
         assert!(
             settles <= most,

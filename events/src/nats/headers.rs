@@ -33,28 +33,11 @@ use uuid::Uuid;
 
 use crate::store::{EventMetadata, StoredEvent};
 
-/// The event id.
-pub const ID: &str = "Events-Id";
-/// The event's stable name.
-pub const NAME: &str = "Events-Name";
-/// The payload's schema version.
-pub const VERSION: &str = "Events-Version";
-/// The aggregate type.
-pub const AGGREGATE_TYPE: &str = "Events-Aggregate-Type";
-/// The aggregate id.
-pub const AGGREGATE_ID: &str = "Events-Aggregate-Id";
-/// The event's sequence in its aggregate's stream.
-pub const SEQUENCE: &str = "Events-Sequence";
-/// The event's position in the publishing service's log.
-pub const POSITION: &str = "Events-Position";
-/// The correlation id.
-pub const CORRELATION_ID: &str = "Events-Correlation-Id";
-/// The causation id.
-pub const CAUSATION_ID: &str = "Events-Causation-Id";
-/// When the event happened, in microseconds since the Unix epoch.
-pub const OCCURRED_AT: &str = "Events-Occurred-At";
-/// User metadata fields, as a JSON object.
-pub const FIELDS: &str = "Events-Fields";
+/// The header names: the envelope's field names, the same on every transport.
+pub use crate::transport::envelope::{
+    AGGREGATE_ID, AGGREGATE_TYPE, CAUSATION_ID, CORRELATION_ID, FIELDS, ID, NAME, OCCURRED_AT,
+    POSITION, SEQUENCE, VERSION,
+};
 
 /// The header names as `HeaderName`s, made at compile time: no allocation or validation per
 /// message.

@@ -37,23 +37,7 @@ fn poison_events_next_to_healthy_ones_never_open_the_circuit() {
         "--empty-every",
         "5",
     ]);
-    let worker = app
-        .command(&[
-            "process",
-            "orders.update_stock",
-            "--breaker-after",
-            "3",
-            "--breaker-cooldown",
-            "1h",
-            "--max-runtime",
-            "4s",
-            "--poll-interval",
-            "20ms",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let worker = worker(&app, &["--max-runtime", "4s"]);
     let out = wait_for_exit(worker, Duration::from_secs(60), "the worker");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("circuit open"), "{stderr}");
@@ -84,9 +68,10 @@ fn poison_events_next_to_healthy_ones_never_open_the_circuit() {
     assert_eq!(handled, 160);
 }
 
-/// Spawns `process orders.update_stock` with a breaker that opens after 3 failures.
-fn worker(app: &App) -> Child {
-    app.command(&[
+/// Spawns `process orders.update_stock` with a breaker that opens after 3 failures, for an
+/// hour, polling every 20 ms, with `extra` arguments.
+fn worker(app: &App, extra: &[&str]) -> Child {
+    let mut args = vec![
         "process",
         "orders.update_stock",
         "--breaker-after",
@@ -95,11 +80,13 @@ fn worker(app: &App) -> Child {
         "1h",
         "--poll-interval",
         "20ms",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
+    ];
+    args.extend_from_slice(extra);
+    app.command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -114,7 +101,7 @@ fn an_open_circuit_shows_in_status_until_when_and_fails_the_check() {
         "--empty-every",
         "1",
     ]);
-    let child = worker(&app);
+    let child = worker(&app, &[]);
     let started = Instant::now();
     let circuits = loop {
         let status = status_json(&app);
