@@ -106,6 +106,10 @@ pub enum Command {
     /// Durable timers: due time, how overdue, owner, key, the event that fires; `timers
     /// cancel <id>`, `timers reschedule <id> --at TIME | --in DURATION`.
     Timers(TimersArgs),
+    /// Serve the operator dashboard in the browser (overview, dead letters with retry and
+    /// drop, the event log, the event flow) until stopped (SIGINT/SIGTERM).
+    #[cfg(feature = "dashboard")]
+    Serve(ServeArgs),
     /// Publish the log, in order, to a broker (`--to nats://..|redis://..|amqp://..`) until stopped
     /// (SIGINT/SIGTERM).
     #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
@@ -169,6 +173,8 @@ impl Command {
             Command::Process(_) | Command::Replay { .. } => true,
             #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
             Command::Relay(_) => true,
+            #[cfg(feature = "dashboard")]
+            Command::Serve(_) => true,
             _ => false,
         }
     }
@@ -267,6 +273,23 @@ pub struct LogArgs {
     /// Print JSON (see the `cli` module documentation for the fields).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `serve`: where to listen, and whether to allow actions.
+#[cfg(feature = "dashboard")]
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (loopback by default: put a proxy with TLS in front to reach
+    /// it from elsewhere).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Allow retry and drop to whoever signs in with the token in `EVENTS_DASHBOARD_TOKEN`
+    /// (at least 16 characters); without it the dashboard is read-only.
+    #[arg(long)]
+    pub allow_actions: bool,
+    /// The path the dashboard is served under behind a proxy (`/events`), for its links.
+    #[arg(long, default_value = "")]
+    pub base_path: String,
 }
 
 /// `relay`: where to publish the log.

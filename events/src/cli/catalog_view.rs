@@ -1,7 +1,5 @@
-//! `list` and `graph`: the link-time catalog as a table, JSON, or a Mermaid diagram. They need
-//! no store.
+//! `list`: the link-time catalog as a table or JSON. It needs no store.
 
-use std::fmt::Write as _;
 use std::io::Write;
 
 use serde::Serialize;
@@ -9,8 +7,6 @@ use serde::Serialize;
 use super::output::{json, table};
 use super::CliError;
 use crate::catalog::{catalog, HandlerInfo};
-use crate::handler::HandlerKind;
-use crate::process::Stage;
 
 /// `list --json`: one entry per event.
 #[derive(Serialize)]
@@ -93,56 +89,4 @@ pub(super) fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
     let header = ["EVENT", "HANDLER", "KIND", "ORDER", "LOCATION", "RESOURCES"];
     write!(out, "{}", table(&header, &rows))?;
     Ok(())
-}
-
-/// The event flow as a Mermaid flowchart.
-pub fn graph() -> String {
-    let catalog = catalog();
-    let id = |prefix: &str, name: &str| {
-        let clean: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        format!("{prefix}_{clean}")
-    };
-    let mut out = String::from("flowchart LR\n");
-    // A process manager's input and durable handler are drawn as the process manager.
-    let processes = crate::process::processes();
-    let is_process = |name: &str| processes.iter().any(|p| p.name == name);
-    for event in catalog.events().iter().filter(|e| !is_process(e.name())) {
-        let _ = writeln!(out, "    {}[[\"{}\"]]", id("e", event.name()), event.name());
-    }
-    for p in &processes {
-        let node = id("p", p.name);
-        let _ = writeln!(out, "    {node}{{{{\"{} (process manager)\"}}}}", p.name);
-        for (event, stage, _) in (p.events)() {
-            let arrow = match stage {
-                Stage::Start => "-- starts -->",
-                Stage::Continue => "-->",
-                Stage::Complete => "-- completes -->",
-            };
-            let _ = writeln!(out, "    {} {arrow} {node}", id("e", event));
-        }
-        for command in p.sends {
-            let _ = writeln!(out, "    {}[/\"{command}\"/]", id("c", command));
-            let _ = writeln!(out, "    {node} -- sends --> {}", id("c", command));
-        }
-    }
-    for h in catalog.handlers().iter().filter(|h| !is_process(h.name())) {
-        let shape = match h.kind() {
-            HandlerKind::Durable => format!("[(\"{} (durable)\")]", h.name()),
-            kind => format!("(\"{} ({})\")", h.name(), kind.as_str()),
-        };
-        let _ = writeln!(out, "    {}{shape}", id("h", h.name()));
-        let _ = writeln!(
-            out,
-            "    {} --> {}",
-            id("e", h.event_name()),
-            id("h", h.name())
-        );
-        for published in h.publishes() {
-            let _ = writeln!(out, "    {} -.-> {}", id("h", h.name()), id("e", published));
-        }
-    }
-    out
 }

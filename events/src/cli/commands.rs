@@ -7,7 +7,7 @@ use std::io::Write;
 use super::args::Command;
 use super::output::count;
 use super::source::StoreSource;
-use super::{catalog_view, dead_letters, log, process, status, timers, CliError};
+use super::{catalog_view, dead_letters, flow, log, process, status, timers, CliError};
 use crate::bus::Bus;
 use crate::catalog::{catalog, HandlerInfo};
 use crate::handler::HandlerKind;
@@ -29,7 +29,7 @@ pub(super) async fn execute(
     bus: &Bus,
     source: StoreSource,
     command: Command,
-    out: &mut dyn Write,
+    mut out: &mut dyn Write,
     announce: bool,
 ) -> Result<Outcome, CliError> {
     match &command {
@@ -38,7 +38,7 @@ pub(super) async fn execute(
             return Ok(Outcome::Done);
         }
         Command::Graph => {
-            write!(out, "{}", catalog_view::graph())?;
+            write!(out, "{}", flow::graph())?;
             return Ok(Outcome::Done);
         }
         _ => debug_assert!(command.needs_store()),
@@ -53,10 +53,10 @@ pub(super) async fn execute(
         Command::List { .. } | Command::Graph => unreachable!("answered above"),
         Command::Migrate => writeln!(out, "{}", store.migrate().await?)?,
         Command::Process(args) => process::process(bus, &store, args, out).await?,
-        Command::Status(args) => return status::status(store.as_ref(), &args, out).await,
+        Command::Status(args) => return status::status(store.as_ref(), &args, &mut out).await,
         Command::DeadLetters { handler, json } => {
             handler_filter(handler.as_deref())?;
-            dead_letters::dead_letters(store.as_ref(), handler.as_deref(), json, out).await?
+            dead_letters::dead_letters(store.as_ref(), handler.as_deref(), json, &mut out).await?
         }
         Command::Retry {
             id,
@@ -99,12 +99,27 @@ pub(super) async fn execute(
             let info = durable_handler(&handler)?;
             process::replay(bus, &store, info, from, failures, out).await?
         }
-        Command::Log(args) => log::log(store.as_ref(), &args, out).await?,
-        Command::Timers(args) => timers::timers(store.as_ref(), args, out).await?,
+        Command::Log(args) => log::log(store.as_ref(), &args, &mut out).await?,
+        Command::Timers(args) => timers::timers(store.as_ref(), args, &mut out).await?,
         Command::RenameCheckpoint { old, new } => {
             durable_handler(&new)?;
             store.rename_checkpoint(&old, &new).await?;
             writeln!(out, "checkpoint `{old}` is now `{new}`")?;
+        }
+        #[cfg(feature = "dashboard")]
+        Command::Serve(args) => {
+            let options = if args.allow_actions {
+                let token = std::env::var("EVENTS_DASHBOARD_TOKEN").map_err(|_| {
+                    CliError::Usage(
+                        "--allow-actions needs a token: set EVENTS_DASHBOARD_TOKEN to a long random string (e.g. `openssl rand -hex 32`)".into(),
+                    )
+                })?;
+                super::serve::DashboardOptions::allow_actions(token)?
+            } else {
+                super::serve::DashboardOptions::read_only()
+            };
+            let options = options.under(args.base_path);
+            super::serve::serve(store, args.listen, options, out).await?;
         }
         #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
         Command::Relay(args) => {

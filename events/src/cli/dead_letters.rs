@@ -8,9 +8,11 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::log::EventJson;
 use super::output::{age, due_in, json, one_line, rfc3339, short, table, MAX_TEXT};
 use super::CliError;
-use crate::store::durable::{DurableStore, FailureStatus, PendingFailure};
+use crate::process::commands_sent_for;
+use crate::store::durable::{DurableStore, FailureStatus, LogQuery, PendingFailure};
 
 /// `dead-letters --json`.
 #[derive(Serialize)]
@@ -34,6 +36,16 @@ struct FailureJson {
     last_error: Option<String>,
 }
 
+/// One dead letter in full (the dashboard's detail, `GET /api/dead-letters/{id}`): the
+/// failure, the failures of its aggregate held behind it, and its event.
+#[derive(Serialize)]
+struct DeadLetterJson<'a> {
+    store: String,
+    failure: FailureJson,
+    held: Vec<FailureJson>,
+    event: Option<EventJson<'a>>,
+}
+
 /// A dead letter or retry, with the number of events of its aggregate held behind it.
 struct Entry<'a> {
     failure: &'a PendingFailure,
@@ -45,7 +57,7 @@ pub(super) async fn dead_letters(
     store: &dyn DurableStore,
     handler: Option<&str>,
     as_json: bool,
-    out: &mut dyn Write,
+    out: &mut impl Write,
 ) -> Result<(), CliError> {
     let failures = store.failures(handler).await?;
     let entries: Vec<Entry<'_>> = failures
@@ -53,12 +65,7 @@ pub(super) async fn dead_letters(
         .filter(|f| f.status != FailureStatus::Held)
         .map(|f| Entry {
             failure: f,
-            held_behind: failures
-                .iter()
-                .filter(|g| {
-                    g.handler == f.handler && g.aggregate == f.aggregate && g.position > f.position
-                })
-                .count(),
+            held_behind: held_behind(&failures, f).count(),
         })
         .collect();
     let now = SystemTime::now();
@@ -82,6 +89,59 @@ pub(super) async fn dead_letters(
     };
     write!(out, "{text}")?;
     Ok(())
+}
+
+/// The failures of `f`'s handler and aggregate after it: the events it holds back.
+fn held_behind<'a>(
+    failures: &'a [PendingFailure],
+    f: &'a PendingFailure,
+) -> impl Iterator<Item = &'a PendingFailure> {
+    failures
+        .iter()
+        .filter(|g| g.handler == f.handler && g.aggregate == f.aggregate && g.position > f.position)
+}
+
+/// The dead letter or retry `id` in full as JSON: the failure, the failures held behind it
+/// and its stored event; an error naming `dead-letters` when there is none.
+pub(super) async fn dead_letter_json(
+    store: &dyn DurableStore,
+    id: i64,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let failures = store.failures(None).await?;
+    let Some(f) = failures
+        .iter()
+        .find(|f| f.id == id && f.status != FailureStatus::Held)
+    else {
+        return Err(CliError::Usage(format!(
+            "no dead letter or retry with id {id}; see `dead-letters` for the ids"
+        )));
+    };
+    let held: Vec<&PendingFailure> = held_behind(&failures, f).collect();
+    let events = store
+        .query_log(&LogQuery {
+            from: f.position,
+            to: Some(f.position),
+            limit: Some(1),
+            ..LogQuery::default()
+        })
+        .await?;
+    let commands = commands_sent_for(events.iter().map(|e| (e.name.as_str(), e.event_id)));
+    let entry = |failure, held_behind| {
+        failure_json(&Entry {
+            failure,
+            held_behind,
+        })
+    };
+    json(
+        out,
+        &DeadLetterJson {
+            store: store.location(),
+            failure: entry(f, held.len()),
+            held: held.iter().map(|g| entry(g, 0)).collect(),
+            event: events.first().map(|e| EventJson::of(e, &commands)),
+        },
+    )
 }
 
 fn failure_json(e: &Entry<'_>) -> FailureJson {

@@ -23,8 +23,9 @@ struct LogJson<'a> {
     more: bool,
 }
 
+/// One stored event as `log --json` (and the dashboard) shows it.
 #[derive(Serialize)]
-struct EventJson<'a> {
+pub(super) struct EventJson<'a> {
     position: u64,
     event_id: Uuid,
     name: &'a str,
@@ -43,7 +44,7 @@ struct EventJson<'a> {
 }
 
 impl<'a> EventJson<'a> {
-    fn of(e: &'a StoredEvent, commands: &HashMap<Uuid, CommandOrigin>) -> Self {
+    pub(super) fn of(e: &'a StoredEvent, commands: &HashMap<Uuid, CommandOrigin>) -> Self {
         Self {
             position: e.position,
             event_id: e.event_id,
@@ -99,7 +100,7 @@ fn query(args: &LogArgs) -> Result<LogQuery, CliError> {
 pub(super) async fn log(
     store: &dyn DurableStore,
     args: &LogArgs,
-    out: &mut dyn Write,
+    out: &mut impl Write,
 ) -> Result<(), CliError> {
     let mut events = store.query_log(&query(args)?).await?;
     let more = events.len() > args.limit;

@@ -78,7 +78,8 @@
 //! - `status`: `{"store", "log_head", "handlers": [{"handler", "event", "checkpoint", "lag",
 //!   "oldest_undelivered_at", "lag_age_seconds", "retrying", "next_retry_at", "dead", "held",
 //!   "leases": [{"segment", "host", "pid", "expires_at"}]}], "orphaned_checkpoints":
-//!   [{"handler", "position"}], "timers": {"scheduled", "overdue", "oldest_overdue_at",
+//!   [{"handler", "position"}], "relays": [{"name", "position", "behind"}], "timers":
+//!   {"scheduled", "overdue", "oldest_overdue_at",
 //!   "next_due_at"}, "problems": [..]}`; `problems` are the lines `--check` prints (dead
 //!   letters with the default thresholds when `--check` is not given; with `--max-lag-age`,
 //!   timers overdue for longer).
@@ -100,11 +101,14 @@ mod catalog_view;
 mod commands;
 mod dead_letters;
 mod feedback;
+mod flow;
 mod log;
 #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
 mod nats;
 mod output;
 mod process;
+#[cfg(feature = "dashboard")]
+mod serve;
 #[cfg(feature = "prometheus")]
 mod serve_metrics;
 mod source;
@@ -121,10 +125,14 @@ use crate::bus::Bus;
 use crate::store::StoreError;
 use crate::worker::WorkerError;
 
+#[cfg(feature = "dashboard")]
+pub use args::ServeArgs;
 pub use args::{Command, LogArgs, ProcessArgs, StatusArgs, StoreArgs, TimerAction, TimersArgs};
 #[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
 pub use args::{NatsSource, RelayArgs};
-pub use catalog_view::graph;
+pub use flow::graph;
+#[cfg(feature = "dashboard")]
+pub use serve::{dashboard, DashboardOptions};
 #[cfg(feature = "prometheus")]
 pub use serve_metrics::{serve_metrics, MetricsError};
 pub use source::StoreSource;

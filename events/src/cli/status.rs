@@ -24,8 +24,18 @@ struct StatusJson {
     log_head: u64,
     handlers: Vec<HandlerJson>,
     orphaned_checkpoints: Vec<OrphanJson>,
+    relays: Vec<RelayJson>,
     timers: TimersJson,
     problems: Vec<String>,
+}
+
+/// A relay's checkpoint (`relay:<stream>`): the last position the broker confirmed, and how
+/// many positions of the log it has still to publish.
+#[derive(Serialize)]
+struct RelayJson {
+    name: String,
+    position: u64,
+    behind: u64,
 }
 
 /// The stored timers: how many, how many due (a running worker fires them at once), the
@@ -101,7 +111,7 @@ struct Row {
 pub(super) async fn status(
     store: &dyn DurableStore,
     args: &StatusArgs,
-    out: &mut dyn Write,
+    out: &mut impl Write,
 ) -> Result<Outcome, CliError> {
     let head = store.log_head().await?;
     let now = SystemTime::now();
@@ -125,16 +135,21 @@ pub(super) async fn status(
         });
     }
     let orphans = orphaned_checkpoints(store).await?;
-    let positions: BTreeMap<_, _> = if orphans.is_empty() {
-        BTreeMap::new()
-    } else {
-        store
-            .checkpoints()
-            .await?
-            .into_iter()
-            .map(|c| (c.handler, c.position))
-            .collect()
-    };
+    let positions: BTreeMap<_, _> = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| (c.handler, c.position))
+        .collect();
+    let relays: Vec<RelayJson> = positions
+        .iter()
+        .filter(|(name, _)| name.starts_with("relay:"))
+        .map(|(name, &position)| RelayJson {
+            name: name.clone(),
+            position,
+            behind: head.saturating_sub(position),
+        })
+        .collect();
     let orphans: Vec<_> = orphans
         .into_iter()
         .map(|handler| OrphanJson {
@@ -163,6 +178,7 @@ pub(super) async fn status(
                 log_head: head,
                 handlers: rows.iter().map(|r| handler_json(r, now)).collect(),
                 orphaned_checkpoints: orphans,
+                relays,
                 timers: TimersJson {
                     scheduled: timers.scheduled,
                     overdue: timers.overdue,
@@ -175,6 +191,15 @@ pub(super) async fn status(
     } else if !args.check {
         write!(out, "{}", text(head, &rows, &orphans, now))?;
         writeln!(out, "{}", timers_line(&timers, now))?;
+        for r in &relays {
+            writeln!(
+                out,
+                "relay {}: at position {}, {} behind the log head",
+                r.name,
+                r.position,
+                count(r.behind, "position")
+            )?;
+        }
     }
     if !args.check {
         return Ok(Outcome::Done);

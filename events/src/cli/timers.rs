@@ -41,7 +41,7 @@ struct TimerJson {
 pub(super) async fn timers(
     store: &dyn DurableStore,
     args: TimersArgs,
-    out: &mut dyn Write,
+    out: &mut impl Write,
 ) -> Result<(), CliError> {
     match args.action {
         None => list(store, args.json, out).await,
@@ -85,7 +85,7 @@ fn no_timer(id: crate::outbox::TimerId) -> CliError {
 async fn list(
     store: &dyn DurableStore,
     as_json: bool,
-    out: &mut dyn Write,
+    out: &mut impl Write,
 ) -> Result<(), CliError> {
     let timers = store.list_timers(None).await?;
     let now = SystemTime::now();

@@ -47,6 +47,9 @@ struct OrderPlaced {
     order: u64,
     /// Items to take from stock; an order for `0` items is rejected by the stock service.
     items: u32,
+    /// The customer's note, free text (quoted in the stock service's rejection).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    note: String,
 }
 
 /// Where handlers report what they did: one line per delivery, written in one `write`.
@@ -113,11 +116,15 @@ fn send_confirmation(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> std:
 async fn update_stock(e: &OrderPlaced, journal: Res<Journal>, meta: Meta) -> Result<(), String> {
     if e.items == 0 {
         // As a remote service's error reads: a long text over several lines.
-        return Err(format!(
+        let mut error = format!(
             "stock service rejected order {order}: no items\n  request: POST /stock/reservations {{\"order\": {order}, \"customer\": {customer}, \"items\": 0}}\n  response: 422 Unprocessable Entity: a reservation needs at least one item",
             order = e.order,
             customer = e.customer
-        ));
+        );
+        if !e.note.is_empty() {
+            error.push_str(&format!("\n  the order's note: {}", e.note));
+        }
+        return Err(error);
     }
     if journal.await_delay {
         tokio::time::sleep(journal.delay).await;
@@ -158,6 +165,9 @@ enum AppCommand {
         /// Every K-th order has no items: the stock handler dead-letters it (0: none).
         #[arg(long, value_name = "K", default_value_t = 0)]
         empty_every: u64,
+        /// A note on every order (free text, stored in the payload).
+        #[arg(long, default_value = "")]
+        note: String,
     },
     #[command(flatten)]
     Events(events::cli::Command),
@@ -232,10 +242,11 @@ async fn run(cli: Cli) -> ExitCode {
             count,
             customers,
             empty_every,
+            note,
         } => match open(store).await {
             Ok(store) => {
                 eprintln!("store: {}", store.location());
-                place_orders(&store, count, customers, empty_every).await
+                place_orders(&store, count, customers, empty_every, &note).await
             }
             Err(code) => code,
         },
@@ -262,6 +273,7 @@ async fn place_orders(
     count: u64,
     customers: u64,
     empty_every: u64,
+    note: &str,
 ) -> ExitCode {
     for order in 1..=count {
         let items = if empty_every > 0 && order % empty_every == 0 {
@@ -273,6 +285,7 @@ async fn place_orders(
             customer: (order % customers) as u32,
             order,
             items,
+            note: note.to_owned(),
         };
         if let Err(err) = store.append_event(&e, EventMetadata::default()).await {
             eprintln!("error: {err}");
