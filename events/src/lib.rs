@@ -107,6 +107,8 @@ pub mod guide {
     pub mod scaling {}
     #[doc = include_str!("../docs/internals.md")]
     pub mod internals {}
+    #[doc = include_str!("../docs/production.md")]
+    pub mod production {}
 }
 
 /// The README's examples, compiled and run as doc tests.

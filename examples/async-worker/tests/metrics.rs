@@ -2,50 +2,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::App;
-
-/// Kills the worker when the test ends, passed or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET /metrics with HTTP/1.0 (no chunked body): the body, or why not.
-fn scrape(port: u16) -> Result<String, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("not 200: {head}"));
-    }
-    Ok(body.to_owned())
-}
+use common::{free_port, http_get, App, Running};
 
 /// The value of the series `series` (name and labels, as printed) in a scrape.
 fn value(scrape: &str, series: &str) -> Option<f64> {
@@ -96,7 +55,7 @@ fn the_endpoint_serves_counters_histograms_and_durable_gauges() {
             ) == Some(0.0)
     };
     let metrics = loop {
-        let last = scrape(port);
+        let last = http_get(port, "/metrics");
         if let Ok(body) = &last {
             if settled(body) {
                 break body.clone();

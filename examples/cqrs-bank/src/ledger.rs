@@ -1,7 +1,9 @@
-//! The ledger view of the cqrs-es demo, one per account, kept live by the durable handler
-//! `bank.ledger` that `#[derive(View)]` registers (a worker delivers it).
+//! The queries of the cqrs-es demo: the ledger view, one per account, kept live by the durable
+//! handler `bank.ledger` that `#[derive(View)]` registers (a worker delivers it), and the
+//! logging query, an inline handler that prints each event as it is published.
 
 use events::sourcing::{AggregateView, View};
+use events::{event_handler, Meta};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::BankAccountEvent;
@@ -36,4 +38,11 @@ impl AggregateView for BankAccountView {
         self.ledger.push((description.into(), amount));
         self.balance = balance;
     }
+}
+
+/// The demo's simplest query: prints each event with its account and sequence.
+#[event_handler(name = "bank.log")]
+fn log_event(event: &BankAccountEvent, meta: Meta) {
+    let (account, sequence) = (meta.aggregate_id().unwrap_or("?"), meta.sequence());
+    println!("{account}-{}\n{event:#?}", sequence.unwrap_or_default());
 }

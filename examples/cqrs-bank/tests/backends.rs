@@ -6,6 +6,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_cqrs-bank");
 /// Checks what the binary printed.
 fn the_bank_runs(out: &str) {
     for expected in [
+        "ACCT-0001-4\nCustomerWroteCheck {\n", // the logging query: account-sequence, event
         "refused: command rejected: funds not available\n",
         "bank.ledger: 4 delivered",
         "ledger of ACCT-0001 at version 4: balance 593.72, checks written: 1170\n",

@@ -1,6 +1,8 @@
 //! Runs the real `async-worker` binary on a database of its own.
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
@@ -300,4 +302,43 @@ pub fn check_after_kill(app: &App, handler: &str, events: u64, in_flight: usize)
         );
     }
     (handled.len(), duplicates.len())
+}
+
+/// Kills a process (a worker, a server) when the test ends, passed or not.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET `path` (already percent-encoded) from 127.0.0.1:`port` with HTTP/1.0 (no chunked
+/// body): the body of a 200 response, or why not.
+pub fn http_get(port: u16, path: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("not 200: {head}\n{body}"));
+    }
+    Ok(body.to_owned())
 }
