@@ -60,7 +60,9 @@
 //! `log [--aggregate Type/id] [--correlation ID] [--name N] [--from P] [--to P] [--limit N]`,
 //! `rename-checkpoint <old> <new>`, `timers [--json]`, `timers cancel <id>`,
 //! `timers reschedule <id> --at 2026-11-25T12:00:00Z | --in 10m`; with feature `nats` or
-//! `redis`: `relay --to URL` and `process --source URL`. Tables keep one line per row: long or
+//! `redis`: `relay --to URL` and `process --source URL`; with feature `dashboard`: `serve
+//! [--listen 127.0.0.1:8080] [--allow-actions] [--base-path P]`, the dashboard in the
+//! browser (see `dashboard` and the guide's CLI chapter). Tables keep one line per row: long or
 //! multi-line text (errors,
 //! payloads) is flattened and cut with `…`; `--json` and `dead-letters --handler H` show it in
 //! full. `process` logs its start, each handler's progress (`--progress-every`) and why it

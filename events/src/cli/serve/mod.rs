@@ -1,12 +1,13 @@
 //! `serve`: the operator dashboard, in the application's own binary (where its handlers are
 //! linked) and on its store. An application with an HTTP server of its own mounts
-//! [`dashboard`], an axum [`Router`], instead:
+//! [`dashboard`], an axum [`Router`], instead (`under` makes its links point below the prefix):
 //!
 //! ```no_run
 //! # async fn main_(store: std::sync::Arc<dyn events::store::DurableStore>) {
 //! use events::cli::{dashboard, DashboardOptions};
 //!
-//! let app = axum::Router::new().nest("/events", dashboard(store, DashboardOptions::read_only()));
+//! let events = dashboard(store, DashboardOptions::read_only().under("/events"));
+//! let app = axum::Router::new().nest("/events", events);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
 //! # }
