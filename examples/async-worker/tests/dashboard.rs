@@ -11,12 +11,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::App;
+use common::{free_port, http, App};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -46,14 +45,6 @@ fn tool(path: &str) -> Option<PathBuf> {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
     eprintln!("skipped: {message}");
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `serve` on a free port; its base URL, read from the line it prints on stderr.
@@ -355,5 +346,122 @@ async fn an_operator_reads_the_dashboard_and_retries_a_dead_letter_in_a_real_bro
         other.iter().find(|f| f["id"] == second).unwrap()["status"],
         "dead"
     );
+    // Drop asks first, then skips the event for good.
+    client
+        .goto(&format!("{act}/dead-letters/{second}"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button.drop"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let question = client.get_alert_text().await.unwrap();
+    assert!(
+        question.contains(&format!("Drop dead letter {second}?")),
+        "{question}"
+    );
+    client.accept_alert().await.unwrap();
+    let notice = text(&client, "p.notice").await;
+    assert!(
+        notice.contains(&format!("Dead letter {second} dropped")),
+        "{notice}"
+    );
+    assert!(!failures(&app).iter().any(|f| f["id"] == second));
     client.close().await.unwrap();
+}
+
+/// The port of a base URL `http://127.0.0.1:PORT`.
+fn port(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// No browser needed: the JSON endpoints are the CLI's `--json`; a script acts with the
+/// token in a Bearer header (and is refused without it); `--base-path` points every link and
+/// form below the proxy's prefix; a short token is refused at start.
+#[test]
+fn the_json_is_the_clis_and_a_script_acts_with_the_token() {
+    let app = App::new("dashboard-json");
+    app.run(&["place-orders", "6", "--empty-every", "3"]);
+    app.run(&[
+        "process",
+        "--all",
+        "--max-runtime",
+        "2s",
+        "--poll-interval",
+        "20ms",
+    ]);
+    let dead: Vec<i64> = failures(&app)
+        .iter()
+        .filter(|f| f["status"] == "dead")
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(dead.len(), 2, "orders 3 and 6 dead-lettered");
+    let (_serve, url) = serve(
+        &app,
+        &["--allow-actions", "--base-path", "/ops"],
+        Some(TOKEN),
+    );
+    let port = port(&url);
+    let get = |path: &str| {
+        let (status, body) = http(port, "GET", path, &[]).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    let cli = |args: &[&str]| serde_json::from_str::<Value>(&app.run(args)).unwrap();
+    assert_eq!(get("/api/dead-letters"), cli(&["dead-letters", "--json"]));
+    assert_eq!(
+        get("/api/log?from=2&to=4"),
+        cli(&["log", "--from", "2", "--to", "4", "--json"])
+    );
+    assert_eq!(get("/api/timers"), cli(&["timers", "--json"]));
+    let status = get("/api/status");
+    assert_eq!(status["handlers"][1]["handler"], "orders.update_stock");
+    assert_eq!(status["handlers"][1]["dead"], 2);
+    let detail = get(&format!("/api/dead-letters/{}", dead[0]));
+    assert_eq!(detail["failure"]["id"], dead[0]);
+    assert_eq!(detail["event"]["payload"]["items"], 0);
+    let flow = get("/api/flow");
+    let edge = json!({"from": "e_orders_order_placed", "to": "h_orders_update_stock"});
+    assert!(flow["edges"].as_array().unwrap().contains(&edge), "{flow}");
+    let (status, body) = http(port, "GET", "/api/dead-letters/999", &[]).unwrap();
+    assert_eq!(status, 404, "{body}");
+
+    let (_, page) = http(port, "GET", "/dead-letters", &[]).unwrap();
+    assert!(
+        page.contains("href=\"/ops/dead-letters/"),
+        "links below --base-path: {page}"
+    );
+    assert!(page.contains("href=\"/ops/sign-in\""), "{page}");
+
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let retry = format!("/dead-letters/{}/retry", dead[0]);
+    let wrong = "Authorization: Bearer wrong-token-of-some-length";
+    let (status, body) = http(port, "POST", &retry, &[wrong]).unwrap();
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = http(port, "POST", &retry, &[]).unwrap();
+    assert_eq!(status, 403, "no session, no token: {body}");
+    assert!(failures(&app).iter().all(|f| f["status"] == "dead"));
+    let (status, body) = http(port, "POST", &retry, &[&bearer]).unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"retried":1}"#));
+    let drop = format!("/dead-letters/{}/drop", dead[1]);
+    let (status, body) = http(port, "POST", &drop, &[&bearer]).unwrap();
+    assert_eq!(
+        (status, body),
+        (200, format!(r#"{{"dropped":{}}}"#, dead[1]))
+    );
+    let left = failures(&app);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["status"], "retrying");
+
+    let short = app
+        .command(&["serve", "--listen", "127.0.0.1:0", "--allow-actions"])
+        .env("EVENTS_DASHBOARD_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
 }

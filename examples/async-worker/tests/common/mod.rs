@@ -326,9 +326,29 @@ pub fn free_port() -> u16 {
 /// GET `path` (already percent-encoded) from 127.0.0.1:`port` with HTTP/1.0 (no chunked
 /// body): the body of a 200 response, or why not.
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
+    match http(port, "GET", path, &[])? {
+        (200, body) => Ok(body),
+        (status, body) => Err(format!("not 200: {status}\n{body}")),
+    }
+}
+
+/// Sends `method path` with `headers` (and no body) to 127.0.0.1:`port` with HTTP/1.0: the
+/// status and the body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
     let mut response = String::new();
     stream
@@ -337,8 +357,10 @@ pub fn http_get(port: u16, path: &str) -> Result<String, String> {
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("not 200: {head}\n{body}"));
-    }
-    Ok(body.to_owned())
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, body.to_owned()))
 }
