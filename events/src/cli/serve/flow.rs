@@ -1,7 +1,7 @@
 //! The event flow drawn as an SVG diagram: nodes in columns by their distance from the events
 //! nothing publishes, edges as curves with arrows, each kind of node in its own shape.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::super::flow::{Edge, Flow, Node};
@@ -46,18 +46,21 @@ pub(super) fn svg(flow: &Flow) -> String {
     out
 }
 
-/// Columns by longest path from a source (a cycle stops growing after as many rounds as
-/// there are nodes), rows in order of first appearance within a column.
+/// Columns by longest path from a source over the edges that close no cycle (an edge back to
+/// a node on the current depth-first path is drawn, but does not push its target right);
+/// rows in order of first appearance within a column.
 fn layout(flow: &Flow) -> HashMap<&str, Placed> {
+    let back = back_edges(flow);
     let mut column: HashMap<&str, usize> = flow.nodes.iter().map(|n| (n.id.as_str(), 0)).collect();
+    // Without back edges the graph is acyclic: a longest path has fewer edges than nodes.
     for _ in 0..flow.nodes.len() {
         let mut changed = false;
-        for e in &flow.edges {
+        for (i, e) in flow.edges.iter().enumerate() {
             let (Some(&from), Some(&to)) = (column.get(e.from.as_str()), column.get(e.to.as_str()))
             else {
                 continue;
             };
-            if to <= from && from < flow.nodes.len() {
+            if !back.contains(&i) && to <= from {
                 column.insert(e.to.as_str(), from + 1);
                 changed = true;
             }
@@ -92,6 +95,43 @@ fn layout(flow: &Flow) -> HashMap<&str, Placed> {
         rows[c] += 1;
     }
     placed
+}
+
+/// The edges (by index) that lead back to a node on the depth-first path: one per cycle.
+fn back_edges(flow: &Flow) -> HashSet<usize> {
+    fn visit<'a>(
+        node: &'a str,
+        out: &HashMap<&'a str, Vec<(usize, &'a str)>>,
+        state: &mut HashMap<&'a str, bool>,
+        back: &mut HashSet<usize>,
+    ) {
+        // false: on the path; true: done.
+        state.insert(node, false);
+        for &(i, to) in out.get(node).into_iter().flatten() {
+            match state.get(to) {
+                Some(false) => {
+                    back.insert(i);
+                }
+                Some(true) => {}
+                None => visit(to, out, state, back),
+            }
+        }
+        state.insert(node, true);
+    }
+    let mut out: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
+    for (i, e) in flow.edges.iter().enumerate() {
+        out.entry(e.from.as_str())
+            .or_default()
+            .push((i, e.to.as_str()));
+    }
+    let mut state = HashMap::new();
+    let mut back = HashSet::new();
+    for n in &flow.nodes {
+        if !state.contains_key(n.id.as_str()) {
+            visit(n.id.as_str(), &out, &mut state, &mut back);
+        }
+    }
+    back
 }
 
 fn label(n: &Node) -> String {
@@ -193,5 +233,55 @@ fn edge(out: &mut String, e: &Edge, a: &Placed, b: &Placed) {
             out,
             "<text class=\"edge-label\" x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"middle\">{label}</text>"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, kind: &'static str, name: &'static str) -> Node {
+        Node {
+            id: id.into(),
+            kind,
+            name,
+            handler_kind: (kind == "handler").then_some("durable"),
+        }
+    }
+
+    fn edge(from: &str, to: &str, label: Option<&'static str>) -> Edge {
+        Edge {
+            from: from.into(),
+            to: to.into(),
+            label,
+        }
+    }
+
+    #[test]
+    fn a_chain_goes_left_to_right_and_a_cycle_ends() {
+        let flow = Flow {
+            nodes: vec![
+                node("e_a", "event", "a"),
+                node("h_x", "handler", "x"),
+                node("e_b", "event", "b<script>"),
+                node("h_y", "handler", "y"),
+            ],
+            edges: vec![
+                edge("e_a", "h_x", None),
+                edge("h_x", "e_b", Some("publishes")),
+                edge("e_b", "h_y", None),
+                // y publishes a again: a cycle.
+                edge("h_y", "e_a", Some("publishes")),
+            ],
+        };
+        let placed = layout(&flow);
+        let column = |id: &str| placed[id].column;
+        assert!(column("e_a") < column("h_x"));
+        assert!(column("h_x") < column("e_b"));
+        assert!(column("e_b") < column("h_y"));
+        let svg = svg(&flow);
+        assert_eq!(svg.matches("<path class=\"edge").count(), 4);
+        assert!(svg.contains("b&lt;script&gt;") && !svg.contains("b<script>"));
+        assert!(svg.contains("x (durable)"));
     }
 }
