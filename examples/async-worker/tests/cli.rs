@@ -53,14 +53,7 @@ fn an_operator_session() {
     assert!(status.starts_with("log head: position 12\n"), "{status}");
     assert_eq!(app.lag("orders.update_stock"), 12);
 
-    let out = app.run(&[
-        "process",
-        "--all",
-        "--max-runtime",
-        "2s",
-        "--poll-interval",
-        "20ms",
-    ]);
+    let out = app.run(&App::PROCESS_ALL);
     assert!(out.contains("orders.send_confirmation: 12 delivered, 0 failed attempts, 0 dead-lettered, 0 held back"), "{out}");
     assert!(
         out.contains(

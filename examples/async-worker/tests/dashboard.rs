@@ -83,6 +83,17 @@ fn failures(app: &App) -> Vec<Value> {
     out["failures"].as_array().unwrap().clone()
 }
 
+/// Places orders (`place`: the arguments of `place-orders`), runs a worker on every handler
+/// for two seconds, and returns the dead letters (`dead-letters --json`).
+fn dead_letters_of(app: &App, place: &[&str]) -> Vec<Value> {
+    app.run(&[&["place-orders"], place].concat());
+    app.run(&App::PROCESS_ALL);
+    failures(app)
+        .into_iter()
+        .filter(|f| f["status"] == "dead")
+        .collect()
+}
+
 async fn text(client: &Client, css: &str) -> String {
     match client.find(Locator::Css(css)).await {
         Ok(element) => element.text().await.unwrap(),
@@ -145,19 +156,7 @@ async fn an_operator_reads_the_dashboard_and_retries_a_dead_letter_in_a_real_bro
         return;
     };
     let app = App::new("dashboard");
-    app.run(&["place-orders", "12", "--empty-every", "6", "--note", NOTE]);
-    app.run(&[
-        "process",
-        "--all",
-        "--max-runtime",
-        "2s",
-        "--poll-interval",
-        "20ms",
-    ]);
-    let dead: Vec<Value> = failures(&app)
-        .into_iter()
-        .filter(|f| f["status"] == "dead")
-        .collect();
+    let dead = dead_letters_of(&app, &["12", "--empty-every", "6", "--note", NOTE]);
     assert_eq!(dead.len(), 2, "orders 6 and 12 dead-lettered: {dead:?}");
     let (first, second) = (
         dead[0]["id"].as_i64().unwrap(),
@@ -384,18 +383,8 @@ fn port(url: &str) -> u16 {
 #[test]
 fn the_json_is_the_clis_and_a_script_acts_with_the_token() {
     let app = App::new("dashboard-json");
-    app.run(&["place-orders", "6", "--empty-every", "3"]);
-    app.run(&[
-        "process",
-        "--all",
-        "--max-runtime",
-        "2s",
-        "--poll-interval",
-        "20ms",
-    ]);
-    let dead: Vec<i64> = failures(&app)
+    let dead: Vec<i64> = dead_letters_of(&app, &["6", "--empty-every", "3"])
         .iter()
-        .filter(|f| f["status"] == "dead")
         .map(|f| f["id"].as_i64().unwrap())
         .collect();
     assert_eq!(dead.len(), 2, "orders 3 and 6 dead-lettered");

@@ -13,14 +13,7 @@ fn process_with_printing_handlers_and_stdout_logs_exits_at_max_runtime() {
         let app = App::new(&format!("stdout-{threads}"));
         app.run(&["place-orders", "20", "--customers", "4"]);
         let child = app
-            .command(&[
-                "process",
-                "--all",
-                "--max-runtime",
-                "2s",
-                "--poll-interval",
-                "20ms",
-            ])
+            .command(&App::PROCESS_ALL)
             .env("WORKER_THREADS", threads)
             .env("PRINT_DELIVERIES", "1")
             .env("LOG_STDOUT", "1")

@@ -160,7 +160,7 @@ async fn overview_body(app: &Shared) -> Result<String, PageError> {
         out.push_str("</ul>");
     }
     let mut rows = Vec::new();
-    for h in status["handlers"].as_array().into_iter().flatten() {
+    for h in items(&status["handlers"]) {
         let name = h["handler"].as_str().unwrap_or_default();
         let samples: Vec<f64> = rates
             .handlers
@@ -220,10 +220,7 @@ async fn overview_body(app: &Shared) -> Result<String, PageError> {
             &rows,
         ));
     }
-    let relays: Vec<Vec<String>> = status["relays"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let relays: Vec<Vec<String>> = items(&status["relays"])
         .map(|r| vec![val(&r["name"]), val(&r["position"]), val(&r["behind"])])
         .collect();
     if !relays.is_empty() {
@@ -234,10 +231,7 @@ async fn overview_body(app: &Shared) -> Result<String, PageError> {
             &relays,
         ));
     }
-    let orphans: Vec<Vec<String>> = status["orphaned_checkpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let orphans: Vec<Vec<String>> = items(&status["orphaned_checkpoints"])
         .map(|o| vec![val(&o["handler"]), val(&o["position"])])
         .collect();
     if !orphans.is_empty() {
@@ -256,11 +250,13 @@ async fn overview_body(app: &Shared) -> Result<String, PageError> {
     Ok(out)
 }
 
+/// The elements of a JSON array (none for anything else).
+fn items(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
 fn circuits(h: &Value) -> String {
-    let open: Vec<String> = h["circuits"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let open: Vec<String> = items(&h["circuits"])
         .map(|c| {
             format!(
                 "<span class=\"open\">open</span> on segment {} for {} more ({} failed in a row)",
@@ -278,17 +274,9 @@ fn circuits(h: &Value) -> String {
 }
 
 fn workers(h: &Value) -> String {
-    let mut lines: Vec<String> = h["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mut lines: Vec<String> = items(&h["workers"])
         .map(|w| {
-            let segments: Vec<String> = w["segments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(val)
-                .collect();
+            let segments: Vec<String> = items(&w["segments"]).map(val).collect();
             let holds = if segments.is_empty() {
                 "standby".to_owned()
             } else {
@@ -382,10 +370,7 @@ pub(super) async fn dead_letters(
             esc(h)
         );
     }
-    let rows: Vec<Vec<String>> = list["failures"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = items(&list["failures"])
         .map(|f| {
             let mut error = f["last_error"].as_str().unwrap_or("-").to_owned();
             if error.chars().count() > 140 {
@@ -497,10 +482,7 @@ pub(super) async fn dead_letter(
         actions(base, &access, &f["id"]),
         esc(f["last_error"].as_str().unwrap_or("-"))
     );
-    let held: Vec<Vec<String>> = d["held"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let held: Vec<Vec<String>> = items(&d["held"])
         .map(|g| {
             vec![
                 format!(
@@ -862,10 +844,7 @@ pub(super) async fn timers_json(State(app): State<Shared>) -> Page {
 
 pub(super) async fn timers(State(app): State<Shared>, headers: HeaderMap) -> Page {
     let list = parse(&timers_buf(&app).await?)?;
-    let rows: Vec<Vec<String>> = list["timers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = items(&list["timers"])
         .map(|t| {
             vec![
                 val(&t["id"]),

@@ -80,6 +80,16 @@ impl App {
             .unwrap()
     }
 
+    /// A worker on every handler for two seconds, polling every 20 ms.
+    pub const PROCESS_ALL: [&'static str; 6] = [
+        "process",
+        "--all",
+        "--max-runtime",
+        "2s",
+        "--poll-interval",
+        "20ms",
+    ];
+
     /// Runs one handler's worker for a second, polling every 20 ms; its summary.
     pub fn process_for_a_second(&self, handler: &str) -> String {
         self.run(&[
