@@ -864,6 +864,9 @@ impl Subscription {
         let mut outcomes: Vec<Option<(Record, Staged)>> = events.iter().map(|_| None).collect();
         let mut started = vec![false; events.len()];
         let mut in_flight: HashSet<&str> = HashSet::new();
+        // Aggregates with a finished but unrecorded delivery that wrote views: the next event
+        // of the aggregate would read the view before that write commits, and conflict.
+        let mut unrecorded_views: HashSet<&str> = HashSet::new();
         let mut running = JoinSet::new();
         let mut tasks = HashMap::new();
         let (mut settled, mut first_waiting, mut end) = (0, 0, events.len());
@@ -875,6 +878,7 @@ impl Subscription {
             }
             // Start what may start, in log order.
             let mut waiting_for_permit = false;
+            let mut waiting_for_views = false;
             let mut passed: HashSet<&str> = HashSet::new();
             for i in first_waiting..end.min(settled + self.window) {
                 let key = keys[i].as_str();
@@ -882,6 +886,11 @@ impl Subscription {
                     continue;
                 }
                 if in_flight.contains(key) || passed.contains(key) {
+                    passed.insert(key);
+                    continue;
+                }
+                if unrecorded_views.contains(key) {
+                    waiting_for_views = true;
                     passed.insert(key);
                     continue;
                 }
@@ -917,13 +926,25 @@ impl Subscription {
                 first_waiting += 1;
             }
             // Record what is contiguous from the checkpoint once nothing more may start
-            // without it (the window is full, or everything is started) or nothing runs: a
-            // run of successes is one transaction, not one per event.
-            if first_waiting >= end.min(settled + self.window) || running.is_empty() {
+            // without it (the window is full, everything is started, or an event waits for
+            // its aggregate's views) or nothing runs: a run of successes is one transaction,
+            // not one per event.
+            if first_waiting >= end.min(settled + self.window)
+                || running.is_empty()
+                || waiting_for_views
+            {
                 let before = settled;
                 settled = self
                     .settle_ready(store, claim, &events, &mut outcomes, settled, stop)
                     .await?;
+                unrecorded_views = (settled..events.len())
+                    .filter(|&i| {
+                        outcomes[i]
+                            .as_ref()
+                            .is_some_and(|(_, s)| !s.views.is_empty())
+                    })
+                    .map(|i| keys[i].as_str())
+                    .collect();
                 if settled >= end && running.is_empty() {
                     return Ok(());
                 }
@@ -969,6 +990,9 @@ impl Subscription {
                 let record = decide(&outcome, 1, &self.retry, events[i].position, now);
                 hold.note(&events[i], &record);
                 in_flight.remove(keys[i].as_str());
+                if !staged.views.is_empty() {
+                    unrecorded_views.insert(keys[i].as_str());
+                }
                 outcomes[i] = Some((record, staged));
                 match running.try_join_next_with_id() {
                     Some(next) => joined = next,

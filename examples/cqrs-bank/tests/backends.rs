@@ -14,6 +14,8 @@ fn the_bank_runs(out: &str) {
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
+    // The ledger's next event of an account waits for the previous one's view write.
+    assert!(!out.contains("view conflict"), "{out}");
 }
 
 #[test]
