@@ -666,18 +666,26 @@ pub(crate) fn process(handler: &str) -> Option<&'static ProcessEntry> {
         .find(|p| p.name == handler)
 }
 
+/// What [`dispatch_stored`] did: how many rows it was done with, and whether a command
+/// failed (it stays, with those after it, for the caller to send again after a back-off).
+pub(crate) struct Sent {
+    pub(crate) done: usize,
+    pub(crate) failed: bool,
+}
+
 /// Sends up to `limit` stored commands of the outbox `outbox`, in the order they were sent,
-/// each once by effect; returns how many rows were done with. A command whose handler
-/// rejects it is logged, counted and removed; one that fails otherwise stays and is tried at
-/// the next call.
+/// each once by effect. A command whose handler rejects it is logged, counted and removed;
+/// one that fails otherwise stays (and stops the sending: order is kept) and is tried at a
+/// later call.
 pub(crate) async fn dispatch_stored(
     bus: &Bus,
     store: &Arc<dyn DurableStore>,
     outbox: &str,
     limit: usize,
-) -> Result<usize, StoreError> {
+) -> Result<Sent, StoreError> {
     let rows = store.list_views(outbox, limit).await?;
     let mut done = 0;
+    let mut failed = false;
     for (row_id, body) in rows {
         let row: StoredCommand = match from_value(&body) {
             Ok(row) => row,
@@ -714,13 +722,14 @@ pub(crate) async fn dispatch_stored(
                 metrics::counter!("events_process_commands_rejected_total", "process" => row.process.clone()).increment(1);
             }
             Err(Dispatch::Failed(error)) => {
-                tracing::warn!(process = row.process, command = row.command, command_id = %row.id, error, "process manager's command failed: tried again");
+                tracing::warn!(process = row.process, command = row.command, command_id = %row.id, error, "process manager's command failed: tried again after a back-off");
                 metrics::counter!("events_process_commands_failed_total", "outbox" => outbox.to_owned()).increment(1);
+                failed = true;
                 break;
             }
         }
         store.delete_view(outbox, &row_id).await?;
         done += 1;
     }
-    Ok(done)
+    Ok(Sent { done, failed })
 }

@@ -425,3 +425,62 @@ async fn an_event_only_a_process_manager_handles_is_stored_when_published() {
         );
     }
 }
+
+/// A stored command that cannot be sent (here: its payload no longer decodes) is tried again
+/// after a back-off that doubles (250 ms, 500 ms, 1 s, ..), not on every poll: over two seconds
+/// of 20 ms polls, a handful of attempts instead of a hundred, each counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_command_is_sent_again_after_a_back_off_not_on_every_poll() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // The only recorder of this binary; the counter below is this test's own outbox row.
+    metrics::set_global_recorder(recorder).expect("no other recorder in this binary");
+    let store = backends("pm_backoff").await.remove(0);
+    let bus = Bus::builder().event_store(store.clone()).build().unwrap();
+    let row = events::process::StoredCommand {
+        id: uuid::Uuid::now_v7(),
+        command: "OpenShipment".into(),
+        payload: serde_json::json!({"shipment": 5}),
+        process: "pm.fulfilment".into(),
+        instance: "o-bad".into(),
+        correlation_id: uuid::Uuid::now_v7(),
+        caused_by: uuid::Uuid::now_v7(),
+        fields: Default::default(),
+    };
+    let body = serde_json::to_value(&row).unwrap();
+    store
+        .save_view("commands:pm.fulfilment", "bad", &body, 1)
+        .await
+        .unwrap();
+    Worker::new(&bus, &store)
+        .handlers(["pm.fulfilment"])
+        .poll_interval(std::time::Duration::from_millis(20))
+        .max_runtime(std::time::Duration::from_secs(2))
+        .run()
+        .await
+        .expect("the worker runs");
+    let attempts = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find(|(key, ..)| key.key().name() == "events_process_commands_failed_total")
+        .map(|(.., value)| match value {
+            DebugValue::Counter(n) => n,
+            other => panic!("{other:?}"),
+        })
+        .expect("the failures are counted");
+    assert!(
+        (2..=6).contains(&attempts),
+        "{attempts} attempts in 2 s: a back-off allows about 4"
+    );
+    assert_eq!(
+        store
+            .list_views("commands:pm.fulfilment", 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the command stays in the outbox"
+    );
+}

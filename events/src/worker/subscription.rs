@@ -165,7 +165,15 @@ pub(crate) struct Subscription {
     /// When the handler is a process manager's: its events are ordered (in flight, held back)
     /// by instance rather than by aggregate, and its stored commands are sent after each step.
     process: Option<&'static ProcessEntry>,
+    /// The process manager's stored commands failed this many times in a row; they are not
+    /// sent again before `commands_due` (a back-off, so a failing command handler is not
+    /// called on every poll).
+    command_failures: u32,
+    commands_due: Option<Instant>,
 }
+
+/// The longest wait before a failing process manager's commands are sent again.
+const MAX_COMMAND_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Subscription {
     pub(crate) fn new(
@@ -211,6 +219,8 @@ impl Subscription {
             window: options.concurrency,
             serial: false,
             recorded_circuit: None,
+            command_failures: 0,
+            commands_due: None,
             process: crate::process::process(handler.name()),
         }
     }
@@ -516,10 +526,10 @@ impl Subscription {
         event
     }
 
-    /// Sends a process manager's stored commands (none for another handler); `true` if any
-    /// row was done with.
+    /// Sends a process manager's stored commands (none for another handler, nothing while
+    /// backing off after a failure); `true` if any row was done with.
     async fn send_commands(
-        &self,
+        &mut self,
         bus: &Bus,
         store: &Arc<dyn DurableStore>,
         options: &Options,
@@ -527,9 +537,26 @@ impl Subscription {
         let Some(process) = self.process else {
             return Ok(false);
         };
-        let done =
+        if self.commands_due.is_some_and(|due| Instant::now() < due) {
+            return Ok(false);
+        }
+        let sent =
             crate::process::dispatch_stored(bus, store, process.outbox, options.batch).await?;
-        Ok(done > 0)
+        if sent.failed {
+            self.command_failures += 1;
+            let wait = command_backoff(self.command_failures);
+            self.commands_due = Some(Instant::now() + wait);
+            tracing::warn!(
+                process = process.name,
+                failures = self.command_failures,
+                "a process manager's command failed {} in a row: its commands are sent again in {wait:?}",
+                if self.command_failures == 1 { "once" } else { "times" }
+            );
+        } else {
+            self.command_failures = 0;
+            self.commands_due = None;
+        }
+        Ok(sent.done > 0)
     }
 
     /// Delivers the new events read by a step (one at a time after a view conflict, or when
@@ -1169,4 +1196,12 @@ impl Handler {
         }
         (outcome, staged)
     }
+}
+
+/// How long to wait after `failures` failed sends in a row: 250 ms doubled each time, at most
+/// [`MAX_COMMAND_BACKOFF`].
+fn command_backoff(failures: u32) -> Duration {
+    let doubled =
+        Duration::from_millis(250).saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX_COMMAND_BACKOFF)
 }
