@@ -14,6 +14,9 @@ use super::CliError;
 /// the port the retry and drop buttons.
 const MIN_TOKEN_LEN: usize = 16;
 
+/// The most signed-in sessions kept at once.
+const MAX_SESSIONS: usize = 1024;
+
 /// The session cookie's name.
 pub(super) const COOKIE: &str = "events_dashboard_session";
 
@@ -108,8 +111,13 @@ impl Auth {
             return None;
         }
         let id = Uuid::new_v4().simple().to_string();
-        self.lock()
-            .insert(id.clone(), Uuid::new_v4().simple().to_string());
+        let mut sessions = self.lock();
+        if sessions.len() >= MAX_SESSIONS {
+            // Bounded memory: the oldest sign-ins are not known, so everyone signs in again.
+            tracing::warn!("dashboard: {MAX_SESSIONS} sessions; all signed out");
+            sessions.clear();
+        }
+        sessions.insert(id.clone(), Uuid::new_v4().simple().to_string());
         Some(id)
     }
 
