@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use metrics::{Counter, Histogram};
 use tracing::Instrument;
@@ -18,14 +18,21 @@ use crate::event::DomainEvent;
 use crate::extract::{AnyResource, Context, FollowUp};
 use crate::handler::{Call, Encode, Outcome};
 use crate::meta::{LazyMeta, Meta};
-use crate::outbox::{Due, DurableRecord, DurableSink, ScheduleError, TimerId, TimerWrite};
 use crate::registry::{BareWalk, EventState, Slot};
 use crate::report::{FailureCause, Report};
+use crate::sink::{Due, DurableRecord, DurableSink, NewTimer, ScheduleError, TimerId, TimerWrite};
 
 mod builder;
 mod walk;
 
 pub use builder::BusBuilder;
+
+/// A test tap: sees every event published through the bus. `events::testing::Capture`
+/// implements it (in `capture`, above the bus), so the bus never names it.
+pub(crate) trait Tap: Send + Sync {
+    /// Sees `event` (named `name`) with its metadata; `true` keeps it from the handlers.
+    fn observe(&self, name: &'static str, event: &dyn Any, meta: &Meta) -> bool;
+}
 
 /// How deep follow-up events may nest before the chain is cut and reported as a failure.
 pub const MAX_DEPTH: u32 = 64;
@@ -67,7 +74,7 @@ struct Inner {
     /// The handlers this bus runs, when built with `serve_module` (`None`: all of them).
     subset: Option<Subset>,
     /// Test capture (`events::testing::Capture`): sees every published event.
-    tap: Option<crate::capture::Capture>,
+    tap: Option<Arc<dyn Tap>>,
     /// Where events with durable handlers are stored when published.
     sink: Option<Arc<dyn DurableSink>>,
     /// No capture, no timing, no subset: `publish` may take its plain path.
@@ -386,7 +393,7 @@ impl Bus {
     #[inline]
     fn begin<E: DomainEvent>(&self, event: &E, meta: &LazyMeta) -> Option<&EventState<E>> {
         if let Some(tap) = &self.inner.tap {
-            if tap.observe(event, meta.get()) {
+            if tap.observe(E::NAME, event, meta.get()) {
                 return None;
             }
         }
@@ -938,4 +945,54 @@ fn too_deep<E: DomainEvent>(depth: u32) -> Report {
     let mut report = report_of::<E>();
     report.fail("*", FailureCause::TooDeep(depth));
     report
+}
+
+impl DurableRecord {
+    /// The record of `event` with the metadata its inline handlers see.
+    pub(crate) fn of<E: DomainEvent>(
+        event: &E,
+        meta: &Meta,
+        encode: Encode<E>,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            event_id: meta.event_id,
+            name: E::NAME,
+            version: E::VERSION,
+            aggregate_type: E::AGGREGATE_TYPE.unwrap_or(E::NAME),
+            aggregate_id: meta.aggregate_id().unwrap_or_default().to_owned(),
+            payload: encode(event)?,
+            correlation_id: meta.correlation_id,
+            causation_id: meta.causation_id,
+            occurred_at: meta.occurred_at,
+        })
+    }
+}
+
+impl TimerWrite {
+    /// The write that schedules `event` at `when` (from `now`) under `owner` and `key`, with
+    /// `meta` as the fired event's id, correlation and causation.
+    pub(crate) fn schedule<E: DomainEvent + serde::Serialize>(
+        when: Due,
+        event: &E,
+        meta: &Meta,
+        owner: Option<String>,
+        key: Option<String>,
+    ) -> Result<(TimerId, Self), ScheduleError> {
+        let record =
+            DurableRecord::of(event, meta, |e| serde_json::to_value(e)).map_err(|source| {
+                ScheduleError::Encode {
+                    event: E::NAME,
+                    source,
+                }
+            })?;
+        let id = TimerId::new();
+        let timer = NewTimer {
+            id,
+            due_at: when.at(SystemTime::now()),
+            owner,
+            key,
+            event: record,
+        };
+        Ok((id, TimerWrite::Schedule(timer)))
+    }
 }
