@@ -76,6 +76,8 @@ mod report;
 mod shim;
 mod sink;
 pub mod sourcing;
+#[cfg(feature = "durable")]
+mod stop;
 pub mod store;
 pub mod testing;
 mod trace;

@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "event sourcing and projections",
         &["sourcing", "process", "testing"],
     ),
-    ("durable delivery", &["worker", "nats", "transport"]),
+    ("durable delivery", &["worker", "stop", "nats", "transport"]),
     ("cli", &["cli"]),
 ];
 

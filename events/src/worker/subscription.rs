@@ -23,62 +23,12 @@ use crate::meta::LazyMeta;
 use crate::process::ProcessEntry;
 use crate::report::FailureCause;
 use crate::sourcing::{tagged, variants_of, Staged, Staging, Variant};
+use crate::stop::Stop;
 use crate::store::durable::{
     aggregate_key, Claim, ClaimRequest, Claimed, DurableStore, Lease, OpenCircuit, PendingFailure,
     Record, SegmentId, Settlement, Unread,
 };
 use crate::store::{StoreError, StoredEvent};
-
-/// When to stop: a stop was sent, or the run's deadline passed (checked on the clock too, so
-/// a subscription that has not yielded for a while still sees it).
-pub(crate) struct Stop {
-    stopped: watch::Receiver<bool>,
-    deadline: Option<Instant>,
-}
-
-impl Stop {
-    pub(crate) fn new(stopped: watch::Receiver<bool>, deadline: Option<Instant>) -> Self {
-        Self { stopped, deadline }
-    }
-
-    pub(crate) fn requested(&self) -> bool {
-        *self.stopped.borrow() || self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Waits for `timeout` or a stop, without taking the stop's receiver; `true` when stopped.
-    pub(crate) async fn pause(&self, timeout: Duration) -> bool {
-        let mut stopped = self.stopped.clone();
-        tokio::select! {
-            _ = stopped.changed() => {}
-            () = tokio::time::sleep(timeout) => {}
-        }
-        self.requested()
-    }
-
-    /// Waits for `timeout`, a stop, or `wake`; `true` when stopped.
-    pub(crate) async fn wait(
-        &mut self,
-        timeout: Duration,
-        wake: Option<&mut watch::Receiver<u64>>,
-    ) -> bool {
-        let woken = async {
-            match wake {
-                Some(w) => {
-                    if w.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = self.stopped.changed() => {}
-            () = tokio::time::sleep(timeout) => {}
-            () = woken => {}
-        }
-        self.requested()
-    }
-}
 
 /// What a subscription did, once it stopped.
 pub(crate) struct Finished {
