@@ -7,6 +7,7 @@
 //! - `dispatch`: the async walk (`dispatch(..).await`), with `walk` its plain path as one future;
 //! - `store`: the store-backed walk of events with durable handlers (storing on publish,
 //!   timers, the sink's records);
+//! - `deliver`: the worker's one call, a durable handler run on stored events;
 //! - `builder`: start-up, where the catalog is checked.
 
 use std::any::{Any, TypeId};
@@ -26,12 +27,16 @@ use crate::report::{FailureCause, Report};
 use crate::sink::DurableSink;
 
 mod builder;
+#[cfg(feature = "durable")]
+mod deliver;
 mod dispatch;
 mod publish;
 mod store;
 mod walk;
 
 pub use builder::BusBuilder;
+#[cfg(feature = "durable")]
+pub(crate) use deliver::DurableTarget;
 
 /// A test tap: sees every event published through the bus. `events::testing::Capture`
 /// implements it (in `capture`, above the bus), so the bus never names it.
@@ -242,11 +247,11 @@ pub(crate) fn refused(kind: NotPublished) -> PublishError {
 }
 
 /// Handler durations from one clock read per handler: a handler's end is the next one's start.
-pub(crate) struct Clock(Option<Instant>);
+struct Clock(Option<Instant>);
 
 impl Clock {
     /// A running clock, or a stopped one that never reads the time.
-    pub(crate) fn start(on: bool) -> Self {
+    fn start(on: bool) -> Self {
         Clock(on.then(Instant::now))
     }
 
@@ -262,10 +267,10 @@ impl Clock {
 
 /// Which handler a call is for: its names for logs and its index for metrics.
 #[derive(Clone, Copy)]
-pub(crate) struct Target {
-    pub(crate) event: &'static str,
-    pub(crate) handler: &'static str,
-    pub(crate) index: usize,
+struct Target {
+    event: &'static str,
+    handler: &'static str,
+    index: usize,
 }
 
 impl Target {

@@ -172,7 +172,7 @@ impl Bus {
     }
 
     /// Awaits an async handler's future inside its span, catching a panic.
-    pub(crate) async fn run_async(
+    pub(super) async fn run_async(
         &self,
         target: Target,
         cx: &Context<'_>,

@@ -13,13 +13,10 @@ use tracing::Instrument;
 use super::engine::{decide, Breaker, HoldBack};
 use super::share::Share;
 use super::{HandlerSummary, Holding, Options};
-use crate::bus::Bus;
-use crate::bus::{Clock, Target};
+use crate::bus::{Bus, DurableTarget};
 use crate::catalog::DurableShim;
 use crate::catalog::{Catalog, EventInfo, HandlerInfo};
-use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
-use crate::meta::LazyMeta;
 use crate::process::ProcessEntry;
 use crate::report::FailureCause;
 use crate::sourcing::{tagged, variants_of, Staged, Staging, Variant};
@@ -1057,31 +1054,15 @@ impl Handler {
             None => event.envelope(self.event.name(), self.event.version()),
         };
         let receiving = crate::trace::receive(self.name, self.segment, events.len(), &meta);
-        let lazy = LazyMeta::given(meta);
-        let cx = Context::new(bus, &lazy, 0);
-        let target = Target {
-            event: self.event.name(),
+        let payloads = events.iter().map(|e| self.payload(e)).collect();
+        let to = DurableTarget {
             handler: self.name,
+            event: self.event.name(),
             index: self.index,
+            call: self.call,
         };
-        let payloads: Result<Vec<_>, _> = events.iter().map(|e| self.payload(e)).collect();
-        // Durable handlers do I/O: their durations are always worth the clock reads.
-        let mut clock = Clock::start(true);
         let staging = Staging::new(Arc::clone(store));
-        let delivery = async {
-            match (payloads, self.call) {
-                (Ok(payloads), DurableShim::One(call)) => {
-                    bus.run_async(target, &cx, &mut clock, call(&payloads[0], &cx))
-                        .await
-                }
-                (Ok(payloads), DurableShim::Batch(call)) => {
-                    bus.run_async(target, &cx, &mut clock, call(&payloads, &cx))
-                        .await
-                }
-                (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
-            }
-        }
-        .instrument(receiving);
+        let delivery = bus.deliver_stored(to, meta, payloads).instrument(receiving);
         let outcome = staging.scope(delivery).await;
         let mut staged = staging.take_all();
         if outcome.is_err() && staged.len() > 0 {
