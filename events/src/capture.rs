@@ -1,10 +1,11 @@
 //! The test tap of a bus: [`Capture`] records what a piece of code published. It lives in the
-//! core because the bus feeds it; [`testing`](crate::testing) re-exports it beside the fixtures.
+//! core, above the bus, which feeds it through its `Tap` seam without naming it;
+//! [`testing`](crate::testing) re-exports it beside the fixtures.
 
 use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex};
 
-use crate::bus::BusBuilder;
+use crate::bus::{BusBuilder, Tap};
 use crate::event::DomainEvent;
 use crate::meta::Meta;
 
@@ -106,23 +107,6 @@ impl Capture {
         self.configure(|c| c.keep.push((TypeId::of::<E>(), keeper::<E>)))
     }
 
-    /// Records an event; `true` when handlers must not run.
-    pub(crate) fn observe<E: DomainEvent>(&self, event: &E, meta: &Meta) -> bool {
-        let id = TypeId::of::<E>();
-        let kept = self
-            .inner
-            .keep
-            .iter()
-            .find(|(t, _)| *t == id)
-            .map(|(_, keep)| keep(event));
-        self.lock().push(Captured {
-            name: E::NAME,
-            meta: meta.clone(),
-            event: kept,
-        });
-        self.inner.mute
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Captured>> {
         self.inner.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -151,10 +135,29 @@ impl Capture {
     }
 }
 
+impl Tap for Capture {
+    /// Records an event; `true` when handlers must not run.
+    fn observe(&self, name: &'static str, event: &dyn Any, meta: &Meta) -> bool {
+        let id = Any::type_id(event);
+        let kept = self
+            .inner
+            .keep
+            .iter()
+            .find(|(t, _)| *t == id)
+            .map(|(_, keep)| keep(event));
+        self.lock().push(Captured {
+            name,
+            meta: meta.clone(),
+            event: kept,
+        });
+        self.inner.mute
+    }
+}
+
 impl BusBuilder {
     /// Records every event this bus publishes into `capture` (for tests).
     pub fn capture(mut self, capture: &Capture) -> Self {
-        self.tap = Some(capture.clone());
+        self.tap = Some(Arc::new(capture.clone()));
         self
     }
 }

@@ -9,6 +9,7 @@ use crate::event::{DomainEvent, Upcaster};
 use crate::extract::Requirement;
 use crate::handler::{Call, DurableBatchCall, DurableCall, Handler, HandlerKind, RetryPolicy};
 use crate::registry::event_entries;
+use crate::report::name_events;
 
 /// Where a handler is defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +42,12 @@ impl Location {
     /// Module the handler is defined in.
     pub fn module_path(&self) -> &'static str {
         self.module_path
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
     }
 }
 
@@ -102,6 +109,7 @@ impl Catalog {
             handlers.extend(entry.init(index, base));
             events.push(entry.event_info(base));
         }
+        name_events(events.iter().map(|e| e.name).collect());
         Catalog { events, handlers }
     }
 

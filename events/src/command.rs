@@ -16,11 +16,11 @@ use tracing::Instrument;
 
 use crate::bus::Bus;
 use crate::catalog::Location;
-use crate::extract::{Context, ExtractError, FromContext, Requirement};
+use crate::extract::{Context, FromContext, Requirement};
 use crate::handler::BoxFuture;
 use crate::meta::{LazyMeta, Meta};
 use crate::registry::{registered, CommandEntry, ErasedCommandRegistry};
-use crate::report::FailureCause;
+use crate::report::{ExtractError, FailureCause};
 
 /// A command: a request to change the domain, handled by exactly one handler.
 ///

@@ -13,9 +13,10 @@ use crate::command::{
     Command, CommandCall, CommandHandler, CommandOutcome, FromCommandContext, IntoCommandOutcome,
     SendError,
 };
-use crate::extract::{Context, ExtractError, Requirement};
+use crate::extract::{Context, Requirement};
 use crate::handler::BoxFuture;
 use crate::registry::Registration;
+use crate::report::ExtractError;
 
 /// A command handler function taking the command `C` and returning `R`, as
 /// `#[command_handler]` describes it.

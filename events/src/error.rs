@@ -124,12 +124,6 @@ pub enum Problem {
     },
 }
 
-impl fmt::Display for crate::catalog::Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
-    }
-}
-
 /// Publishing an event that has durable handlers did not store it: nothing was stored and no
 /// handler ran, so the caller can retry, roll back or fail its operation. Handler failures are
 /// never this error; they are in the [`Report`](crate::report::Report) of a publish that
@@ -145,7 +139,7 @@ impl Drop for PublishError {
     #[inline]
     fn drop(&mut self) {
         if let Some(kind) = self.0.take() {
-            crate::report::drop_cold(kind);
+            crate::cold::drop_cold(kind);
         }
     }
 }

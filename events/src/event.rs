@@ -1,6 +1,9 @@
 //! The `DomainEvent` trait: what the derive gives an event type.
 
+use std::sync::Arc;
+
 use crate::error::BoxError;
+use crate::meta::Meta;
 use crate::registry::Slot;
 
 /// A domain event: a fact that happened in the domain, named and versioned.
@@ -111,3 +114,29 @@ impl<T: AggregateId + ?Sized> AggregateId for std::sync::Arc<T> {
 /// Brings an older stored payload to the event's current version:
 /// `(stored version, payload) -> payload`. Set with `#[event(upcast = path::to::fn)]`.
 pub type Upcaster = fn(u32, serde_json::Value) -> Result<serde_json::Value, BoxError>;
+
+/// The constructors of [`Meta`] that read an event type's constants. They live here, beside
+/// the trait, so that `meta` (a leaf every layer uses) imports nothing of the kernel.
+impl Meta {
+    /// Fresh metadata for a new event of type `E`: a new UUID v7 id, now, and the id as its own
+    /// correlation id. Its aggregate type is `E`'s; use [`of`](Self::of) to have the aggregate id
+    /// too.
+    pub fn new<E: DomainEvent>() -> Self {
+        Self::named(E::NAME, E::VERSION, E::AGGREGATE_TYPE.map(Arc::from), None)
+    }
+
+    /// Fresh metadata for `event`, with its aggregate type and id.
+    pub fn of<E: DomainEvent>(event: &E) -> Self {
+        Self::named(
+            E::NAME,
+            E::VERSION,
+            E::AGGREGATE_TYPE.map(Arc::from),
+            event.aggregate_id().map(Arc::from),
+        )
+    }
+
+    /// Metadata for an event of type `E` caused by the event described by `self`.
+    pub fn caused<E: DomainEvent>(&self) -> Self {
+        self.caused_by(Self::new::<E>())
+    }
+}

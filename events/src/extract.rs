@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
 use crate::bus::Bus;
+use crate::cold::ColdCell;
 use crate::event::DomainEvent;
 use crate::handler::{BoxFuture, Outcome};
-use crate::meta::{ColdCell, LazyMeta, Meta};
-use crate::report::{FailureCause, Report};
+use crate::meta::{LazyMeta, Meta};
+use crate::report::{ExtractError, FailureCause, Report};
 
 /// What a handler call can draw its parameters from.
 pub struct Context<'a> {
@@ -143,18 +144,6 @@ pub trait FromContext: Sized {
 
     /// Draws the parameter from the context.
     fn from_context(cx: &Context<'_>) -> Result<Self, ExtractError>;
-}
-
-/// A parameter could not be drawn from the context.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExtractError {
-    /// The resource was not provided to the bus.
-    #[error("resource `{0}` was not provided to the bus")]
-    MissingResource(&'static str),
-    /// Custom extractor failure.
-    #[error("{0}")]
-    Other(String),
 }
 
 /// A shared resource (a service, a client, a repository) given to the bus at start-up:

@@ -55,6 +55,7 @@ mod catalog;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
+mod cold;
 mod command;
 mod command_shim;
 mod decode;
@@ -73,7 +74,10 @@ pub mod process;
 mod registry;
 mod report;
 mod shim;
+mod sink;
 pub mod sourcing;
+#[cfg(feature = "durable")]
+mod stop;
 pub mod store;
 pub mod testing;
 mod trace;
@@ -125,14 +129,14 @@ pub use event::{AggregateId, DomainEvent};
 pub use events_macros::{
     command_handler, event_handler, process_manager, Command, DomainEvent, EventSet,
 };
-pub use extract::{Context, ExtractError, FromContext, Publisher, Res};
+pub use extract::{Context, FromContext, Publisher, Res};
 pub use handler::HandlerKind;
 pub use meta::Meta;
-pub use outbox::{
-    Due, DurableRecord, DurableSink, NewTimer, Outbox, ScheduleError, TimerId, TimerTarget,
-    TimerWrite,
+pub use outbox::Outbox;
+pub use report::{ExtractError, Failure, FailureCause, Report};
+pub use sink::{
+    Due, DurableRecord, DurableSink, NewTimer, ScheduleError, TimerId, TimerTarget, TimerWrite,
 };
-pub use report::{Failure, FailureCause, Report};
 pub use sourcing::{
     AggregateCommand, Committed, EventOf, EventSet, EventSourced, ExecuteError, Handle, Repository,
     Services,

@@ -1,14 +1,12 @@
 //! Envelope metadata of an event: ids, time, causality, aggregate, place in the log.
 
 use std::collections::BTreeMap;
-use std::mem::ManuallyDrop;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use crate::event::DomainEvent;
-use crate::report::drop_cold;
+use crate::cold::ColdCell;
 
 /// The envelope of an event being handled: its id, when it happened, which event caused it,
 /// its aggregate, and (for a stored event) its place in the log.
@@ -70,23 +68,6 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// Fresh metadata for a new event of type `E`: a new UUID v7 id, now, and the id as its own
-    /// correlation id. Its aggregate type is `E`'s; use [`of`](Self::of) to have the aggregate id
-    /// too.
-    pub fn new<E: DomainEvent>() -> Self {
-        Self::named(E::NAME, E::VERSION, E::AGGREGATE_TYPE.map(Arc::from), None)
-    }
-
-    /// Fresh metadata for `event`, with its aggregate type and id.
-    pub fn of<E: DomainEvent>(event: &E) -> Self {
-        Self::named(
-            E::NAME,
-            E::VERSION,
-            E::AGGREGATE_TYPE.map(Arc::from),
-            event.aggregate_id().map(Arc::from),
-        )
-    }
-
     /// Fresh metadata with a new id: for commands and events alike.
     pub(crate) fn named(
         event_name: &'static str,
@@ -109,11 +90,6 @@ impl Meta {
             stored_version: None,
             fields: None,
         }
-    }
-
-    /// Metadata for an event of type `E` caused by the event described by `self`.
-    pub fn caused<E: DomainEvent>(&self) -> Self {
-        self.caused_by(Self::new::<E>())
     }
 
     /// `fresh`, with `self` as its cause.
@@ -204,41 +180,6 @@ impl Meta {
     /// event published live (even when the bus also stores it).
     pub fn position(&self) -> Option<u64> {
         self.position
-    }
-}
-
-/// A `OnceLock` whose drop is one inline check, its value dropped out of line: the hot paths
-/// that never fill it (most dispatches) pay a load and a branch.
-pub(crate) struct ColdCell<T>(ManuallyDrop<OnceLock<T>>);
-
-impl<T> ColdCell<T> {
-    #[inline]
-    pub(crate) const fn new() -> Self {
-        Self(ManuallyDrop::new(OnceLock::new()))
-    }
-
-    pub(crate) fn with(value: T) -> Self {
-        Self(ManuallyDrop::new(OnceLock::from(value)))
-    }
-
-    #[inline]
-    pub(crate) fn get(&self) -> Option<&T> {
-        self.0.get()
-    }
-
-    #[inline]
-    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
-        self.0.get_or_init(init)
-    }
-}
-
-impl<T> Drop for ColdCell<T> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.0.get().is_some() {
-            // What is left behind is empty, and `ManuallyDrop` never drops it.
-            drop_cold(std::mem::take(&mut *self.0));
-        }
     }
 }
 

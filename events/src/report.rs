@@ -3,10 +3,10 @@
 use std::any::Any;
 use std::fmt;
 use std::num::NonZeroU64;
+use std::sync::OnceLock;
 
-use crate::catalog::catalog;
+use crate::cold::drop_cold;
 use crate::error::BoxError;
-use crate::extract::ExtractError;
 
 /// The outcome of publishing one event. Handler failures end up here, never in the publisher's
 /// control flow.
@@ -47,11 +47,14 @@ impl Drop for Report {
     }
 }
 
-/// Drops what a hot path rarely holds, out of line, so the check alone stays inline.
-#[cold]
-#[inline(never)]
-pub(crate) fn drop_cold<T>(value: T) {
-    drop(value);
+/// The names of the catalog's events, by place: set once, when the catalog is gathered (every
+/// report's event index comes from it), so that a report names its event without importing
+/// the catalog.
+static EVENT_NAMES: OnceLock<Box<[&'static str]>> = OnceLock::new();
+
+/// Called by the catalog when it is gathered, once.
+pub(crate) fn name_events(names: Box<[&'static str]>) {
+    let _ = EVENT_NAMES.set(names);
 }
 
 /// A report's first word: the event's place in the catalog plus one, where its name is read
@@ -114,7 +117,7 @@ impl Report {
     }
 
     #[inline]
-    pub(crate) fn record(&mut self, handler: &'static str, outcome: crate::handler::Outcome) {
+    pub(crate) fn record(&mut self, handler: &'static str, outcome: Result<(), Box<FailureCause>>) {
         self.tally.add(1);
         if let Err(cause) = outcome {
             self.fail(handler, *cause);
@@ -152,7 +155,9 @@ impl Report {
 
     /// The event's name.
     pub fn event(&self) -> &'static str {
-        catalog().events()[self.tally.event()].name()
+        EVENT_NAMES
+            .get()
+            .expect("a report's event is in the gathered catalog")[self.tally.event()]
     }
 
     /// How many handlers ran inline (including those that failed).
@@ -243,6 +248,18 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "handler `{}` failed: {}", self.handler, self.cause)
     }
+}
+
+/// A parameter could not be drawn from the context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// The resource was not provided to the bus.
+    #[error("resource `{0}` was not provided to the bus")]
+    MissingResource(&'static str),
+    /// Custom extractor failure.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Why a handler failed.

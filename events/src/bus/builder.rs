@@ -5,11 +5,11 @@ use std::any::{type_name, Any, TypeId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use super::{Bus, HandlerMetrics, Inner, Resource, Subset};
+use super::{Bus, HandlerMetrics, Inner, Resource, Subset, Tap};
 use crate::catalog::{catalog, Catalog, HandlerInfo};
 use crate::error::{BuildError, Problem};
 use crate::handler::HandlerKind;
-use crate::outbox::DurableSink;
+use crate::sink::DurableSink;
 
 /// Configures a [`Bus`]: the resources handlers ask for. Handlers need no registration.
 ///
@@ -51,7 +51,7 @@ pub struct BusBuilder {
     record_durations: bool,
     /// Module paths whose handlers the bus serves (empty: every linked handler).
     serve: Vec<&'static str>,
-    pub(crate) tap: Option<crate::capture::Capture>,
+    pub(crate) tap: Option<Arc<dyn Tap>>,
     sink: Option<Arc<dyn DurableSink>>,
     required_handlers: Vec<String>,
     required_crates: Vec<String>,

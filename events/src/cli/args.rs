@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::outbox::TimerId;
+use crate::sink::TimerId;
 
 /// The standalone CLI: the global options and one command (what [`run`](super::run) parses).
 #[derive(Debug, Parser)]

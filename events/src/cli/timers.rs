@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::args::{TimerAction, TimersArgs};
 use super::output::{age, due_in, json, one_line, rfc3339, short, table, MAX_TEXT};
 use super::CliError;
-use crate::outbox::{TimerTarget, TimerWrite};
+use crate::sink::{TimerTarget, TimerWrite};
 use crate::store::durable::{DurableStore, Timer};
 
 /// `timers --json`.
@@ -76,7 +76,7 @@ pub(super) async fn timers(
     }
 }
 
-fn no_timer(id: crate::outbox::TimerId) -> CliError {
+fn no_timer(id: crate::sink::TimerId) -> CliError {
     CliError::Usage(format!(
         "no timer with id {id}: it fired or was cancelled (see `timers`)"
     ))

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::bus::Bus;
-use crate::extract::{ExtractError, Requirement};
+use crate::extract::Requirement;
+use crate::report::ExtractError;
 use crate::sourcing::set::EventSet;
 use crate::sourcing::snapshot::Snapshots;
 

@@ -14,10 +14,11 @@ use crate::catalog::Location;
 use crate::command::{
     Command, CommandCall, CommandHandler, CommandOutcome, HandledCommand, SendError,
 };
-use crate::extract::{Context, ExtractError, Requirement};
+use crate::extract::{Context, Requirement};
 use crate::handler::BoxFuture;
 use crate::meta::Meta;
 use crate::registry::Registration;
+use crate::report::ExtractError;
 use crate::sourcing::aggregate::{EventSourced, Handle, Services};
 use crate::sourcing::repository::{ExecuteError, Repository};
 use crate::store::{

@@ -30,9 +30,10 @@ use super::{
 };
 use crate::bus::Bus;
 use crate::error::{BoxError, PublishError};
-use crate::outbox::{DurableRecord, DurableSink, Outbox};
-pub use crate::outbox::{NewTimer, TimerId, TimerTarget, TimerWrite, ViewWrite};
+use crate::outbox::Outbox;
 use crate::report::Report;
+use crate::sink::{DurableRecord, DurableSink};
+pub use crate::sink::{NewTimer, TimerId, TimerTarget, TimerWrite, ViewWrite};
 
 /// A worker process's identity, written on the claims it holds so that operators (`status`)
 /// and other workers can say who holds what.

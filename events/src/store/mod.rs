@@ -103,7 +103,7 @@ impl NewEvent {
     /// A bus's record as the event to append (its stream: `record.aggregate_type` /
     /// `record.aggregate_id`); the bus's correlation and causation go to the metadata.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) fn from_record(record: crate::outbox::DurableRecord) -> Self {
+    pub(crate) fn from_record(record: crate::sink::DurableRecord) -> Self {
         Self {
             event_id: record.event_id,
             name: record.name.to_owned(),
@@ -159,7 +159,7 @@ impl NewEvent {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn outbox_records(
     outbox: &crate::outbox::Outbox<'_>,
-) -> Result<Vec<crate::outbox::DurableRecord>, StoreError> {
+) -> Result<Vec<crate::sink::DurableRecord>, StoreError> {
     outbox.records().map_err(|(name, e)| {
         StoreError::Backend(format!("cannot serialize event `{name}` for the store: {e}").into())
     })

@@ -7,8 +7,9 @@ use super::sqlite::SqliteStore;
 use super::{outbox_records, NewEvent, StoreError, StreamId};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::outbox::{DurableRecord, DurableSink, Outbox, TimerWrite, ViewWrite};
+use crate::outbox::Outbox;
 use crate::report::Report;
+use crate::sink::{DurableRecord, DurableSink, TimerWrite, ViewWrite};
 
 /// Appends a bus's record to the end of its aggregate's stream.
 fn append_record(tx: &Transaction<'_>, mut record: DurableRecord) -> Result<u64, StoreError> {

@@ -38,9 +38,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Consumer, Delivery, Next, Settle, TransportError};
+use crate::stop::Stop;
 use crate::store::durable::{AppendOnce, DurableStore, IntoDurableStore};
 use crate::store::{NewEvent, StoreError, StoredEvent, StreamId};
-use crate::worker::Stop;
 
 /// Takes a broker's events into this service's store until stopped.
 ///

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{Confirmation, Confirmed, Publisher, TransportError};
+use crate::stop::Stop;
 use crate::store::durable::{
     Claim, ClaimRequest, Claimed, DurableStore, IntoDurableStore, Owner, SegmentId, Settlement,
 };
-use crate::worker::Stop;
 
 /// Publishes a store's log to a broker chosen by URL, until stopped.
 ///
@@ -169,7 +169,7 @@ impl Relay {
 
     /// Runs until SIGINT or SIGTERM.
     pub async fn run(self) -> Result<RelaySummary, TransportError> {
-        self.run_until(crate::worker::shutdown_signal()).await
+        self.run_until(crate::stop::shutdown_signal()).await
     }
 
     /// Runs until `shutdown` completes. What is in flight is confirmed first.

@@ -51,11 +51,12 @@ use tracing::Instrument;
 use crate::bus::Bus;
 use crate::catalog::catalog;
 use crate::handler::HandlerKind;
+use crate::stop::Stop;
 use crate::store::durable::{DurableStore, IntoDurableStore, Lease, Owner};
 use crate::store::StoreError;
 
+pub use crate::stop::shutdown_signal;
 pub use crate::store::durable::{FailureStatus, HandlerStatus, PendingFailure};
-pub(crate) use subscription::Stop;
 use subscription::Subscription;
 pub use timers::{TimerSummary, Timers};
 
@@ -670,26 +671,4 @@ async fn warn_orphans(store: &dyn DurableStore) -> Result<(), StoreError> {
         );
     }
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::subscription::Stop;
 use super::Options;
+use crate::stop::Stop;
 use crate::store::durable::{fair_share, DurableStore, Heartbeat, Member};
 
 /// The segments of one handler this worker holds, and how many it may hold: shared by the

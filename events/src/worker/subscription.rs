@@ -13,72 +13,19 @@ use tracing::Instrument;
 use super::engine::{decide, Breaker, HoldBack};
 use super::share::Share;
 use super::{HandlerSummary, Holding, Options};
-use crate::bus::Bus;
-use crate::bus::{Clock, Target};
+use crate::bus::{Bus, DurableTarget};
 use crate::catalog::DurableShim;
 use crate::catalog::{Catalog, EventInfo, HandlerInfo};
-use crate::extract::Context;
 use crate::handler::{Outcome, RetryPolicy};
-use crate::meta::LazyMeta;
 use crate::process::ProcessEntry;
 use crate::report::FailureCause;
 use crate::sourcing::{tagged, variants_of, Staged, Staging, Variant};
+use crate::stop::Stop;
 use crate::store::durable::{
     aggregate_key, Claim, ClaimRequest, Claimed, DurableStore, Lease, OpenCircuit, PendingFailure,
     Record, SegmentId, Settlement, Unread,
 };
 use crate::store::{StoreError, StoredEvent};
-
-/// When to stop: a stop was sent, or the run's deadline passed (checked on the clock too, so
-/// a subscription that has not yielded for a while still sees it).
-pub(crate) struct Stop {
-    stopped: watch::Receiver<bool>,
-    deadline: Option<Instant>,
-}
-
-impl Stop {
-    pub(crate) fn new(stopped: watch::Receiver<bool>, deadline: Option<Instant>) -> Self {
-        Self { stopped, deadline }
-    }
-
-    pub(crate) fn requested(&self) -> bool {
-        *self.stopped.borrow() || self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Waits for `timeout` or a stop, without taking the stop's receiver; `true` when stopped.
-    pub(crate) async fn pause(&self, timeout: Duration) -> bool {
-        let mut stopped = self.stopped.clone();
-        tokio::select! {
-            _ = stopped.changed() => {}
-            () = tokio::time::sleep(timeout) => {}
-        }
-        self.requested()
-    }
-
-    /// Waits for `timeout`, a stop, or `wake`; `true` when stopped.
-    pub(crate) async fn wait(
-        &mut self,
-        timeout: Duration,
-        wake: Option<&mut watch::Receiver<u64>>,
-    ) -> bool {
-        let woken = async {
-            match wake {
-                Some(w) => {
-                    if w.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = self.stopped.changed() => {}
-            () = tokio::time::sleep(timeout) => {}
-            () = woken => {}
-        }
-        self.requested()
-    }
-}
 
 /// What a subscription did, once it stopped.
 pub(crate) struct Finished {
@@ -1158,31 +1105,15 @@ impl Handler {
             None => event.envelope(self.event.name(), self.event.version()),
         };
         let receiving = crate::trace::receive(self.name, self.segment, events.len(), &meta);
-        let lazy = LazyMeta::given(meta);
-        let cx = Context::new(bus, &lazy, 0);
-        let target = Target {
-            event: self.event.name(),
+        let payloads = events.iter().map(|e| self.payload(e)).collect();
+        let to = DurableTarget {
             handler: self.name,
+            event: self.event.name(),
             index: self.index,
+            call: self.call,
         };
-        let payloads: Result<Vec<_>, _> = events.iter().map(|e| self.payload(e)).collect();
-        // Durable handlers do I/O: their durations are always worth the clock reads.
-        let mut clock = Clock::start(true);
         let staging = Staging::new(Arc::clone(store));
-        let delivery = async {
-            match (payloads, self.call) {
-                (Ok(payloads), DurableShim::One(call)) => {
-                    bus.run_async(target, &cx, &mut clock, call(&payloads[0], &cx))
-                        .await
-                }
-                (Ok(payloads), DurableShim::Batch(call)) => {
-                    bus.run_async(target, &cx, &mut clock, call(&payloads, &cx))
-                        .await
-                }
-                (Err(e), _) => Err(Box::new(FailureCause::Decode(e.to_string()))),
-            }
-        }
-        .instrument(receiving);
+        let delivery = bus.deliver_stored(to, meta, payloads).instrument(receiving);
         let outcome = staging.scope(delivery).await;
         let mut staged = staging.take_all();
         if outcome.is_err() && staged.len() > 0 {

@@ -15,12 +15,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::subscription::Stop;
 use crate::event::DomainEvent;
-use crate::extract::{Context, ExtractError, FromContext};
+use crate::extract::{Context, FromContext};
 use crate::meta::Meta;
-use crate::outbox::{Due, ScheduleError, TimerId, TimerTarget, TimerWrite};
+use crate::report::ExtractError;
+use crate::sink::{Due, ScheduleError, TimerId, TimerTarget, TimerWrite};
 use crate::sourcing::Staging;
+use crate::stop::Stop;
 use crate::store::durable::DurableStore;
 use crate::store::StoreError;
 

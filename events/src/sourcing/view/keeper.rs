@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex};
 use super::{already_applied, decode_view, encode, event_at, AggregateView, EventAt, View};
 use crate::catalog::Location;
 use crate::event::DomainEvent;
-use crate::extract::{Context, ExtractError, FromContext};
+use crate::extract::{Context, FromContext};
 use crate::handler::{BoxFuture, Call, Handler, Outcome};
 use crate::meta::Meta;
-use crate::outbox::{ScheduleError, TimerWrite};
 use crate::registry::Registration;
+use crate::report::ExtractError;
 use crate::shim::{boxed, decode, extract, into_outcome, Durable};
+use crate::sink::{ScheduleError, TimerWrite};
 use crate::store::durable::{DurableStore, ViewWrite};
 use crate::store::StoreError;
 

@@ -6,8 +6,9 @@ use tokio_postgres::Transaction;
 use super::{append_at_ends, backend, PostgresStore};
 use crate::bus::Bus;
 use crate::error::BoxError;
-use crate::outbox::{DurableRecord, DurableSink, Outbox, TimerWrite, ViewWrite};
+use crate::outbox::Outbox;
 use crate::report::Report;
+use crate::sink::{DurableRecord, DurableSink, TimerWrite, ViewWrite};
 use crate::store::{outbox_records, NewEvent, StoreError, StreamId};
 
 #[async_trait::async_trait]

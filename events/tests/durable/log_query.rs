@@ -5,8 +5,7 @@
 //! location. SQLite always; PostgreSQL when `EVENTS_POSTGRES_URL` is set.
 
 #[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-mod pg;
+use crate::pg;
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -14,12 +14,7 @@ use events::worker::Worker;
 use events::{event_handler, Bus, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-mod pg;
-
-#[path = "support/backends.rs"]
-mod backends;
+use crate::backends;
 use backends::backends;
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]

@@ -24,12 +24,7 @@ use events::{BoxError, DurableRecord, DurableSink, TimerId, TimerWrite};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-mod pg;
-
-#[path = "support/backends.rs"]
-mod backends;
+use crate::backends;
 use backends::backends;
 
 #[derive(DomainEvent, Serialize, Deserialize, Debug, Clone)]

@@ -2,11 +2,7 @@
 //! or by a durable handler (committed with its checkpoint); fired once by a worker through the
 //! normal durable path (retries, dead letters); cancelled and re-scheduled by owner and key.
 
-#[path = "support/backends.rs"]
-mod backends;
-#[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
-mod pg;
+use crate::backends;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;

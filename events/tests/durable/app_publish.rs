@@ -5,8 +5,7 @@
 //! handlers, an aggregate's recorded batch in the outbox, and the sync `publish` that cannot
 //! store. Each scenario uses its own aggregate ids, so they share one store per backend.
 
-#[path = "support/postgres.rs"]
-mod postgres;
+use crate::pg as postgres;
 
 use std::sync::{Arc, Mutex};
 

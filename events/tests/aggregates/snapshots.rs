@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(feature = "postgres")]
-#[path = "support/postgres.rs"]
+#[path = "../support/postgres.rs"]
 mod pg;
 
 use events::sourcing::Snapshots;

@@ -3,8 +3,7 @@
 //! a late commit, competing workers split a handler by segment, and a worker whose connections
 //! die keeps going.
 
-#[path = "support/postgres.rs"]
-mod pg;
+use crate::pg;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
