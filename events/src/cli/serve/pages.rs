@@ -763,49 +763,65 @@ pub(super) async fn log(
 /// A correlation chain as nested lists: each event under the event that caused it (through a
 /// process manager's command, too); `events` are in causal order already.
 fn tree(base: &str, events: &[Value]) -> String {
-    let id = |e: &Value| e["event_id"].as_str().unwrap_or_default().to_owned();
-    let ids: std::collections::HashSet<String> = events.iter().map(id).collect();
-    let cause = |e: &Value| {
-        let direct = e["command"]["cause"]
+    let index: std::collections::HashMap<&str, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e["event_id"].as_str().unwrap_or_default(), i))
+        .collect();
+    let mut children = vec![Vec::new(); events.len()];
+    let mut roots = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let cause = e["command"]["cause"]
             .as_str()
-            .or_else(|| e["causation_id"].as_str())
-            .map(str::to_owned);
-        direct.filter(|c| ids.contains(c) && *c != id(e))
-    };
-    fn render(
-        base: &str,
-        parent: Option<&str>,
-        events: &[Value],
-        cause: &dyn Fn(&Value) -> Option<String>,
-        id: &dyn Fn(&Value) -> String,
-        out: &mut String,
-    ) {
-        let children: Vec<&Value> = events
-            .iter()
-            .filter(|e| cause(e).as_deref() == parent)
-            .collect();
-        if children.is_empty() {
-            return;
+            .or_else(|| e["causation_id"].as_str());
+        match cause.and_then(|c| index.get(c)).filter(|&&p| p != i) {
+            Some(&p) => children[p].push(i),
+            None => roots.push(i),
         }
-        out.push_str("<ol class=\"chain\">");
-        for e in children {
-            let via = match e["command"].as_object() {
-                Some(c) => format!(
-                    "<p class=\"via\">after command {} sent by {}</p>",
-                    val(&e["causation_id"]),
-                    esc(c.get("process").and_then(Value::as_str).unwrap_or_default())
-                ),
-                None => String::new(),
-            };
-            let _ = write!(out, "<li>{via}{}", event_block(base, e));
-            render(base, Some(&id(e)), events, cause, id, out);
-            out.push_str("</li>");
-        }
-        out.push_str("</ol>");
     }
+    let mut shown = vec![false; events.len()];
     let mut out = String::new();
-    render(base, None, events, &cause, &id, &mut out);
+    chain(base, events, &children, &roots, &mut shown, &mut out);
+    let rest: Vec<usize> = (0..events.len()).filter(|&i| !shown[i]).collect();
+    if !rest.is_empty() {
+        // Only a damaged log has a cycle of causes: its events are shown, not dropped.
+        out.push_str("<p class=\"notice\">These events' causes form a cycle (a damaged log): in position order.</p>");
+        chain(base, events, &children, &rest, &mut shown, &mut out);
+    }
     out
+}
+
+/// `items` and, under each, the events it caused, as nested lists; each event once.
+fn chain(
+    base: &str,
+    events: &[Value],
+    children: &[Vec<usize>],
+    items: &[usize],
+    shown: &mut [bool],
+    out: &mut String,
+) {
+    if items.iter().all(|&i| shown[i]) {
+        return;
+    }
+    out.push_str("<ol class=\"chain\">");
+    for &i in items {
+        if std::mem::replace(&mut shown[i], true) {
+            continue;
+        }
+        let e = &events[i];
+        let via = match e["command"].as_object() {
+            Some(c) => format!(
+                "<p class=\"via\">after command {} sent by {}</p>",
+                val(&e["causation_id"]),
+                esc(c.get("process").and_then(Value::as_str).unwrap_or_default())
+            ),
+            None => String::new(),
+        };
+        let _ = write!(out, "<li>{via}{}", event_block(base, e));
+        chain(base, events, children, &children[i], shown, out);
+        out.push_str("</li>");
+    }
+    out.push_str("</ol>");
 }
 
 // ---- flow, timers, sign-in, assets ----
@@ -932,4 +948,36 @@ pub(super) async fn script() -> Response {
         include_str!("assets/app.js"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: &str, cause: Option<&str>) -> Value {
+        json!({"event_id": id, "causation_id": cause, "name": format!("n-{id}"), "payload": {}})
+    }
+
+    #[test]
+    fn a_chain_nests_each_event_under_its_cause_and_keeps_a_cycle() {
+        let events = [
+            event("a", None),
+            event("b", Some("a")),
+            event("c", Some("b")),
+            event("x", Some("y")),
+            event("y", Some("x")),
+        ];
+        let html = tree("", &events);
+        for name in ["n-a", "n-b", "n-c", "n-x", "n-y"] {
+            assert_eq!(
+                html.matches(&format!(">{name}<")).count(),
+                1,
+                "{name} once: {html}"
+            );
+        }
+        let (a, b, c) = (html.find(">n-a<"), html.find(">n-b<"), html.find(">n-c<"));
+        assert!(a < b && b < c, "{html}");
+        assert!(html.contains("form a cycle"), "{html}");
+    }
 }
