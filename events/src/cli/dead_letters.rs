@@ -8,11 +8,15 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+#[cfg(feature = "dashboard")]
 use super::log::EventJson;
 use super::output::{age, due_in, json, one_line, rfc3339, short, table, MAX_TEXT};
 use super::CliError;
+#[cfg(feature = "dashboard")]
 use crate::process::commands_sent_for;
-use crate::store::durable::{DurableStore, FailureStatus, LogQuery, PendingFailure};
+#[cfg(feature = "dashboard")]
+use crate::store::durable::LogQuery;
+use crate::store::durable::{DurableStore, FailureStatus, PendingFailure};
 
 /// `dead-letters --json`.
 #[derive(Serialize)]
@@ -38,6 +42,7 @@ struct FailureJson {
 
 /// One dead letter in full (the dashboard's detail, `GET /api/dead-letters/{id}`): the
 /// failure, the failures of its aggregate held behind it, and its event.
+#[cfg(feature = "dashboard")]
 #[derive(Serialize)]
 struct DeadLetterJson<'a> {
     store: String,
@@ -101,6 +106,7 @@ fn held_behind<'a>(
         .filter(|g| g.handler == f.handler && g.aggregate == f.aggregate && g.position > f.position)
 }
 
+#[cfg(feature = "dashboard")]
 /// The dead letter or retry `id` in full as JSON: the failure, the failures held behind it
 /// and its stored event; an error naming `dead-letters` when there is none.
 pub(super) async fn dead_letter_json(
