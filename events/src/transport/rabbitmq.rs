@@ -35,6 +35,13 @@
 //! but each queue still needs one consumer to keep order and rebalancing moves aggregates
 //! between queues mid-stream; single active consumer is simpler and enough for one service.)
 //!
+//! **Nothing waits on a dead connection.** lapin does not always complete an operation that was
+//! under way when the connection dropped (a `basic.ack` sent as RabbitMQ stopped was seen to
+//! wait forever, the inbox with it). Every wait on the broker here ends when the connection is
+//! lost (its status is watched) or after [`REPLY_TIMEOUT`], with a transient error: the relay
+//! and the inbox connect again, and what was in hand is republished or redelivered (and
+//! de-duplicated by event id).
+//!
 //! A message is acknowledged (`basic.ack`) only after the inbox's store commit; one handed
 //! back is requeued (`basic.nack`, requeue) after the delay; one that is not an event is
 //! rejected without requeue (dropped, or dead-lettered if the operator gave the queue a
@@ -42,7 +49,8 @@
 //! relay's republishing) are de-duplicated by event id in the inbox; dead letters of remote
 //! events stay in the consuming service's own store, as with every transport.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +63,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation as RabbitConfirmation, Connection, ConnectionProperties,
-    ExchangeKind,
+    ConnectionStatus, ExchangeKind,
 };
 
 use super::envelope;
@@ -73,21 +81,69 @@ pub const SOURCE_POSITION_FIELD: &str = "rabbitmq.position";
 /// How long a publish may wait for its confirmation.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a wait on the broker (a connection, a reply, an acknowledgement written out) may
+/// last on a connection that still looks alive. A lost connection ends the wait at once (its
+/// status is looked at every 100 ms); this bound is for a broker that stopped answering, and is
+/// long enough for a loaded machine or a broker recovering its queues after a restart: a wait
+/// cut short is only tried again.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a wait on the broker looks whether its connection is still up.
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+
+/// Waits for `operation` on the connection whose status is `status`, but no longer than the
+/// connection lives, nor than [`REPLY_TIMEOUT`]: lapin does not always complete an operation
+/// under way when the connection drops, and such a wait would never end.
+async fn on<T>(
+    status: &ConnectionStatus,
+    name: &str,
+    what: &str,
+    operation: impl Future<Output = lapin::Result<T>>,
+) -> Result<T, TransportError> {
+    let lost = async {
+        while status.connected() {
+            tokio::time::sleep(LIVENESS_CHECK).await;
+        }
+    };
+    tokio::select! {
+        done = operation => done.map_err(|e| stream_error(name, what, e)),
+        () = lost => Err(stream_error(name, what, "connection lost")),
+        () = tokio::time::sleep(REPLY_TIMEOUT) => Err(stream_error(
+            name,
+            what,
+            format!("no answer within {}s", REPLY_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
+/// Connects, in at most [`REPLY_TIMEOUT`].
+async fn connect(url: &str) -> Result<Connection, String> {
+    match tokio::time::timeout(
+        REPLY_TIMEOUT,
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await
+    {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", REPLY_TIMEOUT.as_secs())),
+    }
+}
+
 /// Connects again after a lost connection: a failure is transient (the broker may be
 /// restarting), so the relay and the inbox try again with back-off.
 async fn reopen(url: &str, name: &str) -> Result<Connection, TransportError> {
-    Connection::connect(url, ConnectionProperties::default())
+    connect(url)
         .await
         .map_err(|e| stream_error(name, "connect", e))
 }
 
 async fn open(url: &str) -> Result<Connection, TransportError> {
-    Connection::connect(url, ConnectionProperties::default())
+    connect(url)
         .await
-        .map_err(|e| TransportError::Connect {
+        .map_err(|reason| TransportError::Connect {
             broker: "RabbitMQ",
             url: url.to_owned(),
-            reason: e.to_string(),
+            reason,
             hint: "is rabbitmq-server running there? write it as amqp://USER:PASS@HOST:PORT/VHOST",
         })
 }
@@ -99,19 +155,21 @@ fn stream_error(name: &str, what: &str, e: impl std::fmt::Display) -> TransportE
     }
 }
 
-async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), TransportError> {
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| stream_error(exchange, "exchange.declare", e))
+async fn declare_exchange(
+    status: &ConnectionStatus,
+    channel: &Channel,
+    exchange: &str,
+) -> Result<(), TransportError> {
+    let declare = channel.exchange_declare(
+        exchange.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    );
+    on(status, exchange, "exchange.declare", declare).await
 }
 
 /// The routing key of an event: `<prefix>.<event name>.<aggregate id>` (`-` for none).
@@ -216,15 +274,12 @@ impl Publisher for RabbitPublisher {
             }
             None => reopen(&self.url, &self.exchange).await?,
         };
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| stream_error(&self.exchange, "channel.open", e))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| stream_error(&self.exchange, "confirm.select", e))?;
-        declare_exchange(&channel, &self.exchange).await?;
+        let status = conn.status().clone();
+        let name = self.exchange.as_str();
+        let channel = on(&status, name, "channel.open", conn.create_channel()).await?;
+        let confirm = channel.confirm_select(ConfirmSelectOptions::default());
+        on(&status, name, "confirm.select", confirm).await?;
+        declare_exchange(&status, &channel, name).await?;
         self.conn = Some(conn);
         self.channel = Some(channel);
         // RabbitMQ cannot say what it holds last: the relay goes on from its checkpoint.
@@ -237,19 +292,22 @@ impl Publisher for RabbitPublisher {
         let Some(channel) = &self.channel else {
             return Err(publish_error("not connected".to_owned()));
         };
+        let Some(status) = self.conn.as_ref().map(|c| c.status().clone()) else {
+            return Err(publish_error("not connected".to_owned()));
+        };
         let body = serde_json::to_vec(&event.payload).expect("a JSON value serializes");
-        let confirm = channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                routing_key(&self.prefix, event).into(),
-                // Returned if no queue is bound: not confirmed as stored (see the module docs).
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &body,
-                properties(event),
-            )
+        let publish = channel.basic_publish(
+            self.exchange.as_str().into(),
+            routing_key(&self.prefix, event).into(),
+            // Returned if no queue is bound: not confirmed as stored (see the module docs).
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            &body,
+            properties(event),
+        );
+        let confirm = on(&status, &self.exchange, "basic.publish", publish)
             .await
             .map_err(|e| {
                 self.conn = None;
@@ -289,6 +347,9 @@ pub struct RabbitConsumer {
     consumer: Option<lapin::Consumer>,
     /// Messages handed out and not settled yet.
     in_flight: Arc<AtomicUsize>,
+    /// Set when settling a message of the current connection failed: the next fetch connects
+    /// again (the connection may still look alive).
+    broken: Arc<AtomicBool>,
 }
 
 impl RabbitConsumer {
@@ -308,6 +369,7 @@ impl RabbitConsumer {
             channel: None,
             consumer: None,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            broken: Arc::new(AtomicBool::new(false)),
         };
         this.conn = Some(open(url).await?);
         this.consume().await?;
@@ -333,58 +395,50 @@ impl RabbitConsumer {
             Some(c) if c.status().connected() => c,
             _ => reopen(&self.url, &self.queue).await?,
         };
-        let err = |what: &str, e: lapin::Error| stream_error(&self.queue, what, e);
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| err("channel.open", e))?;
-        declare_exchange(&channel, &self.exchange).await?;
+        let status = conn.status().clone();
+        let queue = self.queue.as_str();
+        let channel = on(&status, queue, "channel.open", conn.create_channel()).await?;
+        declare_exchange(&status, &channel, &self.exchange).await?;
         let mut args = FieldTable::default();
         args.insert(
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
         );
         args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-        channel
-            .queue_declare(
-                self.queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await
-            .map_err(|e| err("queue.declare", e))?;
-        channel
-            .queue_bind(
-                self.queue.as_str().into(),
-                self.exchange.as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| err("queue.bind", e))?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| err("basic.qos", e))?;
+        let declare = channel.queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        );
+        on(&status, queue, "queue.declare", declare).await?;
+        let bind = channel.queue_bind(
+            queue.into(),
+            self.exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        );
+        on(&status, queue, "queue.bind", bind).await?;
+        let qos = channel.basic_qos(self.prefetch, BasicQosOptions::default());
+        on(&status, queue, "basic.qos", qos).await?;
         let tag = format!(
             "{}-{}",
             gethostname::gethostname().to_string_lossy(),
             std::process::id()
         );
-        let consumer = channel
-            .basic_consume(
-                self.queue.as_str().into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| err("basic.consume", e))?;
+        let consume = channel.basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        );
+        let consumer = on(&status, queue, "basic.consume", consume).await?;
         self.in_flight.store(0, Ordering::SeqCst);
+        // A new flag for the new connection: a late failure on the old one does not break it.
+        self.broken = Arc::new(AtomicBool::new(false));
         self.conn = Some(conn);
         self.channel = Some(channel);
         self.consumer = Some(consumer);
@@ -393,23 +447,27 @@ impl RabbitConsumer {
 
     /// Messages ready in the queue (not handed out).
     async fn ready(&mut self) -> Result<u32, TransportError> {
-        let Some(channel) = &self.channel else {
+        let (Some(channel), Some(conn)) = (&self.channel, &self.conn) else {
             return Ok(0);
         };
-        let queue = channel
-            .queue_declare(
-                self.queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match queue {
+        let declare = channel.queue_declare(
+            self.queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        );
+        match on(
+            conn.status(),
+            &self.queue,
+            "queue.declare (passive)",
+            declare,
+        )
+        .await
+        {
             Ok(q) => Ok(q.message_count()),
             Err(e) => {
-                let e = stream_error(&self.queue, "queue.declare (passive)", e);
                 self.reset();
                 Err(e)
             }
@@ -428,6 +486,11 @@ impl Consumer for RabbitConsumer {
     }
 
     async fn next(&mut self, drain: bool) -> Result<Next, TransportError> {
+        if self.broken.load(Ordering::SeqCst) {
+            // Settling a message failed: what this connection handed out comes back through
+            // the next one.
+            self.reset();
+        }
         if self.consumer.is_none() {
             self.consume().await?;
         }
@@ -483,6 +546,13 @@ impl Consumer for RabbitConsumer {
                 acker: message.acker,
                 queue: self.queue.clone(),
                 in_flight: Arc::clone(&self.in_flight),
+                status: self
+                    .conn
+                    .as_ref()
+                    .expect("consuming on a connection")
+                    .status()
+                    .clone(),
+                broken: Arc::clone(&self.broken),
             }),
         }))
     }
@@ -492,6 +562,10 @@ struct RabbitAck {
     acker: lapin::Acker,
     queue: String,
     in_flight: Arc<AtomicUsize>,
+    /// The status of the connection the message came through.
+    status: ConnectionStatus,
+    /// Set when settling fails: the consumer connects again.
+    broken: Arc<AtomicBool>,
 }
 
 impl RabbitAck {
@@ -500,6 +574,29 @@ impl RabbitAck {
             .in_flight
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
+
+    /// Waits for `settle` on the message's connection (never longer than it lives); a failure
+    /// marks the consumer for a new connection.
+    async fn on(
+        &self,
+        what: &str,
+        settle: impl Future<Output = lapin::Result<bool>>,
+    ) -> Result<(), TransportError> {
+        let settled = on(&self.status, &self.queue, what, settle).await;
+        self.done();
+        match settled {
+            Ok(true) => Ok(()),
+            // The acker was poisoned: its channel ended, the message comes back.
+            Ok(false) => {
+                self.broken.store(true, Ordering::SeqCst);
+                Err(stream_error(&self.queue, what, "the channel was closed"))
+            }
+            Err(e) => {
+                self.broken.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -507,35 +604,24 @@ impl Acknowledge for RabbitAck {
     async fn settle(self: Box<Self>, how: Settle) -> Result<(), TransportError> {
         match how {
             Settle::Ack => {
-                let acked = self.acker.ack(BasicAckOptions::default()).await;
-                self.done();
-                acked
-                    .map(|_| ())
-                    .map_err(|e| stream_error(&self.queue, "basic.ack", e))
+                self.on("basic.ack", self.acker.ack(BasicAckOptions::default()))
+                    .await
             }
             Settle::Reject => {
-                let rejected = self
-                    .acker
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await;
-                self.done();
-                rejected
-                    .map(|_| ())
-                    .map_err(|e| stream_error(&self.queue, "basic.reject", e))
+                let reject = self.acker.reject(BasicRejectOptions { requeue: false });
+                self.on("basic.reject", reject).await
             }
             Settle::Retry(delay) => {
                 // Held by this consumer until the delay is over, then requeued; the inbox
                 // goes on with the next messages meanwhile.
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = self
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
-                    self.done();
+                    let nack = self.acker.nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    });
+                    // Requeued by the broker all the same if the connection is lost.
+                    let _ = self.on("basic.nack", nack).await;
                 });
                 Ok(())
             }

@@ -211,10 +211,15 @@ impl Relay {
                 }
                 Err(e) => break Err(e.into()),
             };
+            let published = summary.published;
             match self.run_once(held, &mut summary, &mut stop, drain).await {
                 Ok(()) => break Ok(()),
                 Err(e) if e.is_transient() => {
                     summary.interruptions += 1;
+                    if summary.published > published {
+                        // The run got going: this failure is a new one, not the last one again.
+                        backoff = Duration::from_millis(100);
+                    }
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay interrupted; starting again from the broker's last event");
                     if stop.wait(backoff, None).await {
                         break Ok(());
