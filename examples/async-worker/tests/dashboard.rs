@@ -94,8 +94,15 @@ fn dead_letters_of(app: &App, place: &[&str]) -> Vec<Value> {
         .collect()
 }
 
+/// The text of the first `css` element, waiting for it (up to 30 s) while a page loads after
+/// a click.
 async fn text(client: &Client, css: &str) -> String {
-    match client.find(Locator::Css(css)).await {
+    let found = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await;
+    match found {
         Ok(element) => element.text().await.unwrap(),
         Err(e) => {
             let page = client.source().await.unwrap_or_default();
