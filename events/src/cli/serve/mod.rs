@@ -135,7 +135,7 @@ pub(super) async fn serve(
     };
     eprintln!("dashboard: http://{addr}/ ({mode}); stop with Ctrl-C");
     axum::serve(listener, dashboard(store, options))
-        .with_graceful_shutdown(crate::worker::shutdown_signal())
+        .with_graceful_shutdown(crate::stop::shutdown_signal())
         .await?;
     writeln!(out, "dashboard stopped")?;
     Ok(())

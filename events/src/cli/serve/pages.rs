@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::args::{LogArgs, StatusArgs, TimersArgs};
+use super::super::output::one_line;
 use super::super::{
     dead_letters as dead, flow as flow_model, log as log_cmd, status as status_cmd,
 };
@@ -372,10 +373,8 @@ pub(super) async fn dead_letters(
     }
     let rows: Vec<Vec<String>> = items(&list["failures"])
         .map(|f| {
-            let mut error = f["last_error"].as_str().unwrap_or("-").to_owned();
-            if error.chars().count() > 140 {
-                error = error.chars().take(139).collect::<String>() + "…";
-            }
+            // One line, cut as the CLI's tables cut it (the detail page has the whole text).
+            let error = one_line(f["last_error"].as_str().unwrap_or("-"), 140);
             vec![
                 format!(
                     "<a href=\"{base}/dead-letters/{id}\">{id}</a>",
